@@ -1,0 +1,50 @@
+"""costlab: what will this layer design cost?
+
+MACs, parameters, other arithmetic, activations and memory of CNN layers, blocks and
+architectures from closed-form formulas (no torch needed), checked against fvcore and
+PyTorch's own counter on real modules.
+
+    >>> import costlab
+    >>> a = costlab.analyze("conv1x1:16 > conv5x5:32", input=(192, 28, 28))
+    >>> a.macs
+    12443648
+    >>> costlab.compare(["conv5x5:32", "conv1x1:16 > conv5x5:32"], input=(192, 28, 28)).ratios[1]
+    9.677...
+
+Importing costlab does not import torch; analysing an ``nn.Module`` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .analysis import Analysis, Comparison, Layer, Row, Unsupported
+from .errors import CostlabError, ExpressionError, SpecError, TargetError
+from .graph import Net, Value
+from .specs import Shape
+from .targets import analyze_target
+from .zoo import PRESETS
+
+__all__ = ["analyze", "compare", "Analysis", "Comparison", "Layer", "Row", "Unsupported", "Net",
+           "Value", "PRESETS", "CostlabError", "ExpressionError", "SpecError", "TargetError"]
+__version__ = "0.1.0"
+
+
+def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
+            name: str | None = None, **options: Any) -> Analysis:
+    """Cost of one target: a preset name, a layer-stack expression, a spec file,
+    ``"package.module:callable"`` or an ``nn.Module``. ``options`` go to the preset or callable."""
+    return analyze_target(target, tuple(input) if input is not None else None, batch, dtype,
+                          options, name)
+
+
+def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
+            dtype: str = "float32", unit: str = "macs", **options: Any) -> Comparison:
+    """Several targets side by side; ``ratios`` are MACs of the first over MACs of each."""
+    if isinstance(targets, str):
+        raise CostlabError("compare() takes a list of targets")
+    if unit not in ("macs", "flops"):
+        raise CostlabError(f"unit must be 'macs' or 'flops', got {unit!r}")
+    if not targets:
+        raise CostlabError("compare() needs at least one target")
+    return Comparison(tuple(analyze(t, input, batch, dtype, **options) for t in targets), unit)

@@ -1,0 +1,259 @@
+"""Result objects: a priced :class:`Layer`, an :class:`Analysis` of one target, a :class:`Comparison`.
+
+All are immutable; adding a cross-check or a latency measurement makes a new object
+(``dataclasses.replace``). ``to_dict`` is the JSON contract of docs/cli.md; the totals of
+an analysis are always the sums of its layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from .specs import Conv, Shape, Spec
+
+if TYPE_CHECKING:  # pandas is imported only by to_frame()
+    import pandas
+
+UNITS = ("macs", "flops")
+FLOPS_PER_MAC = 2
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer applied once: its spec, where its inputs came from, and what it costs (whole batch)."""
+
+    name: str
+    spec: Spec
+    inputs: tuple[str, ...]
+    input_shapes: tuple[Shape, ...]
+    output: Shape
+    macs: int
+    params: int
+    buffers: int
+    ops: int
+    activations: int
+    bytes: int
+    formula: str
+    training_only: bool = False
+    source: str = ""  # what it was read from: a torch module type or function, when traced
+
+    @property
+    def op(self) -> str:
+        """The op category of the JSON contract (conv, linear, matmul, norm, act, ...)."""
+        return self.spec.op
+
+    @property
+    def type(self) -> str:
+        """A short label of the layer: conv5x5, dw3x3, fc120, maxpool2x2, ..."""
+        spec = self.spec
+        if isinstance(spec, Conv) and 1 < spec.groups == self.input_shapes[0][1]:
+            return spec.label().replace("conv", "dw", 1)
+        return spec.label()
+
+    def to_dict(self, unit: str = "macs") -> dict[str, Any]:
+        """The layer's entry in the JSON contract."""
+        entry: dict[str, Any] = {
+            "name": self.name, "op": self.op, "type": self.type, "output": list(self.output[1:]),
+            "macs": self.macs, "params": self.params, "buffers": self.buffers, "ops": self.ops,
+            "activations": self.activations, "bytes": self.bytes, "formula": self.formula,
+            "inputs": list(self.inputs),
+        }
+        if self.source:
+            entry["source"] = self.source
+        if unit == "flops":
+            entry["flops"] = FLOPS_PER_MAC * self.macs
+        return entry
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """Something a trace met and could not price: listed, never counted as zero."""
+
+    path: str
+    op: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "op": self.op, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Row:
+    """A line of a per-layer table: one layer, or a block folded to a given depth."""
+
+    name: str
+    op: str
+    type: str
+    output: Shape
+    macs: int
+    params: int
+    ops: int
+    activations: int
+    formula: str
+    layers: int = 1
+
+
+def _total(layers: Iterable[Layer], attribute: str) -> int:
+    return sum(getattr(layer, attribute) for layer in layers)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The cost of one target: its layers in execution order and their sums.
+
+    ``input`` and ``output`` are per-sample shapes; every count covers the whole batch.
+    Training-only layers (GoogLeNet's auxiliary heads) are kept apart from the totals.
+    """
+
+    name: str
+    input: Shape
+    batch: int
+    output: Shape
+    layers: tuple[Layer, ...]
+    training_only: tuple[Layer, ...] = ()
+    unsupported: tuple[Unsupported, ...] = ()
+    dtype: str = "float32"
+    kind: str = "expression"  # expression, preset, file or module
+    notes: tuple[str, ...] = ()
+    checks: Mapping[str, Any] = field(default_factory=dict)
+    latency: Mapping[str, Any] | None = None
+
+    @property
+    def macs(self) -> int:
+        return _total(self.layers, "macs")
+
+    @property
+    def flops(self) -> int:
+        return FLOPS_PER_MAC * self.macs
+
+    @property
+    def params(self) -> int:
+        return _total(self.layers, "params")
+
+    @property
+    def buffers(self) -> int:
+        return _total(self.layers, "buffers")
+
+    @property
+    def ops(self) -> int:
+        return _total(self.layers, "ops")
+
+    @property
+    def activations(self) -> int:
+        return _total(self.layers, "activations")
+
+    @property
+    def bytes(self) -> int:
+        return _total(self.layers, "bytes")
+
+    @property
+    def training_only_macs(self) -> int:
+        return _total(self.training_only, "macs")
+
+    @property
+    def training_only_params(self) -> int:
+        return _total(self.training_only, "params")
+
+    def layer(self, name: str) -> Layer:
+        """The layer called ``name`` (KeyError if there is none)."""
+        for layer in self.layers + self.training_only:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def rows(self, depth: int | None = None) -> tuple[Row, ...]:
+        """Per-layer rows; with ``depth``, layers below that many name levels fold into their block.
+
+        A folded row's counts are the sums of its layers, so the rows always add up to the totals.
+        """
+        if depth is not None and depth < 1:
+            raise ValueError("depth must be at least 1")
+        groups: dict[str, list[Layer]] = {}
+        for layer in self.layers:
+            parts = layer.name.split(".")
+            key = ".".join(parts[:depth]) if depth is not None else layer.name
+            groups.setdefault(key, []).append(layer)
+        rows = []
+        for key, members in groups.items():
+            if len(members) == 1 and members[0].name == key:
+                only = members[0]
+                rows.append(Row(only.name, only.op, only.type, only.output, only.macs, only.params,
+                                only.ops, only.activations, only.formula))
+            else:
+                rows.append(Row(key, "block", f"{len(members)} layers", members[-1].output,
+                                _total(members, "macs"), _total(members, "params"),
+                                _total(members, "ops"), _total(members, "activations"),
+                                "sum of its layers", len(members)))
+        return tuple(rows)
+
+    def to_dict(self, unit: str = "macs") -> dict[str, Any]:
+        """This target's entry in the JSON contract."""
+        entry: dict[str, Any] = {
+            "name": self.name, "kind": self.kind, "input": list(self.input), "batch": self.batch,
+            "output": list(self.output), "macs": self.macs, "params": self.params, "ops": self.ops,
+            "activations": self.activations, "buffers": self.buffers, "bytes": self.bytes,
+            "dtype": self.dtype, "layers": [layer.to_dict(unit) for layer in self.layers],
+        }
+        if unit == "flops":
+            entry["flops"] = self.flops
+        if self.training_only:
+            entry["training_only"] = {
+                "macs": self.training_only_macs, "params": self.training_only_params,
+                "layers": [layer.to_dict(unit) for layer in self.training_only],
+            }
+        if self.unsupported:
+            entry["unsupported"] = [u.to_dict() for u in self.unsupported]
+        if self.notes:
+            entry["notes"] = list(self.notes)
+        if self.checks:
+            entry["checks"] = dict(self.checks)
+        if self.latency is not None:
+            entry["latency_ms"] = dict(self.latency)
+        return entry
+
+    def to_frame(self, depth: int | None = None) -> "pandas.DataFrame":
+        """Per-layer rows as a pandas DataFrame (pandas is imported here, not before)."""
+        import pandas
+
+        return pandas.DataFrame([row.__dict__ for row in self.rows(depth)])
+
+    def to_markdown(self, depth: int | None = None, unit: str = "macs") -> str:
+        """Per-layer Markdown table with a total row."""
+        from .report import analysis_markdown
+
+        return analysis_markdown(self, depth=depth, unit=unit)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Several targets side by side; ratios are MACs of the first over MACs of each."""
+
+    targets: tuple[Analysis, ...]
+    unit: str = "macs"
+
+    @property
+    def ratios(self) -> tuple[float | None, ...]:
+        """first.macs / target.macs for each target (None where a target has no MACs)."""
+        first = self.targets[0].macs
+        return tuple(first / t.macs if t.macs else None for t in self.targets)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract: unit, targets, ratios."""
+        return {"unit": self.unit, "targets": [t.to_dict(self.unit) for t in self.targets],
+                "ratios": list(self.ratios)}
+
+    def to_frame(self) -> "pandas.DataFrame":
+        """One row per target: name, output, macs, params, ops, activations, ratio."""
+        import pandas
+
+        return pandas.DataFrame([
+            {"name": t.name, "output": "×".join(map(str, t.output)), "macs": t.macs,
+             "params": t.params, "ops": t.ops, "activations": t.activations, "ratio": r}
+            for t, r in zip(self.targets, self.ratios)
+        ])
+
+    def to_markdown(self, per_layer: bool = False) -> str:
+        from .report import comparison_markdown
+
+        return comparison_markdown(self, per_layer=per_layer)

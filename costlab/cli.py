@@ -1,0 +1,212 @@
+"""The command line: a thin layer over the library. The only code that prints or picks exit codes.
+
+Exit codes: 0 done; 1 a check found an unexplained disagreement (``--strict``);
+2 bad input (one line ``costlab: error: …`` on stderr, no traceback, nothing half-written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Callable, Sequence, TextIO
+
+from .analysis import Analysis, Comparison
+from .errors import CostlabError
+from .report import FORMATS, render_analysis, render_comparison
+from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, analyze_target, parse_input, parse_options
+from .zoo import PRESETS, build_preset
+
+PROG = "costlab"
+
+
+class UsageError(CostlabError):
+    """A command line argparse rejects."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so errors stay one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its help line, how it adds its arguments, and how it runs (→ text, exit code)."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], tuple[str, int]]
+
+
+# --- shared options --------------------------------------------------------------------
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table",
+                        help="table (terminal), md (Markdown), csv or json (default: table)")
+    parser.add_argument("--output", metavar="PATH",
+                        help="write to PATH (atomically: a temporary file renamed into place)")
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """Options every command that prices targets takes."""
+    parser.add_argument("--input", metavar="CxHxW", help="input shape per sample, e.g. 3x224x224")
+    parser.add_argument("--batch", type=_positive_int, default=1, metavar="N", help="batch size (default 1)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16",
+                                                               "float64", "int8"],
+                        help="element type for the bytes column (default float32)")
+    parser.add_argument("--kwarg", action="append", default=[], metavar="K=V",
+                        help="option for presets and package.module:callable targets (repeatable)")
+    parser.add_argument("--unit", choices=["macs", "flops"], default="macs",
+                        help="macs (default) or flops = 2 × MACs")
+    add_output_options(parser)
+
+
+def _targets(args: argparse.Namespace, targets: Sequence[str],
+             default_input: tuple[int, ...] | None = None) -> list[Analysis]:
+    shape = parse_input(args.input) if args.input else default_input
+    options = parse_options(args.kwarg)
+    return [analyze_target(t, shape, args.batch, args.dtype, options) for t in targets]
+
+
+# --- commands ----------------------------------------------------------------------------
+
+def _compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="*", metavar="TARGET",
+                        help="presets, expressions, spec files or package.module:callable; none: "
+                             "the 5×5 convolution on 28×28×192 without and with a 1×1 bottleneck")
+    add_target_options(parser)
+    parser.add_argument("--per-layer", action="store_true", help="add each layer with its formula")
+
+
+def run_compare(args: argparse.Namespace) -> tuple[str, int]:
+    if args.targets:
+        analyses = _targets(args, args.targets)
+    else:
+        analyses = _targets(args, DEFAULT_TARGETS, DEFAULT_INPUT)
+    comparison = Comparison(tuple(analyses), args.unit)
+    return render_comparison(comparison, args.format, args.per_layer), 0
+
+
+def _analyze_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="TARGET")
+    add_target_options(parser)
+    parser.add_argument("--depth", type=_positive_int, metavar="N",
+                        help="fold layers below N name levels into their blocks, with subtotals")
+
+
+def run_analyze(args: argparse.Namespace) -> tuple[str, int]:
+    (analysis,) = _targets(args, [args.target])
+    return render_analysis(analysis, args.format, args.depth, args.unit), 0
+
+
+def _list_arguments(parser: argparse.ArgumentParser) -> None:
+    add_output_options(parser)
+
+
+def run_list(args: argparse.Namespace) -> tuple[str, int]:
+    from .report import preset_list
+
+    return preset_list([build_preset(name) for name in PRESETS], [p.summary for p in PRESETS.values()],
+                       args.format), 0
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("compare", "side-by-side cost of targets (default: the inception 5×5 bottleneck case)",
+            _compare_arguments, run_compare),
+    Command("analyze", "per-layer cost of one target", _analyze_arguments, run_analyze),
+    Command("list", "the presets, with their default input, params and MACs", _list_arguments, run_list),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="What will this layer design cost? MACs, parameters and "
+                                            "memory of CNN layers, blocks and architectures.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for command in COMMANDS:
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(run=command.run)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# --- output --------------------------------------------------------------------------------
+
+def check_writable(path: str) -> None:
+    """Fail before any work if ``path`` cannot be written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CostlabError(f"cannot write --output {path}: it is a directory")
+    if not os.path.isdir(directory):
+        raise CostlabError(f"cannot write --output {path}: no directory {directory}")
+    if not os.access(directory, os.W_OK):
+        raise CostlabError(f"cannot write --output {path}: directory {directory} is not writable")
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write to a temporary file beside ``path``, then rename it into place."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=".costlab-", dir=directory)
+    except OSError as error:
+        raise CostlabError(f"cannot write --output {path}: {error.strerror}") from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except OSError as error:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise CostlabError(f"cannot write --output {path}: {error.strerror}") from None
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        if getattr(args, "run", None) is None:
+            out.write(parser.format_help())
+            return 0
+        if getattr(args, "output", None):
+            check_writable(args.output)
+        text, code = args.run(args)
+        if getattr(args, "output", None):
+            write_atomically(args.output, text)
+        else:
+            out.write(text)
+        return code
+    except CostlabError as error:
+        err.write(f"{PROG}: error: {error}\n")
+        return 2
+    except SystemExit as exit_:  # --help and --version
+        return int(exit_.code or 0)
+    except KeyboardInterrupt:
+        err.write(f"{PROG}: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

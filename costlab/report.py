@@ -1,0 +1,251 @@
+"""Renderers: one result object in, one string out (terminal table, Markdown, CSV, JSON).
+
+Renderers read their input and never change it; tabulate options are passed per call.
+pandas is not needed here (CSV goes through the csv module), which keeps
+``costlab compare`` fast as a whole process.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Iterable, Sequence
+
+from tabulate import tabulate
+
+from .analysis import FLOPS_PER_MAC, Analysis, Comparison
+
+FORMATS = ("table", "md", "csv", "json")
+
+CONVENTION_MACS = ("MACs: multiply-accumulates of conv, linear and matmul layers, 1 per multiply-add; "
+                   "bias adds, norms, activations, pools and element-wise ops are counted apart as ops.")
+CONVENTION_FLOPS = ("FLOPs = 2 × MACs (multiply-accumulates of conv, linear and matmul layers); "
+                    "bias adds, norms, activations, pools and element-wise ops are counted apart as ops.")
+
+
+def convention(unit: str) -> str:
+    """The one-line statement of the counting convention every report carries."""
+    return CONVENTION_FLOPS if unit == "flops" else CONVENTION_MACS
+
+
+def shape(dims: Sequence[int]) -> str:
+    """(32, 28, 28) → '32×28×28'."""
+    return "×".join(str(n) for n in dims) or "scalar"
+
+
+def count(n: int) -> str:
+    """Exact count with thousands separators."""
+    return f"{n:,}"
+
+
+def unit_label(unit: str) -> str:
+    return "FLOPs" if unit == "flops" else "MACs"
+
+
+def in_unit(macs: int, unit: str) -> int:
+    return macs * FLOPS_PER_MAC if unit == "flops" else macs
+
+
+def ratio_text(ratio: float | None, first: bool) -> str:
+    """9.677 → '9.68× fewer'; 0.5 → '2.00× more'; the first target is the baseline."""
+    if first:
+        return "baseline"
+    if ratio is None:
+        return "n/a (no MACs)"
+    if ratio >= 1:
+        return f"{ratio:.2f}× fewer"
+    return f"{1 / ratio:.2f}× more" if ratio > 0 else "n/a"
+
+
+def _grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, numeric: Sequence[bool]) -> str:
+    tablefmt = "github" if fmt == "md" else "simple"
+    align = ["right" if n else "left" for n in numeric]
+    return tabulate(list(rows), headers=list(headers), tablefmt=tablefmt, colalign=align,
+                    disable_numparse=True)
+
+
+def _csv(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(headers)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+# --- comparison ----------------------------------------------------------------------
+
+def _same_input(c: Comparison) -> bool:
+    return len({(t.input, t.batch) for t in c.targets}) == 1
+
+
+MAX_TERMS = 4
+
+
+def mac_terms(a: Analysis, unit: str) -> str:
+    """'2,408,448 + 10,035,200' when two to MAX_TERMS layers carry the MACs, else ''."""
+    terms = [in_unit(layer.macs, unit) for layer in a.layers if layer.macs]
+    return " + ".join(count(t) for t in terms) if 1 < len(terms) <= MAX_TERMS else ""
+
+
+def comparison_summary_rows(c: Comparison) -> list[list[Any]]:
+    """Raw rows (numbers as numbers) of the side-by-side table."""
+    rows = []
+    for index, (t, ratio) in enumerate(zip(c.targets, c.ratios)):
+        rows.append([t.name, shape(t.input), t.batch, shape(t.output), in_unit(t.macs, c.unit),
+                     mac_terms(t, c.unit), t.params, t.ops, t.activations, ratio,
+                     ratio_text(ratio, index == 0)])
+    return rows
+
+
+def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, share: bool = False) -> str:
+    rows: list[list[str]] = []
+    total = a.macs
+    for row in a.rows(depth):
+        cells = [row.name, row.type, row.op, shape(row.output[1:]), count(in_unit(row.macs, unit)),
+                 count(row.params), count(row.ops)]
+        if share:
+            cells.append(f"{100 * row.macs / total:.1f} %" if total else "–")
+        cells.append(row.formula)
+        rows.append(cells)
+    footer = ["total", "", "", shape(a.output), count(in_unit(a.macs, unit)), count(a.params),
+              count(a.ops)] + (["100.0 %" if total else "–"] if share else []) + [""]
+    rows.append(footer)
+    headers = ["layer", "type", "op", "output", unit_label(unit), "params", "ops"]
+    headers += (["share"] if share else []) + ["formula (MACs or ops)"]
+    numeric = [False] * 4 + [True] * (4 if share else 3) + [False]
+    return _grid(headers, rows, fmt, numeric)
+
+
+def _training_only_note(a: Analysis, unit: str) -> str:
+    return (f"Training only, not in the totals: {len(a.training_only)} layers, "
+            f"{count(in_unit(a.training_only_macs, unit))} {unit_label(unit)}, "
+            f"{count(a.training_only_params)} params.")
+
+
+def _unsupported_note(a: Analysis) -> str:
+    listed = "; ".join(f"{u.path}: {u.op} ({u.reason})" for u in a.unsupported)
+    return f"Not counted (unsupported): {listed}"
+
+
+def _notes(a: Analysis, unit: str) -> list[str]:
+    notes = list(a.notes)
+    if a.training_only:
+        notes.append(_training_only_note(a, unit))
+    if a.unsupported:
+        notes.append(_unsupported_note(a))
+    return notes
+
+
+def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) -> str:
+    """The side-by-side table (``fmt`` = table or md), with per-layer tables when asked."""
+    same = _same_input(c)
+    raw_rows = comparison_summary_rows(c)
+    show_terms = any(raw[5] for raw in raw_rows)
+    headers = (["target"] + ([] if same else ["input"]) + ["output", unit_label(c.unit)]
+               + (["= sum of layers"] if show_terms else [])
+               + ["params", "ops", "activations", "vs first"])
+    rows = []
+    for raw in raw_rows:
+        name, input_text, batch, output, macs, terms, params, ops, activations, _, ratio = raw
+        rows.append([name] + ([] if same else [f"{input_text} ×{batch}"]) + [output, count(macs)]
+                    + ([terms] if show_terms else [])
+                    + [count(params), count(ops), count(activations), ratio])
+    numeric = ([False] + ([] if same else [False]) + [False, True] + ([True] if show_terms else [])
+               + [True, True, True, False])
+    first = c.targets[0]
+    heading = (f"input {shape(first.input)}, batch {first.batch}, {first.dtype}" if same
+               else f"inputs per target, {first.dtype}")
+    parts = []
+    if fmt == "md":
+        parts.append(f"## costlab compare ({heading})")
+    else:
+        parts.append(f"costlab compare: {heading}")
+    parts += ["", _grid(headers, rows, fmt, numeric), "", convention(c.unit)]
+    for t in c.targets:
+        for note in _notes(t, c.unit):
+            parts.append(f"{t.name}: {note}")
+    if per_layer:
+        for t in c.targets:
+            title = f"### {t.name}" if fmt == "md" else f"{t.name}"
+            parts += ["", title, "", _layer_table(t, fmt, c.unit)]
+    return "\n".join(parts) + "\n"
+
+
+def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
+    """One row per target, or with ``per_layer`` one row per layer of every target."""
+    unit = unit_label(c.unit).lower()
+    if per_layer:
+        headers = ["target", "layer", "type", "op", "output", unit, "params", "ops", "activations",
+                   "formula"]
+        rows = [[t.name, layer.name, layer.type, layer.op, shape(layer.output[1:]),
+                 in_unit(layer.macs, c.unit), layer.params, layer.ops, layer.activations, layer.formula]
+                for t in c.targets for layer in t.layers]
+        return _csv(headers, rows)
+    headers = ["target", "input", "batch", "output", unit, "sum_of_layers", "params", "ops",
+               "activations", "ratio", "vs_first"]
+    ratio_column = headers.index("ratio")
+    return _csv(headers, [[("" if v is None else f"{v:.6g}") if i == ratio_column else v
+                           for i, v in enumerate(r)] for r in comparison_summary_rows(c)])
+
+
+def render_comparison(c: Comparison, fmt: str = "table", per_layer: bool = False) -> str:
+    """``costlab compare`` output in one of FORMATS."""
+    if fmt == "json":
+        return json.dumps(c.to_dict(), indent=2) + "\n"
+    if fmt == "csv":
+        return comparison_csv(c, per_layer)
+    return comparison_text(c, fmt, per_layer)
+
+
+def comparison_markdown(c: Comparison, per_layer: bool = False) -> str:
+    return comparison_text(c, "md", per_layer)
+
+
+# --- one analysis --------------------------------------------------------------------
+
+def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, unit: str = "macs") -> str:
+    """``costlab analyze`` output: a per-layer table (folded to ``depth``) with shares and a total."""
+    head = (f"{a.name}: input {shape(a.input)}, batch {a.batch}, {a.dtype} → output {shape(a.output)}; "
+            f"{count(in_unit(a.macs, unit))} {unit_label(unit)}, {count(a.params)} params, "
+            f"{count(a.ops)} ops")
+    parts = [f"## {head}" if fmt == "md" else head, "", _layer_table(a, fmt, unit, depth, share=True),
+             "", convention(unit)]
+    parts += _notes(a, unit)
+    return "\n".join(parts) + "\n"
+
+
+def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
+    headers = ["layer", "type", "op", "output", unit_label(unit).lower(), "params", "ops", "activations",
+               "formula"]
+    rows = [[r.name, r.type, r.op, shape(r.output[1:]), in_unit(r.macs, unit), r.params, r.ops,
+             r.activations, r.formula] for r in a.rows(depth)]
+    return _csv(headers, rows)
+
+
+def render_analysis(a: Analysis, fmt: str = "table", depth: int | None = None, unit: str = "macs") -> str:
+    """``costlab analyze`` output in one of FORMATS (JSON is the compare object with one target)."""
+    if fmt == "json":
+        return json.dumps(Comparison((a,), unit).to_dict(), indent=2) + "\n"
+    if fmt == "csv":
+        return analysis_csv(a, depth, unit)
+    return analysis_text(a, fmt, depth, unit)
+
+
+def analysis_markdown(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
+    return analysis_text(a, "md", depth, unit)
+
+
+
+def preset_list(analyses: Sequence[Analysis], summaries: Sequence[str], fmt: str = "table") -> str:
+    """``costlab list``: one line per preset with its default input, params and MACs."""
+    headers = ["preset", "input", "params", "MACs", "description"]
+    raw = [[a.name, shape(a.input), a.params, a.macs, summary] for a, summary in zip(analyses, summaries)]
+    if fmt == "json":
+        return json.dumps([dict(zip(["name", "input", "params", "macs", "description"],
+                                    [a.name, list(a.input), a.params, a.macs, s]))
+                           for a, s in zip(analyses, summaries)], indent=2) + "\n"
+    if fmt == "csv":
+        return _csv(["preset", "input", "params", "macs", "description"], raw)
+    rows = [[name, inp, count(params), count(macs), summary] for name, inp, params, macs, summary in raw]
+    return _grid(headers, rows, fmt, [False, False, True, True, False]) + "\n"

@@ -1,0 +1,514 @@
+"""Layer specs: frozen dataclasses, validated on construction, that know nothing of torch.
+
+A spec holds a layer's hyper-parameters only. What it costs on a given input lives in
+:mod:`costlab.formulas`, one pure function per spec type. Shapes everywhere are tuples
+of ints *with* the batch dimension first, e.g. ``(1, 192, 28, 28)``.
+
+Padding follows PyTorch: per-axis symmetric integers, or ``"same"`` (only at stride 1,
+where an even kernel pads one more on the right). The factories (:func:`conv2d`,
+:func:`max_pool2d`, ...) accept ``"same"``/``"valid"`` and resolve ``"same"`` to
+symmetric integers whenever the kernel allows it, so that ``"same"`` also works at
+stride 2 for odd kernels (output ⌈n/s⌉).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, Union
+
+from .errors import SpecError
+
+Shape = tuple[int, ...]
+Padding = Union[tuple[int, ...], Literal["same"]]
+PaddingArg = Union[int, tuple[int, ...], str]
+
+#: The op categories of the JSON contract.
+OP_CATEGORIES = ("conv", "linear", "matmul", "norm", "act", "pool", "add", "mul",
+                 "concat", "reshape", "dropout", "other")
+
+
+def _positive(owner: str, what: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise SpecError(f"{owner}: {what} must be a positive integer, got {value!r}")
+
+
+def _non_negative(owner: str, what: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SpecError(f"{owner}: {what} must be a non-negative integer, got {value!r}")
+
+
+def as_tuple(value: int | tuple[int, ...] | list[int], ndim: int, owner: str, what: str) -> tuple[int, ...]:
+    """Expand an int to ``ndim`` copies; check a tuple has ``ndim`` entries."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * ndim
+    values = tuple(value)
+    if len(values) != ndim:
+        raise SpecError(f"{owner}: {what} needs {ndim} value(s), got {values!r}")
+    return values
+
+
+def resolve_padding(padding: PaddingArg, kernel: tuple[int, ...], dilation: tuple[int, ...],
+                    owner: str) -> Padding:
+    """``"valid"`` → zeros; ``"same"`` → symmetric d·(k−1)/2 where that is whole, else ``"same"``."""
+    ndim = len(kernel)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0,) * ndim
+        if padding == "same":
+            totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+            if all(t % 2 == 0 for t in totals):
+                return tuple(t // 2 for t in totals)
+            return "same"
+        raise SpecError(f"{owner}: padding must be an integer, 'same' or 'valid', got {padding!r}")
+    return as_tuple(padding, ndim, owner, "padding")
+
+
+@dataclass(frozen=True)
+class Conv:
+    """N-d convolution (len(kernel) = 1, 2 or 3), grouped, depthwise or pointwise; optionally transposed.
+
+    Depthwise is the case groups = C_in; pointwise is the 1×1 case. Bias adds are ops, not MACs.
+    """
+
+    op: ClassVar[str] = "conv"
+    default_name: ClassVar[str] = "conv"
+
+    out_channels: int
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...] = ()
+    padding: Padding = ()
+    dilation: tuple[int, ...] = ()
+    groups: int = 1
+    bias: bool = False
+    transposed: bool = False
+    output_padding: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        owner = "conv"
+        _positive(owner, "output channels", self.out_channels)
+        if not isinstance(self.kernel, tuple) or not 1 <= len(self.kernel) <= 3:
+            raise SpecError(f"{owner}: kernel must be a tuple of 1 to 3 sizes, got {self.kernel!r}")
+        ndim = len(self.kernel)
+        for k in self.kernel:
+            _positive(owner, "kernel size", k)
+        defaults = {"stride": (1,) * ndim, "padding": (0,) * ndim, "dilation": (1,) * ndim,
+                    "output_padding": (0,) * ndim}
+        for name, default in defaults.items():
+            if getattr(self, name) == ():
+                object.__setattr__(self, name, default)
+        object.__setattr__(self, "stride", as_tuple(self.stride, ndim, owner, "stride"))
+        object.__setattr__(self, "dilation", as_tuple(self.dilation, ndim, owner, "dilation"))
+        object.__setattr__(self, "output_padding",
+                           as_tuple(self.output_padding, ndim, owner, "output padding"))
+        for s in self.stride:
+            _positive(owner, "stride", s)
+        for d in self.dilation:
+            _positive(owner, "dilation", d)
+        _positive(owner, "groups", self.groups)
+        if self.out_channels % self.groups:
+            raise SpecError(f"{owner}: groups {self.groups} do not divide the {self.out_channels} "
+                            "output channels")
+        if self.padding == "same":
+            if self.transposed:
+                raise SpecError(f"{owner}: 'same' padding is not defined for a transposed convolution")
+            if any(s != 1 for s in self.stride):
+                raise SpecError(f"{owner}: 'same' padding with an even kernel needs stride 1 "
+                                "(PyTorch's rule); give the padding as an integer")
+        else:
+            object.__setattr__(self, "padding", as_tuple(self.padding, ndim, owner, "padding"))
+            for p in self.padding:
+                _non_negative(owner, "padding", p)
+        if any(self.output_padding) and not self.transposed:
+            raise SpecError(f"{owner}: output padding applies to transposed convolutions only")
+        for p, s, d in zip(self.output_padding, self.stride, self.dilation):
+            _non_negative(owner, "output padding", p)
+            if p and p >= max(s, d):
+                raise SpecError(f"{owner}: output padding {p} must be smaller than the stride or the dilation")
+
+    @property
+    def ndim(self) -> int:
+        return len(self.kernel)
+
+    def label(self) -> str:
+        """Short human label, e.g. ``conv5x5``, ``conv3x3/2``, ``convT4x4/2``."""
+        base = ("convT" if self.transposed else "conv") + "x".join(map(str, self.kernel))
+        if any(s != 1 for s in self.stride):
+            base += "/" + "x".join(map(str, sorted(set(self.stride))))
+        return base
+
+
+def conv2d(out_channels: int, kernel: int | tuple[int, int], stride: int | tuple[int, int] = 1,
+           padding: PaddingArg = 0, dilation: int | tuple[int, int] = 1, groups: int = 1,
+           bias: bool = False) -> Conv:
+    """A 2-d :class:`Conv`, with ``"same"``/``"valid"`` padding resolved as PyTorch would take it."""
+    kernel_t = as_tuple(kernel, 2, "conv", "kernel")
+    dilation_t = as_tuple(dilation, 2, "conv", "dilation")
+    pad = resolve_padding(padding, kernel_t, dilation_t, "conv")
+    return Conv(out_channels, kernel_t, as_tuple(stride, 2, "conv", "stride"), pad, dilation_t,
+                groups, bias)
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Fully connected layer on the last axis: y = x·Wᵀ + b."""
+
+    op: ClassVar[str] = "linear"
+    default_name: ClassVar[str] = "fc"
+
+    out_features: int
+    bias: bool = True
+    in_features: int | None = None  # checked against the input when given
+
+    def __post_init__(self) -> None:
+        _positive("linear", "output features", self.out_features)
+        if self.in_features is not None:
+            _positive("linear", "input features", self.in_features)
+
+    def label(self) -> str:
+        return f"fc{self.out_features}"
+
+
+@dataclass(frozen=True)
+class Matmul:
+    """Matrix product of two inputs, with PyTorch's broadcasting of the batch axes (``a @ b``)."""
+
+    op: ClassVar[str] = "matmul"
+    default_name: ClassVar[str] = "matmul"
+
+    def label(self) -> str:
+        return "matmul"
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Scaled dot-product attention softmax(q·kᵀ/√E)·v on inputs q (…, L, E), k (…, S, E), v (…, S, Ev)."""
+
+    op: ClassVar[str] = "matmul"
+    default_name: ClassVar[str] = "attention"
+
+    def label(self) -> str:
+        return "attention"
+
+
+NormKind = Literal["batch", "layer", "group", "instance"]
+
+
+@dataclass(frozen=True)
+class Norm:
+    """Normalisation. ``batch`` (inference, running statistics), ``layer``, ``group``, ``instance``.
+
+    ``num_features`` (channels for batch/group/instance norm) and ``normalized_shape`` (layer norm)
+    are checked against the input when given.
+    """
+
+    op: ClassVar[str] = "norm"
+
+    kind: NormKind = "batch"
+    affine: bool = True
+    track_running_stats: bool = True
+    num_features: int | None = None
+    num_groups: int = 1
+    normalized_shape: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("batch", "layer", "group", "instance"):
+            raise SpecError(f"norm: unknown kind {self.kind!r}")
+        if self.num_features is not None:
+            _positive(f"{self.kind} norm", "number of features", self.num_features)
+        _positive(f"{self.kind} norm", "number of groups", self.num_groups)
+        for n in self.normalized_shape:
+            _positive("layer norm", "normalised size", n)
+
+    @property
+    def default_name(self) -> str:  # type: ignore[override]
+        return {"batch": "bn", "layer": "ln", "group": "gn", "instance": "in"}[self.kind]
+
+    def label(self) -> str:
+        return self.default_name
+
+
+#: Ops per element of each activation: the documented rule (docs/cost-model.md).
+ACTIVATION_OPS: dict[str, int] = {
+    "identity": 0,
+    "relu": 1,           # max(x, 0)
+    "relu6": 2,          # min(max(x, 0), 6)
+    "hardtanh": 2,       # clamp
+    "leaky_relu": 2,     # compare, multiply
+    "elu": 3,            # compare, exp, multiply-subtract
+    "sigmoid": 3,        # exp, add, divide
+    "tanh": 5,           # two exps, add, subtract, divide
+    "hardsigmoid": 3,    # add, divide, clamp
+    "hardswish": 4,      # hardsigmoid, multiply
+    "silu": 4,           # sigmoid, multiply
+    "gelu": 8,           # tanh approximation: polynomial (4), tanh (via exp), multiply-add
+    "softplus": 3,       # exp, add, log
+    "mish": 7,           # softplus, tanh, multiply
+    "softmax": 3,        # exp, sum, divide
+    "log_softmax": 3,    # exp, sum, log-subtract
+}
+
+
+@dataclass(frozen=True)
+class Activation:
+    """Element-wise activation (and softmax); ops = ``ACTIVATION_OPS[kind]`` per element."""
+
+    op: ClassVar[str] = "act"
+
+    kind: str = "relu"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ACTIVATION_OPS:
+            raise SpecError(f"activation: unknown kind {self.kind!r} "
+                            f"(known: {', '.join(sorted(ACTIVATION_OPS))})")
+
+    @property
+    def default_name(self) -> str:  # type: ignore[override]
+        return self.kind
+
+    def label(self) -> str:
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Max or average pooling (1-d to 3-d). Default stride = kernel, as in PyTorch."""
+
+    op: ClassVar[str] = "pool"
+
+    mode: Literal["max", "avg"]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...] = ()
+    padding: tuple[int, ...] = ()
+    dilation: tuple[int, ...] = ()
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+
+    def __post_init__(self) -> None:
+        owner = f"{self.mode}pool"
+        if self.mode not in ("max", "avg"):
+            raise SpecError(f"pool: mode must be 'max' or 'avg', got {self.mode!r}")
+        if not isinstance(self.kernel, tuple) or not 1 <= len(self.kernel) <= 3:
+            raise SpecError(f"{owner}: kernel must be a tuple of 1 to 3 sizes, got {self.kernel!r}")
+        ndim = len(self.kernel)
+        for k in self.kernel:
+            _positive(owner, "kernel size", k)
+        if self.stride == ():
+            object.__setattr__(self, "stride", self.kernel)
+        if self.padding == ():
+            object.__setattr__(self, "padding", (0,) * ndim)
+        if self.dilation == ():
+            object.__setattr__(self, "dilation", (1,) * ndim)
+        object.__setattr__(self, "stride", as_tuple(self.stride, ndim, owner, "stride"))
+        object.__setattr__(self, "padding", as_tuple(self.padding, ndim, owner, "padding"))
+        object.__setattr__(self, "dilation", as_tuple(self.dilation, ndim, owner, "dilation"))
+        for s in self.stride:
+            _positive(owner, "stride", s)
+        for d in self.dilation:
+            _positive(owner, "dilation", d)
+        if self.mode == "avg" and any(d != 1 for d in self.dilation):
+            raise SpecError(f"{owner}: average pooling has no dilation")
+        for p, k in zip(self.padding, self.kernel):
+            _non_negative(owner, "padding", p)
+            if 2 * p > k:
+                raise SpecError(f"{owner}: padding {p} is more than half the kernel {k} (PyTorch's rule)")
+
+    @property
+    def default_name(self) -> str:  # type: ignore[override]
+        return f"{self.mode}pool"
+
+    def label(self) -> str:
+        base = f"{self.mode}pool" + "x".join(map(str, self.kernel))
+        if self.stride != self.kernel:
+            base += "/" + "x".join(map(str, sorted(set(self.stride))))
+        return base
+
+
+def max_pool2d(kernel: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+               padding: PaddingArg = 0, ceil_mode: bool = False) -> Pool:
+    """2-d max pooling; ``"same"`` padding resolves to k//2 for odd kernels."""
+    return _pool2d("max", kernel, stride, padding, ceil_mode)
+
+
+def avg_pool2d(kernel: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+               padding: PaddingArg = 0, ceil_mode: bool = False) -> Pool:
+    """2-d average pooling; ``"same"`` padding resolves to k//2 for odd kernels."""
+    return _pool2d("avg", kernel, stride, padding, ceil_mode)
+
+
+def _pool2d(mode: Literal["max", "avg"], kernel: int | tuple[int, int],
+            stride: int | tuple[int, int] | None, padding: PaddingArg, ceil_mode: bool) -> Pool:
+    owner = f"{mode}pool"
+    kernel_t = as_tuple(kernel, 2, owner, "kernel")
+    stride_t = kernel_t if stride is None else as_tuple(stride, 2, owner, "stride")
+    pad = resolve_padding(padding, kernel_t, (1, 1), owner)
+    if pad == "same":
+        raise SpecError(f"{owner}: 'same' padding needs an odd kernel for pooling; give the padding "
+                        "as an integer")
+    return Pool(mode, kernel_t, stride_t, pad, (1, 1), ceil_mode)
+
+
+@dataclass(frozen=True)
+class AdaptivePool:
+    """Adaptive max/avg pooling to a fixed output size; each output reads ⌊i·n/o⌋ … ⌈(i+1)·n/o⌉."""
+
+    op: ClassVar[str] = "pool"
+
+    mode: Literal["max", "avg"]
+    output_size: tuple[int | None, ...]
+
+    def __post_init__(self) -> None:
+        owner = f"adaptive {self.mode}pool"
+        if self.mode not in ("max", "avg"):
+            raise SpecError(f"adaptive pool: mode must be 'max' or 'avg', got {self.mode!r}")
+        if not isinstance(self.output_size, tuple) or not 1 <= len(self.output_size) <= 3:
+            raise SpecError(f"{owner}: output size must be a tuple of 1 to 3 sizes")
+        for o in self.output_size:
+            if o is not None:
+                _positive(owner, "output size", o)
+
+    @property
+    def default_name(self) -> str:  # type: ignore[override]
+        return "gap" if self.mode == "avg" and all(o == 1 for o in self.output_size) else f"adaptive{self.mode}pool"
+
+    def label(self) -> str:
+        return self.default_name
+
+
+ELEMENTWISE_CATEGORY = {"add": "add", "sub": "add", "mul": "mul", "div": "mul"}
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """Element-wise op of tensors broadcast together (a residual ``+``, a gating ``*``, ...).
+
+    ops = ``ops_per_element`` × output elements; for ``arity`` operands of a binary op that is
+    arity − 1 (scalar operands count).
+    """
+
+    kind: str = "add"
+    ops_per_element: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.kind or not isinstance(self.kind, str):
+            raise SpecError("elementwise: kind must be a name such as 'add'")
+        _non_negative(f"elementwise {self.kind}", "ops per element", self.ops_per_element)
+
+    @property
+    def op(self) -> str:  # type: ignore[override]
+        return ELEMENTWISE_CATEGORY.get(self.kind, "other")
+
+    @property
+    def default_name(self) -> str:  # type: ignore[override]
+        return self.kind
+
+    def label(self) -> str:
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Concat:
+    """Concatenation along ``dim`` (channels by default); every other axis must match."""
+
+    op: ClassVar[str] = "concat"
+    default_name: ClassVar[str] = "cat"
+
+    dim: int = 1
+
+    def label(self) -> str:
+        return "concat"
+
+
+@dataclass(frozen=True)
+class Flatten:
+    """Flatten axes ``start_dim`` … ``end_dim`` into one (PyTorch's default keeps the batch axis)."""
+
+    op: ClassVar[str] = "reshape"
+    default_name: ClassVar[str] = "flatten"
+
+    start_dim: int = 1
+    end_dim: int = -1
+
+    def label(self) -> str:
+        return "flatten"
+
+
+@dataclass(frozen=True)
+class Reshape:
+    """Any layout change with a known output shape (view, permute, transpose, squeeze, ...)."""
+
+    op: ClassVar[str] = "reshape"
+    default_name: ClassVar[str] = "reshape"
+
+    shape: tuple[int, ...] = field(default=())
+    kind: str = "reshape"
+
+    def __post_init__(self) -> None:
+        for n in self.shape:
+            _non_negative("reshape", "size", n)
+
+    def label(self) -> str:
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Dropout: identity at inference, no arithmetic."""
+
+    op: ClassVar[str] = "dropout"
+    default_name: ClassVar[str] = "dropout"
+
+    p: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise SpecError(f"dropout: probability must lie in [0, 1], got {self.p!r}")
+
+    def label(self) -> str:
+        return "dropout"
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """Table lookup: V×D parameters, no arithmetic; output appends D to the index shape."""
+
+    op: ClassVar[str] = "other"
+    default_name: ClassVar[str] = "embedding"
+
+    num_embeddings: int
+    embedding_dim: int
+
+    def __post_init__(self) -> None:
+        _positive("embedding", "number of embeddings", self.num_embeddings)
+        _positive("embedding", "embedding size", self.embedding_dim)
+
+    def label(self) -> str:
+        return "embedding"
+
+
+#: Ops per output element of each interpolation mode (docs/cost-model.md).
+UPSAMPLE_OPS: dict[str, int] = {"nearest": 0, "nearest-exact": 0, "linear": 3, "bilinear": 7,
+                                "bicubic": 31, "trilinear": 15}
+
+
+@dataclass(frozen=True)
+class Upsample:
+    """Resize the spatial axes to ``size``; ops = ``UPSAMPLE_OPS[mode]`` per output element."""
+
+    op: ClassVar[str] = "other"
+    default_name: ClassVar[str] = "upsample"
+
+    size: tuple[int, ...]
+    mode: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if self.mode not in UPSAMPLE_OPS:
+            raise SpecError(f"upsample: unknown mode {self.mode!r}")
+        for n in self.size:
+            _positive("upsample", "output size", n)
+
+    def label(self) -> str:
+        return f"upsample-{self.mode}"
+
+
+Spec = Union[Conv, Linear, Matmul, Attention, Norm, Activation, Pool, AdaptivePool, Elementwise,
+             Concat, Flatten, Reshape, Dropout, Embedding, Upsample]

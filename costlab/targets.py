@@ -1,0 +1,146 @@
+"""Turning a TARGET into an :class:`~costlab.analysis.Analysis`.
+
+A target is, in this order: an ``nn.Module`` object (Python API), a preset name with
+optional options (``mobilenet-v1(width=0.5)``), a spec file (an expression in a text file,
+or JSON ``{"expression": ..., "input": [C, H, W], "name": ...}``), ``package.module:callable``
+returning an ``nn.Module``, or a layer-stack expression. Only the module cases import torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import sys
+from typing import Any, Mapping, Sequence
+
+from .analysis import Analysis
+from .errors import CostlabError, TargetError
+from .expressions import _KERNELED, LAYER_WORDS, analyze_expression
+from .specs import ACTIVATION_OPS, Shape
+from .zoo import PRESETS, build_preset, find_preset
+
+#: The canonical case `costlab compare` runs with no TARGET: a 5×5 convolution on 28×28×192,
+#: without and with a 1×1 bottleneck to 16 channels.
+DEFAULT_TARGETS = ("conv5x5:32", "conv1x1:16 > conv5x5:32")
+DEFAULT_INPUT: Shape = (192, 28, 28)
+
+_PRESET_CALL = re.compile(r"^([A-Za-z][\w-]*)\((.*)\)$", re.S)
+_MODULE_TARGET = re.compile(r"^([A-Za-z_][\w.]*):([A-Za-z_]\w*)$")
+_EXPRESSION_WORDS = {w for w in LAYER_WORDS if "{" not in w}
+_BARE_WORD = re.compile(r"^[A-Za-z][\w-]*$")
+SPEC_FILE_SUFFIXES = (".json", ".txt", ".expr")
+
+
+def _unknown_word(text: str) -> str:
+    """'resnet51' → "unknown preset or layer 'resnet51'; did you mean resnet50? (presets: …)"."""
+    close = difflib.get_close_matches(text.lower(), list(PRESETS) + sorted(_EXPRESSION_WORDS), n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return (f"unknown preset or layer {text!r}{hint} (presets: {', '.join(PRESETS)}; "
+            "`costlab list` shows them)")
+
+
+def parse_input(text: str) -> Shape:
+    """'192x28x28' → (192, 28, 28); one to four positive sizes separated by 'x'."""
+    parts = text.lower().replace("×", "x").split("x")
+    if not 1 <= len(parts) <= 4 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise CostlabError(f"bad --input {text!r}: expected positive sizes such as 3x224x224")
+    return tuple(int(p) for p in parts)
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, str]:
+    """['width=0.5', 'num_classes=10'] → {'width': '0.5', 'num_classes': '10'}."""
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise CostlabError(f"bad option {pair!r}: expected key=value")
+        options[key] = value.strip()
+    return options
+
+
+def is_module_target(text: str) -> bool:
+    """True for ``package.module:callable`` (and not for an expression such as ``fc:10``)."""
+    match = _MODULE_TARGET.match(text.strip())
+    if not match:
+        return False
+    head = match.group(1)
+    return head not in _EXPRESSION_WORDS and not _KERNELED.match(head)
+
+
+def _is_module_object(target: object) -> bool:
+    torch = sys.modules.get("torch")  # a module object means torch is imported already
+    return torch is not None and isinstance(target, torch.nn.Module)
+
+
+def analyze_target(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
+                   options: Mapping[str, Any] | None = None, name: str | None = None) -> Analysis:
+    """Analyse one target (see the module docstring for what a target may be)."""
+    options = dict(options or {})
+    if _is_module_object(target):
+        from .torch_bridge.trace import analyze_module
+
+        if input is None:
+            raise TargetError("an nn.Module needs an input shape (input=(C, H, W))")
+        return analyze_module(target, input, batch=batch, dtype=dtype, name=name)
+    if not isinstance(target, str):
+        raise TargetError(f"a target is a preset, an expression, a spec file, "
+                          f"package.module:callable or an nn.Module; got {type(target).__name__}")
+    text = target.strip()
+    if not text:
+        raise TargetError("empty target")
+    call = _PRESET_CALL.match(text)
+    preset_name, preset_options = (call.group(1), call.group(2)) if call else (text, "")
+    if find_preset(preset_name) is not None:
+        inline = parse_options([p for p in preset_options.split(",") if p.strip()])
+        return build_preset(preset_name, input, batch, dtype, {**options, **inline}, label=name)
+    if os.path.isfile(text):
+        return _analyze_file(text, input, batch, dtype, name)
+    if is_module_target(text):
+        from .torch_bridge.trace import analyze_callable
+
+        if input is None:
+            raise TargetError(f"{text} needs --input CxHxW")
+        return analyze_callable(text, input, options, batch=batch, dtype=dtype, name=name)
+    if text.endswith(SPEC_FILE_SUFFIXES) or os.sep in text:
+        raise TargetError(f"no spec file {text}")
+    word = call.group(1) if call and call.group(1) != "res" else text
+    if _BARE_WORD.match(word) and word not in _EXPRESSION_WORDS and not _KERNELED.match(word) \
+            and word not in ACTIVATION_OPS:
+        raise TargetError(_unknown_word(word))
+    if options:
+        raise TargetError(f"options {', '.join(options)} apply to presets and modules, not to the "
+                          f"expression {text!r}")
+    if input is None:
+        raise TargetError(f"the expression {text!r} needs --input CxHxW")
+    return analyze_expression(text, input, batch, dtype, name=name)
+
+
+def _analyze_file(path: str, input: Shape | None, batch: int, dtype: str,
+                  name: str | None) -> Analysis:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise TargetError(f"cannot read spec file {path}: {error}") from None
+    label = name or os.path.basename(path)
+    if path.endswith(".json"):
+        try:
+            spec = json.loads(content)
+        except json.JSONDecodeError as error:
+            raise TargetError(f"spec file {path} is not valid JSON: {error}") from None
+        if not isinstance(spec, dict) or not isinstance(spec.get("expression"), str):
+            raise TargetError(f"spec file {path} needs an \"expression\" string")
+        if input is None and "input" in spec:
+            sizes = spec["input"]
+            if not isinstance(sizes, list) or not all(isinstance(n, int) and n > 0 for n in sizes):
+                raise TargetError(f"spec file {path}: \"input\" must be a list of positive sizes")
+            input = tuple(sizes)
+        expression, label = spec["expression"], name or spec.get("name", label)
+    else:
+        expression = " ".join(line.split("#", 1)[0] for line in content.splitlines())
+    if input is None:
+        raise TargetError(f"spec file {path} gives no input: pass --input CxHxW")
+    return analyze_expression(expression, input, batch, dtype, name=label)
