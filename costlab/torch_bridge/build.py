@@ -1,0 +1,204 @@
+"""Build a real ``nn.Module`` from an :class:`~costlab.analysis.Analysis`, layer for layer.
+
+The module tree mirrors the layer names: ``layer3.1.conv2`` becomes the submodule
+``layer3`` → ``1`` → ``conv2``. Layers that are functions in PyTorch (the residual ``+``,
+``torch.cat``, matmul, attention) run inside the container of their scope, so a trace of
+the built module meets each of them where the analysis put it. Only inference layers are
+built (training-only heads are not).
+"""
+
+from __future__ import annotations
+
+import operator
+from contextlib import nullcontext
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..analysis import Analysis, Layer
+from ..errors import SpecError
+from ..specs import (AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
+                     Embedding, Flatten, Linear, Matmul, Norm, Pool, Reshape, Shape, Spec, Upsample)
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "identity": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "hardtanh": nn.Hardtanh,
+    "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
+    "hardsigmoid": nn.Hardsigmoid, "hardswish": nn.Hardswish, "silu": nn.SiLU,
+    "gelu": lambda: nn.GELU(approximate="tanh"), "softplus": nn.Softplus, "mish": nn.Mish,
+    "softmax": lambda: nn.Softmax(dim=-1), "log_softmax": lambda: nn.LogSoftmax(dim=-1),
+}
+
+_ELEMENTWISE: dict[str, Callable[..., Any]] = {"add": operator.add, "sub": operator.sub,
+                                               "mul": operator.mul, "div": operator.truediv}
+
+
+def module_for(spec: Spec, inputs: Sequence[Shape]) -> nn.Module | None:
+    """The ``nn.Module`` that computes ``spec`` on inputs of these shapes, or None for a function."""
+    shape = inputs[0]
+    if isinstance(spec, Conv):
+        cls = ([nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d] if spec.transposed
+               else [nn.Conv1d, nn.Conv2d, nn.Conv3d])[spec.ndim - 1]
+        kwargs: dict[str, Any] = dict(stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
+                                      groups=spec.groups, bias=spec.bias)
+        if spec.transposed:
+            kwargs["output_padding"] = spec.output_padding
+        return cls(shape[1], spec.out_channels, spec.kernel, **kwargs)
+    if isinstance(spec, Linear):
+        return nn.Linear(shape[-1], spec.out_features, bias=spec.bias)
+    if isinstance(spec, Norm):
+        if spec.kind == "batch":
+            cls = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}[len(shape)]
+            return cls(shape[1], affine=spec.affine, track_running_stats=spec.track_running_stats)
+        if spec.kind == "layer":
+            return nn.LayerNorm(spec.normalized_shape or shape[-1:], elementwise_affine=spec.affine)
+        if spec.kind == "group":
+            return nn.GroupNorm(spec.num_groups, shape[1], affine=spec.affine)
+        cls = {3: nn.InstanceNorm1d, 4: nn.InstanceNorm2d, 5: nn.InstanceNorm3d}[len(shape)]
+        return cls(shape[1], affine=spec.affine, track_running_stats=spec.track_running_stats)
+    if isinstance(spec, Activation):
+        return _ACTIVATIONS[spec.kind]()
+    if isinstance(spec, Pool):
+        ndim = len(spec.kernel)
+        if spec.mode == "max":
+            return [nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d][ndim - 1](
+                spec.kernel, spec.stride, spec.padding, spec.dilation, ceil_mode=spec.ceil_mode)
+        return [nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d][ndim - 1](
+            spec.kernel, spec.stride, spec.padding, ceil_mode=spec.ceil_mode,
+            count_include_pad=spec.count_include_pad)
+    if isinstance(spec, AdaptivePool):
+        ndim = len(spec.output_size)
+        classes = ([nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d] if spec.mode == "avg"
+                   else [nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d])
+        size = spec.output_size[0] if ndim == 1 else spec.output_size
+        return classes[ndim - 1](size)
+    if isinstance(spec, Dropout):
+        return nn.Dropout(spec.p)
+    if isinstance(spec, Flatten):
+        return nn.Flatten(spec.start_dim, spec.end_dim)
+    if isinstance(spec, Embedding):
+        return nn.Embedding(spec.num_embeddings, spec.embedding_dim)
+    if isinstance(spec, Upsample):
+        return nn.Upsample(size=spec.size, mode=spec.mode)
+    return None
+
+
+def function_for(spec: Spec) -> Callable[..., torch.Tensor]:
+    """The function that computes a spec that is not a module in PyTorch."""
+    if isinstance(spec, Elementwise):
+        if spec.kind not in _ELEMENTWISE:
+            raise SpecError(f"cannot build element-wise {spec.kind!r}")
+        return _ELEMENTWISE[spec.kind]
+    if isinstance(spec, Concat):
+        dim = spec.dim
+        return lambda *xs: torch.cat(xs, dim)
+    if isinstance(spec, Matmul):
+        return torch.matmul
+    if isinstance(spec, Attention):
+        return F.scaled_dot_product_attention
+    if isinstance(spec, Reshape):
+        shape = spec.shape
+        return lambda x: x.reshape(shape)
+    raise SpecError(f"cannot build {type(spec).__name__}")
+
+
+class _Step:
+    """One entry of a scope: a child (leaf module or sub-scope) or a function, with its wiring."""
+
+    def __init__(self, key: str, inputs: tuple[str, ...], outputs: tuple[str, ...],
+                 function: Callable[..., Any] | None = None) -> None:
+        self.key, self.inputs, self.outputs, self.function = key, inputs, outputs, function
+
+
+class Scope(nn.Module):
+    """A container that runs its steps in order; takes its external inputs, returns its outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[_Step] = []
+        self.input_names: tuple[str, ...] = ()
+        self.output_names: tuple[str, ...] = ()
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        return self.run(inputs)
+
+    def run(self, inputs: Sequence[torch.Tensor]) -> Any:
+        env = dict(zip(self.input_names, inputs))
+        for step in self.steps:
+            args = [env[name] for name in step.inputs]
+            fn = step.function if step.function is not None else getattr(self, step.key)
+            result = fn(*args)
+            if len(step.outputs) == 1:
+                env[step.outputs[0]] = result
+            else:
+                env.update(zip(step.outputs, result))
+        if len(self.output_names) == 1:
+            return env[self.output_names[0]]
+        return tuple(env[name] for name in self.output_names)
+
+
+class Network(Scope):
+    """The root scope: one input tensor (``forward(x)``, so that fx sees a single placeholder)."""
+
+    def forward(self, x: torch.Tensor) -> Any:  # type: ignore[override]
+        return self.run((x,))
+
+
+def _layers_under(layers: Sequence[Layer], prefix: str) -> list[Layer]:
+    return [layer for layer in layers if layer.name.startswith(prefix)]
+
+
+def _build_scope(layers: Sequence[Layer], prefix: str, inputs: tuple[str, ...],
+                 outputs: tuple[str, ...], root: bool = False) -> Scope:
+    """A Scope for the layers whose names start with ``prefix`` (contiguous in execution order)."""
+    scope = Network() if root else Scope()
+    scope.input_names, scope.output_names = inputs, outputs
+    index = 0
+    while index < len(layers):
+        layer = layers[index]
+        key, _, rest = layer.name[len(prefix):].partition(".")
+        if not rest:  # a layer directly in this scope
+            module = module_for(layer.spec, layer.input_shapes)
+            if module is None:
+                scope.steps.append(_Step(f"fn:{key}", layer.inputs, (layer.name,), function_for(layer.spec)))
+            else:
+                scope.add_module(key, module)
+                scope.steps.append(_Step(key, layer.inputs, (layer.name,)))
+            index += 1
+            continue
+        child_prefix = f"{prefix}{key}."
+        end = index
+        while end < len(layers) and layers[end].name.startswith(child_prefix):
+            end += 1
+        members = layers[index:end]
+        if len(_layers_under(layers, child_prefix)) != len(members):
+            raise SpecError(f"cannot build: the layers of {child_prefix[:-1]!r} are not contiguous")
+        produced = {m.name for m in members}
+        external = tuple(dict.fromkeys(i for m in members for i in m.inputs if i not in produced))
+        later = layers[end:]
+        used_later = {i for m in later for i in m.inputs} | set(outputs)
+        child_outputs = tuple(m.name for m in members if m.name in used_later)
+        scope.add_module(key, _build_scope(members, child_prefix, external, child_outputs))
+        scope.steps.append(_Step(key, external, child_outputs))
+        index = end
+    return scope
+
+
+def build_module(analysis: Analysis, device: str | torch.device | None = None) -> nn.Module:
+    """An ``nn.Module`` that computes ``analysis``'s inference layers, in eval mode.
+
+    ``device="meta"`` builds it without allocating any parameter memory.
+    """
+    if not analysis.layers:
+        raise SpecError(f"{analysis.name}: nothing to build")
+    output = analysis.layers[-1].name
+    with torch.device(device) if device is not None else nullcontext():
+        root = _build_scope(analysis.layers, "", ("input",), (output,), root=True)
+    return root.eval()
+
+
+def example_input(analysis: Analysis, device: str | torch.device = "cpu",
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A random input of the analysis's batch and input shape."""
+    return torch.randn((analysis.batch,) + tuple(analysis.input), device=device, dtype=dtype)
