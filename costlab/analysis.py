@@ -37,6 +37,10 @@ class Layer:
     formula: str
     training_only: bool = False
     source: str = ""  # what it was read from: a torch module type or function, when traced
+    #: measured latency of this layer alone (``latency_ms`` in JSON), with --latency
+    latency: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: its roofline point and bound from the machine's measured peaks, with --latency
+    roofline: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @property
     def op(self) -> str:
@@ -63,6 +67,10 @@ class Layer:
             entry["source"] = self.source
         if unit == "flops":
             entry["flops"] = FLOPS_PER_MAC * self.macs
+        if self.latency is not None:
+            entry["latency_ms"] = dict(self.latency)
+        if self.roofline is not None:
+            entry["roofline"] = dict(self.roofline)
         return entry
 
 
@@ -118,6 +126,7 @@ class Analysis:
     notes: tuple[str, ...] = ()
     checks: Mapping[str, Any] = field(default_factory=dict)
     latency: Mapping[str, Any] | None = None
+    roofline: Mapping[str, Any] | None = None  # the whole target's roofline, with latency
 
     @property
     def macs(self) -> int:
@@ -210,6 +219,8 @@ class Analysis:
             entry["checks"] = dict(self.checks)
         if self.latency is not None:
             entry["latency_ms"] = dict(self.latency)
+        if self.roofline is not None:
+            entry["roofline"] = dict(self.roofline)
         return entry
 
     def to_frame(self, depth: int | None = None) -> "pandas.DataFrame":
@@ -238,10 +249,23 @@ class Comparison:
         first = self.targets[0].macs
         return tuple(first / t.macs if t.macs else None for t in self.targets)
 
+    @property
+    def latency_ratios(self) -> tuple[float | None, ...] | None:
+        """first's median latency / each target's (None without latency on every target)."""
+        if any(t.latency is None for t in self.targets):
+            return None
+        first = self.targets[0].latency["median"]  # type: ignore[index]
+        return tuple(first / t.latency["median"] if t.latency["median"] else None  # type: ignore[index]
+                     for t in self.targets)
+
     def to_dict(self) -> dict[str, Any]:
-        """The JSON contract: unit, targets, ratios."""
-        return {"unit": self.unit, "targets": [t.to_dict(self.unit) for t in self.targets],
-                "ratios": list(self.ratios)}
+        """The JSON contract: unit, targets, ratios (and latency_ratios when latency was measured)."""
+        entry: dict[str, Any] = {"unit": self.unit, "targets": [t.to_dict(self.unit) for t in self.targets],
+                                 "ratios": list(self.ratios)}
+        latency_ratios = self.latency_ratios
+        if latency_ratios is not None:
+            entry["latency_ratios"] = list(latency_ratios)
+        return entry
 
     def to_frame(self) -> "pandas.DataFrame":
         """One row per target: name, output, macs, params, ops, activations, ratio."""

@@ -11,12 +11,13 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from .analysis import Analysis, Comparison
 from .errors import CostlabError
 from .report import FORMATS, render_analysis, render_comparison
-from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, analyze_target, parse_input, parse_options
+from .targets import (DEFAULT_INPUT, DEFAULT_TARGETS, analyze_target, is_module_target, parse_input,
+                      parse_options)
 from .zoo import PRESETS, build_preset
 
 PROG = "costlab"
@@ -69,14 +70,64 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                         help="option for presets and package.module:callable targets (repeatable)")
     parser.add_argument("--unit", choices=["macs", "flops"], default="macs",
                         help="macs (default) or flops = 2 × MACs")
+    add_latency_options(parser)
     add_output_options(parser)
+
+
+def add_latency_options(parser: argparse.ArgumentParser) -> None:
+    """--latency, --threads, --quiet: measured latency and the roofline beside the counts."""
+    parser.add_argument("--latency", choices=["cpu", "cuda"], metavar="cpu|cuda",
+                        help="build the real modules and measure the latency of each target and layer "
+                             "on this device, with the roofline bound of each layer")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="CPU threads while measuring (torch.set_num_threads; default: torch's)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
 def _targets(args: argparse.Namespace, targets: Sequence[str],
              default_input: tuple[int, ...] | None = None) -> list[Analysis]:
     shape = parse_input(args.input) if args.input else default_input
     options = parse_options(args.kwarg)
-    return [analyze_target(t, shape, args.batch, args.dtype, options) for t in targets]
+    analyses = [analyze_target(t, shape, args.batch, args.dtype, options) for t in targets]
+    if getattr(args, "latency", None):
+        analyses = _measure_latency(args, targets, analyses)
+    return analyses
+
+
+def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tuple[Any, Callable[[str], None]]:
+    """A tqdm bar on the command's stderr (off with --quiet) and the callback that advances it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, file=getattr(args, "progress_stream", None) or sys.stderr, desc=description,
+               unit="timing", leave=False, disable=bool(getattr(args, "quiet", False)), dynamic_ncols=True)
+
+    def advance(label: str) -> None:
+        bar.set_postfix_str(label[-48:], refresh=False)
+        bar.update(1)
+    return bar, advance
+
+
+def _measure_latency(args: argparse.Namespace, targets: Sequence[str],
+                     analyses: list[Analysis]) -> list[Analysis]:
+    """--latency: time each target and its layers on the device, with the roofline (torch imported here)."""
+    from .torch_bridge.latency import LatencySettings, load_module, measure_latency, measurement_count, torch_dtype
+    from .torch_bridge.roofline import CALIBRATION_STEPS, cached_peaks, calibrate
+
+    torch_dtype(args.dtype)
+    peaks = cached_peaks(args.latency, args.threads, args.dtype)
+    options = parse_options(args.kwarg)
+    modules = {index: load_module(text, options) for index, text in enumerate(targets)
+               if is_module_target(text) and not os.path.isfile(text)}
+    total = sum(measurement_count(a) for a in analyses) + (0 if peaks else CALIBRATION_STEPS)
+    bar, advance = _progress_bar(args, total, f"latency on {args.latency}")
+    try:
+        if peaks is None:
+            peaks, _ = calibrate(args.latency, args.threads, args.dtype, progress=advance)
+        settings = LatencySettings(device=args.latency, threads=args.threads)
+        return [measure_latency(a, settings, module=modules.get(index), peaks=peaks, progress=advance)
+                for index, a in enumerate(analyses)]
+    finally:
+        bar.close()
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -121,11 +172,35 @@ def run_list(args: argparse.Namespace) -> tuple[str, int]:
                        args.format), 0
 
 
+def _calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="CPU threads (default: torch's); the peaks are cached per thread count")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"],
+                        help="element type of the matrix product (default float32)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    add_output_options(parser)
+
+
+def run_calibrate(args: argparse.Namespace) -> tuple[str, int]:
+    from .report import render_peaks
+    from .torch_bridge.roofline import CALIBRATION_STEPS, calibrate
+
+    bar, advance = _progress_bar(args, CALIBRATION_STEPS, f"calibrating {args.device}")
+    try:
+        peaks, path = calibrate(args.device, args.threads, args.dtype, progress=advance)
+    finally:
+        bar.close()
+    return render_peaks(peaks.to_dict(), str(path), args.format), 0
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("compare", "side-by-side cost of targets (default: the inception 5×5 bottleneck case)",
             _compare_arguments, run_compare),
     Command("analyze", "per-layer cost of one target", _analyze_arguments, run_analyze),
     Command("list", "the presets, with their default input, params and MACs", _list_arguments, run_list),
+    Command("calibrate", "measure this machine's peak GFLOP/s and GB/s for the roofline and cache them",
+            _calibrate_arguments, run_calibrate),
 )
 
 
@@ -190,6 +265,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
             return 0
         if getattr(args, "output", None):
             check_writable(args.output)
+        args.progress_stream = err  # progress bars go where errors go
         text, code = args.run(args)
         if getattr(args, "output", None):
             write_atomically(args.output, text)

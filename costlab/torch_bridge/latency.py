@@ -1,0 +1,245 @@
+"""Measured latency beside the counts: the whole target and each of its layers, with their roofline.
+
+:func:`measure_latency` takes an :class:`~costlab.analysis.Analysis` and returns a new one
+whose ``latency`` (JSON ``latency_ms``) and ``roofline`` are filled in, for the target and
+for every inference layer:
+
+- the whole target runs as a real module: the user's own ``nn.Module`` when one is given
+  (a ``package.module:callable`` target or the Python API), else the module
+  :func:`~costlab.torch_bridge.build.build_module` builds from the analysis;
+- each layer runs alone on random inputs of its recorded shapes: the user's submodule of
+  that name when there is one, else the module or function its spec builds to — so the
+  functional layers (residual add, concatenation, matmul) are timed too;
+- everything in eval mode, under ``torch.inference_mode``, with a fixed thread count that is
+  restored afterwards, timed by :func:`~costlab.torch_bridge.timing.time_callable`
+  (warm-up, adaptive repetition, median and IQR, CUDA events on the GPU).
+
+Caches are warm: a layer's input and weights are reused from call to call, as they would be
+for a layer inside a network only when they fit in cache.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..analysis import FLOPS_PER_MAC, Analysis, Layer
+from ..errors import CostlabError, TargetError
+from ..specs import Embedding
+from .build import build_module, function_for, module_for
+from .roofline import Peaks, peaks_for, roofline_fields
+from .timing import Timing, TimingSettings, check_device, device_name, fixed_threads, time_callable
+
+Progress = Callable[[str], None]
+
+_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64,
+                                   "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def torch_dtype(dtype: str) -> torch.dtype:
+    """The torch dtype latency is measured in; int8 only sizes the bytes column and cannot run."""
+    if dtype not in _DTYPES:
+        raise CostlabError(f"latency is measured in a floating dtype ({', '.join(_DTYPES)}), "
+                           f"not {dtype}")
+    return _DTYPES[dtype]
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """What to measure and how: device, CPU threads, per-layer or whole target only, timing care."""
+
+    device: str = "cpu"
+    threads: int | None = None
+    per_layer: bool = True
+    timing: TimingSettings = field(default_factory=TimingSettings)
+
+
+def measurement_count(analysis: Analysis, per_layer: bool = True) -> int:
+    """How many timings :func:`measure_latency` takes (for a progress bar): the target and its layers."""
+    return 1 + (len(analysis.layers) if per_layer else 0)
+
+
+def current_threads() -> int:
+    """torch's intra-op thread count now."""
+    return torch.get_num_threads()
+
+
+# --- what runs ---------------------------------------------------------------------------------
+
+def layer_inputs(layer: Layer, device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
+    """Random inputs of the layer's recorded shapes (indices for an embedding)."""
+    if isinstance(layer.spec, Embedding):
+        return [torch.randint(layer.spec.num_embeddings, shape, device=device)
+                for shape in layer.input_shapes]
+    return [torch.randn(shape, device=device, dtype=dtype) for shape in layer.input_shapes]
+
+
+def _leaf_submodule(root: nn.Module | None, name: str) -> nn.Module | None:
+    if root is None:
+        return None
+    try:
+        found = root.get_submodule(name)
+    except AttributeError:
+        return None
+    return None if list(found.children()) else found
+
+
+def layer_callable(layer: Layer, device: torch.device, dtype: torch.dtype,
+                   root: nn.Module | None = None) -> Callable[..., Any]:
+    """What computes this layer alone: the root's submodule of that name, else what its spec builds."""
+    own = _leaf_submodule(root, layer.name)
+    if own is not None:
+        return own
+    with torch.device(device):
+        built = module_for(layer.spec, layer.input_shapes)
+    if built is not None:
+        return built.to(dtype=dtype).eval()  # casts floating parameters only
+    return function_for(layer.spec)
+
+
+def network_input(analysis: Analysis, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A random input of the analysis's batch and shape (indices when an embedding reads it)."""
+    shape = (analysis.batch,) + tuple(analysis.input)
+    for layer in analysis.layers:
+        if "input" in layer.inputs and isinstance(layer.spec, Embedding):
+            return torch.randint(layer.spec.num_embeddings, shape, device=device)
+    return torch.randn(shape, device=device, dtype=dtype)
+
+
+def _module_on(module: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """The module itself when its tensors already have this device and dtype, else a moved copy."""
+    tensors = list(module.parameters()) + list(module.buffers())
+    floating = [t for t in tensors if t.is_floating_point()]
+    if all(t.device == device for t in tensors) and all(t.dtype == dtype for t in floating):
+        return module
+    return copy.deepcopy(module).to(device=device, dtype=dtype)
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average of the machine (None where the OS does not give one)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+# --- measuring -----------------------------------------------------------------------------
+
+def _latency_entry(timing: Timing, name: str, dtype: str) -> dict[str, Any]:
+    entry = timing.to_dict()
+    entry["device_name"] = name
+    entry["dtype"] = dtype
+    return entry
+
+
+def measure_latency(analysis: Analysis, settings: LatencySettings | None = None, *,
+                    module: nn.Module | None = None, peaks: Peaks | None = None,
+                    progress: Progress | None = None) -> Analysis:
+    """A copy of ``analysis`` with measured latency and roofline, for the target and each layer.
+
+    ``module``: the user's ``nn.Module`` to time (it is put in eval mode and its mode restored;
+    a copy is moved when it is on another device or dtype); default: the module built from the
+    analysis. ``peaks``: the machine's ceilings (default: cached, else calibrated now).
+    ``progress`` is called with a label after each timing.
+    """
+    settings = settings or LatencySettings()
+    device = check_device(settings.device)
+    dtype = torch_dtype(analysis.dtype)
+    if not analysis.layers:
+        raise CostlabError(f"{analysis.name}: no layers to time")
+    name = device_name(device)
+    load = _load_average()
+    with fixed_threads(settings.threads) as threads:
+        if peaks is None:
+            peaks = peaks_for(device.type, threads, analysis.dtype)
+        if module is not None:
+            root = _module_on(module, device, dtype)
+        else:
+            with torch.device(device):
+                root = build_module(analysis, device).to(dtype=dtype)
+        was_training = root.training
+        root.eval()
+        try:
+            x = network_input(analysis, device, dtype)
+            whole = time_callable(lambda: root(x), device, threads, settings.timing)
+            if progress:
+                progress(f"{analysis.name}")
+            layers = list(analysis.layers)
+            if settings.per_layer:
+                for index, layer in enumerate(layers):
+                    fn = layer_callable(layer, device, dtype, root)
+                    inputs = layer_inputs(layer, device, dtype)
+                    timing = time_callable(lambda fn=fn, inputs=inputs: fn(*inputs), device, threads,
+                                           settings.timing)
+                    median_ms = timing.median_s * 1e3
+                    layers[index] = replace(
+                        layer, latency=_latency_entry(timing, name, analysis.dtype),
+                        roofline=roofline_fields(FLOPS_PER_MAC * layer.macs, layer.bytes, peaks, median_ms))
+                    if progress:
+                        progress(f"{analysis.name}: {layer.name}")
+        finally:
+            root.train(was_training)
+    target_latency = _latency_entry(whole, name, analysis.dtype)
+    if load is not None:
+        target_latency["load_1min"] = load  # other work on the machine when the measurement began
+    target_roofline = roofline_fields(FLOPS_PER_MAC * analysis.macs, analysis.bytes, peaks,
+                                      whole.median_s * 1e3)
+    if settings.per_layer:
+        target_latency["sum_of_layers"] = sum(layer.latency["median"] for layer in layers)  # type: ignore[index]
+        # Layers run one after another: the target's bound is the sum of its layers' bounds.
+        target_roofline["predicted_ms"] = sum(layer.roofline["predicted_ms"] for layer in layers)  # type: ignore[index]
+        target_roofline["fraction"] = target_roofline["predicted_ms"] / target_latency["median"]
+        target_roofline["compute_bound_layers"] = sum(layer.roofline["bound"] == "compute" for layer in layers)  # type: ignore[index]
+        target_roofline["memory_bound_layers"] = sum(layer.roofline["bound"] == "memory" for layer in layers)  # type: ignore[index]
+        del target_roofline["bound"]  # a network is not one roofline point
+    target_roofline["peaks"] = peaks.to_dict()
+    return replace(analysis, layers=tuple(layers), latency=target_latency, roofline=target_roofline)
+
+
+def measure_all(analyses: Sequence[Analysis], settings: LatencySettings | None = None, *,
+                modules: Mapping[int, nn.Module] | None = None, peaks: Peaks | None = None,
+                progress: Progress | None = None) -> list[Analysis]:
+    """:func:`measure_latency` for each analysis (``modules``: the user's module by position)."""
+    modules = modules or {}
+    return [measure_latency(a, settings, module=modules.get(i), peaks=peaks, progress=progress)
+            for i, a in enumerate(analyses)]
+
+
+# --- the user's module for a package.module:callable target ----------------------------------
+
+def _option_value(text: str) -> Any:
+    """'10' → 10, '0.5' → 0.5, 'True' → True, "'x'" → 'x'; anything else stays a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def load_module(target: str, options: Mapping[str, Any] | None = None) -> nn.Module:
+    """Import ``package.module``, call ``callable(**options)`` and check it returns an ``nn.Module``.
+
+    String option values are read as Python literals where they are one (``10``, ``0.5``, ``True``).
+    """
+    module_name, _, attribute = target.strip().partition(":")
+    try:
+        imported = importlib.import_module(module_name)
+    except ImportError as error:
+        raise TargetError(f"cannot import {module_name} for {target}: {error}") from None
+    factory = getattr(imported, attribute, None)
+    if not callable(factory):
+        raise TargetError(f"{target}: {module_name} has no callable {attribute}")
+    kwargs = {k: _option_value(v) if isinstance(v, str) else v for k, v in (options or {}).items()}
+    try:
+        built = factory(**kwargs)
+    except TypeError as error:
+        raise TargetError(f"{target}: {error}") from None
+    if not isinstance(built, nn.Module):
+        raise TargetError(f"{target} returned {type(built).__name__}, not an nn.Module")
+    return built

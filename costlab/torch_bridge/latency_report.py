@@ -1,0 +1,272 @@
+"""The two canonical comparisons with measured latency, as Markdown reports.
+
+- ``inception``: the 5×5 convolution (32 filters) on 28×28×192, without and with a 1×1
+  bottleneck to 16 channels;
+- ``separable``: a standard 3×3 convolution against a depthwise-separable one (3×3 depthwise
+  → 1×1 pointwise), 512 → 512 channels at 14×14.
+
+Each report puts the MAC ratio beside the latency ratio measured in the same run, and the
+roofline's prediction between them: what counting bytes as well as MACs explains of the
+gap, and what is left to the kernels' efficiency. :func:`latency_report` measures and
+renders one; :func:`case_markdown` only renders an already measured comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+from ..analysis import Analysis, Comparison, Layer
+from ..report import count, latency_text, milliseconds, threads_text
+from ..specs import Shape
+from ..targets import analyze_target
+
+Progress = Callable[[str], None]
+
+#: Ratios within this fraction of each other are said to agree.
+AGREEMENT = 0.10
+
+
+@dataclass(frozen=True)
+class LatencyCase:
+    """A canonical comparison: a baseline and a cheaper design on one input."""
+
+    key: str
+    title: str
+    baseline: str
+    cheaper: str
+    input: Shape
+    filename: str
+    question: str
+
+    @property
+    def targets(self) -> tuple[str, str]:
+        return (self.baseline, self.cheaper)
+
+
+LATENCY_CASES: dict[str, LatencyCase] = {
+    "inception": LatencyCase(
+        "inception", "the inception 5×5 with and without its 1×1 bottleneck",
+        "conv5x5:32", "conv1x1:16 > conv5x5:32", (192, 28, 28), "latency-inception.md",
+        "A 1×1 bottleneck to 16 channels cuts the MACs of 32 filters of 5×5 on 28×28×192 by almost "
+        "ten. Is the bottlenecked design ten times faster?"),
+    "separable": LatencyCase(
+        "separable", "standard vs depthwise-separable 3×3, 512 → 512 channels at 14×14",
+        "conv3x3:512", "dw3x3 > pw:512", (512, 14, 14), "latency-separable.md",
+        "A depthwise-separable 3×3 convolution costs 1/C_out + 1/k² of a standard one, "
+        "1/512 + 1/9 here. Is it that much faster?"),
+}
+
+
+def case_measurement_count(case: LatencyCase) -> int:
+    """Timings one report takes: each target whole and each of its layers."""
+    return sum(1 + len(analyze_target(t, case.input).layers) for t in case.targets)
+
+
+def measure_case(case: LatencyCase, device: str = "cpu", threads: int | None = None, batch: int = 1,
+                 peaks: Any = None, progress: Progress | None = None) -> Comparison:
+    """Both targets of the case, counted and timed (target and layers) in one run."""
+    from .latency import LatencySettings, measure_all
+
+    analyses = [analyze_target(t, case.input, batch) for t in case.targets]
+    measured = measure_all(analyses, LatencySettings(device=device, threads=threads), peaks=peaks,
+                           progress=progress)
+    return Comparison(tuple(measured))
+
+
+def latency_report(name: str, device: str = "cpu", threads: int | None = None, batch: int = 1,
+                   peaks: Any = None, progress: Progress | None = None, command: str = "") -> str:
+    """Measure the canonical case ``name`` (inception or separable) and render its Markdown report."""
+    from ..errors import CostlabError
+
+    if name not in LATENCY_CASES:
+        raise CostlabError(f"no latency report {name!r} (known: {', '.join(LATENCY_CASES)})")
+    case = LATENCY_CASES[name]
+    return case_markdown(case, measure_case(case, device, threads, batch, peaks, progress), command)
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def _times(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.2f}×"
+
+
+def _percent(fraction: float | None) -> str:
+    return "–" if fraction is None else f"{100 * fraction:.0f} %"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join("---:" if r else "---" for r in right) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _machine(t: Analysis) -> str:
+    latency, peaks = t.latency, (t.roofline or {}).get("peaks", {})
+    where = latency["device_name"]
+    if latency["device"] == "cpu":
+        where += f", CPU, {threads_text(latency['threads'])}"
+    else:
+        where += f" ({latency['device']})"
+    load = f"; 1-minute load average {latency['load_1min']:.2f} at the start" if "load_1min" in latency else ""
+    return (f"{where}; torch {peaks.get('torch_version', '?')}; {latency['dtype']}, batch {t.batch}; "
+            f"host {peaks.get('host', '?')}{load}")
+
+
+def _layer_sentence(target: str, layer: Layer, ridge: float) -> str:
+    roof, latency = layer.roofline, layer.latency
+    intensity = roof["intensity"]
+    side = "above" if intensity is not None and intensity > ridge else "below"
+    text = (f"`{target}` {layer.name} ({layer.type}): {'–' if intensity is None else f'{intensity:.1f}'} "
+            f"FLOP/B, {side} the ridge of {ridge:.1f}: {roof['bound']}-bound. The roofline allows "
+            f"{milliseconds(roof['predicted_ms'])} ms; measured {milliseconds(latency['median'])} ms, "
+            f"{_percent(roof.get('fraction'))} of its roofline")
+    if roof.get("fraction", 0) > 1:
+        text += (f" — faster than the bound: its {count(layer.bytes)} bytes stay in cache from call to "
+                 "call, where the copy benchmark's bandwidth (a buffer far larger than the caches) "
+                 "understates what it gets")
+    return text + "."
+
+
+def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
+    """What the roofline says about the gap between the MAC ratio and the measured ratio."""
+    peaks = base.roofline["peaks"]  # type: ignore[index]
+    ridge = peaks["ridge"]
+    mac_ratio = _ratio(base.macs, cheap.macs)
+    measured = _ratio(base.latency["median"], cheap.latency["median"])  # type: ignore[index]
+    predicted = _ratio(base.roofline["predicted_ms"], cheap.roofline["predicted_ms"])  # type: ignore[index]
+    bytes_ratio = _ratio(base.bytes, cheap.bytes)
+    lines = [f"Peaks measured on this machine: {peaks['gflops']:.1f} GFLOP/s "
+             f"({peaks['matmul_size']}×{peaks['matmul_size']} matrix product) and {peaks['gbps']:.1f} GB/s "
+             f"(copy of {peaks['copy_bytes'] / 2**20:.0f} MiB); ridge {ridge:.1f} FLOP/B. A layer's bound is "
+             "max(FLOPs / peak FLOP/s, bytes / peak B/s), a design's the sum of its layers'.", ""]
+    lines += [f"- {_layer_sentence(t.name, layer, ridge)}" for t in (base, cheap) for layer in t.layers]
+    lines.append("")
+    memory_bound = [layer for layer in cheap.layers if layer.roofline["bound"] == "memory"]  # type: ignore[index]
+    if mac_ratio and predicted and predicted < (1 - AGREEMENT) * mac_ratio:
+        names = ", ".join(f"{layer.name} ({layer.type})" for layer in memory_bound) or "none of its layers"
+        lines.append(
+            f"**Counts:** the MACs say {_times(mac_ratio)}; the roofline, which also counts bytes, says "
+            f"{_times(predicted)}. In `{cheap.name}`, {names} "
+            f"{'is' if len(memory_bound) == 1 else 'are'} memory-bound: {'its' if len(memory_bound) == 1 else 'their'} "
+            f"time follows bytes, not MACs, and the design moves only {_times(bytes_ratio)} fewer bytes "
+            f"({count(cheap.bytes)} against {count(base.bytes)}).")
+    else:
+        others = [layer for layer in cheap.layers if layer not in memory_bound and layer.macs]
+        if memory_bound:
+            share = (sum(layer.roofline["predicted_ms"] for layer in memory_bound)  # type: ignore[index]
+                     / cheap.roofline["predicted_ms"])  # type: ignore[index]
+            names = ", ".join(f"{layer.name} ({layer.type})" for layer in memory_bound)
+            why = (f"{names} {'is' if len(memory_bound) == 1 else 'are'} memory-bound but only "
+                   f"{_percent(share)} of the design's bound; "
+                   + (f"the compute-bound {', '.join(f'{o.name} ({o.type})' for o in others)} "
+                      f"{'sets' if len(others) == 1 else 'set'} the pace" if others else "the rest sets the pace"))
+        else:
+            why = "every layer is compute-bound"
+        lines.append(
+            f"**Counts:** the MACs say {_times(mac_ratio)} and the roofline says {_times(predicted)}: {why}, "
+            "so at the machine's peaks the two designs would differ by about their MACs.")
+    base_fraction = base.roofline.get("fraction")  # type: ignore[union-attr]
+    cheap_fraction = cheap.roofline.get("fraction")  # type: ignore[union-attr]
+    worst = min(cheap.layers, key=lambda layer: layer.roofline.get("fraction", 1.0))  # type: ignore[union-attr]
+    if measured and predicted and measured < (1 - AGREEMENT) * predicted:
+        lines.append(
+            f"**Measured:** {_times(measured)}, short even of the roofline's {_times(predicted)}. The roofline "
+            "bounds the time from below; how far each kernel stays above its bound is what no count holds: "
+            f"`{base.name}` runs at {_percent(base_fraction)} of its roofline, `{cheap.name}` at "
+            f"{_percent(cheap_fraction)}, its {worst.name} ({worst.type}) at "
+            f"{_percent(worst.roofline.get('fraction'))}. The cheaper design's smaller, lower-intensity layers "  # type: ignore[union-attr]
+            "run further from the machine's peaks than the baseline's one large convolution.")
+    elif measured and predicted and measured > (1 + AGREEMENT) * predicted:
+        lines.append(
+            f"**Measured:** {_times(measured)}, more than the roofline's {_times(predicted)}: "
+            f"`{cheap.name}` runs closer to its roofline ({_percent(cheap_fraction)}) than `{base.name}` "
+            f"({_percent(base_fraction)}).")
+    else:
+        lines.append(f"**Measured:** {_times(measured)}, as the roofline predicts ({_times(predicted)}); "
+                     f"both designs run at a like share of their roofline ({_percent(base_fraction)} and "
+                     f"{_percent(cheap_fraction)}).")
+    for t in (base, cheap):
+        whole, parts = t.latency["median"], t.latency.get("sum_of_layers")  # type: ignore[index,union-attr]
+        if parts and abs(whole - parts) > AGREEMENT * parts:
+            lines.append(
+                f"Run whole, `{t.name}` takes {milliseconds(whole)} ms against {milliseconds(parts)} ms for its "
+                f"layers timed alone ({'more' if whole > parts else 'less'}): "
+                + ("the difference is the cost of chaining them (the intermediate tensor leaves the cache, "
+                   "one more module call)." if whole > parts else
+                   "timed alone, each layer's input is fresh from the allocator rather than from the layer before."))
+    return lines
+
+
+def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") -> str:
+    """The Markdown report of a measured comparison of ``case`` (baseline first)."""
+    base, cheap = comparison.targets
+    mac_ratio = _ratio(base.macs, cheap.macs)
+    measured = _ratio(base.latency["median"], cheap.latency["median"])  # type: ignore[index]
+    predicted = _ratio(base.roofline["predicted_ms"], cheap.roofline["predicted_ms"])  # type: ignore[index]
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    noisy = [t.name for t in (base, cheap) if t.latency["noisy"]]  # type: ignore[index]
+    noisy += [f"{t.name}: {layer.name}" for t in (base, cheap) for layer in t.layers if layer.latency["noisy"]]  # type: ignore[index]
+    summary_rows = []
+    for index, t in enumerate((base, cheap)):
+        first = index == 0
+        summary_rows.append([
+            f"`{t.name}`", count(t.macs),
+            "baseline" if first else f"{_times(mac_ratio)} fewer",
+            latency_text(t.latency),
+            "baseline" if first else f"{_times(measured)} faster",
+            milliseconds(t.roofline["predicted_ms"]),  # type: ignore[index]
+            "baseline" if first else f"{_times(predicted)} faster",
+            _percent(t.roofline.get("fraction")),  # type: ignore[union-attr]
+            milliseconds(t.latency["sum_of_layers"]),  # type: ignore[index]
+        ])
+    layer_rows = []
+    for t in (base, cheap):
+        for layer in t.layers:
+            roof = layer.roofline
+            layer_rows.append([
+                f"`{t.name}`", layer.name, layer.type, count(layer.macs), count(roof["flops"]),  # type: ignore[index]
+                count(layer.bytes), f"{roof['intensity']:.1f}", roof["bound"],  # type: ignore[index]
+                milliseconds(roof["predicted_ms"]), latency_text(layer.latency),  # type: ignore[index]
+                f"{roof.get('achieved_gflops', 0):.1f}", _percent(roof.get("fraction")),  # type: ignore[union-attr]
+            ])
+    parts = [
+        f"# Latency: {case.title}", "",
+        case.question, "",
+        f"Input {'×'.join(map(str, case.input))} (C×H×W). Measured {when} on {_machine(base)}.",
+    ]
+    if command:
+        parts += ["", f"Regenerate with `{command}`."]
+    parts += [
+        "", "## MACs beside measured latency (one run)", "",
+        f"**MAC ratio {_times(mac_ratio)}, measured latency ratio {_times(measured)}** (both from this "
+        f"run); the roofline predicts {_times(predicted)}.", "",
+        _table(["target", "MACs", "MAC ratio", "latency ms (median ± IQR)", "latency ratio", "roofline ms",
+                "roofline ratio", "of roofline", "sum of layers ms"],
+               summary_rows, [False, True, False, True, False, True, False, True, True]),
+        "", "## Per layer", "",
+        _table(["target", "layer", "type", "MACs", "FLOPs", "bytes", "FLOP/B", "bound", "roofline ms",
+                "measured ms ± IQR", "GFLOP/s", "of roofline"],
+               layer_rows, [False, False, False, True, True, True, True, False, True, True, True, True]),
+        "", "## What the roofline says", "",
+    ]
+    parts += _explanation(base, cheap)
+    latency = base.latency
+    parts += [
+        "", "## How this was measured", "",
+        f"Each target ran whole as one module and each layer alone on a random input of its recorded shape, "
+        f"in eval mode under torch.inference_mode, after a warm-up; calls were timed in blocks "
+        f"({latency['timer']}) until the interquartile range was within "  # type: ignore[index]
+        f"{100 * latency['noise_threshold']:.0f} % of the median or the time limit came; "  # type: ignore[index]
+        "a measurement still above it is marked noisy. FLOPs = 2 × MACs; bytes = input + weights + output "
+        "of each layer, once each. 'of roofline' = roofline ms / measured ms.",
+        "",
+        ("Noisy measurements: " + ", ".join(noisy) + ".") if noisy else "No measurement was noisy.",
+    ]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,256 @@
+"""The roofline: how fast a layer could run at best on this machine, and what holds it back.
+
+A layer doing ``F`` floating-point operations on ``B`` bytes can take no less than
+
+    bound = max(F / peak_flops, B / peak_bandwidth)
+
+seconds: the time of its arithmetic at the machine's peak rate, or the time to move its
+bytes at the peak bandwidth, whichever is longer. It is *compute-bound* when the first term
+is the larger, *memory-bound* otherwise; equivalently, when its arithmetic intensity F / B
+is above or below the ridge point peak_flops / peak_bandwidth. Here F = 2 × MACs (FLOPs, the
+design's convention) and B is the layer's ``bytes`` (input, weights and output, each once).
+
+The peaks are measured, not looked up: a square matrix product (2n³ FLOPs) for compute and
+a large tensor copy (counted as bytes read plus bytes written) for bandwidth. They are cached
+per host, device, thread count and dtype in a JSON file under the user's cache directory
+(``$COSTLAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/costlab``, else ``~/.cache/costlab``);
+``costlab calibrate`` measures them again. The arithmetic here needs no torch; only
+:func:`measure_peaks` imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..errors import CostlabError
+
+CACHE_FILE = "peaks.json"
+CACHE_VERSION = 1
+
+#: Matrix size n of the n×n·n×n product and bytes per buffer of the copy, per device type.
+MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}
+COPY_BYTES = {"cpu": 128 * 2**20, "cuda": 1024 * 2**20}
+#: How many steps a calibration reports to a progress callback.
+CALIBRATION_STEPS = 2
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """A machine's measured ceilings: peak arithmetic (GFLOP/s) and peak bandwidth (GB/s, 10⁹ B/s)."""
+
+    device: str          # cpu or cuda
+    device_name: str     # CPU model or card name
+    threads: int         # CPU threads the peaks were measured with
+    dtype: str
+    gflops: float
+    gbps: float
+    host: str = ""
+    matmul_size: int = 0
+    copy_bytes: int = 0
+    torch_version: str = ""
+    measured_at: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.gflops > 0 and self.gbps > 0):
+            raise CostlabError(f"peaks must be positive, got {self.gflops} GFLOP/s and {self.gbps} GB/s")
+
+    @property
+    def ridge(self) -> float:
+        """Arithmetic intensity (FLOP/byte) where the two ceilings meet: peak FLOP/s ÷ peak B/s."""
+        return self.gflops / self.gbps
+
+    @property
+    def key(self) -> str:
+        return machine_key(self.host, self.device, self.device_name, self.threads, self.dtype)
+
+    def to_dict(self) -> dict[str, Any]:
+        entry = asdict(self)
+        entry["ridge"] = self.ridge
+        return entry
+
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, Any]) -> "Peaks":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in entry.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A layer's point on the roofline: its FLOPs and bytes against given peaks (times in seconds)."""
+
+    flops: int
+    bytes: int
+    compute_s: float   # flops / peak FLOP/s
+    memory_s: float    # bytes / peak B/s
+
+    @property
+    def seconds(self) -> float:
+        """The bound itself: max(compute_s, memory_s), the predicted latency."""
+        return max(self.compute_s, self.memory_s)
+
+    @property
+    def kind(self) -> str:
+        """'compute' when the arithmetic takes longer at peak than moving the bytes, else 'memory'."""
+        return "compute" if self.compute_s > self.memory_s else "memory"
+
+    @property
+    def intensity(self) -> float | None:
+        """FLOPs per byte (None for a layer that moves no bytes)."""
+        return self.flops / self.bytes if self.bytes else None
+
+
+def bound(flops: int, bytes_moved: int, peaks: Peaks) -> Bound:
+    """bound = max(flops / (gflops·10⁹), bytes / (gbps·10⁹))."""
+    if flops < 0 or bytes_moved < 0:
+        raise CostlabError("FLOPs and bytes cannot be negative")
+    return Bound(flops, bytes_moved, flops / (peaks.gflops * 1e9), bytes_moved / (peaks.gbps * 1e9))
+
+
+def roofline_fields(flops: int, bytes_moved: int, peaks: Peaks, measured_ms: float | None) -> dict[str, Any]:
+    """The ``roofline`` entry of a layer in JSON: the bound, its kind, and what was achieved.
+
+    ``achieved_gflops`` = flops / measured time; ``fraction`` = predicted / measured (1 means the
+    layer ran at its roofline; the rest of the time is what the bound does not explain).
+    """
+    point = bound(flops, bytes_moved, peaks)
+    entry: dict[str, Any] = {
+        "flops": flops, "bytes": bytes_moved, "intensity": point.intensity, "ridge": peaks.ridge,
+        "compute_ms": point.compute_s * 1e3, "memory_ms": point.memory_s * 1e3,
+        "predicted_ms": point.seconds * 1e3, "bound": point.kind,
+    }
+    if measured_ms is not None and measured_ms > 0:
+        entry["achieved_gflops"] = flops / (measured_ms * 1e-3) / 1e9
+        entry["achieved_gbps"] = bytes_moved / (measured_ms * 1e-3) / 1e9
+        entry["fraction"] = point.seconds * 1e3 / measured_ms
+    return entry
+
+
+# --- the cache ---------------------------------------------------------------------------
+
+def machine_key(host: str, device: str, device_name: str, threads: int, dtype: str) -> str:
+    """'host|cpu|Intel(R) Xeon(R) Processor|threads=2|float32' (threads are 0 on CUDA)."""
+    return f"{host}|{device}|{device_name}|threads={threads}|{dtype}"
+
+
+def cache_path(environ: Mapping[str, str] | None = None) -> Path:
+    """$COSTLAB_CACHE_DIR/peaks.json, else $XDG_CACHE_HOME/costlab/peaks.json, else ~/.cache/costlab/."""
+    env = os.environ if environ is None else environ
+    if env.get("COSTLAB_CACHE_DIR"):
+        return Path(env["COSTLAB_CACHE_DIR"]) / CACHE_FILE
+    base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "costlab" / CACHE_FILE
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    """The cache's entries by key; a missing, unreadable or foreign file counts as empty (it is a cache)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("peaks"), dict):
+        return {}
+    return data["peaks"]
+
+
+def load_peaks(key: str, path: Path | None = None) -> Peaks | None:
+    """The cached peaks for ``key``, or None."""
+    entry = _read_cache(path or cache_path()).get(key)
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return Peaks.from_dict(entry)
+    except (TypeError, CostlabError):
+        return None
+
+
+def save_peaks(peaks: Peaks, path: Path | None = None) -> Path:
+    """Add or replace ``peaks`` in the cache file (written to a temporary file, then renamed)."""
+    path = path or cache_path()
+    entries = _read_cache(path)
+    entries[peaks.key] = peaks.to_dict()
+    text = json.dumps({"version": CACHE_VERSION, "peaks": entries}, indent=2, sort_keys=True) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".peaks-", dir=path.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise CostlabError(f"cannot write the peaks cache {path}: {error.strerror or error}") from None
+    return path
+
+
+# --- measuring the peaks (torch) ------------------------------------------------------------
+
+def identity(device: str, threads: int | None, dtype: str) -> tuple[str, str, str, int]:
+    """(key, device type, device name, threads) of this machine for ``device`` (torch imported)."""
+    from .timing import check_device, device_name
+    import torch
+
+    parsed = check_device(device)
+    count = (threads or torch.get_num_threads()) if parsed.type == "cpu" else 0
+    name = device_name(parsed)
+    return machine_key(socket.gethostname(), parsed.type, name, count, dtype), parsed.type, name, count
+
+
+def measure_peaks(device: str = "cpu", threads: int | None = None, dtype: str = "float32",
+                  progress: Callable[[str], None] | None = None) -> Peaks:
+    """Measure peak GFLOP/s (n×n matrix product, 2n³ FLOPs) and GB/s (copy: 2 × buffer bytes)."""
+    import torch
+
+    from .latency import torch_dtype
+    from .timing import TimingSettings, check_device, device_name, fixed_threads, time_callable
+
+    parsed = check_device(device)
+    kind = parsed.type
+    element = torch_dtype(dtype)
+    n = MATMUL_SIZE[kind]
+    settings = TimingSettings(min_samples=5, min_time_s=0.2, max_time_s=2.0, warmup_s=0.1)
+    with fixed_threads(threads if kind == "cpu" else None) as used:
+        a = torch.randn(n, n, device=parsed).to(element)
+        b = torch.randn(n, n, device=parsed).to(element)
+        out = torch.empty(n, n, device=parsed, dtype=element)
+        matmul = time_callable(lambda: torch.mm(a, b, out=out), parsed, used, settings)
+        del a, b, out
+        if progress:
+            progress("peak GFLOP/s (matrix product)")
+        elements = COPY_BYTES[kind] // 4
+        source = torch.randn(elements, device=parsed)
+        target = torch.empty_like(source)
+        copy = time_callable(lambda: target.copy_(source), parsed, used, settings)
+        del source, target
+        if progress:
+            progress("peak GB/s (copy)")
+    # The best sample is the ceiling: a peak is what the machine can do, not what it usually does.
+    gflops = 2 * n**3 / min(matmul.samples_s) / 1e9
+    gbps = 2 * elements * 4 / min(copy.samples_s) / 1e9
+    return Peaks(device=kind, device_name=device_name(parsed), threads=used if kind == "cpu" else 0,
+                 dtype=dtype, gflops=gflops, gbps=gbps, host=socket.gethostname(), matmul_size=n,
+                 copy_bytes=elements * 4, torch_version=torch.__version__,
+                 measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def calibrate(device: str = "cpu", threads: int | None = None, dtype: str = "float32",
+              path: Path | None = None, progress: Callable[[str], None] | None = None) -> tuple[Peaks, Path]:
+    """Measure the peaks afresh and store them in the cache; returns them and the cache file."""
+    peaks = measure_peaks(device, threads, dtype, progress)
+    return peaks, save_peaks(peaks, path)
+
+
+def cached_peaks(device: str, threads: int | None, dtype: str, path: Path | None = None) -> Peaks | None:
+    """The cached peaks of this machine for ``device``, ``threads`` and ``dtype``, if any."""
+    key = identity(device, threads, dtype)[0]
+    return load_peaks(key, path)
+
+
+def peaks_for(device: str, threads: int | None, dtype: str, path: Path | None = None,
+              progress: Callable[[str], None] | None = None) -> Peaks:
+    """Cached peaks, or measured now and cached."""
+    return cached_peaks(device, threads, dtype, path) or calibrate(device, threads, dtype, path, progress)[0]

@@ -1,0 +1,259 @@
+"""The latency machinery on tiny inputs: statistics, the adaptive loop, threads, layers timed, JSON, CLI.
+
+No assertion is about how long anything took: only that the measurement was taken, carried
+and reported as documented.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from costlab.cli import main  # noqa: E402
+from costlab.errors import CostlabError, TargetError  # noqa: E402
+from costlab.expressions import analyze_expression  # noqa: E402
+from costlab.torch_bridge import roofline  # noqa: E402
+from costlab.torch_bridge.latency import (LatencySettings, load_module, measure_latency,  # noqa: E402
+                                          measurement_count)
+from costlab.torch_bridge.timing import (Timing, TimingSettings, adaptive_samples, fixed_threads,  # noqa: E402
+                                         quantile)
+
+FAST = TimingSettings(min_samples=3, min_time_s=0.0, max_time_s=0.01, warmup_s=0.0, min_warmup_calls=1,
+                      block_s=0.0005)
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def made_up_peaks(threads: int) -> roofline.Peaks:
+    return roofline.Peaks(device="cpu", device_name="Test CPU", threads=threads, dtype="float32",
+                          gflops=100.0, gbps=10.0, host="testhost")
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+# --- statistics and the adaptive loop (a fake clock) ------------------------------------------
+
+def test_quantiles_interpolate_like_numpy() -> None:
+    values = [1.0, 2.0, 3.0, 4.0]
+    assert quantile(values, 0.5) == 2.5
+    assert quantile(values, 0.25) == 1.75 and quantile(values, 0.75) == 3.25   # positions 0.75 and 2.25
+    assert quantile([7.0], 0.25) == 7.0
+
+
+def test_noisy_means_iqr_over_median_above_the_threshold() -> None:
+    steady = Timing((1.0, 1.0, 1.0, 1.0, 2.0), 1, 1, "cpu", 2, "perf_counter", 0.10)
+    assert (steady.median_s, steady.iqr_s, steady.noisy) == (1.0, 0.0, False)
+    spread = Timing((1.0, 1.2, 1.4, 1.6, 1.8), 1, 1, "cpu", 2, "perf_counter", 0.10)
+    assert spread.median_s == 1.4 and spread.iqr_s == pytest.approx(0.4)
+    assert spread.spread == pytest.approx(0.4 / 1.4) and spread.noisy
+    assert not Timing(spread.samples_s, 1, 1, "cpu", 2, "perf_counter", 0.30).noisy
+    entry = spread.to_dict()
+    assert entry["median"] == pytest.approx(1400.0) and entry["iqr"] == pytest.approx(400.0)
+    assert entry["noisy"] is True and entry["threads"] == 2 and entry["samples"] == 5
+
+
+def test_adaptive_loop_stops_once_settled() -> None:
+    blocks: list[int] = []
+
+    def sample(calls: int) -> float:
+        blocks.append(calls)
+        return 0.125 * calls  # a steady 0.125 s per call
+
+    settings = TimingSettings(min_samples=7, min_time_s=0.5, max_time_s=100.0)
+    samples = adaptive_samples(sample, 2, settings)
+    assert samples == [0.125] * 7 and blocks == [2] * 7
+
+
+def test_adaptive_loop_gives_up_at_the_time_limit_and_the_result_is_noisy() -> None:
+    times = iter([0.25, 0.75] * 100)
+    settings = TimingSettings(threshold=0.10, min_samples=3, min_time_s=0.0, max_time_s=5.0)
+    samples = adaptive_samples(lambda calls: next(times), 1, settings)
+    assert len(samples) == 10  # 5 s of sampled time, never settled
+    assert Timing(tuple(samples), 1, 0, "cpu", 1, "fake", settings.threshold).noisy
+
+
+# --- threads ----------------------------------------------------------------------------------
+
+def test_threads_are_restored_even_after_an_error() -> None:
+    before = torch.get_num_threads()
+    other = before + 1
+    with fixed_threads(other) as used:
+        assert used == other == torch.get_num_threads()
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError):
+        with fixed_threads(other):
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with pytest.raises(CostlabError):
+        with fixed_threads(0):
+            pass
+
+
+def test_measurement_reports_and_restores_its_threads() -> None:
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    analysis = analyze_expression("conv3x3:4 > relu", (2, 8, 8))
+    timed = measure_latency(analysis, LatencySettings(threads=other, timing=FAST),
+                            peaks=made_up_peaks(other))
+    assert torch.get_num_threads() == before
+    assert timed.latency["threads"] == other
+    assert all(layer.latency["threads"] == other for layer in timed.layers)
+
+
+# --- what is measured -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("expression, functional", [
+    ("conv3x3:4 > bn > relu > maxpool2x2", None),
+    ("res(conv3x3:4 > bn) > relu", "add"),
+    ("(conv1x1:2 | conv3x3:2) > gap > fc:3", "concat"),
+])
+def test_every_layer_is_timed_functional_ones_too(expression: str, functional: str | None) -> None:
+    analysis = analyze_expression(expression, (4, 8, 8), batch=2)
+    peaks = made_up_peaks(torch.get_num_threads())
+    calls: list[str] = []
+    timed = measure_latency(analysis, LatencySettings(timing=FAST), peaks=peaks, progress=calls.append)
+    assert len(calls) == measurement_count(analysis) == 1 + len(analysis.layers)
+    assert calls[0] == analysis.name and calls[1:] == [f"{analysis.name}: {l.name}" for l in analysis.layers]
+    # the counts are untouched
+    assert [(l.name, l.macs, l.bytes) for l in timed.layers] == [(l.name, l.macs, l.bytes) for l in analysis.layers]
+    if functional:
+        assert any(layer.op == functional for layer in timed.layers)
+    for layer in timed.layers:
+        assert layer.latency["median"] > 0 and layer.latency["samples"] >= 1
+        assert layer.latency["device"] == "cpu" and layer.latency["iqr"] >= 0
+        expected = max(2 * layer.macs / 100e9, layer.bytes / 10e9) * 1e3
+        assert layer.roofline["predicted_ms"] == pytest.approx(expected)
+    assert timed.roofline["predicted_ms"] == pytest.approx(sum(l.roofline["predicted_ms"] for l in timed.layers))
+    assert timed.latency["sum_of_layers"] == pytest.approx(sum(l.latency["median"] for l in timed.layers))
+
+
+def test_json_carries_latency_and_roofline_per_target_and_per_layer() -> None:
+    analysis = analyze_expression("dw3x3 > pw:4", (4, 6, 6))
+    timed = measure_latency(analysis, LatencySettings(timing=FAST), peaks=made_up_peaks(torch.get_num_threads()))
+    entry = json.loads(json.dumps(timed.to_dict()))
+    latency_fields = {"median", "iqr", "q1", "q3", "device", "device_name", "threads", "noisy", "spread",
+                      "noise_threshold", "samples", "calls_per_sample", "timer", "dtype"}
+    assert latency_fields | {"sum_of_layers"} <= set(entry["latency_ms"])
+    assert {"flops", "bytes", "intensity", "predicted_ms", "achieved_gflops", "fraction", "peaks",
+            "compute_bound_layers", "memory_bound_layers"} <= set(entry["roofline"])
+    for layer in entry["layers"]:
+        assert latency_fields <= set(layer["latency_ms"])
+        assert {"flops", "bytes", "intensity", "ridge", "compute_ms", "memory_ms", "predicted_ms", "bound",
+                "achieved_gflops", "achieved_gbps", "fraction"} <= set(layer["roofline"])
+        assert layer["roofline"]["flops"] == 2 * layer["macs"] and layer["roofline"]["bytes"] == layer["bytes"]
+    # the contract's fields are unchanged
+    plain = analysis.to_dict()
+    assert {k: entry[k] for k in plain if k != "layers"} == {k: plain[k] for k in plain if k != "layers"}
+
+
+def test_the_users_own_module_is_timed_and_its_mode_restored() -> None:
+    analysis = analyze_expression("conv3x3:4 > relu", (2, 8, 8))
+    names = [layer.name for layer in analysis.layers]
+    module = torch.nn.Sequential()
+    module.add_module(names[0], torch.nn.Conv2d(2, 4, 3, padding=1, bias=False))
+    module.add_module(names[1], torch.nn.ReLU())
+    calls = {name: 0 for name in names}
+    for name in names:
+        module.get_submodule(name).register_forward_hook(
+            lambda m, i, o, name=name: calls.__setitem__(name, calls[name] + 1))
+    module.train()
+    measure_latency(analysis, LatencySettings(timing=FAST), module=module,
+                    peaks=made_up_peaks(torch.get_num_threads()))
+    assert module.training
+    assert all(n > 0 for n in calls.values())
+
+
+def test_load_module() -> None:
+    linear = load_module("torch.nn:Linear", {"in_features": "3", "out_features": "2", "bias": "False"})
+    assert isinstance(linear, torch.nn.Linear) and linear.weight.shape == (2, 3) and linear.bias is None
+    with pytest.raises(TargetError):
+        load_module("collections:OrderedDict")
+    with pytest.raises(TargetError):
+        load_module("no_such_package_xyz:build")
+    with pytest.raises(TargetError):
+        load_module("torch.nn:NoSuchThing")
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+@pytest.fixture
+def seeded_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A peaks cache holding made-up peaks for this machine, so that no calibration runs."""
+    monkeypatch.setenv("COSTLAB_CACHE_DIR", str(tmp_path))
+    key, kind, name, threads = roofline.identity("cpu", None, "float32")
+    roofline.save_peaks(roofline.Peaks(device=kind, device_name=name, threads=threads, dtype="float32",
+                                       gflops=100.0, gbps=10.0, host=key.split("|")[0]))
+    return tmp_path
+
+
+def test_compare_with_latency_as_json(seeded_cache: Path) -> None:
+    code, out, err = run("compare", "conv3x3:4", "dw3x3 > pw:4", "--input", "4x8x8", "--latency", "cpu",
+                         "--format", "json", "--quiet")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert len(data["latency_ratios"]) == 2 and data["latency_ratios"][0] == 1.0
+    for target in data["targets"]:
+        assert target["latency_ms"]["device"] == "cpu" and target["latency_ms"]["median"] > 0
+        assert target["latency_ms"]["threads"] == torch.get_num_threads()
+        assert target["roofline"]["peaks"]["gflops"] == 100.0
+        for layer in target["layers"]:
+            assert layer["latency_ms"]["median"] > 0 and layer["roofline"]["bound"] in ("compute", "memory")
+
+
+def test_progress_bar_on_stderr_unless_quiet(seeded_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(roofline.MATMUL_SIZE, "cpu", 128)     # no peaks cached for 1 thread: calibrated
+    monkeypatch.setitem(roofline.COPY_BYTES, "cpu", 2**20)    # on first use, small for a fast test
+    assert roofline.cached_peaks("cpu", 1, "float32") is None
+    code, out, err = run("analyze", "conv3x3:4", "--input", "4x8x8", "--latency", "cpu", "--threads", "1")
+    assert code == 0 and "latency on cpu" in err and "100%" in err and "4/4" in err  # 2 peaks + 2 timings
+    assert roofline.cached_peaks("cpu", 1, "float32").matmul_size == 128
+    assert "ms ± IQR" in out and "roofline ms" in out and "1 thread)" in out
+    code, out, err = run("compare", "conv3x3:4", "--input", "4x8x8", "--latency", "cpu", "--quiet",
+                         "--format", "csv", "--per-layer")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0].endswith("latency_ms,latency_iqr_ms,latency_noisy,achieved_gflops,intensity,"
+                                        "bound,roofline_ms")
+
+
+def test_latency_refuses_what_it_cannot_run() -> None:
+    code, out, err = run("compare", "conv3x3:4", "--input", "4x8x8", "--latency", "cpu", "--dtype", "int8")
+    assert code == 2 and out == "" and err.startswith("costlab: error: latency is measured in a floating dtype")
+    assert err.count("\n") == 1
+    if not torch.cuda.is_available():
+        code, out, err = run("compare", "conv3x3:4", "--input", "4x8x8", "--latency", "cuda")
+        assert code == 2 and out == "" and err.startswith("costlab: error: --latency cuda: no CUDA device")
+        assert err.count("\n") == 1
+
+
+def test_calibrate_measures_and_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("COSTLAB_CACHE_DIR", raising=False)
+    monkeypatch.setitem(roofline.MATMUL_SIZE, "cpu", 128)     # small, for a fast test
+    monkeypatch.setitem(roofline.COPY_BYTES, "cpu", 2**20)
+    code, out, err = run("calibrate", "--format", "json", "--threads", "1", "--quiet")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    path = tmp_path / "costlab" / "peaks.json"
+    assert data["cache"] == str(path) and data["threads"] == 1 and data["matmul_size"] == 128
+    assert data["gflops"] > 0 and data["gbps"] > 0 and data["ridge"] == pytest.approx(data["gflops"] / data["gbps"])
+    cached = roofline.cached_peaks("cpu", 1, "float32", path)
+    assert cached is not None and cached.gflops == data["gflops"]
+    code, out, _ = run("calibrate", "--threads", "1", "--quiet")
+    assert code == 0 and "GFLOP/s" in out and "ridge point" in out and str(path) in out
+
+
+@CUDA
+def test_cuda_latency_is_timed_with_events() -> None:
+    analysis = analyze_expression("conv3x3:8 > relu", (4, 16, 16))
+    peaks = roofline.Peaks(device="cuda", device_name="card", threads=0, dtype="float32", gflops=1e4, gbps=1e3)
+    timed = measure_latency(analysis, LatencySettings(device="cuda", timing=FAST), peaks=peaks)
+    assert timed.latency["device"] == "cuda" and timed.latency["timer"] == "cuda events"
+    assert all(layer.latency["median"] > 0 for layer in timed.layers)
