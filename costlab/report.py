@@ -281,6 +281,8 @@ LAYER_LATENCY_CSV = ["latency_ms", "latency_iqr_ms", "latency_noisy", "achieved_
 TARGET_LATENCY_CSV = ["latency_ms", "latency_iqr_ms", "latency_noisy", "latency_ratio", "roofline_ms",
                       "roofline_fraction"]
 NOISY = "noisy"
+#: A CPU target whose process got less than this share of its threads' time is called out.
+CPU_SHARE_WARNING = 0.75
 
 
 def threads_text(threads: int) -> str:
@@ -384,6 +386,12 @@ def latency_notes(analyses: Sequence[Analysis]) -> list[str]:
             f"the peaks measured on this machine (ridge {peaks['ridge']:.1f} FLOP/B, calibrated "
             f"{peaks.get('measured_at', '?')}); a network's roofline ms is the sum of its layers'; "
             "'of roofline' = roofline ms / measured ms.")
+    starved = [f"{a.name} ({100 * a.latency['cpu_share']:.0f} %)" for a in analyses
+               if a.latency and (a.latency.get("cpu_share") or 1.0) < CPU_SHARE_WARNING]
+    if starved:
+        notes.append(f"Got less than {100 * CPU_SHARE_WARNING:.0f} % of its threads' CPU time while measured: "
+                     f"{', '.join(starved)}: other work on the machine, or ops that used fewer threads than "
+                     "given; measure again on a quiet machine before trusting it.")
     noisy = [a.name for a in analyses if a.latency and a.latency["noisy"]]
     noisy += [f"{a.name}: {layer.name}" for a in analyses for layer in a.layers
               if layer.latency is not None and layer.latency["noisy"]]

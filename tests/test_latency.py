@@ -257,3 +257,52 @@ def test_cuda_latency_is_timed_with_events() -> None:
     timed = measure_latency(analysis, LatencySettings(device="cuda", timing=FAST), peaks=peaks)
     assert timed.latency["device"] == "cuda" and timed.latency["timer"] == "cuda events"
     assert all(layer.latency["median"] > 0 for layer in timed.layers)
+
+
+# --- the canonical reports ------------------------------------------------------------------------
+
+def test_separable_report_states_mac_and_latency_ratios_from_the_same_run() -> None:
+    import re
+
+    from costlab.torch_bridge.latency_report import LATENCY_CASES, case_markdown, measure_case
+
+    case = LATENCY_CASES["separable"]
+    assert case.input == (512, 14, 14)
+    comparison = measure_case(case, peaks=made_up_peaks(torch.get_num_threads()), timing=FAST)
+    base, cheap = comparison.targets
+    mac_ratio = (9 * 512 * 512) / (9 * 512 + 512 * 512)  # 1 / (1/C_out + 1/k²), k = 3, C_out = 512
+    assert base.macs / cheap.macs == pytest.approx(mac_ratio)
+    text = case_markdown(case, comparison)
+    latency_ratio = base.latency["median"] / cheap.latency["median"]
+    stated = re.search(r"\*\*MAC ratio ([\d.]+)×, measured latency ratio ([\d.]+)×\*\*", text)
+    assert stated is not None
+    assert stated.group(1) == f"{mac_ratio:.2f}" and stated.group(2) == f"{latency_ratio:.2f}"
+    assert f"on {base.latency['device_name']}, CPU, " in text  # the machine is named
+    assert "What the roofline says" in text
+    for layer in cheap.layers:  # each layer with its bound
+        assert f"| `dw3x3 > pw:512` | {layer.name} | {layer.type} |" in text
+    for layer in cheap.layers:
+        assert f"{layer.roofline['bound']}-bound" in text
+
+
+def test_unknown_latency_report() -> None:
+    from costlab.torch_bridge.latency_report import latency_report
+
+    with pytest.raises(CostlabError):
+        latency_report("nope")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the failure without CUDA")
+def test_gpu_check_fails_cleanly_without_cuda(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_check.py"), "--output-dir",
+                             str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 2
+    assert "gpu_check: error: no CUDA device here" in result.stderr and "Traceback" not in result.stderr
+    assert "4,089,184,256" in result.stdout  # the counts part ran: ResNet-50, analytic = PyTorch's counter
+    assert not (tmp_path / "out").exists()

@@ -65,25 +65,33 @@ def case_measurement_count(case: LatencyCase) -> int:
 
 
 def measure_case(case: LatencyCase, device: str = "cpu", threads: int | None = None, batch: int = 1,
-                 peaks: Any = None, progress: Progress | None = None) -> Comparison:
-    """Both targets of the case, counted and timed (target and layers) in one run."""
+                 peaks: Any = None, progress: Progress | None = None, timing: Any = None) -> Comparison:
+    """Both targets of the case, counted and timed (target and layers) in one run.
+
+    ``peaks``: a :class:`~.roofline.Peaks` (default: cached, else calibrated); ``timing``: a
+    :class:`~.timing.TimingSettings` (default: the standard care).
+    """
     from .latency import LatencySettings, measure_all
+    from .timing import TimingSettings
 
     analyses = [analyze_target(t, case.input, batch) for t in case.targets]
-    measured = measure_all(analyses, LatencySettings(device=device, threads=threads), peaks=peaks,
-                           progress=progress)
-    return Comparison(tuple(measured))
+    settings = LatencySettings(device=device, threads=threads, timing=timing or TimingSettings())
+    return Comparison(tuple(measure_all(analyses, settings, peaks=peaks, progress=progress)))
 
 
 def latency_report(name: str, device: str = "cpu", threads: int | None = None, batch: int = 1,
-                   peaks: Any = None, progress: Progress | None = None, command: str = "") -> str:
-    """Measure the canonical case ``name`` (inception or separable) and render its Markdown report."""
+                   peaks: Any = None, progress: Progress | None = None, command: str = "",
+                   timing: Any = None) -> str:
+    """Measure the canonical case ``name`` (inception or separable) and render its Markdown report.
+
+    This is what ``costlab report --latency`` writes to ``reports/`` + the case's filename.
+    """
     from ..errors import CostlabError
 
     if name not in LATENCY_CASES:
         raise CostlabError(f"no latency report {name!r} (known: {', '.join(LATENCY_CASES)})")
     case = LATENCY_CASES[name]
-    return case_markdown(case, measure_case(case, device, threads, batch, peaks, progress), command)
+    return case_markdown(case, measure_case(case, device, threads, batch, peaks, progress, timing), command)
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -225,6 +233,7 @@ def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") 
             "baseline" if first else f"{_times(predicted)} faster",
             _percent(t.roofline.get("fraction")),  # type: ignore[union-attr]
             milliseconds(t.latency["sum_of_layers"]),  # type: ignore[index]
+            _percent(t.latency.get("cpu_share")),  # type: ignore[union-attr]
         ])
     layer_rows = []
     for t in (base, cheap):
@@ -248,8 +257,8 @@ def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") 
         f"**MAC ratio {_times(mac_ratio)}, measured latency ratio {_times(measured)}** (both from this "
         f"run); the roofline predicts {_times(predicted)}.", "",
         _table(["target", "MACs", "MAC ratio", "latency ms (median ± IQR)", "latency ratio", "roofline ms",
-                "roofline ratio", "of roofline", "sum of layers ms"],
-               summary_rows, [False, True, False, True, False, True, False, True, True]),
+                "roofline ratio", "of roofline", "sum of layers ms", "CPU share"],
+               summary_rows, [False, True, False, True, False, True, False, True, True, True]),
         "", "## Per layer", "",
         _table(["target", "layer", "type", "MACs", "FLOPs", "bytes", "FLOP/B", "bound", "roofline ms",
                 "measured ms ± IQR", "GFLOP/s", "of roofline"],
@@ -265,7 +274,9 @@ def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") 
         f"({latency['timer']}) until the interquartile range was within "  # type: ignore[index]
         f"{100 * latency['noise_threshold']:.0f} % of the median or the time limit came; "  # type: ignore[index]
         "a measurement still above it is marked noisy. FLOPs = 2 × MACs; bytes = input + weights + output "
-        "of each layer, once each. 'of roofline' = roofline ms / measured ms.",
+        "of each layer, once each. 'of roofline' = roofline ms / measured ms. 'CPU share' = the process's "
+        "CPU time ÷ (wall time × threads) while the target was timed: near 100 % when its threads had the "
+        "cores to themselves.",
         "",
         ("Noisy measurements: " + ", ".join(noisy) + ".") if noisy else "No measurement was noisy.",
     ]

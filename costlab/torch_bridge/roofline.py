@@ -56,6 +56,7 @@ class Peaks:
     copy_bytes: int = 0
     torch_version: str = ""
     measured_at: str = ""
+    notes: str = ""
 
     def __post_init__(self) -> None:
         if not (self.gflops > 0 and self.gbps > 0):
@@ -228,13 +229,17 @@ def measure_peaks(device: str = "cpu", threads: int | None = None, dtype: str = 
         del source, target
         if progress:
             progress("peak GB/s (copy)")
+    notes = ""
+    if kind == "cuda":
+        notes = (f"TF32 for float32 matrix products {'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}, "
+                 f"for cuDNN convolutions {'on' if torch.backends.cudnn.allow_tf32 else 'off'}")
     # The best sample is the ceiling: a peak is what the machine can do, not what it usually does.
     gflops = 2 * n**3 / min(matmul.samples_s) / 1e9
     gbps = 2 * elements * 4 / min(copy.samples_s) / 1e9
     return Peaks(device=kind, device_name=device_name(parsed), threads=used if kind == "cpu" else 0,
                  dtype=dtype, gflops=gflops, gbps=gbps, host=socket.gethostname(), matmul_size=n,
                  copy_bytes=elements * 4, torch_version=torch.__version__,
-                 measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                 measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), notes=notes)
 
 
 def calibrate(device: str = "cpu", threads: int | None = None, dtype: str = "float32",

@@ -49,6 +49,10 @@ class Timing:
     threads: int
     timer: str
     noise_threshold: float = DEFAULT_NOISE_THRESHOLD
+    #: CPU only: the process's CPU time while sampling ÷ (wall time × threads). Near 1 when the
+    #: threads ran all along; far below when other work on the machine took the cores (or when
+    #: the op used fewer threads than it was given).
+    cpu_share: float | None = None
 
     def _sorted(self) -> list[float]:
         return sorted(self.samples_s)
@@ -88,7 +92,7 @@ class Timing:
             "noisy": self.noisy, "noise_threshold": self.noise_threshold,
             "samples": len(self.samples_s), "calls_per_sample": self.calls_per_sample,
             "warmup_calls": self.warmup_calls, "device": self.device, "threads": self.threads,
-            "timer": self.timer,
+            "timer": self.timer, "cpu_share": self.cpu_share,
         }
 
 
@@ -226,5 +230,9 @@ def time_callable(fn: Callable[[], Any], device: torch.device, threads: int,
             warmup_calls += 1
         one = max(sample(1), 1e-9)
         calls = max(1, min(settings.max_calls_per_sample, math.ceil(settings.block_s / one)))
+        cpu_started, wall_started = time.process_time(), time.perf_counter()
         samples = adaptive_samples(sample, calls, settings)
-    return Timing(tuple(samples), calls, warmup_calls + 1, device.type, threads, timer, settings.threshold)
+        cpu, wall = time.process_time() - cpu_started, time.perf_counter() - wall_started
+    share = cpu / (wall * threads) if device.type == "cpu" and wall > 0 else None
+    return Timing(tuple(samples), calls, warmup_calls + 1, device.type, threads, timer, settings.threshold,
+                  share)
