@@ -101,7 +101,7 @@ def test_measurement_reports_and_restores_its_threads() -> None:
     before = torch.get_num_threads()
     other = 1 if before != 1 else 2
     analysis = analyze_expression("conv3x3:4 > relu", (2, 8, 8))
-    timed = measure_latency(analysis, LatencySettings(threads=other, timing=FAST),
+    timed = measure_latency(analysis, LatencySettings(threads=other, timing=FAST, target_timing=None),
                             peaks=made_up_peaks(other))
     assert torch.get_num_threads() == before
     assert timed.latency["threads"] == other
@@ -119,7 +119,7 @@ def test_every_layer_is_timed_functional_ones_too(expression: str, functional: s
     analysis = analyze_expression(expression, (4, 8, 8), batch=2)
     peaks = made_up_peaks(torch.get_num_threads())
     calls: list[str] = []
-    timed = measure_latency(analysis, LatencySettings(timing=FAST), peaks=peaks, progress=calls.append)
+    timed = measure_latency(analysis, LatencySettings(timing=FAST, target_timing=None), peaks=peaks, progress=calls.append)
     assert len(calls) == measurement_count(analysis) == 1 + len(analysis.layers)
     assert calls[0] == analysis.name and calls[1:] == [f"{analysis.name}: {l.name}" for l in analysis.layers]
     # the counts are untouched
@@ -137,7 +137,7 @@ def test_every_layer_is_timed_functional_ones_too(expression: str, functional: s
 
 def test_json_carries_latency_and_roofline_per_target_and_per_layer() -> None:
     analysis = analyze_expression("dw3x3 > pw:4", (4, 6, 6))
-    timed = measure_latency(analysis, LatencySettings(timing=FAST), peaks=made_up_peaks(torch.get_num_threads()))
+    timed = measure_latency(analysis, LatencySettings(timing=FAST, target_timing=None), peaks=made_up_peaks(torch.get_num_threads()))
     entry = json.loads(json.dumps(timed.to_dict()))
     latency_fields = {"median", "iqr", "q1", "q3", "device", "device_name", "threads", "noisy", "spread",
                       "noise_threshold", "samples", "calls_per_sample", "timer", "dtype"}
@@ -165,7 +165,7 @@ def test_the_users_own_module_is_timed_and_its_mode_restored() -> None:
         module.get_submodule(name).register_forward_hook(
             lambda m, i, o, name=name: calls.__setitem__(name, calls[name] + 1))
     module.train()
-    measure_latency(analysis, LatencySettings(timing=FAST), module=module,
+    measure_latency(analysis, LatencySettings(timing=FAST, target_timing=None), module=module,
                     peaks=made_up_peaks(torch.get_num_threads()))
     assert module.training
     assert all(n > 0 for n in calls.values())
@@ -254,7 +254,7 @@ def test_calibrate_measures_and_caches(tmp_path: Path, monkeypatch: pytest.Monke
 def test_cuda_latency_is_timed_with_events() -> None:
     analysis = analyze_expression("conv3x3:8 > relu", (4, 16, 16))
     peaks = roofline.Peaks(device="cuda", device_name="card", threads=0, dtype="float32", gflops=1e4, gbps=1e3)
-    timed = measure_latency(analysis, LatencySettings(device="cuda", timing=FAST), peaks=peaks)
+    timed = measure_latency(analysis, LatencySettings(device="cuda", timing=FAST, target_timing=None), peaks=peaks)
     assert timed.latency["device"] == "cuda" and timed.latency["timer"] == "cuda events"
     assert all(layer.latency["median"] > 0 for layer in timed.layers)
 

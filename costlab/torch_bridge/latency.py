@@ -58,7 +58,11 @@ class LatencySettings:
     device: str = "cpu"
     threads: int | None = None
     per_layer: bool = True
+    #: how each layer is timed
     timing: TimingSettings = field(default_factory=TimingSettings)
+    #: how the whole target is timed: the headline figure, so sampled longer (None: as the layers)
+    target_timing: TimingSettings | None = field(
+        default_factory=lambda: TimingSettings(min_time_s=0.3, max_time_s=2.0))
 
 
 def measurement_count(analysis: Analysis, per_layer: bool = True) -> int:
@@ -168,7 +172,7 @@ def measure_latency(analysis: Analysis, settings: LatencySettings | None = None,
         root.eval()
         try:
             x = network_input(analysis, device, dtype)
-            whole = time_callable(lambda: root(x), device, threads, settings.timing)
+            whole = time_callable(lambda: root(x), device, threads, settings.target_timing or settings.timing)
             if progress:
                 progress(f"{analysis.name}")
             layers = list(analysis.layers)

@@ -72,10 +72,9 @@ def measure_case(case: LatencyCase, device: str = "cpu", threads: int | None = N
     :class:`~.timing.TimingSettings` (default: the standard care).
     """
     from .latency import LatencySettings, measure_all
-    from .timing import TimingSettings
-
     analyses = [analyze_target(t, case.input, batch) for t in case.targets]
-    settings = LatencySettings(device=device, threads=threads, timing=timing or TimingSettings())
+    settings = (LatencySettings(device=device, threads=threads) if timing is None else
+                LatencySettings(device=device, threads=threads, timing=timing, target_timing=None))
     return Comparison(tuple(measure_all(analyses, settings, peaks=peaks, progress=progress)))
 
 
