@@ -72,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in medians.items():
         centre = statistics.median(values)
         spread = (max(values) - min(values)) / centre
+        deviation = max(abs(v - centre) for v in values) / centre
         worst = max(worst, spread)
         rows.append([name, " ".join(f"{v:.3f}" for v in values), f"{centre:.3f}", f"{100 * spread:.1f} %",
+                     f"{100 * deviation:.1f} %",
                      f"{100 * statistics.pstdev(values) / statistics.mean(values):.1f} %", noisy[name],
                      f"{100 * min(shares[name]):.0f} %" if shares[name] else "–"])
     print(f"Latency stability on {args.device} ({cpu_model() if args.device == 'cpu' else args.device}), "
@@ -81,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
           f"1-minute load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print()
     print(tabulate(rows, headers=["target", "medians (ms)", "median", "spread (max−min)/median",
+                                  "farthest from median",
                                   "stdev/mean", "noisy rounds", "lowest CPU share"], disable_numparse=True))
     print()
     verdict = "within" if worst <= TARGET_SPREAD else "OUTSIDE"
