@@ -15,6 +15,8 @@ from .specs import Conv, Shape, Spec
 if TYPE_CHECKING:  # pandas is imported only by to_frame()
     import pandas
 
+    from .conventions import Profile
+
 UNITS = ("macs", "flops")
 FLOPS_PER_MAC = 2
 
@@ -118,6 +120,7 @@ class Analysis:
     notes: tuple[str, ...] = ()
     checks: Mapping[str, Any] = field(default_factory=dict)
     latency: Mapping[str, Any] | None = None
+    convention: "Profile | None" = None  # what another tool would report (--convention)
 
     @property
     def macs(self) -> int:
@@ -210,7 +213,17 @@ class Analysis:
             entry["checks"] = dict(self.checks)
         if self.latency is not None:
             entry["latency_ms"] = dict(self.latency)
+        if self.convention is not None:
+            entry["convention"] = self.convention.to_dict()
         return entry
+
+    def with_convention(self, name: str) -> "Analysis":
+        """A copy carrying what the tool ``name`` would report (costlab.conventions.CONVENTIONS)."""
+        from dataclasses import replace
+
+        from .conventions import profile
+
+        return replace(self, convention=profile(self, name))
 
     def to_frame(self, depth: int | None = None) -> "pandas.DataFrame":
         """Per-layer rows as a pandas DataFrame (pandas is imported here, not before)."""

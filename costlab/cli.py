@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence, TextIO
 
 from .analysis import Analysis, Comparison
+from .conventions import CONVENTIONS
 from .errors import CostlabError
 from .report import FORMATS, render_analysis, render_comparison
 from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, analyze_target, parse_input, parse_options
@@ -69,6 +70,9 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                         help="option for presets and package.module:callable targets (repeatable)")
     parser.add_argument("--unit", choices=["macs", "flops"], default="macs",
                         help="macs (default) or flops = 2 × MACs")
+    parser.add_argument("--convention", choices=list(CONVENTIONS), metavar="TOOL",
+                        help="also report what TOOL would count for each target, with the rules "
+                             f"that explain the difference ({', '.join(CONVENTIONS)})")
     add_output_options(parser)
 
 
@@ -76,7 +80,10 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
              default_input: tuple[int, ...] | None = None) -> list[Analysis]:
     shape = parse_input(args.input) if args.input else default_input
     options = parse_options(args.kwarg)
-    return [analyze_target(t, shape, args.batch, args.dtype, options) for t in targets]
+    analyses = [analyze_target(t, shape, args.batch, args.dtype, options) for t in targets]
+    if getattr(args, "convention", None):
+        analyses = [a.with_convention(args.convention) for a in analyses]
+    return analyses
 
 
 # --- commands ----------------------------------------------------------------------------

@@ -10,11 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from tabulate import tabulate
 
 from .analysis import FLOPS_PER_MAC, Analysis, Comparison
+
+if TYPE_CHECKING:
+    from .conventions import Profile
 
 FORMATS = ("table", "md", "csv", "json")
 
@@ -101,19 +104,24 @@ def comparison_summary_rows(c: Comparison) -> list[list[Any]]:
 def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, share: bool = False) -> str:
     rows: list[list[str]] = []
     total = a.macs
+    profile = a.convention
     for row in a.rows(depth):
         cells = [row.name, row.type, row.op, shape(row.output[1:]), count(in_unit(row.macs, unit)),
                  count(row.params), count(row.ops)]
         if share:
             cells.append(f"{100 * row.macs / total:.1f} %" if total else "–")
+        if profile is not None:
+            cells.append(convention_count_text(profile, row.name))
         cells.append(row.formula)
         rows.append(cells)
     footer = ["total", "", "", shape(a.output), count(in_unit(a.macs, unit)), count(a.params),
-              count(a.ops)] + (["100.0 %" if total else "–"] if share else []) + [""]
+              count(a.ops)] + (["100.0 %" if total else "–"] if share else [])
+    footer += ([count(profile.total)] if profile is not None else []) + [""]
     rows.append(footer)
     headers = ["layer", "type", "op", "output", unit_label(unit), "params", "ops"]
-    headers += (["share"] if share else []) + ["formula (MACs or ops)"]
-    numeric = [False] * 4 + [True] * (4 if share else 3) + [False]
+    headers += (["share"] if share else []) + ([profile.convention.name] if profile is not None else [])
+    headers += ["formula (MACs or ops)"]
+    numeric = [False] * 4 + [True] * (3 + share + (profile is not None)) + [False]
     return _grid(headers, rows, fmt, numeric)
 
 
@@ -135,6 +143,46 @@ def _notes(a: Analysis, unit: str) -> list[str]:
     if a.unsupported:
         notes.append(_unsupported_note(a))
     return notes
+
+
+# --- other tools' conventions (--convention) ----------------------------------------------
+
+def convention_count_text(profile: "Profile", row_name: str) -> str:
+    """The tool's count for a layer, or for all layers of a folded row (name prefix)."""
+    from fractions import Fraction
+
+    members = [layer.count for layer in profile.layers
+               if layer.name == row_name or layer.name.startswith(row_name + ".")]
+    value = sum(members, Fraction(0))
+    return count(int(value)) if value.denominator == 1 else f"{float(value):,.1f}"
+
+
+def convention_rows(analyses: Sequence[Analysis]) -> list[list[Any]]:
+    """Raw rows (numbers as numbers): target, tool total, costlab MACs, difference, tool params, why."""
+    return [[a.name, a.convention.total, a.convention.macs, a.convention.delta, a.convention.params,
+             a.convention.explanation()] for a in analyses if a.convention is not None]
+
+
+def convention_section(analyses: Sequence[Analysis], fmt: str) -> list[str]:
+    """Lines that set each target's total as another tool would report it beside costlab's MACs."""
+    profiled = [a for a in analyses if a.convention is not None]
+    if not profiled:
+        return []
+    convention = profiled[0].convention.convention  # type: ignore[union-attr]
+    name = convention.name
+    title = (f"As {convention.tool} {convention.version} would report it ({convention.unit}; "
+             f"{convention.mechanism}):")
+    headers = ["target", f"{name} total", "costlab MACs", "difference", f"{name} params",
+               "explained by (rule: its count − the MACs it stands for)"]
+    rows = [[target, count(total), count(macs), f"{delta:+,}", count(params), why]
+            for target, total, macs, delta, params, why in convention_rows(profiled)]
+    lines = ["", f"### {title}" if fmt == "md" else title, "",
+             _grid(headers, rows, fmt, [False, True, True, True, True, False])]
+    if any(term.per_sample for a in profiled for layer in a.convention.layers  # type: ignore[union-attr]
+           for term, _ in layer.terms) and any(a.batch != 1 for a in profiled):
+        lines.append(f"{name} divides its module-hook counts by the batch size (per sample); "
+                     "costlab's MACs are shown on the same terms.")
+    return lines
 
 
 def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) -> str:
@@ -165,6 +213,7 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
     for t in c.targets:
         for note in _notes(t, c.unit):
             parts.append(f"{t.name}: {note}")
+    parts += convention_section(c.targets, fmt)
     if per_layer:
         for t in c.targets:
             title = f"### {t.name}" if fmt == "md" else f"{t.name}"
@@ -185,8 +234,15 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
     headers = ["target", "input", "batch", "output", unit, "sum_of_layers", "params", "ops",
                "activations", "ratio", "vs_first"]
     ratio_column = headers.index("ratio")
-    return _csv(headers, [[("" if v is None else f"{v:.6g}") if i == ratio_column else v
-                           for i, v in enumerate(r)] for r in comparison_summary_rows(c)])
+    rows = [[("" if v is None else f"{v:.6g}") if i == ratio_column else v for i, v in enumerate(r)]
+            for r in comparison_summary_rows(c)]
+    if any(t.convention is not None for t in c.targets):
+        headers += ["convention", "convention_total", "convention_params", "convention_explained_by"]
+        for row, t in zip(rows, c.targets):
+            p = t.convention
+            row += ([p.convention.name, p.total, p.params, p.explanation()] if p is not None
+                    else ["", "", "", ""])
+    return _csv(headers, rows)
 
 
 def render_comparison(c: Comparison, fmt: str = "table", per_layer: bool = False) -> str:
@@ -212,6 +268,7 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
     parts = [f"## {head}" if fmt == "md" else head, "", _layer_table(a, fmt, unit, depth, share=True),
              "", convention(unit)]
     parts += _notes(a, unit)
+    parts += convention_section([a], fmt)
     return "\n".join(parts) + "\n"
 
 
@@ -220,6 +277,10 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
                "formula"]
     rows = [[r.name, r.type, r.op, shape(r.output[1:]), in_unit(r.macs, unit), r.params, r.ops,
              r.activations, r.formula] for r in a.rows(depth)]
+    if a.convention is not None:
+        headers.append(a.convention.convention.name)
+        for row, r in zip(rows, a.rows(depth)):
+            row.append(convention_count_text(a.convention, r.name).replace(",", ""))
     return _csv(headers, rows)
 
 
