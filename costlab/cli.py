@@ -69,6 +69,10 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                         help="option for presets and package.module:callable targets (repeatable)")
     parser.add_argument("--unit", choices=["macs", "flops"], default="macs",
                         help="macs (default) or flops = 2 × MACs")
+    parser.add_argument("--freeze", metavar="N|F|NAME",
+                        help="price one training step with a leading part frozen: the first N layers "
+                             "with parameters, a fraction F of them (0.9), or everything before the "
+                             "layer or block NAME (fc: retrain the last layer); 0 trains everything")
     add_output_options(parser)
 
 
@@ -76,7 +80,13 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
              default_input: tuple[int, ...] | None = None) -> list[Analysis]:
     shape = parse_input(args.input) if args.input else default_input
     options = parse_options(args.kwarg)
-    return [analyze_target(t, shape, args.batch, args.dtype, options) for t in targets]
+    analyses = [analyze_target(t, shape, args.batch, args.dtype, options) for t in targets]
+    if getattr(args, "freeze", None) is not None:
+        from .training import parse_freeze, with_training
+
+        freeze = parse_freeze(args.freeze)
+        analyses = [with_training(a, freeze) for a in analyses]
+    return analyses
 
 
 # --- commands ----------------------------------------------------------------------------

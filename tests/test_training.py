@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
@@ -25,7 +26,7 @@ from costlab.zoo import build_preset
 def test_parse_freeze() -> None:
     assert parse_freeze("40").count == 40
     assert parse_freeze(7).count == 7
-    assert parse_freeze("0.9").fraction == parse_freeze(0.9).fraction == 0.9
+    assert parse_freeze("0.9").fraction == parse_freeze(0.9).fraction == Fraction(9, 10)
     assert parse_freeze("1.0").fraction == 1
     assert parse_freeze("fc").name == "fc"
     assert parse_freeze(" layer4.1 ").name == "layer4.1"
