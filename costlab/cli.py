@@ -124,6 +124,35 @@ def _list_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_options(parser)
 
 
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="+", metavar="TARGET",
+                        help="series: a template with {NAME} placeholders, a preset (NAME is its "
+                             "option), or a fixed reference target")
+    parser.add_argument("--param", required=True, metavar="NAME=VALUES",
+                        help="the swept parameter: start:stop:step (inclusive), start:stop or a,b,c; "
+                             "NAME input, batch or freeze varies the analysis itself")
+    add_target_options(parser)
+    parser.set_defaults(format="csv")
+    parser.add_argument("--plot", metavar="PATH", help="also draw a PNG line plot there (needs matplotlib)")
+    parser.add_argument("--y", metavar="COLUMN",
+                        help="the column --plot draws (default macs, or flops with --unit flops)")
+
+
+def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
+    from .sweep import parse_param, render_sweep, run_sweep as sweep, sweep_png
+
+    if args.plot:
+        check_writable(args.plot, "--plot")
+    result = sweep(args.targets, parse_param(args.param), parse_input(args.input) if args.input else None,
+                   args.batch, args.dtype, parse_options(args.kwarg), args.freeze, args.unit)
+    text = render_sweep(result, args.format)
+    if args.plot:
+        write_atomically(args.plot, sweep_png(result, args.y), "--plot")
+    elif args.y:
+        raise CostlabError("--y chooses what --plot draws; give --plot PATH")
+    return text, 0
+
+
 def run_list(args: argparse.Namespace) -> tuple[str, int]:
     from .report import preset_list
 
@@ -136,6 +165,8 @@ COMMANDS: tuple[Command, ...] = (
             _compare_arguments, run_compare),
     Command("analyze", "per-layer cost of one target", _analyze_arguments, run_analyze),
     Command("list", "the presets, with their default input, params and MACs", _list_arguments, run_list),
+    Command("sweep", "vary one parameter (a placeholder, a preset option, input, batch, freeze) and "
+            "tabulate the cost; CSV by default, --plot for a PNG", _sweep_arguments, run_sweep),
 )
 
 
@@ -159,32 +190,32 @@ def _version() -> str:
 
 # --- output --------------------------------------------------------------------------------
 
-def check_writable(path: str) -> None:
+def check_writable(path: str, option: str = "--output") -> None:
     """Fail before any work if ``path`` cannot be written."""
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise CostlabError(f"cannot write --output {path}: it is a directory")
+        raise CostlabError(f"cannot write {option} {path}: it is a directory")
     if not os.path.isdir(directory):
-        raise CostlabError(f"cannot write --output {path}: no directory {directory}")
+        raise CostlabError(f"cannot write {option} {path}: no directory {directory}")
     if not os.access(directory, os.W_OK):
-        raise CostlabError(f"cannot write --output {path}: directory {directory} is not writable")
+        raise CostlabError(f"cannot write {option} {path}: directory {directory} is not writable")
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename it into place."""
+def write_atomically(path: str, data: str | bytes, option: str = "--output") -> None:
+    """Write text (UTF-8) or bytes to a temporary file beside ``path``, then rename it into place."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
         handle, temporary = tempfile.mkstemp(prefix=".costlab-", dir=directory)
     except OSError as error:
-        raise CostlabError(f"cannot write --output {path}: {error.strerror}") from None
+        raise CostlabError(f"cannot write {option} {path}: {error.strerror}") from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(temporary, path)
     except OSError as error:
         if os.path.exists(temporary):
             os.unlink(temporary)
-        raise CostlabError(f"cannot write --output {path}: {error.strerror}") from None
+        raise CostlabError(f"cannot write {option} {path}: {error.strerror}") from None
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
