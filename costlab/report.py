@@ -58,14 +58,16 @@ def ratio_text(ratio: float | None, first: bool) -> str:
     return f"{1 / ratio:.2f}× more" if ratio > 0 else "n/a"
 
 
-def _grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, numeric: Sequence[bool]) -> str:
+def grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, numeric: Sequence[bool]) -> str:
+    """A table of pre-formatted cells: 'md' gives GitHub Markdown, anything else a plain terminal grid."""
     tablefmt = "github" if fmt == "md" else "simple"
     align = ["right" if n else "left" for n in numeric]
     return tabulate(list(rows), headers=list(headers), tablefmt=tablefmt, colalign=align,
                     disable_numparse=True)
 
 
-def _csv(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def csv_text(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as CSV text with a header line (the csv module: no pandas needed)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(headers)
@@ -114,7 +116,7 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
     headers = ["layer", "type", "op", "output", unit_label(unit), "params", "ops"]
     headers += (["share"] if share else []) + ["formula (MACs or ops)"]
     numeric = [False] * 4 + [True] * (4 if share else 3) + [False]
-    return _grid(headers, rows, fmt, numeric)
+    return grid(headers, rows, fmt, numeric)
 
 
 def _training_only_note(a: Analysis, unit: str) -> str:
@@ -161,7 +163,7 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
         parts.append(f"## costlab compare ({heading})")
     else:
         parts.append(f"costlab compare: {heading}")
-    parts += ["", _grid(headers, rows, fmt, numeric), "", convention(c.unit)]
+    parts += ["", grid(headers, rows, fmt, numeric), "", convention(c.unit)]
     for t in c.targets:
         for note in _notes(t, c.unit):
             parts.append(f"{t.name}: {note}")
@@ -172,7 +174,7 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
     return "\n".join(parts) + "\n"
 
 
-def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
+def comparisoncsv_text(c: Comparison, per_layer: bool = False) -> str:
     """One row per target, or with ``per_layer`` one row per layer of every target."""
     unit = unit_label(c.unit).lower()
     if per_layer:
@@ -181,11 +183,11 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
         rows = [[t.name, layer.name, layer.type, layer.op, shape(layer.output[1:]),
                  in_unit(layer.macs, c.unit), layer.params, layer.ops, layer.activations, layer.formula]
                 for t in c.targets for layer in t.layers]
-        return _csv(headers, rows)
+        return csv_text(headers, rows)
     headers = ["target", "input", "batch", "output", unit, "sum_of_layers", "params", "ops",
                "activations", "ratio", "vs_first"]
     ratio_column = headers.index("ratio")
-    return _csv(headers, [[("" if v is None else f"{v:.6g}") if i == ratio_column else v
+    return csv_text(headers, [[("" if v is None else f"{v:.6g}") if i == ratio_column else v
                            for i, v in enumerate(r)] for r in comparison_summary_rows(c)])
 
 
@@ -194,7 +196,7 @@ def render_comparison(c: Comparison, fmt: str = "table", per_layer: bool = False
     if fmt == "json":
         return json.dumps(c.to_dict(), indent=2) + "\n"
     if fmt == "csv":
-        return comparison_csv(c, per_layer)
+        return comparisoncsv_text(c, per_layer)
     return comparison_text(c, fmt, per_layer)
 
 
@@ -215,12 +217,12 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
     return "\n".join(parts) + "\n"
 
 
-def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
+def analysiscsv_text(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
     headers = ["layer", "type", "op", "output", unit_label(unit).lower(), "params", "ops", "activations",
                "formula"]
     rows = [[r.name, r.type, r.op, shape(r.output[1:]), in_unit(r.macs, unit), r.params, r.ops,
              r.activations, r.formula] for r in a.rows(depth)]
-    return _csv(headers, rows)
+    return csv_text(headers, rows)
 
 
 def render_analysis(a: Analysis, fmt: str = "table", depth: int | None = None, unit: str = "macs") -> str:
@@ -228,7 +230,7 @@ def render_analysis(a: Analysis, fmt: str = "table", depth: int | None = None, u
     if fmt == "json":
         return json.dumps(Comparison((a,), unit).to_dict(), indent=2) + "\n"
     if fmt == "csv":
-        return analysis_csv(a, depth, unit)
+        return analysiscsv_text(a, depth, unit)
     return analysis_text(a, fmt, depth, unit)
 
 
@@ -246,6 +248,6 @@ def preset_list(analyses: Sequence[Analysis], summaries: Sequence[str], fmt: str
                                     [a.name, list(a.input), a.params, a.macs, s]))
                            for a, s in zip(analyses, summaries)], indent=2) + "\n"
     if fmt == "csv":
-        return _csv(["preset", "input", "params", "macs", "description"], raw)
+        return csv_text(["preset", "input", "params", "macs", "description"], raw)
     rows = [[name, inp, count(params), count(macs), summary] for name, inp, params, macs, summary in raw]
-    return _grid(headers, rows, fmt, [False, False, True, True, False]) + "\n"
+    return grid(headers, rows, fmt, [False, False, True, True, False]) + "\n"

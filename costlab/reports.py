@@ -7,17 +7,13 @@ them and fails when a committed one differs.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from typing import Callable, Sequence
-
-from tabulate import tabulate
 
 from .analysis import Comparison
 from .augment import augmentation_costs
 from .expressions import analyze_expression
-from .report import comparison_text, convention, count, shape
+from .report import comparison_text, convention, count, csv_text, grid, shape
 from .zoo import PRESETS, build_preset
 
 
@@ -29,19 +25,6 @@ class ReportFile:
     text: str
 
 
-def _csv(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(headers)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Sequence[bool]) -> str:
-    return tabulate([list(map(str, r)) for r in rows], headers=list(headers), tablefmt="github",
-                    colalign=["right" if n else "left" for n in numeric], disable_numparse=True)
-
-
 REGENERATE = "Regenerate with `costlab report` (reports/README.md lists every report)."
 
 
@@ -51,7 +34,7 @@ def _comparison_report(stem: str, title: str, explanation: str, comparison: Comp
                     REGENERATE, ""])
     rows = [[t.name, layer.name, layer.type, shape(layer.output[1:]), layer.macs, layer.params,
              layer.ops, layer.formula] for t in comparison.targets for layer in t.layers]
-    csv_text = _csv(["target", "layer", "type", "output", "macs", "params", "ops", "formula"], rows)
+    csv_text = csv_text(["target", "layer", "type", "output", "macs", "params", "ops", "formula"], rows)
     return [ReportFile(f"{stem}.md", md), ReportFile(f"{stem}.csv", csv_text)]
 
 
@@ -109,7 +92,7 @@ def classics_report() -> list[ReportFile]:
         "global average pooling removed from ResNet, GoogLeNet and the MobileNets).", "",
         _md_table(headers, rows, [False, False] + [True] * 6), "", convention("macs"),
         "GoogLeNet's auxiliary classifiers are training-only and not in its totals.", "", REGENERATE, ""])
-    csv_text = _csv(["network", "input", "params", "macs", "params_vs_lenet5", "macs_vs_lenet5",
+    csv_text = csv_text(["network", "input", "params", "macs", "params_vs_lenet5", "macs_vs_lenet5",
                      "fc_params", "fc_params_share"], raw)
     return [ReportFile("classics.md", md), ReportFile("classics.csv", csv_text)]
 
@@ -133,10 +116,10 @@ def augmentation_report(preset: str = "alexnet") -> list[ReportFile]:
         "cropping do no arithmetic at all: they only move bytes. The PCA colour shift costs one add per "
         "element after a 3×3 product per image; the eigen-decomposition of the pixel covariance is "
         "done once per data set.", "",
-        _md_table(headers, rows, [False, True, True, True, True, False]), "",
+        grid(headers, rows, "md", [False, True, True, True, True, False]), "",
         "Augmentation runs on the CPU while the accelerator trains, so its cost is in memory traffic "
         "and data-loader throughput rather than arithmetic.", "", REGENERATE, ""])
-    csv_text = _csv(["step", "macs", "ops", "bytes"], [[c.name, c.macs, c.ops, c.bytes] for c in costs]
+    csv_text = csv_text(["step", "macs", "ops", "bytes"], [[c.name, c.macs, c.ops, c.bytes] for c in costs]
                     + [[f"{network.name} forward", network.macs, network.ops, network.bytes]])
     return [ReportFile("augmentation.md", md), ReportFile("augmentation.csv", csv_text)]
 
