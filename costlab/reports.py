@@ -34,8 +34,8 @@ def _comparison_report(stem: str, title: str, explanation: str, comparison: Comp
                     REGENERATE, ""])
     rows = [[t.name, layer.name, layer.type, shape(layer.output[1:]), layer.macs, layer.params,
              layer.ops, layer.formula] for t in comparison.targets for layer in t.layers]
-    csv_text = csv_text(["target", "layer", "type", "output", "macs", "params", "ops", "formula"], rows)
-    return [ReportFile(f"{stem}.md", md), ReportFile(f"{stem}.csv", csv_text)]
+    table = csv_text(["target", "layer", "type", "output", "macs", "params", "ops", "formula"], rows)
+    return [ReportFile(f"{stem}.md", md), ReportFile(f"{stem}.csv", table)]
 
 
 def inception_report() -> list[ReportFile]:
@@ -90,11 +90,11 @@ def classics_report() -> list[ReportFile]:
         "Parameters and MACs of every preset at its default input, against LeNet-5, and the share of "
         "parameters held by the fully connected layers (what made AlexNet and VGG heavy, and what "
         "global average pooling removed from ResNet, GoogLeNet and the MobileNets).", "",
-        _md_table(headers, rows, [False, False] + [True] * 6), "", convention("macs"),
+        grid(headers, rows, "md", [False, False] + [True] * 6), "", convention("macs"),
         "GoogLeNet's auxiliary classifiers are training-only and not in its totals.", "", REGENERATE, ""])
-    csv_text = csv_text(["network", "input", "params", "macs", "params_vs_lenet5", "macs_vs_lenet5",
+    table = csv_text(["network", "input", "params", "macs", "params_vs_lenet5", "macs_vs_lenet5",
                      "fc_params", "fc_params_share"], raw)
-    return [ReportFile("classics.md", md), ReportFile("classics.csv", csv_text)]
+    return [ReportFile("classics.md", md), ReportFile("classics.csv", table)]
 
 
 def augmentation_report(preset: str = "alexnet") -> list[ReportFile]:
@@ -119,9 +119,9 @@ def augmentation_report(preset: str = "alexnet") -> list[ReportFile]:
         grid(headers, rows, "md", [False, True, True, True, True, False]), "",
         "Augmentation runs on the CPU while the accelerator trains, so its cost is in memory traffic "
         "and data-loader throughput rather than arithmetic.", "", REGENERATE, ""])
-    csv_text = csv_text(["step", "macs", "ops", "bytes"], [[c.name, c.macs, c.ops, c.bytes] for c in costs]
+    table = csv_text(["step", "macs", "ops", "bytes"], [[c.name, c.macs, c.ops, c.bytes] for c in costs]
                     + [[f"{network.name} forward", network.macs, network.ops, network.bytes]])
-    return [ReportFile("augmentation.md", md), ReportFile("augmentation.csv", csv_text)]
+    return [ReportFile("augmentation.md", md), ReportFile("augmentation.csv", table)]
 
 
 #: The deterministic reports, in the order `costlab report` writes them.
