@@ -124,9 +124,18 @@ def augmentation_report(preset: str = "alexnet") -> list[ReportFile]:
     return [ReportFile("augmentation.md", md), ReportFile("augmentation.csv", table)]
 
 
+def claims_report() -> list[ReportFile]:
+    """The source text's numeric claims, each computed by costlab (costlab/claims.py)."""
+    from .claims import check_claims, render_claims
+
+    results = check_claims()
+    return [ReportFile("claims.md", render_claims(results, "md")),
+            ReportFile("claims.csv", render_claims(results, "csv"))]
+
+
 #: The deterministic reports, in the order `costlab report` writes them.
 REPORTS: tuple[Callable[[], list[ReportFile]], ...] = (
-    inception_report, separable_report, classics_report, augmentation_report,
+    inception_report, separable_report, classics_report, claims_report, augmentation_report,
 )
 
 
