@@ -24,7 +24,6 @@ from costlab.cli import main
 from costlab.errors import CostlabError
 
 ROOT = Path(__file__).resolve().parent.parent
-REPORT = ROOT / "reports" / "claims.md"
 
 # reference.md, "The source text's numeric claims": the ids, in order.
 CLAIM_IDS = ["lenet5-params", "alexnet-params", "vgg16-params", "classic-200m", "onebyone-shape",
