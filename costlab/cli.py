@@ -160,11 +160,44 @@ def run_list(args: argparse.Namespace) -> tuple[str, int]:
                        args.format), 0
 
 
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output-dir", default="reports", metavar="DIR",
+                        help="where to write the reports (default: reports)")
+
+
+def run_report(args: argparse.Namespace) -> tuple[str, int]:
+    from .reports import build_reports
+
+    directory = args.output_dir
+    if not os.path.isdir(directory):
+        raise CostlabError(f"cannot write reports: no directory {directory}")
+    files = build_reports()
+    for file in files:
+        path = os.path.join(directory, file.path)
+        check_writable(path)
+    for file in files:
+        write_atomically(os.path.join(directory, file.path), file.text)
+    return "".join(f"wrote {os.path.join(directory, f.path)}\n" for f in files), 0
+
+
+def _claims_arguments(parser: argparse.ArgumentParser) -> None:
+    add_output_options(parser)
+
+
+def run_claims(args: argparse.Namespace) -> tuple[str, int]:
+    from .claims import check_claims, render_claims
+
+    return render_claims(check_claims(), args.format), 0
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("compare", "side-by-side cost of targets (default: the inception 5×5 bottleneck case)",
             _compare_arguments, run_compare),
     Command("analyze", "per-layer cost of one target", _analyze_arguments, run_analyze),
     Command("list", "the presets, with their default input, params and MACs", _list_arguments, run_list),
+    Command("report", "regenerate every committed report under reports/", _report_arguments, run_report),
+    Command("claims", "check the source text's numeric claims by computing each with costlab",
+            _claims_arguments, run_claims),
     Command("sweep", "vary one parameter (a placeholder, a preset option, input, batch, freeze) and "
             "tabulate the cost; CSV by default, --plot for a PNG", _sweep_arguments, run_sweep),
 )

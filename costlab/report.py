@@ -58,14 +58,16 @@ def ratio_text(ratio: float | None, first: bool) -> str:
     return f"{1 / ratio:.2f}× more" if ratio > 0 else "n/a"
 
 
-def _grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, numeric: Sequence[bool]) -> str:
+def grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, numeric: Sequence[bool]) -> str:
+    """A table of pre-formatted cells: 'md' gives GitHub Markdown, anything else a plain terminal grid."""
     tablefmt = "github" if fmt == "md" else "simple"
     align = ["right" if n else "left" for n in numeric]
     return tabulate(list(rows), headers=list(headers), tablefmt=tablefmt, colalign=align,
                     disable_numparse=True)
 
 
-def _csv(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def csv_text(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as CSV text with a header line (the csv module: no pandas needed)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(headers)
@@ -145,7 +147,7 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
     headers += ["formula (MACs or ops)"]
     numeric = ([False] * 4 + [True] * (4 if share else 3)
                + ([False, True] if training is not None else []) + [False])
-    return _grid(headers, rows, fmt, numeric)
+    return grid(headers, rows, fmt, numeric)
 
 
 def _training_only_note(a: Analysis, unit: str) -> str:
@@ -198,7 +200,7 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
         parts.append(f"## costlab compare ({heading})")
     else:
         parts.append(f"costlab compare: {heading}")
-    parts += ["", _grid(headers, rows, fmt, numeric), "", convention(c.unit)]
+    parts += ["", grid(headers, rows, fmt, numeric), "", convention(c.unit)]
     for t in c.targets:
         for note in _notes(t, c.unit):
             parts.append(f"{t.name}: {note}")
@@ -209,7 +211,7 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
     return "\n".join(parts) + "\n"
 
 
-def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
+def comparisoncsv_text(c: Comparison, per_layer: bool = False) -> str:
     """One row per target, or with ``per_layer`` one row per layer of every target."""
     unit = unit_label(c.unit).lower()
     training = _has_training(c)
@@ -230,7 +232,7 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
                     row += ([step.trainable_params, step.frozen_params,
                              in_unit(step.train_step_macs, c.unit), step.grads] if step else [""] * 4)
                 rows.append(row + [layer.formula])
-        return _csv(headers, rows)
+        return csv_text(headers, rows)
     headers = ["target", "input", "batch", "output", unit, "sum_of_layers", "params", "ops",
                "activations", "ratio", "vs_first"]
     ratio_column = headers.index("ratio")
@@ -239,7 +241,7 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
     if training:
         headers += training_headers
         rows = [row + _training_cells(t, c.unit) for row, t in zip(rows, c.targets)]
-    return _csv(headers, rows)
+    return csv_text(headers, rows)
 
 
 def render_comparison(c: Comparison, fmt: str = "table", per_layer: bool = False) -> str:
@@ -247,7 +249,7 @@ def render_comparison(c: Comparison, fmt: str = "table", per_layer: bool = False
     if fmt == "json":
         return json.dumps(c.to_dict(), indent=2) + "\n"
     if fmt == "csv":
-        return comparison_csv(c, per_layer)
+        return comparisoncsv_text(c, per_layer)
     return comparison_text(c, fmt, per_layer)
 
 
@@ -272,7 +274,7 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
     return "\n".join(parts) + "\n"
 
 
-def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
+def analysiscsv_text(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
     unit_name = unit_label(unit).lower()
     headers = ["layer", "type", "op", "output", unit_name, "params", "ops", "activations", "formula"]
     rows = []
@@ -286,7 +288,7 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
         rows.append(row + [r.formula])
     if a.training is not None:
         headers[-1:-1] = ["trainable_params", "frozen_params", f"train_step_{unit_name}", "grads"]
-    return _csv(headers, rows)
+    return csv_text(headers, rows)
 
 
 def render_analysis(a: Analysis, fmt: str = "table", depth: int | None = None, unit: str = "macs") -> str:
@@ -294,7 +296,7 @@ def render_analysis(a: Analysis, fmt: str = "table", depth: int | None = None, u
     if fmt == "json":
         return json.dumps(Comparison((a,), unit).to_dict(), indent=2) + "\n"
     if fmt == "csv":
-        return analysis_csv(a, depth, unit)
+        return analysiscsv_text(a, depth, unit)
     return analysis_text(a, fmt, depth, unit)
 
 
@@ -312,6 +314,6 @@ def preset_list(analyses: Sequence[Analysis], summaries: Sequence[str], fmt: str
                                     [a.name, list(a.input), a.params, a.macs, s]))
                            for a, s in zip(analyses, summaries)], indent=2) + "\n"
     if fmt == "csv":
-        return _csv(["preset", "input", "params", "macs", "description"], raw)
+        return csv_text(["preset", "input", "params", "macs", "description"], raw)
     rows = [[name, inp, count(params), count(macs), summary] for name, inp, params, macs, summary in raw]
-    return _grid(headers, rows, fmt, [False, False, True, True, False]) + "\n"
+    return grid(headers, rows, fmt, [False, False, True, True, False]) + "\n"

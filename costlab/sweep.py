@@ -373,7 +373,7 @@ def sweep_csv(sweep: Sweep) -> str:
 
 def sweep_text(sweep: Sweep, fmt: str = "table") -> str:
     """Wide form for reading: one line per value, per series its count (and ratio, train step, measures)."""
-    from .report import _grid, convention, count, unit_label
+    from .report import convention, count, grid, unit_label
 
     unit = "flops" if sweep.unit == "flops" else "macs"
     label = unit_label(sweep.unit)
@@ -419,7 +419,7 @@ def sweep_text(sweep: Sweep, fmt: str = "table") -> str:
         parts += ["[n] vs [1]: MACs of [1] over MACs of [n] at the same value.", ""]
     else:
         parts += [sweep.series[0], ""]
-    parts += [_grid(headers, table, fmt, numeric), "", convention(sweep.unit)]
+    parts += [grid(headers, table, fmt, numeric), "", convention(sweep.unit)]
     return "\n".join(parts) + "\n"
 
 
