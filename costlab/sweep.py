@@ -360,15 +360,10 @@ def _counted(value: int | None) -> str:
 
 def sweep_csv(sweep: Sweep) -> str:
     """Long form: one line per (value, series), the columns of :meth:`Sweep.columns`."""
-    import csv
+    from .report import csv_text
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
     columns = sweep.columns()
-    writer.writerow(columns)
-    for row in sweep.rows():
-        writer.writerow([_cell(row[column]) for column in columns])
-    return buffer.getvalue()
+    return csv_text(columns, [[_cell(row[column]) for column in columns] for row in sweep.rows()])
 
 
 def sweep_text(sweep: Sweep, fmt: str = "table") -> str:
