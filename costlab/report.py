@@ -211,7 +211,7 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
     return "\n".join(parts) + "\n"
 
 
-def comparisoncsv_text(c: Comparison, per_layer: bool = False) -> str:
+def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
     """One row per target, or with ``per_layer`` one row per layer of every target."""
     unit = unit_label(c.unit).lower()
     training = _has_training(c)
@@ -249,7 +249,7 @@ def render_comparison(c: Comparison, fmt: str = "table", per_layer: bool = False
     if fmt == "json":
         return json.dumps(c.to_dict(), indent=2) + "\n"
     if fmt == "csv":
-        return comparisoncsv_text(c, per_layer)
+        return comparison_csv(c, per_layer)
     return comparison_text(c, fmt, per_layer)
 
 
@@ -274,7 +274,7 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
     return "\n".join(parts) + "\n"
 
 
-def analysiscsv_text(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
+def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
     unit_name = unit_label(unit).lower()
     headers = ["layer", "type", "op", "output", unit_name, "params", "ops", "activations", "formula"]
     rows = []
@@ -296,7 +296,7 @@ def render_analysis(a: Analysis, fmt: str = "table", depth: int | None = None, u
     if fmt == "json":
         return json.dumps(Comparison((a,), unit).to_dict(), indent=2) + "\n"
     if fmt == "csv":
-        return analysiscsv_text(a, depth, unit)
+        return analysis_csv(a, depth, unit)
     return analysis_text(a, fmt, depth, unit)
 
 
