@@ -15,6 +15,7 @@ from .specs import Conv, Shape, Spec
 if TYPE_CHECKING:  # pandas is imported only by to_frame()
     import pandas
 
+    from .training import TrainingCost
     from .conventions import Profile
 
 UNITS = ("macs", "flops")
@@ -120,6 +121,7 @@ class Analysis:
     notes: tuple[str, ...] = ()
     checks: Mapping[str, Any] = field(default_factory=dict)
     latency: Mapping[str, Any] | None = None
+    training: "TrainingCost | None" = None  # a training step under --freeze (costlab.training)
     convention: "Profile | None" = None  # what another tool would report (--convention)
 
     @property
@@ -215,6 +217,13 @@ class Analysis:
             entry["latency_ms"] = dict(self.latency)
         if self.convention is not None:
             entry["convention"] = self.convention.to_dict()
+        if self.training is not None:
+            entry.update(self.training.to_dict())
+            if unit == "flops":
+                entry["train_step_flops"] = FLOPS_PER_MAC * self.training.train_step_macs
+            per_layer = self.training.by_name()
+            for layer_entry in entry["layers"]:
+                layer_entry.update(per_layer[layer_entry["name"]].to_dict())
         return entry
 
     def with_convention(self, name: str) -> "Analysis":

@@ -821,6 +821,38 @@ def gflops_text(total: int) -> str:
     return f"{total / 1e9:.3f}"
 
 
+def rules_markdown() -> str:
+    """The rule tables as Markdown, for docs/cost-model.md (a test holds the doc equal to this)."""
+    lines: list[str] = []
+    for c in CONVENTIONS.values():
+        lines += [f"#### `{c.name}`: {c.tool} {c.version}", "",
+                  f"Reads the model by {c.mechanism}; counts {c.unit}. Call reproduced: `{c.call}`", ""]
+        lines += ["| layer kinds | what it counts | verdict |", "|---|---|---|"]
+        groups: dict[tuple[Term, ...], list[str]] = {}
+        for kind in LAYER_KINDS:
+            groups.setdefault(c.modules[kind], []).append(kind)
+        for terms, kinds in groups.items():
+            counted = "<br>".join(f"**{t.label}**: {t.rule}" + (" (÷ batch)" if t.per_sample else "")
+                                  for t in terms)
+            verdicts = ", ".join(dict.fromkeys(t.verdict for t in terms))
+            lines.append(f"| {', '.join(kinds)} | {counted} | {verdicts} |")
+        if c.by_function:
+            by_terms: dict[tuple[Term, ...], list[str]] = {}
+            for name, terms in c.functions.items():
+                by_terms.setdefault(terms, []).append(name.replace("torch.nn.functional.", "F."))
+            lines += ["", "Layers called as functions, by function:", ""]
+            for terms, names in by_terms.items():
+                lines.append(f"- {', '.join(f'`{n}`' for n in names)}: "
+                             + "; ".join(f"**{t.label}**: {t.rule}" for t in terms))
+        if c.unseen is not None:
+            lines.append(("- any other function" if c.by_function else "\nLayers called as functions")
+                         + f": **{c.unseen.label}**: {c.unseen.rule}")
+        if c.params_missed:
+            lines += ["", f"Params: all but those of {', '.join(sorted(c.params_missed))} layers."]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def check_tables() -> list[str]:
     """Problems with the tables (a kind without rule, a MAC layer kind without one primary term)."""
     problems = []
@@ -839,4 +871,4 @@ def check_tables() -> list[str]:
 
 __all__ = ["CONVENTIONS", "Convention", "ConventionError", "Difference", "LayerCount", "Profile",
            "Term", "VERDICTS", "call_form", "find_convention", "function_name", "layer_kind",
-           "profile", "check_tables"]
+           "profile", "check_tables", "rules_markdown"]

@@ -114,6 +114,31 @@ def test_convention_does_not_import_torch() -> None:
     assert result.stdout.strip() == "False False"
 
 
+def test_cost_model_doc_lists_every_rule(update_golden: bool) -> None:
+    """docs/cost-model.md carries the rule tables exactly as the code has them."""
+    from costlab.conventions import rules_markdown
+
+    path = ROOT / "docs" / "cost-model.md"
+    text = path.read_text(encoding="utf-8")
+    begin, end = "<!-- conventions:begin -->\n", "<!-- conventions:end -->"
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    fresh = head + begin + rules_markdown() + end + tail
+    if update_golden:
+        path.write_text(fresh, encoding="utf-8")
+        return
+    assert text == fresh, "docs/cost-model.md's rule tables differ: run pytest --update-golden"
+
+
+def test_cli_doc_example_is_real() -> None:
+    """The --convention example in docs/cli.md is what costlab prints."""
+    doc = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    stream = __import__("io").StringIO()
+    assert main(["compare", "resnet50", "mobilenet-v2", "vgg16", "--convention", "thop"], stream) == 0
+    tail = stream.getvalue().splitlines()[-5:]
+    assert "\n".join(tail) in doc
+
+
 # --- against the real tools -------------------------------------------------------------------------
 
 torch = pytest.importorskip("torch")
@@ -316,3 +341,4 @@ def test_fvcore_on_torchvision_models_is_the_preset_profile(name: str) -> None:
     answer = peers.count("fvcore", model, torch.randn((1,) + analysis.input))
     assert answer.raw == profile(analysis, "fvcore").total
     assert answer.params == analysis.params + analysis.training_only_params  # GoogLeNet's aux heads
+
