@@ -413,13 +413,15 @@ def _torch() -> Convention:
         return Term(label, times(2, count), "macs", rule, primary=True)
 
     table: dict[str, tuple[Term, ...]] = {
-        "conv": (twice("conv", _conv_at_output, "aten.convolution: 2·N·∏out·prod(weight)"),),
-        "conv-transposed": (twice("transposed conv", _conv_at_input,
+        "conv": (twice("conv at 2 FLOPs per MAC", _conv_at_output,
+                       "aten.convolution: 2·N·∏out·prod(weight)"),),
+        "conv-transposed": (twice("transposed conv at 2 FLOPs per MAC", _conv_at_input,
                                   "aten.convolution (transposed): 2·N·∏in·prod(weight)"),),
-        "linear": (twice("linear", _linear_macs, "aten.addmm / mm: 2·m·n·k, bias ignored"),),
-        "matmul": (twice("matmul", _matmul_exact, "aten.mm / bmm: 2·∏batch·n·k·m"),),
-        "attention": (twice("attention", _attention_macs, "scaled dot-product attention: "
-                            "2·∏batch·L·S·(E + Ev)"),),
+        "linear": (twice("linear at 2 FLOPs per MAC", _linear_macs,
+                         "aten.addmm / mm: 2·m·n·k, bias ignored"),),
+        "matmul": (twice("matmul at 2 FLOPs per MAC", _matmul_exact, "aten.mm / bmm: 2·∏batch·n·k·m"),),
+        "attention": (twice("attention at 2 FLOPs per MAC", _attention_macs,
+                            "scaled dot-product attention: 2·∏batch·L·S·(E + Ev)"),),
     }
     rest = _zero_term("not counted", "only matrix products and convolutions have a formula")
     for kind in LAYER_KINDS:
@@ -783,7 +785,8 @@ class Profile:
 
     def explanation(self) -> str:
         """'+ batch norm 2/… (+101,376); + adaptive avg pool … (+512)' or 'the same as costlab's MACs'."""
-        parts = [f"{d.label} ({_signed(d.delta)})" for d in self.differences()]
+        parts = [f"{d.label}{' [' + d.verdict + ']' if d.verdict in ('bug', 'missed') else ''} "
+                 f"({_signed(d.delta)})" for d in self.differences()]
         return "; ".join(parts) if parts else "the same as costlab's MACs"
 
     def to_dict(self) -> dict[str, Any]:
