@@ -106,30 +106,38 @@ BUILDER_FUNCTIONS: Mapping[type, Callable[[Any], str]] = MappingProxyType({
     Reshape: lambda s: "torch.Tensor.reshape",
 })
 
-_FUNCTION_PREFIXES = ("torch.", "operator.", "builtins.", "math.")
+_FUNCTION_SOURCES = ("F.", "torch.", "Tensor.", "operator.")
+_QUALIFIED = {"F.": "torch.nn.functional.", "Tensor.": "torch.Tensor."}
 
 
 def call_form(layer: Layer) -> CallForm:
     """``module`` when the layer is an ``nn.Module`` call in the model a tool sees, else ``function``.
 
-    A traced layer says so in ``source`` (a function's qualified name such as
-    ``torch.nn.functional.relu`` or ``operator.add`` — any other source is a module type); a
-    layer of costlab's own builder is a function exactly for the specs in BUILDER_FUNCTIONS.
+    A traced layer says so in ``source``, as the torch bridge writes it: ``nn.Conv2d`` or
+    ``package.module.Class`` for a module; ``F.relu``, ``torch.cat``, ``Tensor.view``,
+    ``operator.add`` or a builtin's bare name for a function. A layer of costlab's own builder
+    is a function exactly for the specs in BUILDER_FUNCTIONS.
     """
     if layer.source:
-        return "function" if _is_function_source(layer.source) else "module"
+        return _source_form(layer.source)
     return "function" if type(layer.spec) in BUILDER_FUNCTIONS else "module"
 
 
-def _is_function_source(source: str) -> bool:
-    if source.startswith("torch.nn.modules.") or source.startswith("torchvision."):
-        return False
-    return source.startswith(_FUNCTION_PREFIXES) or source[:1].islower() and "." not in source
+def _source_form(source: str) -> CallForm:
+    if source.startswith("nn."):
+        return "module"
+    if source.startswith(_FUNCTION_SOURCES) or "." not in source:
+        return "function"
+    return "module" if source.rpartition(".")[2][:1].isupper() else "function"  # PEP 8: classes
 
 
 def function_name(layer: Layer) -> str:
-    """The qualified name of the function a function-form layer calls (``torch.matmul``, ...)."""
+    """The qualified name of the function a function-form layer calls (``torch.matmul``,
+    ``torch.nn.functional.relu``, ``operator.add``, ...)."""
     if layer.source:
+        for short, qualified in _QUALIFIED.items():
+            if layer.source.startswith(short):
+                return qualified + layer.source[len(short):]
         return layer.source
     make = BUILDER_FUNCTIONS.get(type(layer.spec))
     return make(layer.spec) if make else ""

@@ -69,6 +69,37 @@ def test_ptflops_counts_relu_twice_and_the_bias_once() -> None:
     assert p.delta == sum(by_label.values())
 
 
+def test_traced_sources_decide_what_hook_tools_see() -> None:
+    """A traced layer's source (the torch bridge's format) sets its call form: ptflops counts a
+    module ReLU twice, F.relu once (patched), torch.relu not at all; thop sees none of the functions."""
+    from dataclasses import replace
+
+    from costlab.conventions import call_form, function_name
+
+    a = build_preset("resnet18", (3, 32, 32))
+    relu_elements = sum(layer.ops for layer in a.layers if layer.type == "relu")
+
+    def with_relu_source(source: str):
+        layers = tuple(replace(layer, source=source if layer.type == "relu" else "nn.X")
+                       for layer in a.layers)
+        return replace(a, layers=layers)
+
+    base = profile(a, "ptflops").total
+    assert profile(with_relu_source("nn.ReLU"), "ptflops").total == base
+    assert profile(with_relu_source("F.relu"), "ptflops").total == base - relu_elements
+    assert profile(with_relu_source("torch.relu"), "ptflops").total == base - 2 * relu_elements
+    assert profile(with_relu_source("Tensor.relu"), "thop").total == profile(a, "thop").total
+    forms = {source: call_form(replace(a.layers[0], source=source)) for source in
+             ("nn.Conv2d", "torchvision.ops.misc.Permute", "F.relu", "torch.flatten", "Tensor.view",
+              "operator.add", "getattr", "torchvision.ops.stochastic_depth.stochastic_depth")}
+    assert forms == {"nn.Conv2d": "module", "torchvision.ops.misc.Permute": "module",
+                     "F.relu": "function", "torch.flatten": "function", "Tensor.view": "function",
+                     "operator.add": "function", "getattr": "function",
+                     "torchvision.ops.stochastic_depth.stochastic_depth": "function"}
+    assert function_name(replace(a.layers[0], source="F.relu")) == "torch.nn.functional.relu"
+    assert function_name(replace(a.layers[0], source="Tensor.add")) == "torch.Tensor.add"
+
+
 def test_convention_json_field_keeps_macs_meaning() -> None:
     out = []
     for extra in ([], ["--convention", "fvcore"]):
