@@ -29,18 +29,12 @@ from .formulas import numel
 from .specs import (AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
                     Embedding, Flatten, Linear, Matmul, Norm, Pool, Reshape, Upsample)
 
+#: macs: the multiply-adds costlab counts as MACs; convention: a documented choice of the tool,
+#: counted beside them; bug: a miscount; missed: not seen though costlab counts something; zero:
+#: nothing counted (docs/cost-model.md has the table).
 Verdict = Literal["macs", "convention", "bug", "missed", "zero"]
 CallForm = Literal["module", "function"]
 CountFn = Callable[[Layer], int]
-
-#: What each verdict means, for reports.
-VERDICTS: Mapping[str, str] = MappingProxyType({
-    "macs": "the same multiply-adds as costlab's MACs",
-    "convention": "a documented choice of the tool, counted beside the MACs",
-    "bug": "a miscount of the tool",
-    "missed": "something the tool does not see, counted as zero",
-    "zero": "no arithmetic the tool counts",
-})
 
 
 class ConventionError(CostlabError):
@@ -217,10 +211,6 @@ def _linear_bias(layer: Layer) -> int:
     return _out_numel(layer) if layer.spec.bias else 0
 
 
-def _linear_params(layer: Layer) -> int:
-    return layer.params
-
-
 def _matmul_prod_a_times_m(layer: Layer) -> int:
     """prod(a.shape) · b.shape[-1] (fvcore's and ptflops' matmul)."""
     a, b = layer.input_shapes[:2]
@@ -247,10 +237,6 @@ def _attention_macs(layer: Layer) -> int:
 
 def _affine(layer: Layer) -> bool:
     return bool(layer.spec.affine)
-
-
-def _norm_params(layer: Layer) -> int:
-    return layer.params
 
 
 def _adaptive_thop(layer: Layer) -> int:
@@ -777,7 +763,8 @@ class Profile:
         """The rules that make the tool's total differ from costlab's MACs, largest first.
 
         Each is what the rule counts minus the MACs of the layers it stands in for; they sum to
-        :attr:`delta`. Rules that change nothing are left out.
+        :attr:`delta` (up to the truncation of a fractional total, ptflops at batch > 1). Rules
+        that change nothing are left out.
         """
         grouped: dict[tuple[str, str], list[Any]] = {}
         for layer in self.layers:
@@ -825,11 +812,6 @@ def profile(analysis: Analysis, name: str) -> Profile:
 
 def _signed(value: Fraction) -> str:
     return f"{_number(value):+,}" if value.denominator == 1 else f"{float(value):+,.1f}"
-
-
-def gflops_text(total: int) -> str:
-    """torchvision's model-table figure: 10⁹ multiply-adds to 3 decimals."""
-    return f"{total / 1e9:.3f}"
 
 
 def rules_markdown() -> str:
@@ -881,5 +863,5 @@ def check_tables() -> list[str]:
 
 
 __all__ = ["CONVENTIONS", "Convention", "ConventionError", "Difference", "LayerCount", "Profile",
-           "Term", "VERDICTS", "call_form", "find_convention", "function_name", "layer_kind",
+           "Term", "call_form", "find_convention", "function_name", "layer_kind",
            "profile", "check_tables", "rules_markdown"]
