@@ -115,8 +115,11 @@ def _model(source: str, name: str):
         return _zeroed(build_module(analysis, device="meta")), analysis.input
     import torchvision
 
-    with torch.device("meta"):
-        module = torchvision.models.get_model(name, weights=None)
+    try:
+        with torch.device("meta"):  # no initialisation cost
+            module = torchvision.models.get_model(name, weights=None)
+    except (NotImplementedError, RuntimeError):  # a constructor that computes with tensors
+        module = torchvision.models.get_model(name, weights=None).to("meta")
     return _zeroed(module), TV_INPUT
 
 
@@ -209,12 +212,13 @@ def worker(counter: str, models: list[tuple[str, str]], repeat: int,
 
 # --- the driver --------------------------------------------------------------------------------
 
-def _versions(python: str) -> dict[str, str]:
+def _versions(python: str, extra_path: str = "") -> dict[str, str]:
     code = ("import importlib.metadata as m, json\nout = {}\n"
             "for p in ['torch', 'torchvision', 'fvcore', 'ptflops', 'thop', 'torchinfo', 'torchprofile']:\n"
             "    try: out[p] = m.version(p)\n    except m.PackageNotFoundError: pass\n"
             "print(json.dumps(out))")
-    result = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": extra_path} if extra_path else None
+    result = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
     return json.loads(result.stdout) if result.returncode == 0 else {}
 
 
@@ -223,12 +227,13 @@ def _has_torchvision(python: str) -> bool:
 
 
 def run_worker(python: str, counter: str, models: list[tuple[str, str]], repeat: int,
-               threads: int) -> list[dict]:
+               threads: int, extra_path: str = "") -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
         command = [python, str(Path(__file__).resolve()), "--worker", counter, "--repeat", str(repeat),
                    "--threads", str(threads), "--models", json.dumps(models), "--rows", str(out)]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        paths = [str(ROOT)] + ([extra_path] if extra_path else [])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
         if result.returncode != 0 or not out.exists():
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -403,6 +408,9 @@ def main() -> int:
                         help="comma-separated torchvision models ('' for none)")
     parser.add_argument("--tv-python", metavar="PYTHON",
                         help="interpreter with torchvision for its models (default: this one)")
+    parser.add_argument("--tv-path", metavar="DIR", default="",
+                        help="a directory added to the torchvision interpreter's path (peers installed "
+                             "there with pip install --target)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch.set_num_threads in every worker (default 0: torch's own default)")
     parser.add_argument("--out", default=str(ROOT / "reports"), metavar="DIR")
@@ -420,25 +428,26 @@ def main() -> int:
     tv_models = [("torchvision", name) for name in args.torchvision.split(",") if name]
     tv_python = args.tv_python or sys.executable
     notes: list[str] = []
-    jobs = [(sys.executable, presets)]
+    jobs = [(sys.executable, presets, "")]
     if tv_models:
         if _has_torchvision(tv_python):
-            jobs.append((tv_python, tv_models))
+            jobs.append((tv_python, tv_models, args.tv_path))
         else:
             notes.append(f"torchvision is not installed for {tv_python}: its models are skipped "
                          "(pass --tv-python an interpreter that has it)")
     rows: list[dict] = []
-    for python, models in jobs:
+    for python, models, extra_path in jobs:
         for counter in COUNTERS:
             print(f"{counter:12s} on {len(models)} models ({python})", file=sys.stderr, flush=True)
-            for row in run_worker(python, counter, models, args.repeat, args.threads):
+            for row in run_worker(python, counter, models, args.repeat, args.threads, extra_path):
                 if "seconds" in row:
                     rows.append(row)
                 else:
                     where = f"{row['model']}: " if "model" in row else ""
                     notes.append(f"{row['counter']} ({python}): {where}{row['note']}")
-    versions = {python: _versions(python) for python, _ in jobs}
+    versions = {python: _versions(python, extra_path) for python, _, extra_path in jobs}
     command = "python benchmarks/peers.py" + (f" --tv-python {args.tv_python}" if args.tv_python else "")
+    command += f" --tv-path {args.tv_path}" if args.tv_path else ""
     command += f" --threads {args.threads}" if args.threads else ""
     threads = args.threads or _default_threads()
     markdown, csv_text = build_report(rows, sorted(set(notes)), versions, command, threads)

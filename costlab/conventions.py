@@ -302,7 +302,12 @@ class Convention:
     ``modules``: terms for a layer called as an ``nn.Module`` (by layer kind);
     ``functions``: for a layer called as a function — by function name when ``by_function``
     (ptflops patches named functions), else by layer kind (tracers see every op alike);
-    ``unseen``: the term of a function-form layer a module-hook tool cannot see.
+    ``unseen``: the term of a function-form layer a module-hook tool cannot see;
+    ``exact_types``: the tool looks modules up by exact type, so a module of a class other than
+    torch.nn's own (a traced layer whose source is not ``nn.…``) gets no rule;
+    ``hooked_params_only``: params only of the module-form layers it has a rule for (thop);
+    ``leaf_function_params``: the term of a function-form layer that carries parameters inside a
+    leaf module (torchinfo prices every leaf module from its parameters, whatever it calls).
     """
 
     name: str
@@ -315,30 +320,63 @@ class Convention:
     by_function: bool = False
     unseen: Term | None = None
     params_missed: frozenset[str] = frozenset()  # layer kinds whose params the tool does not count
+    exact_types: bool = False
+    hooked_params_only: bool = False
+    leaf_function_params: Term | None = None
     call: str = ""  # how the tool is called to get the total this convention reproduces
 
-    def terms(self, layer: Layer) -> tuple[tuple[Term, ...], CallForm]:
-        """The terms this tool counts for ``layer``, and the call form they were chosen by."""
+    def terms(self, layer: Layer, in_leaf_module: bool = False) -> tuple[tuple[Term, ...], CallForm]:
+        """The terms this tool counts for ``layer``, and the call form they were chosen by.
+
+        ``in_leaf_module``: the layer is a function called by a module without child modules.
+        """
         kind = layer_kind(layer)
         form = call_form(layer)
         if form == "module":
+            if self.exact_types and not _torch_nn_module(layer):
+                return (_standing_in(_UNREGISTERED, layer),), form
             return self.modules[kind], form
+        if (self.leaf_function_params is not None and in_leaf_module and layer.params
+                and kind != "held"):
+            return (_standing_in(self.leaf_function_params, layer),), form
         if self.by_function:
             name = function_name(layer)
             if name in self.functions:
                 return self.functions[name], form
-            return (_unseen(self.unseen, layer),), form
+            return (_standing_in(self.unseen, layer),), form
         if self.unseen is not None:
-            return (_unseen(self.unseen, layer),), form
+            return (_standing_in(self.unseen, layer),), form
         return self.functions[kind], form
 
+    def counts_params(self, layer: Layer) -> bool:
+        """Whether the tool's params include this layer's."""
+        if layer_kind(layer) in self.params_missed:
+            return False
+        if not self.hooked_params_only:
+            return True
+        return call_form(layer) == "module" and _torch_nn_module(layer)
 
-def _unseen(term: Term | None, layer: Layer) -> Term:
-    """The term of a function a hook-based tool does not see: missed when costlab counts anything."""
+
+def _torch_nn_module(layer: Layer) -> bool:
+    """A module of one of torch.nn's own classes (all of costlab's builder's are)."""
+    return not layer.source or layer.source.startswith("nn.")
+
+
+_UNREGISTERED = _zero_term("module type without a rule",
+                           "rules are looked up by exact type: a module of a class that is not "
+                           "torch.nn's own gets none (zero, and thop misses its params)", "missed")
+
+
+def _standing_in(term: Term | None, layer: Layer) -> Term:
+    """``term`` for this layer, standing in for its MACs when it has any; a zero term is 'missed'
+    when costlab counts anything for the layer."""
     if term is None:
         raise ConventionError(f"no rule for the function call {function_name(layer)!r}")
-    return Term(term.label, _zero, "missed" if (layer.macs or layer.ops) else "zero", term.rule,
-                    primary=layer.op in ("conv", "linear", "matmul"))
+    verdict = term.verdict
+    if term.count is _zero:
+        verdict = "missed" if (layer.macs or layer.ops) else "zero"
+    return Term(term.label, term.count, verdict, term.rule, primary=layer.op in ("conv", "linear", "matmul"),
+                per_sample=term.per_sample)
 
 
 # --- the tables ---------------------------------------------------------------------------------
@@ -534,6 +572,7 @@ def _ptflops() -> Convention:
         "forward hooks on leaf modules of known types, plus patched torch.nn.functional and "
         "tensor functions", "1 per multiply-add (MACs)",
         MappingProxyType(modules), MappingProxyType(functions), by_function=True, unseen=unseen,
+        exact_types=True,
         call="get_model_complexity_info(model, (C, H, W), as_strings=False): hook counts are "
             "divided by the batch size (MACs per sample), counts of patched functions are not.")
 
@@ -588,7 +627,7 @@ def _thop() -> Convention:
         "thop", "thop profile", "0.1.1.post2209072238",
         "forward hooks on leaf modules of registered types", "1 per multiply-add (MACs)",
         MappingProxyType(modules), MappingProxyType({}), unseen=unseen,
-        params_missed=frozenset({"group-norm", "embedding"}),
+        params_missed=frozenset({"group-norm", "embedding"}), exact_types=True, hooked_params_only=True,
         call="thop.profile(model, (x,)) → (ops, params); params only of modules with a rule.")
 
 
@@ -624,10 +663,15 @@ def _torchinfo() -> Convention:
     unseen = _zero_term("functional op (not seen)",
                         "hooks on modules only: functions (the residual `+`, torch.matmul, "
                         "attention) are never counted", "missed")
+    leaf = Term("leaf module parameters × batch size", lambda l: _batch(l) * l.params, "convention",
+                "a function called inside a leaf module that holds parameters (a LayerNorm2d "
+                "calling F.layer_norm): torchinfo prices the module from its parameters, "
+                "output_size[0]·numel")
     return Convention(
         "torchinfo", "torchinfo summary (Total mult-adds)", "1.8.0",
         "forward hooks on every module; leaf modules' mult-adds from their parameters",
         "1 per multiply-add", MappingProxyType(modules), MappingProxyType({}), unseen=unseen,
+        leaf_function_params=leaf,
         call="summary(model, input_data=x).total_mult_adds")
 
 
@@ -798,16 +842,30 @@ def profile(analysis: Analysis, name: str) -> Profile:
     batch = analysis.batch
     counts = []
     params = 0
+    containers = _container_scopes(analysis.layers)
     for layer in analysis.layers:
-        terms, form = convention.terms(layer)
+        in_leaf = layer.name.rpartition(".")[0] not in containers
+        terms, form = convention.terms(layer, in_leaf)
         counted = tuple((term, Fraction(term.count(layer), batch if term.per_sample else 1))
                         for term in terms)
         averaged = any(term.primary and term.per_sample for term in terms)
         counts.append(LayerCount(layer.name, layer_kind(layer), form, counted,
                                  Fraction(layer.macs, batch if averaged else 1)))
-        if layer_kind(layer) not in convention.params_missed:
+        if convention.counts_params(layer):
             params += layer.params
     return Profile(convention, analysis.name, batch, tuple(counts), params)
+
+
+def _container_scopes(layers: Sequence[Layer]) -> set[str]:
+    """Name scopes that hold module calls (modules with children, as far as a trace can tell);
+    the root scope '' always is one. A function layer is named in the scope of the module that
+    called it, so one outside these scopes was called by a leaf module."""
+    scopes = {""}
+    for layer in layers:
+        if call_form(layer) == "module":
+            parts = layer.name.split(".")
+            scopes.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return scopes
 
 
 def _signed(value: Fraction) -> str:
@@ -840,8 +898,17 @@ def rules_markdown() -> str:
         if c.unseen is not None:
             lines.append(("- any other function" if c.by_function else "\nLayers called as functions")
                          + f": **{c.unseen.label}**: {c.unseen.rule}")
-        if c.params_missed:
-            lines += ["", f"Params: all but those of {', '.join(sorted(c.params_missed))} layers."]
+        if c.leaf_function_params is not None:
+            t = c.leaf_function_params
+            lines.append(f"- a function with parameters inside a leaf module: **{t.label}**: {t.rule}")
+        if c.exact_types:
+            lines.append(f"- a module of a class that is not torch.nn's own: **{_UNREGISTERED.label}**: "
+                         f"{_UNREGISTERED.rule}")
+        if c.params_missed or c.hooked_params_only:
+            missed = ", ".join(sorted(c.params_missed))
+            lines += ["", "Params: " + ("only those of module calls it has a rule for" if c.hooked_params_only
+                                        else "all") + (f"; never those of {missed} layers" if missed else "")
+                      + "."]
         lines.append("")
     return "\n".join(lines)
 
