@@ -305,6 +305,16 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
         rows = [[t.name, layer.name, layer.type, layer.op, shape(layer.output[1:]),
                  in_unit(layer.macs, c.unit), layer.params, layer.ops, layer.activations, layer.formula]
                 for t in c.targets for layer in t.layers]
+        checks = _checks_in(c)
+        if checks:
+            headers += [column for name in checks for column in (f"{name}_{unit}", f"{name}_agreement")]
+            rows_of = iter(rows)
+            for t in c.targets:
+                ran = [name for name in checks if t.checks.get(name, {}).get("status") == "ok"]
+                cells = _layer_check_cells(t, ran, None, c.unit)
+                for extra in cells:
+                    found = dict(zip(ran, zip(extra[::2], extra[1::2])))
+                    next(rows_of).extend(value for name in checks for value in found.get(name, ("", "")))
         return _csv(headers, rows)
     headers = ["target", "input", "batch", "output", unit, "sum_of_layers", "params", "ops",
                "activations", "ratio", "vs_first"]

@@ -335,7 +335,7 @@ def cross_check(analysis: Analysis, module: nn.Module | None = None,
         raise CostlabError(f"unknown check {', '.join(unknown) or '(none)'} (known: {', '.join(CHECKS)})")
     structure = module if module is not None else build_module(analysis, device="meta")
     trace = trace_module(structure, analysis.input, batch=analysis.batch, dtype=analysis.dtype)
-    unsupported_paths = {u.path for u in trace.analysis.unsupported}
+    unsupported_paths = {"" if u.path == TOP_LEVEL else u.path for u in trace.analysis.unsupported}
     results: dict[str, Any] = dict(analysis.checks)
     for check in checks:
         try:

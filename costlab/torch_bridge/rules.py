@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import SpecError
 from ..formulas import broadcast, numel
 from ..specs import (PAD_MODES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
                      Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, Reduce,
@@ -137,8 +138,16 @@ def conv_spec(out_channels: int, kernel: tuple[int, ...], stride: Any, padding: 
     return Conv(out_channels, kernel, stride_t, pad, dilation_t, groups, bias)
 
 
+def _check_channels(x: TensorValue, expected: int, owner: str) -> None:
+    """The module was built for ``expected`` input channels: another count is the user's error."""
+    if len(x.shape) < 2 or x.shape[1] != expected:
+        got = x.shape[1] if len(x.shape) > 1 else "no channel axis"
+        raise SpecError(f"{owner} expects {expected} input channels, got {got}")
+
+
 def _conv_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     x = tensor_arg(args, kwargs)
+    _check_channels(x, m.in_channels, type(m).__name__)
     transposed = isinstance(m, nn.modules.conv._ConvTransposeNd)
     if transposed and arg(args, kwargs, 1, "output_size", None) is not None:
         raise RuleError("a transposed convolution with an explicit output_size")
@@ -559,12 +568,13 @@ def _conv(ndim: int, transposed: bool = False) -> FunctionRule:
             output_padding = arg(args, kwargs, 5, "output_padding", 0)
             groups = arg(args, kwargs, 6, "groups", 1)
             dilation = arg(args, kwargs, 7, "dilation", 1)
-            out = w.shape[1] * groups
+            out, channels = w.shape[1] * groups, w.shape[0]
         else:
             output_padding = 0
             dilation = arg(args, kwargs, 5, "dilation", 1)
             groups = arg(args, kwargs, 6, "groups", 1)
-            out = w.shape[0]
+            out, channels = w.shape[0], w.shape[1] * groups
+        _check_channels(x, channels, f"conv{ndim}d")
         spec = conv_spec(out, tuple(w.shape[2:]), stride, padding, dilation, groups, b is not None,
                          transposed, output_padding)
         return ctx.layer(spec, (x,), params=[t for t in (w.tensor, b.tensor if b else None) if t is not None])

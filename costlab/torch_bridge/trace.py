@@ -39,6 +39,8 @@ import ast
 import copy
 import importlib
 import inspect
+import os
+import sys
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -278,6 +280,9 @@ def call_module(recorder: _Recorder, path: str, module: nn.Module, args: tuple, 
     except RuleError as error:
         recorder.rollback(start)
         raise _Unpriced(str(error)) from None
+    except SpecError as error:  # the input does not fit the module: the user's error
+        message = str(error)
+        raise SpecError(message if message.startswith("layer ") else f"layer {call.base!r}: {message}") from None
     recorder.settle(start, [*module.parameters(), *module.buffers(), *call.params], path)
     return value
 
@@ -297,6 +302,9 @@ def call_function(recorder: _Recorder, scope: str, target: Any, args: tuple, kwa
     except RuleError as error:
         recorder.rollback(start)
         raise _Unpriced(str(error)) from None
+    except SpecError as error:  # the input does not fit the module: the user's error
+        message = str(error)
+        raise SpecError(message if message.startswith("layer ") else f"layer {call.base!r}: {message}") from None
     if len(recorder.layers) == start:  # a view or a Python value: attributes it read stay uncounted
         recorder.touch((args, kwargs))
     recorder.settle(start, call.params, None)
@@ -481,7 +489,8 @@ class _MetaState:
                 self.bind(v, o, where)
         else:
             for leaf in pytree.tree_leaves(out):
-                self.bind(None, leaf, where)
+                if isinstance(leaf, torch.Tensor):
+                    self.bind(None, leaf, where)
 
 
 class _FunctionRecorder(TorchFunctionMode):
@@ -690,11 +699,23 @@ def _literal(value: Any) -> Any:
         return value
 
 
+@contextmanager
+def _working_directory_importable() -> Iterator[None]:
+    """Import as ``python -c`` would: the working directory first on sys.path, for this import only."""
+    saved = list(sys.path)
+    sys.path.insert(0, os.getcwd())
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
 def load_callable(text: str, options: Mapping[str, Any] | None = None) -> nn.Module:
     """Import ``package.module:callable``, call it with ``options`` and return the nn.Module it makes."""
     module_name, _, attribute = text.strip().partition(":")
     try:
-        package = importlib.import_module(module_name)
+        with _working_directory_importable():
+            package = importlib.import_module(module_name)
     except ImportError as error:
         raise TargetError(f"cannot import {module_name}: {one_line(error)}") from None
     except Exception as error:  # noqa: BLE001 - user code failing at import
