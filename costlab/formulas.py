@@ -375,8 +375,9 @@ def reduce_cost(spec: Reduce, inputs: Sequence[Shape]) -> Cost:
     output = tuple((1 if i in axes else n) for i, n in enumerate(shape) if spec.keepdim or i not in axes)
     per_output = numel([shape[i] for i in axes])
     outputs = numel(shape) // per_output if per_output else 0
-    ops = outputs * (per_output if spec.kind == "mean" else per_output - 1)
-    return Cost(output, ops=ops, formula=f"ops: {outputs:,} outputs × {per_output if spec.kind == 'mean' else per_output - 1:,} = {group(ops)}")
+    each = per_output if spec.kind == "mean" else per_output - 1
+    ops = outputs * each
+    return Cost(output, ops=ops, formula=f"ops: {outputs:,} outputs × {each:,} = {group(ops)}")
 
 
 def pad_cost(spec: Pad, inputs: Sequence[Shape]) -> Cost:

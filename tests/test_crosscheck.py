@@ -28,7 +28,6 @@ from costlab.torch_bridge.crosscheck import cross_check  # noqa: E402
 from costlab.torch_bridge.trace import trace_module  # noqa: E402
 from costlab.zoo import build_preset  # noqa: E402
 
-import costlab_test_nets as nets  # noqa: E402
 
 
 def fvcore_count(module: nn.Module, x: "torch.Tensor") -> int:

@@ -182,7 +182,9 @@ def _forward_bytes(analysis: Analysis, batch: int, params: int) -> int:
 
 def run_fvcore(module: nn.Module | None, analysis: Analysis) -> Reference:
     """fvcore's FlopCountAnalysis on a real forward pass (see the module docstring for the batch)."""
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():  # fvcore's imports warn about torch.jit APIs on recent torch
+        warnings.simplefilter("ignore")
+        from fvcore.nn import FlopCountAnalysis
 
     params = (sum(p.numel() for p in module.parameters()) if module is not None else analysis.params)
     batch = 1

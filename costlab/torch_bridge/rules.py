@@ -773,19 +773,21 @@ def _unsqueeze(ctx: Context, args: tuple, kwargs: dict) -> Any:
     return _reshape_layer(ctx, x, x.shape[:axis] + (1,) + x.shape[axis:], "unsqueeze")
 
 
+def _tensor_list(value: Any, what: str) -> list[TensorValue]:
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(t, TensorValue) for t in value):
+        raise RuleError(f"{what} of something other than a list of tensors")
+    return list(value)
+
+
 def _concat(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    tensors = arg(args, kwargs, 0, "tensors")
+    tensors = _tensor_list(arg(args, kwargs, 0, "tensors"), "torch.cat")
     dim = arg(args, kwargs, 1, "dim", 0)
-    if not isinstance(tensors, (list, tuple)) or not tensors or not all(isinstance(t, TensorValue) for t in tensors):
-        raise RuleError("torch.cat of something other than a list of tensors")
     return ctx.layer(Concat(dim), tuple(tensors), params=_attribute_tensors(tensors))
 
 
 def _stack(ctx: Context, args: tuple, kwargs: dict) -> Any:
     """torch.stack: a concatenation of the inputs, each with a new axis ``dim``."""
-    tensors = arg(args, kwargs, 0, "tensors")
-    if not isinstance(tensors, (list, tuple)) or not tensors or not all(isinstance(t, TensorValue) for t in tensors):
-        raise RuleError("torch.stack of something other than a list of tensors")
+    tensors = _tensor_list(arg(args, kwargs, 0, "tensors"), "torch.stack")
     axis = _axis(arg(args, kwargs, 1, "dim", 0), len(tensors[0].shape) + 1)
     lifted = tuple(TensorValue(t.shape[:axis] + (1,) + t.shape[axis:], t.producer, t.tensor) for t in tensors)
     return ctx.layer(Concat(axis), lifted, params=_attribute_tensors(tensors))

@@ -523,7 +523,9 @@ class _FunctionRecorder(TorchFunctionMode):
         return out
 
 
-def _meta_run(module: nn.Module, input_shape: Shape, batch: int, dtype: str, label: str) -> tuple[_Recorder, Any, nn.Module]:
+def _meta_run(module: nn.Module, input_shape: Shape, batch: int, dtype: str,
+              label: str) -> tuple[_Recorder, Any, nn.Module]:
+    """Run a meta copy of ``module`` once; returns what was recorded, the output values, the copy."""
     clone = meta_copy(module)
     recorder = _Recorder(clone, dtype)
     names = {id(t): n for n, t in [*clone.named_parameters(), *clone.named_buffers()]}
@@ -717,7 +719,9 @@ def load_callable(text: str, options: Mapping[str, Any] | None = None) -> nn.Mod
         with _working_directory_importable():
             package = importlib.import_module(module_name)
     except ImportError as error:
-        raise TargetError(f"cannot import {module_name}: {one_line(error)}") from None
+        optional = getattr(error, "name", "") == "torchvision"
+        hint = " (torchvision is optional: pip install costlab[vision])" if optional else ""
+        raise TargetError(f"cannot import {module_name}: {one_line(error)}{hint}") from None
     except Exception as error:  # noqa: BLE001 - user code failing at import
         raise TargetError(f"importing {module_name} failed: {one_line(error)}") from None
     factory = getattr(package, attribute, None)
