@@ -403,11 +403,12 @@ def _fx_call(root: nn.Module, recorder: _Recorder, node: fx.Node, args: tuple, k
             return call_module(recorder, path, module, args, kwargs)
         except _Unpriced as unpriced:
             recorder.unsupported.append(Unsupported(path, type_name(module), unpriced.reason))
-            recorder.touch(module.state_dict(keep_vars=True))
-            state = {n: torch.empty_like(t, device="meta")
-                     for n, t in [*module.named_parameters(), *module.named_buffers()]}
-            return _shapes_by_meta(lambda *a, **k: torch.func.functional_call(module, state, a, k),
-                                   args, kwargs, path)
+            recorder.touch([TensorValue((), "", t) for t in module.state_dict(keep_vars=True).values()])
+            try:
+                clone = meta_copy(module)  # the one leaf, on meta: the user's module is not touched
+            except TargetError:
+                return Unknown(path)
+            return _shapes_by_meta(clone, args, kwargs, path)
     target = node.target
     scope = _scope_of(node)
     if node.op == "call_method":
@@ -557,7 +558,7 @@ def _meta_run(module: nn.Module, input_shape: Shape, batch: int, dtype: str,
             value = call_module(recorder, path, m, vargs, vkwargs)
         except _Unpriced as unpriced:
             recorder.unsupported.append(Unsupported(path, type_name(m), unpriced.reason))
-            recorder.touch(pytree.tree_map(state.value_of, dict(m.state_dict(keep_vars=True))))
+            recorder.touch([state.value_of(t) for t in m.state_dict(keep_vars=True).values()])
         state.bind(value, output, path)
 
     def visit(m: nn.Module) -> None:
@@ -658,7 +659,16 @@ def trace_module(module: nn.Module, input: Sequence[int], batch: int = 1, dtype:
             graph = None
         if graph is not None:
             recorder = _Recorder(module, dtype)
-            output = _fx_walk(module, graph, recorder, input_value)
+            try:
+                output = _fx_walk(module, graph, recorder, input_value)
+            except CostlabError:
+                raise
+            except Exception as error:  # noqa: BLE001 - Python in the graph failing on shapes alone
+                if method == "fx":
+                    raise TargetError(f"{label}: the fx graph cannot be walked ({one_line(error)})") from None
+                notes.append(f"the fx graph could not be walked ({one_line(error)}); counted by a run on "
+                             "the meta device with hooks")
+                graph = None
     if graph is None:
         return _meta_trace(module, input_shape, batch, dtype, label, notes)
     traced = _finish(recorder, module, output, label, input_shape, batch, dtype, "fx", notes)
