@@ -15,6 +15,8 @@ from .specs import Conv, Shape, Spec
 if TYPE_CHECKING:  # pandas is imported only by to_frame()
     import pandas
 
+    from .training import TrainingCost
+
 UNITS = ("macs", "flops")
 FLOPS_PER_MAC = 2
 
@@ -118,6 +120,7 @@ class Analysis:
     notes: tuple[str, ...] = ()
     checks: Mapping[str, Any] = field(default_factory=dict)
     latency: Mapping[str, Any] | None = None
+    training: "TrainingCost | None" = None  # a training step under --freeze (costlab.training)
 
     @property
     def macs(self) -> int:
@@ -210,6 +213,13 @@ class Analysis:
             entry["checks"] = dict(self.checks)
         if self.latency is not None:
             entry["latency_ms"] = dict(self.latency)
+        if self.training is not None:
+            entry.update(self.training.to_dict())
+            if unit == "flops":
+                entry["train_step_flops"] = FLOPS_PER_MAC * self.training.train_step_macs
+            per_layer = self.training.by_name()
+            for layer_entry in entry["layers"]:
+                layer_entry.update(per_layer[layer_entry["name"]].to_dict())
         return entry
 
     def to_frame(self, depth: int | None = None) -> "pandas.DataFrame":

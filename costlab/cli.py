@@ -69,6 +69,10 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                         help="option for presets and package.module:callable targets (repeatable)")
     parser.add_argument("--unit", choices=["macs", "flops"], default="macs",
                         help="macs (default) or flops = 2 × MACs")
+    parser.add_argument("--freeze", metavar="N|F|NAME",
+                        help="price one training step with a leading part frozen: the first N layers "
+                             "with parameters, a fraction F of them (0.9), or everything before the "
+                             "layer or block NAME (fc: retrain the last layer); 0 trains everything")
     parser.add_argument("--check", metavar="fvcore,torch",
                         help="cross-check every count against fvcore's FlopCountAnalysis and/or PyTorch's "
                              "FlopCounterMode, per layer and in total (imports torch)")
@@ -92,10 +96,15 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
              default_input: tuple[int, ...] | None = None) -> list[Analysis]:
     shape = parse_input(args.input) if args.input else default_input
     options = parse_options(args.kwarg)
-    checks = parse_checks(args.check) if args.check else ()
-    if args.strict and not checks:
+    checks = parse_checks(args.check) if getattr(args, "check", None) else ()
+    if getattr(args, "strict", False) and not checks:
         raise UsageError("--strict needs --check")
     analyses = [analyze_target(t, shape, args.batch, args.dtype, options) for t in targets]
+    if getattr(args, "freeze", None) is not None:
+        from .training import parse_freeze, with_training
+
+        freeze = parse_freeze(args.freeze)
+        analyses = [with_training(a, freeze) for a in analyses]
     if checks:
         from .torch_bridge.crosscheck import check_target  # torch is imported only here
 
@@ -105,7 +114,7 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
 
 def _exit_code(args: argparse.Namespace, analyses: Sequence[Analysis]) -> int:
     """1 under --strict when a check found an unexplained difference, else 0."""
-    if not args.strict:
+    if not getattr(args, "strict", False):
         return 0
     return int(any(isinstance(entry, dict) and entry.get("agreement") == "unexplained"
                    for a in analyses for entry in a.checks.values()))
@@ -146,6 +155,39 @@ def _list_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_options(parser)
 
 
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="+", metavar="TARGET",
+                        help="series: a template with {NAME} placeholders, a preset (NAME is its "
+                             "option), or a fixed reference target")
+    parser.add_argument("--param", required=True, metavar="NAME=VALUES",
+                        help="the swept parameter: start:stop:step (inclusive), start:stop or a,b,c; "
+                             "NAME input, batch or freeze varies the analysis itself")
+    add_target_options(parser)
+    parser.set_defaults(format="csv")
+    parser.add_argument("--plot", metavar="PATH", help="also draw a PNG line plot there (needs matplotlib)")
+    parser.add_argument("--y", metavar="COLUMN",
+                        help="the column --plot draws (default macs, or flops with --unit flops)")
+
+
+def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
+    from .sweep import parse_param, render_sweep, run_sweep as sweep, sweep_png
+
+    if getattr(args, "latency", None):  # shared target options may carry --latency: refuse, never ignore
+        raise CostlabError("sweep does not measure latency yet (a Measure for costlab.sweep is the hook)")
+    if getattr(args, "check", None) or getattr(args, "strict", False):  # likewise --check and --strict
+        raise CostlabError("sweep does not cross-check; run compare or analyze with --check")
+    if args.plot:
+        check_writable(args.plot, "--plot")
+    result = sweep(args.targets, parse_param(args.param), parse_input(args.input) if args.input else None,
+                   args.batch, args.dtype, parse_options(args.kwarg), args.freeze, args.unit)
+    text = render_sweep(result, args.format)
+    if args.plot:
+        write_atomically(args.plot, sweep_png(result, args.y), "--plot")
+    elif args.y:
+        raise CostlabError("--y chooses what --plot draws; give --plot PATH")
+    return text, 0
+
+
 def run_list(args: argparse.Namespace) -> tuple[str, int]:
     from .report import preset_list
 
@@ -153,11 +195,46 @@ def run_list(args: argparse.Namespace) -> tuple[str, int]:
                        args.format), 0
 
 
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output-dir", default="reports", metavar="DIR",
+                        help="where to write the reports (default: reports)")
+
+
+def run_report(args: argparse.Namespace) -> tuple[str, int]:
+    from .reports import build_reports
+
+    directory = args.output_dir
+    if not os.path.isdir(directory):
+        raise CostlabError(f"cannot write reports: no directory {directory}")
+    files = build_reports()
+    for file in files:
+        path = os.path.join(directory, file.path)
+        check_writable(path)
+    for file in files:
+        write_atomically(os.path.join(directory, file.path), file.text)
+    return "".join(f"wrote {os.path.join(directory, f.path)}\n" for f in files), 0
+
+
+def _claims_arguments(parser: argparse.ArgumentParser) -> None:
+    add_output_options(parser)
+
+
+def run_claims(args: argparse.Namespace) -> tuple[str, int]:
+    from .claims import check_claims, render_claims
+
+    return render_claims(check_claims(), args.format), 0
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("compare", "side-by-side cost of targets (default: the inception 5×5 bottleneck case)",
             _compare_arguments, run_compare),
     Command("analyze", "per-layer cost of one target", _analyze_arguments, run_analyze),
     Command("list", "the presets, with their default input, params and MACs", _list_arguments, run_list),
+    Command("report", "regenerate every committed report under reports/", _report_arguments, run_report),
+    Command("claims", "check the source text's numeric claims by computing each with costlab",
+            _claims_arguments, run_claims),
+    Command("sweep", "vary one parameter (a placeholder, a preset option, input, batch, freeze) and "
+            "tabulate the cost; CSV by default, --plot for a PNG", _sweep_arguments, run_sweep),
 )
 
 
@@ -181,32 +258,32 @@ def _version() -> str:
 
 # --- output --------------------------------------------------------------------------------
 
-def check_writable(path: str) -> None:
+def check_writable(path: str, option: str = "--output") -> None:
     """Fail before any work if ``path`` cannot be written."""
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise CostlabError(f"cannot write --output {path}: it is a directory")
+        raise CostlabError(f"cannot write {option} {path}: it is a directory")
     if not os.path.isdir(directory):
-        raise CostlabError(f"cannot write --output {path}: no directory {directory}")
+        raise CostlabError(f"cannot write {option} {path}: no directory {directory}")
     if not os.access(directory, os.W_OK):
-        raise CostlabError(f"cannot write --output {path}: directory {directory} is not writable")
+        raise CostlabError(f"cannot write {option} {path}: directory {directory} is not writable")
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename it into place."""
+def write_atomically(path: str, data: str | bytes, option: str = "--output") -> None:
+    """Write text (UTF-8) or bytes to a temporary file beside ``path``, then rename it into place."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
         handle, temporary = tempfile.mkstemp(prefix=".costlab-", dir=directory)
     except OSError as error:
-        raise CostlabError(f"cannot write --output {path}: {error.strerror}") from None
+        raise CostlabError(f"cannot write {option} {path}: {error.strerror}") from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(temporary, path)
     except OSError as error:
         if os.path.exists(temporary):
             os.unlink(temporary)
-        raise CostlabError(f"cannot write --output {path}: {error.strerror}") from None
+        raise CostlabError(f"cannot write {option} {path}: {error.strerror}") from None
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,

@@ -58,14 +58,16 @@ def ratio_text(ratio: float | None, first: bool) -> str:
     return f"{1 / ratio:.2f}× more" if ratio > 0 else "n/a"
 
 
-def _grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, numeric: Sequence[bool]) -> str:
+def grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, numeric: Sequence[bool]) -> str:
+    """A table of pre-formatted cells: 'md' gives GitHub Markdown, anything else a plain terminal grid."""
     tablefmt = "github" if fmt == "md" else "simple"
     align = ["right" if n else "left" for n in numeric]
     return tabulate(list(rows), headers=list(headers), tablefmt=tablefmt, colalign=align,
                     disable_numparse=True)
 
 
-def _csv(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def csv_text(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as CSV text with a header line (the csv module: no pandas needed)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(headers)
@@ -157,7 +159,7 @@ def check_section(a: Analysis, fmt: str, unit: str) -> list[str]:
             footer += [_number(entry["total"], unit), entry["agreement"]]
         rows.append(footer)
         numeric = [False, True] + [True, False] * len(ok)
-        parts += ["", _grid(headers, rows, fmt, numeric)]
+        parts += ["", grid(headers, rows, fmt, numeric)]
         used: dict[str, str] = {}
         for _, entry in ok:
             used.update(entry.get("explanations", {}))
@@ -201,6 +203,28 @@ def mac_terms(a: Analysis, unit: str) -> str:
     return " + ".join(count(t) for t in terms) if 1 < len(terms) <= MAX_TERMS else ""
 
 
+def _has_training(c: Comparison) -> bool:
+    return any(t.training is not None for t in c.targets)
+
+
+def _training_cells(t: Analysis, unit: str) -> list[Any]:
+    """trainable params, frozen params, train-step MACs of a target under --freeze (blank without)."""
+    if t.training is None:
+        return ["", "", ""]
+    return [t.training.trainable_params, t.training.frozen_params,
+            in_unit(t.training.train_step_macs, unit)]
+
+
+def _row_training(a: Analysis, name: str) -> tuple[int, int, int, str] | None:
+    """Training fields of a per-layer row (a layer, or a folded block: the sums of its layers)."""
+    if a.training is None:
+        return None
+    members = [t for t in a.training.layers if t.name == name or t.name.startswith(name + ".")]
+    grads = {t.grads for t in members}
+    return (sum(t.trainable_params for t in members), sum(t.frozen_params for t in members),
+            sum(t.train_step_macs for t in members), grads.pop() if len(grads) == 1 else "mixed")
+
+
 def comparison_summary_rows(c: Comparison) -> list[list[Any]]:
     """Raw rows (numbers as numbers) of the side-by-side table."""
     rows = []
@@ -214,20 +238,29 @@ def comparison_summary_rows(c: Comparison) -> list[list[Any]]:
 def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, share: bool = False) -> str:
     rows: list[list[str]] = []
     total = a.macs
+    training = a.training
     for row in a.rows(depth):
         cells = [row.name, row.type, row.op, shape(row.output[1:]), count(in_unit(row.macs, unit)),
                  count(row.params), count(row.ops)]
         if share:
             cells.append(f"{100 * row.macs / total:.1f} %" if total else "–")
+        fields = _row_training(a, row.name)
+        if fields is not None:
+            cells += [fields[3], count(in_unit(fields[2], unit))]
         cells.append(row.formula)
         rows.append(cells)
     footer = ["total", "", "", shape(a.output), count(in_unit(a.macs, unit)), count(a.params),
-              count(a.ops)] + (["100.0 %" if total else "–"] if share else []) + [""]
-    rows.append(footer)
+              count(a.ops)] + (["100.0 %" if total else "–"] if share else [])
+    if training is not None:
+        footer += ["", count(in_unit(training.train_step_macs, unit))]
+    rows.append(footer + [""])
     headers = ["layer", "type", "op", "output", unit_label(unit), "params", "ops"]
-    headers += (["share"] if share else []) + ["formula (MACs or ops)"]
-    numeric = [False] * 4 + [True] * (4 if share else 3) + [False]
-    return _grid(headers, rows, fmt, numeric)
+    headers += (["share"] if share else [])
+    headers += (["grads", f"train-step {unit_label(unit)}"] if training is not None else [])
+    headers += ["formula (MACs or ops)"]
+    numeric = ([False] * 4 + [True] * (4 if share else 3)
+               + ([False, True] if training is not None else []) + [False])
+    return grid(headers, rows, fmt, numeric)
 
 
 def _training_only_note(a: Analysis, unit: str) -> str:
@@ -247,6 +280,8 @@ def _notes(a: Analysis, unit: str) -> list[str]:
         notes.append(_training_only_note(a, unit))
     if a.unsupported:
         notes.append(_unsupported_note(a))
+    if a.training is not None:
+        notes.append(a.training.summary())
     return notes
 
 
@@ -255,17 +290,21 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
     same = _same_input(c)
     raw_rows = comparison_summary_rows(c)
     show_terms = any(raw[5] for raw in raw_rows)
+    training = _has_training(c)
     headers = (["target"] + ([] if same else ["input"]) + ["output", unit_label(c.unit)]
                + (["= sum of layers"] if show_terms else [])
-               + ["params", "ops", "activations", "vs first"])
+               + ["params", "ops", "activations"]
+               + (["trainable", "frozen", f"train-step {unit_label(c.unit)}"] if training else [])
+               + ["vs first"])
     rows = []
-    for raw in raw_rows:
+    for t, raw in zip(c.targets, raw_rows):
         name, input_text, batch, output, macs, terms, params, ops, activations, _, ratio = raw
+        extra = [v if v == "" else count(v) for v in _training_cells(t, c.unit)] if training else []
         rows.append([name] + ([] if same else [f"{input_text} ×{batch}"]) + [output, count(macs)]
                     + ([terms] if show_terms else [])
-                    + [count(params), count(ops), count(activations), ratio])
+                    + [count(params), count(ops), count(activations)] + extra + [ratio])
     numeric = ([False] + ([] if same else [False]) + [False, True] + ([True] if show_terms else [])
-               + [True, True, True, False])
+               + [True, True, True] + ([True] * 3 if training else []) + [False])
     for check in _checks_in(c):
         headers += [CHECK_LABELS.get(check, check), "agreement"]
         numeric += [True, False]
@@ -280,7 +319,7 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
         parts.append(f"## costlab compare ({heading})")
     else:
         parts.append(f"costlab compare: {heading}")
-    parts += ["", _grid(headers, rows, fmt, numeric), "", convention(c.unit)]
+    parts += ["", grid(headers, rows, fmt, numeric), "", convention(c.unit)]
     for t in c.targets:
         for note in _notes(t, c.unit):
             parts.append(f"{t.name}: {note}")
@@ -299,33 +338,47 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
 def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
     """One row per target, or with ``per_layer`` one row per layer of every target."""
     unit = unit_label(c.unit).lower()
+    training = _has_training(c)
+    training_headers = ["trainable_params", "frozen_params", f"train_step_{unit}"]
     if per_layer:
         headers = ["target", "layer", "type", "op", "output", unit, "params", "ops", "activations",
                    "formula"]
-        rows = [[t.name, layer.name, layer.type, layer.op, shape(layer.output[1:]),
-                 in_unit(layer.macs, c.unit), layer.params, layer.ops, layer.activations, layer.formula]
-                for t in c.targets for layer in t.layers]
+        if training:
+            headers[-1:-1] = training_headers + ["grads"]
+        rows = []
+        for t in c.targets:
+            per_name = t.training.by_name() if t.training is not None else {}
+            for layer in t.layers:
+                row = [t.name, layer.name, layer.type, layer.op, shape(layer.output[1:]),
+                       in_unit(layer.macs, c.unit), layer.params, layer.ops, layer.activations]
+                if training:
+                    step = per_name.get(layer.name)
+                    row += ([step.trainable_params, step.frozen_params,
+                             in_unit(step.train_step_macs, c.unit), step.grads] if step else [""] * 4)
+                rows.append(row + [layer.formula])
         checks = _checks_in(c)
         if checks:
             headers += [column for name in checks for column in (f"{name}_{unit}", f"{name}_agreement")]
             rows_of = iter(rows)
             for t in c.targets:
                 ran = [name for name in checks if t.checks.get(name, {}).get("status") == "ok"]
-                cells = _layer_check_cells(t, ran, None, c.unit)
-                for extra in cells:
+                for extra in _layer_check_cells(t, ran, None, c.unit):
                     found = dict(zip(ran, zip(extra[::2], extra[1::2])))
                     next(rows_of).extend(value for name in checks for value in found.get(name, ("", "")))
-        return _csv(headers, rows)
+        return csv_text(headers, rows)
     headers = ["target", "input", "batch", "output", unit, "sum_of_layers", "params", "ops",
                "activations", "ratio", "vs_first"]
     ratio_column = headers.index("ratio")
     rows = [[("" if v is None else f"{v:.6g}") if i == ratio_column else v for i, v in enumerate(r)]
             for r in comparison_summary_rows(c)]
+    if training:
+        headers += training_headers
+        rows = [row + _training_cells(t, c.unit) for row, t in zip(rows, c.targets)]
     for check in _checks_in(c):
         headers += [f"{check}_{unit}", f"{check}_agreement"]
         for t, row in zip(c.targets, rows):
             row += _check_summary(t, check, c.unit)
-    return _csv(headers, rows)
+    return csv_text(headers, rows)
 
 
 def render_comparison(c: Comparison, fmt: str = "table", per_layer: bool = False) -> str:
@@ -348,6 +401,10 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
     head = (f"{a.name}: input {shape(a.input)}, batch {a.batch}, {a.dtype} → output {shape(a.output)}; "
             f"{count(in_unit(a.macs, unit))} {unit_label(unit)}, {count(a.params)} params, "
             f"{count(a.ops)} ops")
+    if a.training is not None:
+        head += (f"; train step {count(in_unit(a.training.train_step_macs, unit))} {unit_label(unit)}, "
+                 f"{count(a.training.trainable_params)} trainable and "
+                 f"{count(a.training.frozen_params)} frozen params")
     parts = [f"## {head}" if fmt == "md" else head, "", _layer_table(a, fmt, unit, depth, share=True),
              "", convention(unit)]
     parts += _notes(a, unit)
@@ -356,17 +413,25 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
 
 
 def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
-    headers = ["layer", "type", "op", "output", unit_label(unit).lower(), "params", "ops", "activations",
-               "formula"]
-    rows = [[r.name, r.type, r.op, shape(r.output[1:]), in_unit(r.macs, unit), r.params, r.ops,
-             r.activations, r.formula] for r in a.rows(depth)]
+    unit_name = unit_label(unit).lower()
+    headers = ["layer", "type", "op", "output", unit_name, "params", "ops", "activations", "formula"]
+    rows = []
+    for r in a.rows(depth):
+        row: list[Any] = [r.name, r.type, r.op, shape(r.output[1:]), in_unit(r.macs, unit), r.params,
+                          r.ops, r.activations]
+        fields = _row_training(a, r.name)
+        if fields is not None:
+            trainable, frozen, step, grads = fields
+            row += [trainable, frozen, in_unit(step, unit), grads]
+        rows.append(row + [r.formula])
+    if a.training is not None:
+        headers[-1:-1] = ["trainable_params", "frozen_params", f"train_step_{unit_name}", "grads"]
     checks = [name for name, entry in _check_entries(a) if entry.get("status") == "ok"]
     if checks:
-        headers += [column for name in checks for column in (f"{name}_{unit_label(unit).lower()}",
-                                                             f"{name}_agreement")]
+        headers += [column for name in checks for column in (f"{name}_{unit_name}", f"{name}_agreement")]
         for row, extra in zip(rows, _layer_check_cells(a, checks, depth, unit)):
             row += extra
-    return _csv(headers, rows)
+    return csv_text(headers, rows)
 
 
 def _layer_check_cells(a: Analysis, checks: Sequence[str], depth: int | None, unit: str) -> list[list[Any]]:
@@ -420,6 +485,6 @@ def preset_list(analyses: Sequence[Analysis], summaries: Sequence[str], fmt: str
                                     [a.name, list(a.input), a.params, a.macs, s]))
                            for a, s in zip(analyses, summaries)], indent=2) + "\n"
     if fmt == "csv":
-        return _csv(["preset", "input", "params", "macs", "description"], raw)
+        return csv_text(["preset", "input", "params", "macs", "description"], raw)
     rows = [[name, inp, count(params), count(macs), summary] for name, inp, params, macs, summary in raw]
-    return _grid(headers, rows, fmt, [False, False, True, True, False]) + "\n"
+    return grid(headers, rows, fmt, [False, False, True, True, False]) + "\n"
