@@ -74,7 +74,23 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                         help="price one training step with a leading part frozen: the first N layers "
                              "with parameters, a fraction F of them (0.9), or everything before the "
                              "layer or block NAME (fc: retrain the last layer); 0 trains everything")
+    parser.add_argument("--check", metavar="fvcore,torch",
+                        help="cross-check every count against fvcore's FlopCountAnalysis and/or PyTorch's "
+                             "FlopCounterMode, per layer and in total (imports torch)")
+    parser.add_argument("--strict", action="store_true",
+                        help="with --check: exit 1 when a difference is not explained by a named convention")
     add_output_options(parser)
+
+
+CHECK_NAMES = ("fvcore", "torch")
+
+
+def parse_checks(text: str) -> tuple[str, ...]:
+    """'fvcore,torch' → ('fvcore', 'torch'); each name once, from CHECK_NAMES."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(name not in CHECK_NAMES for name in names):
+        raise CostlabError(f"bad --check {text!r}: expected a comma-separated list of {', '.join(CHECK_NAMES)}")
+    return tuple(dict.fromkeys(names))
 
 
 def add_convention_option(parser: argparse.ArgumentParser) -> None:
@@ -88,15 +104,30 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
              default_input: tuple[int, ...] | None = None) -> list[Analysis]:
     shape = parse_input(args.input) if args.input else default_input
     options = parse_options(args.kwarg)
+    checks = parse_checks(args.check) if getattr(args, "check", None) else ()
+    if getattr(args, "strict", False) and not checks:
+        raise UsageError("--strict needs --check")
     analyses = [analyze_target(t, shape, args.batch, args.dtype, options) for t in targets]
     if getattr(args, "freeze", None) is not None:
         from .training import parse_freeze, with_training
 
         freeze = parse_freeze(args.freeze)
         analyses = [with_training(a, freeze) for a in analyses]
+    if checks:
+        from .torch_bridge.crosscheck import check_target  # torch is imported only here
+
+        analyses = [check_target(a, t, options, checks) for a, t in zip(analyses, targets)]
     if getattr(args, "convention", None):
         analyses = [a.with_convention(args.convention) for a in analyses]
     return analyses
+
+
+def _exit_code(args: argparse.Namespace, analyses: Sequence[Analysis]) -> int:
+    """1 under --strict when a check found an unexplained difference, else 0."""
+    if not getattr(args, "strict", False):
+        return 0
+    return int(any(isinstance(entry, dict) and entry.get("agreement") == "unexplained"
+                   for a in analyses for entry in a.checks.values()))
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -116,7 +147,7 @@ def run_compare(args: argparse.Namespace) -> tuple[str, int]:
     else:
         analyses = _targets(args, DEFAULT_TARGETS, DEFAULT_INPUT)
     comparison = Comparison(tuple(analyses), args.unit)
-    return render_comparison(comparison, args.format, args.per_layer), 0
+    return render_comparison(comparison, args.format, args.per_layer), _exit_code(args, analyses)
 
 
 def _analyze_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +160,7 @@ def _analyze_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_analyze(args: argparse.Namespace) -> tuple[str, int]:
     (analysis,) = _targets(args, [args.target])
-    return render_analysis(analysis, args.format, args.depth, args.unit), 0
+    return render_analysis(analysis, args.format, args.depth, args.unit), _exit_code(args, [analysis])
 
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
@@ -155,6 +186,8 @@ def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
 
     if getattr(args, "latency", None):  # shared target options may carry --latency: refuse, never ignore
         raise CostlabError("sweep does not measure latency yet (a Measure for costlab.sweep is the hook)")
+    if getattr(args, "check", None) or getattr(args, "strict", False):  # likewise --check and --strict
+        raise CostlabError("sweep does not cross-check; run compare or analyze with --check")
     if args.plot:
         check_writable(args.plot, "--plot")
     result = sweep(args.targets, parse_param(args.param), parse_input(args.input) if args.input else None,

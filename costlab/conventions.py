@@ -26,8 +26,9 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 from .analysis import Analysis, Layer
 from .errors import CostlabError
 from .formulas import numel
-from .specs import (AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
-                    Embedding, Flatten, Linear, Matmul, Norm, Pool, Reshape, Upsample)
+from .specs import (REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
+                    Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Reduce,
+                    Reshape, Upsample)
 
 #: macs: the multiply-adds costlab counts as MACs; convention: a documented choice of the tool,
 #: counted beside them; bug: a miscount; missed: not seen though costlab counts something; zero:
@@ -62,6 +63,9 @@ KIND_OF: Mapping[type, Callable[[Any], str]] = MappingProxyType({
     Reshape: lambda s: "reshape",
     Dropout: lambda s: "dropout",
     Embedding: lambda s: "embedding",
+    Reduce: lambda s: f"reduce-{s.kind}",
+    Pad: lambda s: "pad",
+    Held: lambda s: "held",
 })
 
 ACTIVATION_KINDS = ("identity", "relu", "relu6", "hardtanh", "leaky_relu", "elu", "sigmoid", "tanh",
@@ -78,7 +82,9 @@ LAYER_KINDS: tuple[str, ...] = (
        "add", "sub", "mul", "div", "elementwise")
     + UPSAMPLE_KINDS
     + ("concat", "flatten", "reshape", "dropout", "embedding")
+    + tuple(f"reduce-{kind}" for kind in REDUCTIONS) + ("pad", "held")
 )
+REDUCE_KINDS = tuple(f"reduce-{kind}" for kind in REDUCTIONS)
 
 
 def layer_kind(layer: Layer) -> str:
@@ -385,8 +391,10 @@ def _all(term: Term, kinds: Sequence[str]) -> dict[str, tuple[Term, ...]]:
     return {kind: (term,) for kind in kinds}
 
 
-_LAYOUT = ("concat", "flatten", "reshape", "dropout")
-_NO_ARITHMETIC = _zero_term("no arithmetic", "layout change or identity at inference: nothing to count")
+_LAYOUT = ("concat", "flatten", "reshape", "dropout", "pad")
+_NO_ARITHMETIC = _zero_term("no arithmetic", "layout change, padding or identity at inference: "
+                            "nothing to count")
+_HELD = _zero_term("held parameters", "parameters the forward pass never uses: no arithmetic")
 
 
 def _fvcore() -> Convention:
@@ -432,6 +440,9 @@ def _fvcore() -> Convention:
                                    "aten::upsample_bilinear2d: 4 per output element"),),
         **_all(_NO_ARITHMETIC, _LAYOUT),
         "embedding": (_zero_term("not counted", "aten::embedding has no handle"),),
+        **_all(_zero_term("not counted", "aten::mean / sum / amax / amin have no handle"),
+               REDUCE_KINDS),
+        "held": (_HELD,),
     }
     return Convention(
         "fvcore", "fvcore FlopCountAnalysis", "0.1.5.post20221221",
@@ -541,6 +552,8 @@ def _ptflops() -> Convention:
         **{kind: (upsample, upsample_again) for kind in UPSAMPLE_KINDS},
         **_all(_NO_ARITHMETIC, _LAYOUT),
         "embedding": (not_hooked,),
+        **_all(not_hooked, REDUCE_KINDS),
+        "held": (_HELD,),
         # never modules in PyTorch; listed so that the table covers every kind
         "matmul": (Term("matmul (no module)", _zero, "missed", "not a module", primary=True),),
         "attention": (Term("attention (no module)", _zero, "missed", "not a module", primary=True),),
@@ -616,6 +629,11 @@ def _thop() -> Convention:
         "dropout": (zero_rule,), "concat": (no_rule,), "flatten": (no_rule,), "reshape": (no_rule,),
         "embedding": (Term("embedding (no rule)", _zero, "zero",
                            "nn.Embedding has no rule: its params are not counted"),),
+        **_all(no_rule, REDUCE_KINDS),
+        "pad": (_zero_term("zero rule", "nn.ZeroPad2d: a registered zero_ops rule (other pads: no "
+                           "rule); no arithmetic either way"),),
+        "held": (Term("held parameters", _zero, "zero", "parameters of modules that never run: "
+                      "no hook fires, so their params are not counted"),),
         "matmul": (Term("matmul (no module)", _zero, "missed", "not a module", primary=True),),
         "attention": (Term("attention (no module)", _zero, "missed", "not a module", primary=True),),
         **_all(no_rule, ("add", "sub", "mul", "div", "elementwise")),
@@ -627,7 +645,8 @@ def _thop() -> Convention:
         "thop", "thop profile", "0.1.1.post2209072238",
         "forward hooks on leaf modules of registered types", "1 per multiply-add (MACs)",
         MappingProxyType(modules), MappingProxyType({}), unseen=unseen,
-        params_missed=frozenset({"group-norm", "embedding"}), exact_types=True, hooked_params_only=True,
+        params_missed=frozenset({"group-norm", "embedding", "held"}), exact_types=True,
+        hooked_params_only=True,
         call="thop.profile(model, (x,)) → (ops, params); params only of modules with a rule.")
 
 
@@ -707,6 +726,10 @@ def _torchprofile() -> Convention:
                                    "aten::upsample_bilinear2d: 4 per output element"),),
         **_all(_NO_ARITHMETIC, _LAYOUT),
         "embedding": (skipped,),
+        **_all(skipped, REDUCE_KINDS),
+        "reduce-mean": (Term("mean 1/output element", _out_numel, "convention",
+                             "aten::mean: 1 per output element"),),
+        "held": (_HELD,),
     }
     return Convention(
         "torchprofile", "torchprofile profile_macs", "0.1.0",

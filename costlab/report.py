@@ -78,6 +78,119 @@ def csv_text(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return buffer.getvalue()
 
 
+# --- cross-checks (--check) ----------------------------------------------------------
+
+CHECK_LABELS = {"fvcore": "fvcore", "torch": "torch ÷ 2"}
+AGREEMENT_ORDER = ("exact", "explained", "unexplained")
+
+
+def _number(value: float, unit: str) -> str:
+    value = value * FLOPS_PER_MAC if unit == "flops" else value
+    return count(int(value)) if float(value).is_integer() else f"{value:,.1f}"
+
+
+def _short(convention: str) -> str:
+    """'fvcore-batch-norm' → 'batch-norm'."""
+    return convention.split("-", 1)[1] if convention.startswith(("fvcore-", "torch-")) else convention
+
+
+def check_verdict(entry: dict[str, Any], unit: str = "macs") -> str:
+    """A check's overall agreement: 'exact', 'explained: batch-norm +22,227,968', 'UNEXPLAINED (+5)',
+    or 'skipped: …' / 'failed: …'."""
+    if entry.get("status") != "ok":
+        return f"{entry.get('status')}: {entry.get('reason', '')}"
+    if entry["agreement"] == "unexplained":
+        return f"UNEXPLAINED ({'+' if entry['difference'] >= 0 else '-'}{_number(abs(entry['difference']), unit)})"
+    if entry["agreement"] == "explained":
+        return "explained: " + ", ".join(f"{_short(name)} {'+' if share >= 0 else '-'}{_number(abs(share), unit)}"
+                                         for name, share in entry["conventions"].items())
+    return "exact"
+
+
+def row_verdict(row: dict[str, Any], unit: str = "macs") -> str:
+    """One check row's agreement: 'exact', 'explained (batch-norm)' or 'UNEXPLAINED (+5)'."""
+    if row["agreement"] == "explained":
+        return f"explained ({', '.join(_short(c) for c in row['conventions'])})"
+    if row["agreement"] == "unexplained":
+        sign = "+" if row["difference"] >= 0 else "-"
+        return f"UNEXPLAINED ({sign}{_number(abs(row['difference']), unit)})"
+    return "exact"
+
+
+def _check_entries(a: Analysis) -> list[tuple[str, dict[str, Any]]]:
+    return [(name, entry) for name, entry in a.checks.items() if isinstance(entry, dict)]
+
+
+def check_rows(a: Analysis) -> list[tuple[str, int, dict[str, dict[str, Any]]]]:
+    """(row name, costlab MACs, {check: its row}) for every call site any check lists, in order."""
+    merged: dict[str, tuple[int, dict[str, dict[str, Any]]]] = {}
+    for name, entry in _check_entries(a):
+        for row in entry.get("layers", []):
+            costlab, per_check = merged.setdefault(row["name"], (row["costlab"], {}))
+            per_check[name] = row
+    return [(row, costlab, per_check) for row, (costlab, per_check) in merged.items()]
+
+
+def check_section(a: Analysis, fmt: str, unit: str) -> list[str]:
+    """The cross-check part of a table or Markdown report: one line per check, a per-layer
+    table with an agreement column per check, and the conventions that explain differences."""
+    entries = _check_entries(a)
+    if not entries:
+        return []
+    parts = ["", f"### {a.name}: cross-check" if fmt == "md" else f"Cross-check of {a.name}"]
+    for name, entry in entries:
+        if entry.get("status") != "ok":
+            parts.append(f"- {entry.get('tool', name)}: {check_verdict(entry, unit)}")
+            continue
+        ran = f" (ran at batch {entry['batch']}, counts × {entry['scale']})" if entry.get("scale", 1) != 1 else ""
+        parts.append(f"- {entry['tool']}{ran}: {_number(entry['total'], unit)} vs costlab "
+                     f"{_number(entry['costlab'], unit)}: {check_verdict(entry, unit)}")
+    ok = [(name, entry) for name, entry in entries if entry.get("status") == "ok"]
+    if ok:
+        headers = ["layer", f"costlab {unit_label(unit)}"]
+        for name, _ in ok:
+            headers += [CHECK_LABELS.get(name, name), "agreement"]
+        rows = []
+        for row_name, costlab, per_check in check_rows(a):
+            cells = [row_name, _number(costlab, unit)]
+            for name, _ in ok:
+                row = per_check.get(name)
+                cells += ([_number(row["reference"], unit), row_verdict(row, unit)] if row else ["0", "exact"])
+            rows.append(cells)
+        footer = ["total", _number(a.macs, unit)]
+        for _, entry in ok:
+            footer += [_number(entry["total"], unit), entry["agreement"]]
+        rows.append(footer)
+        numeric = [False, True] + [True, False] * len(ok)
+        parts += ["", grid(headers, rows, fmt, numeric)]
+        used: dict[str, str] = {}
+        for _, entry in ok:
+            used.update(entry.get("explanations", {}))
+            if entry.get("convention"):
+                used["torch-flops"] = entry["convention"]
+        if used:
+            parts.append("")
+            parts += [f"- {_short(name)}: {text}" for name, text in used.items()]
+    return parts
+
+
+def _check_summary(t: Analysis, name: str, unit: str) -> list[Any]:
+    """(reference total, agreement) of one check of a target, or blanks."""
+    entry = t.checks.get(name)
+    if not isinstance(entry, dict):
+        return ["", ""]
+    if entry.get("status") != "ok":
+        return ["", entry.get("status", "")]
+    return [entry["total"] * (FLOPS_PER_MAC if unit == "flops" else 1), entry["agreement"]]
+
+
+def _checks_in(c: Comparison) -> list[str]:
+    names: dict[str, None] = {}
+    for t in c.targets:
+        names.update((name, None) for name, _ in _check_entries(t))
+    return list(names)
+
+
 # --- comparison ----------------------------------------------------------------------
 
 def _same_input(c: Comparison) -> bool:
@@ -241,6 +354,12 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
                     + [count(params), count(ops), count(activations)] + extra + [ratio])
     numeric = ([False] + ([] if same else [False]) + [False, True] + ([True] if show_terms else [])
                + [True, True, True] + ([True] * 3 if training else []) + [False])
+    for check in _checks_in(c):
+        headers += [CHECK_LABELS.get(check, check), "agreement"]
+        numeric += [True, False]
+        for t, cells in zip(c.targets, rows):
+            total, agreement = _check_summary(t, check, c.unit)
+            cells += [_number(total, "macs") if total != "" else "", agreement]
     first = c.targets[0]
     heading = (f"input {shape(first.input)}, batch {first.batch}, {first.dtype}" if same
                else f"inputs per target, {first.dtype}")
@@ -258,6 +377,11 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
         for t in c.targets:
             title = f"### {t.name}" if fmt == "md" else f"{t.name}"
             parts += ["", title, "", _layer_table(t, fmt, c.unit)]
+            parts += check_section(t, fmt, c.unit)
+    elif _checks_in(c):
+        for t in c.targets:
+            parts += [f"{t.name}, {t.checks[name].get('tool', name)}: {check_verdict(t.checks[name], c.unit)}"
+                      for name, _ in _check_entries(t)]
     return "\n".join(parts) + "\n"
 
 
@@ -282,6 +406,15 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
                     row += ([step.trainable_params, step.frozen_params,
                              in_unit(step.train_step_macs, c.unit), step.grads] if step else [""] * 4)
                 rows.append(row + [layer.formula])
+        checks = _checks_in(c)
+        if checks:
+            headers += [column for name in checks for column in (f"{name}_{unit}", f"{name}_agreement")]
+            rows_of = iter(rows)
+            for t in c.targets:
+                ran = [name for name in checks if t.checks.get(name, {}).get("status") == "ok"]
+                for extra in _layer_check_cells(t, ran, None, c.unit):
+                    found = dict(zip(ran, zip(extra[::2], extra[1::2])))
+                    next(rows_of).extend(value for name in checks for value in found.get(name, ("", "")))
         return csv_text(headers, rows)
     headers = ["target", "input", "batch", "output", unit, "sum_of_layers", "params", "ops",
                "activations", "ratio", "vs_first"]
@@ -291,6 +424,10 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
     if training:
         headers += training_headers
         rows = [row + _training_cells(t, c.unit) for row, t in zip(rows, c.targets)]
+    for check in _checks_in(c):
+        headers += [f"{check}_{unit}", f"{check}_agreement"]
+        for t, row in zip(c.targets, rows):
+            row += _check_summary(t, check, c.unit)
     if any(t.convention is not None for t in c.targets):
         headers += ["convention", "convention_total", "convention_params", "convention_explained_by"]
         for row, t in zip(rows, c.targets):
@@ -327,6 +464,7 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
     parts = [f"## {head}" if fmt == "md" else head, "", _layer_table(a, fmt, unit, depth, share=True),
              "", convention(unit)]
     parts += _notes(a, unit)
+    parts += check_section(a, fmt, unit)
     parts += convention_section([a], fmt)
     return "\n".join(parts) + "\n"
 
@@ -347,9 +485,42 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
         rows.append(row + [r.formula])
     if a.training is not None:
         headers[-1:-1] = ["trainable_params", "frozen_params", f"train_step_{unit_name}", "grads"]
+    checks = [name for name, entry in _check_entries(a) if entry.get("status") == "ok"]
+    if checks:
+        headers += [column for name in checks for column in (f"{name}_{unit_name}", f"{name}_agreement")]
+        for row, extra in zip(rows, _layer_check_cells(a, checks, depth, unit)):
+            row += extra
     if a.convention is not None:
         headers[-1:-1] = [a.convention.convention.name]
     return csv_text(headers, rows)
+
+
+def _layer_check_cells(a: Analysis, checks: Sequence[str], depth: int | None, unit: str) -> list[list[Any]]:
+    """Per row of ``a.rows(depth)``: each check's reference count and agreement.
+
+    A check row that covers several layers (a module called twice, a container's functional
+    ops) is counted on its first layer; a folded row sums its layers and takes the worst
+    agreement among them.
+    """
+    per_layer: dict[str, dict[str, tuple[float, str]]] = {}
+    for name in checks:
+        for row in a.checks[name].get("layers", []):
+            if row["layers"]:
+                per_layer.setdefault(row["layers"][0], {})[name] = (row["reference"], row["agreement"])
+    groups: dict[str, list[str]] = {}
+    for layer in a.layers:
+        key = ".".join(layer.name.split(".")[:depth]) if depth is not None else layer.name
+        groups.setdefault(key, []).append(layer.name)
+    cells = []
+    for members in groups.values():
+        extra: list[Any] = []
+        for name in checks:
+            found = [per_layer[m][name] for m in members if name in per_layer.get(m, {})]
+            total = sum(value for value, _ in found) * (FLOPS_PER_MAC if unit == "flops" else 1)
+            worst = max((agreement for _, agreement in found), key=AGREEMENT_ORDER.index, default="exact")
+            extra += [_number(total, "macs").replace(",", ""), worst]
+        cells.append(extra)
+    return cells
 
 
 def render_analysis(a: Analysis, fmt: str = "table", depth: int | None = None, unit: str = "macs") -> str:

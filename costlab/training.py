@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import CostlabError
 from .formulas import group, numel
-from .specs import Attention, Conv, Linear, Matmul, Norm
+from .specs import Attention, Conv, Held, Linear, Matmul, Norm
 
 if TYPE_CHECKING:
     from .analysis import Analysis, Layer
@@ -258,7 +258,7 @@ def attention_backward_macs(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int
 def _layer_training(layer: "Layer", frozen: bool, needs: tuple[bool, ...]) -> LayerTraining:
     spec, forward = layer.spec, layer.macs
     trainable = 0 if frozen else layer.params
-    weight_grad = trainable > 0
+    weight_grad = trainable > 0 and not isinstance(spec, Held)  # held parameters get no gradient
     input_grad = any(needs)
     input_macs = weight_macs = 0
     backward_ops = 0

@@ -373,3 +373,108 @@ def test_fvcore_on_torchvision_models_is_the_preset_profile(name: str) -> None:
     assert answer.raw == profile(analysis, "fvcore").total
     assert answer.params == analysis.params + analysis.training_only_params  # GoogLeNet's aux heads
 
+
+
+# --- traced modules: the call form comes from the trace ------------------------------------------
+
+class _LayerNorm2d(torch.nn.LayerNorm):
+    """A leaf module of its own class that calls functions (torchvision's ConvNeXt has one)."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = torch.nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class _Block(torch.nn.Module):
+    """Functional ReLU, a shared module called twice, in-place +=, a parameter on a container."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(channels)
+        self.conv2 = torch.nn.Conv2d(channels, channels, 3, padding=1)
+        self.relu = torch.nn.ReLU()
+        self.norm = _LayerNorm2d(channels)
+        self.scale = torch.nn.Parameter(torch.ones(channels, 1, 1))
+
+    def forward(self, x):
+        y = torch.nn.functional.relu(self.bn1(self.conv1(x)))
+        y = self.relu(self.conv2(y))
+        y = self.norm(y) * self.scale
+        y += x
+        return self.relu(y)
+
+
+class _Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.blocks = torch.nn.Sequential(_Block(8), _Block(8))
+        self.up = torch.nn.Upsample(scale_factor=2.0, mode="nearest")
+        self.fc = torch.nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.blocks(torch.nn.functional.max_pool2d(self.stem(x), 2))
+        x = torch.nn.functional.adaptive_avg_pool2d(self.up(x), 1)
+        x = torch.flatten(x, 1) + x.mean((2, 3))
+        return torch.softmax(self.fc(x), -1)
+
+
+def _traceable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("costlab.torch_bridge.trace") is not None
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_profile_of_a_traced_module_is_the_tool(tool: str) -> None:
+    """A module with functional ops, a shared ReLU, in-place +=, a custom leaf module calling
+    F.layer_norm and a parameter held by a container: costlab's trace tells module calls from
+    function calls, and each profile still equals the tool's own total and params."""
+    tool_or_skip(tool)
+    if not _traceable():
+        pytest.skip("costlab.torch_bridge.trace is not available")
+    import costlab
+
+    torch.manual_seed(0)
+    module = _Net().eval()
+    analysis = costlab.analyze(module, input=(3, 16, 16))
+    assert not analysis.unsupported
+    assert_profile_is_the_tool(analysis, module, tool)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet-v2", "googlenet"])
+def test_profile_of_a_traced_preset_equals_the_analytic_one(name: str) -> None:
+    if not _traceable():
+        pytest.skip("costlab.torch_bridge.trace is not available")
+    import costlab
+
+    analysis, module = built(name)
+    traced = costlab.analyze(module, input=analysis.input)
+    for convention in CONVENTIONS:
+        assert profile(traced, convention).total == profile(analysis, convention).total
+        assert profile(traced, convention).params == profile(analysis, convention).params
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "mobilenet_v2", "shufflenet_v2_x1_0",
+                                  "convnext_tiny"])
+def test_profile_of_traced_torchvision_models_is_each_tool(name: str) -> None:
+    """torchvision's own modules (functional ReLU, shared ReLU, x.mean, channel shuffles,
+    LayerNorm2d, layer scale), traced by costlab: every installed tool's total and params."""
+    torchvision = pytest.importorskip("torchvision")
+    if not _traceable():
+        pytest.skip("costlab.torch_bridge.trace is not available")
+    tools = [tool for tool in TOOLS if peers.available(tool)]
+    import costlab
+
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None)
+    model = model.to_empty(device="cpu").eval()
+    with torch.no_grad():
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            tensor.zero_()
+    analysis = costlab.analyze(model, input=(3, 64, 64))
+    x = torch.randn((1,) + analysis.input)
+    for tool in tools:
+        assert_profile_is_the_tool(analysis, model, tool, x)
