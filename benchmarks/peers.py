@@ -445,6 +445,9 @@ def main() -> int:
                 else:
                     where = f"{row['model']}: " if "model" in row else ""
                     notes.append(f"{row['counter']} ({python}): {where}{row['note']}")
+    if args.tv_path:
+        notes.append(f"the peers for {tv_python} come from {args.tv_path}, made with `pip install "
+                     "--no-deps --target DIR ptflops thop torchinfo torchprofile` (versions above)")
     versions = {python: _versions(python, extra_path) for python, _, extra_path in jobs}
     command = "python benchmarks/peers.py" + (f" --tv-python {args.tv_python}" if args.tv_python else "")
     command += f" --tv-path {args.tv_path}" if args.tv_path else ""

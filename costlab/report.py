@@ -331,6 +331,10 @@ def convention_section(analyses: Sequence[Analysis], fmt: str) -> list[str]:
            for term, _ in layer.terms) and any(a.batch != 1 for a in profiled):
         lines.append(f"{name} divides its module-hook counts by the batch size (per sample); "
                      "costlab's MACs are shown on the same terms.")
+    for a in profiled:
+        if a.unsupported:
+            lines.append(f"{a.name}: the {len(a.unsupported)} op(s) costlab could not price are left "
+                         f"out of the {name} profile too.")
     return lines
 
 
