@@ -354,6 +354,11 @@ def build_report(rows: list[dict], notes: list[str], versions: dict[str, dict[st
         "own CNNs where torchvision is installed. MACs are normalised to 1 per multiply-add by each "
         "tool's documented convention (PyTorch's counter reports 2 FLOPs per multiply-add: halved "
         "here). costlab's MACs are those of conv, linear and matmul layers (docs/cost-model.md).", "",
+        "Two costlab columns: **costlab (module)** is `costlab.analyze(module, input=(C, H, W))` on the "
+        "same module the peers get — an fx trace priced by the formulas, no forward pass; "
+        "**costlab (preset)** is the analytic path, `costlab.analyze(\"resnet50\")`, for the models a "
+        "preset mirrors (no module at all). The speed ratios below compare costlab (module) with the "
+        "peers.", "",
     ]
     if costlab_label == "costlab (preset)":
         md += ["**costlab here is the analytic path**: it prices the preset by name "

@@ -661,12 +661,16 @@ def _torchinfo() -> Convention:
                                  "its input positions (N·∏in), not at its output ones", primary=True),
                             Term("conv bias adds", _conv_bias, "convention",
                                  "bias.numel()·N·∏out: one add per output element")),
-        "linear": (Term("linear weights × batch size", lambda l: _batch(l) * _in(l)[-1] * l.spec.out_features,
-                        "macs", "output_size[0]·weight.numel(): right on a batch of vectors; on "
-                        "inputs with more axes the middle axes are not counted", primary=True),
-                   Term("linear bias × batch size", lambda l: _batch(l) * l.spec.out_features if l.spec.bias else 0,
-                        "convention", "output_size[0]·bias.numel(): one add per output feature "
-                        "per sample")),
+        "linear": (_macs("linear", _linear_macs, "output_size[0]·weight.numel(): the MACs on a batch "
+                         "of vectors"),
+                   Term("linear middle axes not counted",
+                        lambda l: _batch(l) * _in(l)[-1] * l.spec.out_features - _linear_macs(l), "bug",
+                        "output_size[0]·weight.numel() multiplies by the batch size only: on inputs "
+                        "with more than two axes (sequences, channels-last maps) the middle axes "
+                        "are not counted"),
+                   Term("linear bias × batch size",
+                        lambda l: _batch(l) * l.spec.out_features if l.spec.bias else 0, "convention",
+                        "output_size[0]·bias.numel(): one add per output feature per sample")),
         **{kind: (Term("norm parameters × batch size", lambda l: _batch(l) * l.params, "convention",
                        "output_size[0]·(weight + bias).numel(): 1 per affine parameter per sample"),)
            for kind in ("batch-norm", "layer-norm", "group-norm", "instance-norm")},
