@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Callable, Sequence, TextIO
 
 from .analysis import Analysis, Comparison
-from .conventions import CONVENTIONS
 from .errors import CostlabError
 from .report import FORMATS, render_analysis, render_comparison
 from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, analyze_target, parse_input, parse_options
@@ -93,11 +92,15 @@ def parse_checks(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+#: The tools of costlab.conventions.CONVENTIONS (named here so that the module loads only when used).
+CONVENTION_NAMES = ("fvcore", "ptflops", "thop", "torchinfo", "torchvision", "torchprofile", "torch")
+
+
 def add_convention_option(parser: argparse.ArgumentParser) -> None:
     """--convention (compare and analyze): what another tool would report, beside costlab's MACs."""
-    parser.add_argument("--convention", choices=list(CONVENTIONS), metavar="TOOL",
+    parser.add_argument("--convention", choices=CONVENTION_NAMES, metavar="TOOL",
                         help="also report what TOOL would count for each target, with the rules "
-                             f"that explain the difference ({', '.join(CONVENTIONS)})")
+                             f"that explain the difference ({', '.join(CONVENTION_NAMES)})")
 
 
 def _targets(args: argparse.Namespace, targets: Sequence[str],

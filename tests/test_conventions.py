@@ -41,6 +41,9 @@ def test_every_convention_has_a_rule_for_every_layer_kind() -> None:
     assert check_tables() == []
     assert set(KIND_OF) == set(FORMULAS)  # every spec type has a kind
     assert set(CONVENTIONS) >= {"fvcore", "ptflops", "thop", "torchinfo", "torchvision"}
+    from costlab.cli import CONVENTION_NAMES
+
+    assert CONVENTION_NAMES == tuple(CONVENTIONS)  # the CLI's choices, without loading the module
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
