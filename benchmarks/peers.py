@@ -184,7 +184,7 @@ def worker(counter: str, models: list[tuple[str, str]], repeat: int,
                              "note": "no preset mirrors it and costlab.torch_bridge.trace is not "
                                      "available to analyse the module"})
         else:
-            calls = [(counter, lambda: peers.count(counter, module, x))]
+            calls = [(counter, lambda module=module, x=x: peers.count(counter, module, x))]
         for label, call in calls:
             if not warmed:  # imports and first-call set-up, outside any measurement
                 call()
