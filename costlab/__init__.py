@@ -31,15 +31,28 @@ __version__ = "0.1.0"
 
 
 def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
-            name: str | None = None, **options: Any) -> Analysis:
+            name: str | None = None, freeze: Any = None, convention: str | None = None,
+            **options: Any) -> Analysis:
     """Cost of one target: a preset name, a layer-stack expression, a spec file,
-    ``"package.module:callable"`` or an ``nn.Module``. ``options`` go to the preset or callable."""
-    return analyze_target(target, tuple(input) if input is not None else None, batch, dtype,
-                          options, name)
+    ``"package.module:callable"`` or an ``nn.Module``. ``options`` go to the preset or callable.
+
+    ``freeze`` (a count, a fraction or a layer name, as ``--freeze``) adds the cost of one
+    training step with that leading part frozen (``analysis.training``); ``convention``
+    (fvcore, ptflops, thop, torchinfo, torchvision, ...) adds what that tool would report
+    (``analysis.convention``)."""
+    analysis = analyze_target(target, tuple(input) if input is not None else None, batch, dtype,
+                              options, name)
+    if freeze is not None:
+        from .training import with_training
+
+        analysis = with_training(analysis, freeze)
+    return analysis.with_convention(convention) if convention else analysis
 
 
 def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
-            dtype: str = "float32", unit: str = "macs", **options: Any) -> Comparison:
+            dtype: str = "float32", unit: str = "macs", freeze: Any = None,
+            convention: str | None = None,
+            **options: Any) -> Comparison:
     """Several targets side by side; ``ratios`` are MACs of the first over MACs of each."""
     if isinstance(targets, str):
         raise CostlabError("compare() takes a list of targets")
@@ -47,4 +60,6 @@ def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
         raise CostlabError(f"unit must be 'macs' or 'flops', got {unit!r}")
     if not targets:
         raise CostlabError("compare() needs at least one target")
-    return Comparison(tuple(analyze(t, input, batch, dtype, **options) for t in targets), unit)
+    return Comparison(tuple(analyze(t, input, batch, dtype, freeze=freeze, convention=convention,
+                                    **options)
+                            for t in targets), unit)

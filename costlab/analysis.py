@@ -15,6 +15,9 @@ from .specs import Conv, Shape, Spec
 if TYPE_CHECKING:  # pandas is imported only by to_frame()
     import pandas
 
+    from .training import TrainingCost
+    from .conventions import Profile
+
 UNITS = ("macs", "flops")
 FLOPS_PER_MAC = 2
 
@@ -127,6 +130,8 @@ class Analysis:
     checks: Mapping[str, Any] = field(default_factory=dict)
     latency: Mapping[str, Any] | None = None
     roofline: Mapping[str, Any] | None = None  # the whole target's roofline, with latency
+    training: "TrainingCost | None" = None  # a training step under --freeze (costlab.training)
+    convention: "Profile | None" = None  # what another tool would report (--convention)
 
     @property
     def macs(self) -> int:
@@ -221,7 +226,24 @@ class Analysis:
             entry["latency_ms"] = dict(self.latency)
         if self.roofline is not None:
             entry["roofline"] = dict(self.roofline)
+        if self.convention is not None:
+            entry["convention"] = self.convention.to_dict()
+        if self.training is not None:
+            entry.update(self.training.to_dict())
+            if unit == "flops":
+                entry["train_step_flops"] = FLOPS_PER_MAC * self.training.train_step_macs
+            per_layer = self.training.by_name()
+            for layer_entry in entry["layers"]:
+                layer_entry.update(per_layer[layer_entry["name"]].to_dict())
         return entry
+
+    def with_convention(self, name: str) -> "Analysis":
+        """A copy carrying what the tool ``name`` would report (costlab.conventions.CONVENTIONS)."""
+        from dataclasses import replace
+
+        from .conventions import profile
+
+        return replace(self, convention=profile(self, name))
 
     def to_frame(self, depth: int | None = None) -> "pandas.DataFrame":
         """Per-layer rows as a pandas DataFrame (pandas is imported here, not before)."""

@@ -70,6 +70,15 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                         help="option for presets and package.module:callable targets (repeatable)")
     parser.add_argument("--unit", choices=["macs", "flops"], default="macs",
                         help="macs (default) or flops = 2 × MACs")
+    parser.add_argument("--freeze", metavar="N|F|NAME",
+                        help="price one training step with a leading part frozen: the first N layers "
+                             "with parameters, a fraction F of them (0.9), or everything before the "
+                             "layer or block NAME (fc: retrain the last layer); 0 trains everything")
+    parser.add_argument("--check", metavar="fvcore,torch",
+                        help="cross-check every count against fvcore's FlopCountAnalysis and/or PyTorch's "
+                             "FlopCounterMode, per layer and in total (imports torch)")
+    parser.add_argument("--strict", action="store_true",
+                        help="with --check: exit 1 when a difference is not explained by a named convention")
     add_latency_options(parser)
     add_output_options(parser)
 
@@ -84,14 +93,58 @@ def add_latency_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
+CHECK_NAMES = ("fvcore", "torch")
+
+
+def parse_checks(text: str) -> tuple[str, ...]:
+    """'fvcore,torch' → ('fvcore', 'torch'); each name once, from CHECK_NAMES."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(name not in CHECK_NAMES for name in names):
+        raise CostlabError(f"bad --check {text!r}: expected a comma-separated list of {', '.join(CHECK_NAMES)}")
+    return tuple(dict.fromkeys(names))
+
+
+#: The tools of costlab.conventions.CONVENTIONS (named here so that the module loads only when used).
+CONVENTION_NAMES = ("fvcore", "ptflops", "thop", "torchinfo", "torchvision", "torchprofile", "torch")
+
+
+def add_convention_option(parser: argparse.ArgumentParser) -> None:
+    """--convention (compare and analyze): what another tool would report, beside costlab's MACs."""
+    parser.add_argument("--convention", choices=CONVENTION_NAMES, metavar="TOOL",
+                        help="also report what TOOL would count for each target, with the rules "
+                             f"that explain the difference ({', '.join(CONVENTION_NAMES)})")
+
+
 def _targets(args: argparse.Namespace, targets: Sequence[str],
              default_input: tuple[int, ...] | None = None) -> list[Analysis]:
     shape = parse_input(args.input) if args.input else default_input
     options = parse_options(args.kwarg)
+    checks = parse_checks(args.check) if getattr(args, "check", None) else ()
+    if getattr(args, "strict", False) and not checks:
+        raise UsageError("--strict needs --check")
     analyses = [analyze_target(t, shape, args.batch, args.dtype, options) for t in targets]
+    if getattr(args, "freeze", None) is not None:
+        from .training import parse_freeze, with_training
+
+        freeze = parse_freeze(args.freeze)
+        analyses = [with_training(a, freeze) for a in analyses]
+    if checks:
+        from .torch_bridge.crosscheck import check_target  # torch is imported only here
+
+        analyses = [check_target(a, t, options, checks) for a, t in zip(analyses, targets)]
+    if getattr(args, "convention", None):
+        analyses = [a.with_convention(args.convention) for a in analyses]
     if getattr(args, "latency", None):
         analyses = _measure_latency(args, targets, analyses)
     return analyses
+
+
+def _exit_code(args: argparse.Namespace, analyses: Sequence[Analysis]) -> int:
+    """1 under --strict when a check found an unexplained difference, else 0."""
+    if not getattr(args, "strict", False):
+        return 0
+    return int(any(isinstance(entry, dict) and entry.get("agreement") == "unexplained"
+                   for a in analyses for entry in a.checks.values()))
 
 
 def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tuple[Any, Callable[[str], None]]:
@@ -116,8 +169,8 @@ def _measure_latency(args: argparse.Namespace, targets: Sequence[str],
     torch_dtype(args.dtype)
     peaks = cached_peaks(args.latency, args.threads, args.dtype)
     options = parse_options(args.kwarg)
-    modules = {index: load_module(text, options) for index, text in enumerate(targets)
-               if is_module_target(text) and not os.path.isfile(text)}
+    modules = {index: load_module(text, options) for index, (text, analysis) in enumerate(zip(targets, analyses))
+               if is_module_target(text) and analysis.kind == "module"}
     total = sum(measurement_count(a) for a in analyses) + (0 if peaks else CALIBRATION_STEPS)
     bar, advance = _progress_bar(args, total, f"latency on {args.latency}")
     try:
@@ -137,6 +190,7 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="presets, expressions, spec files or package.module:callable; none: "
                              "the 5×5 convolution on 28×28×192 without and with a 1×1 bottleneck")
     add_target_options(parser)
+    add_convention_option(parser)
     parser.add_argument("--per-layer", action="store_true", help="add each layer with its formula")
 
 
@@ -146,23 +200,57 @@ def run_compare(args: argparse.Namespace) -> tuple[str, int]:
     else:
         analyses = _targets(args, DEFAULT_TARGETS, DEFAULT_INPUT)
     comparison = Comparison(tuple(analyses), args.unit)
-    return render_comparison(comparison, args.format, args.per_layer), 0
+    return render_comparison(comparison, args.format, args.per_layer), _exit_code(args, analyses)
 
 
 def _analyze_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", metavar="TARGET")
     add_target_options(parser)
+    add_convention_option(parser)
     parser.add_argument("--depth", type=_positive_int, metavar="N",
                         help="fold layers below N name levels into their blocks, with subtotals")
 
 
 def run_analyze(args: argparse.Namespace) -> tuple[str, int]:
     (analysis,) = _targets(args, [args.target])
-    return render_analysis(analysis, args.format, args.depth, args.unit), 0
+    return render_analysis(analysis, args.format, args.depth, args.unit), _exit_code(args, [analysis])
 
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_options(parser)
+
+
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="+", metavar="TARGET",
+                        help="series: a template with {NAME} placeholders, a preset (NAME is its "
+                             "option), or a fixed reference target")
+    parser.add_argument("--param", required=True, metavar="NAME=VALUES",
+                        help="the swept parameter: start:stop:step (inclusive), start:stop or a,b,c; "
+                             "NAME input, batch or freeze varies the analysis itself")
+    add_target_options(parser)
+    parser.set_defaults(format="csv")
+    parser.add_argument("--plot", metavar="PATH", help="also draw a PNG line plot there (needs matplotlib)")
+    parser.add_argument("--y", metavar="COLUMN",
+                        help="the column --plot draws (default macs, or flops with --unit flops)")
+
+
+def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
+    from .sweep import parse_param, render_sweep, run_sweep as sweep, sweep_png
+
+    if getattr(args, "latency", None):  # shared target options may carry --latency: refuse, never ignore
+        raise CostlabError("sweep does not measure latency yet (a Measure for costlab.sweep is the hook)")
+    if getattr(args, "check", None) or getattr(args, "strict", False):  # likewise --check and --strict
+        raise CostlabError("sweep does not cross-check; run compare or analyze with --check")
+    if args.plot:
+        check_writable(args.plot, "--plot")
+    result = sweep(args.targets, parse_param(args.param), parse_input(args.input) if args.input else None,
+                   args.batch, args.dtype, parse_options(args.kwarg), args.freeze, args.unit)
+    text = render_sweep(result, args.format)
+    if args.plot:
+        write_atomically(args.plot, sweep_png(result, args.y), "--plot")
+    elif args.y:
+        raise CostlabError("--y chooses what --plot draws; give --plot PATH")
+    return text, 0
 
 
 def run_list(args: argparse.Namespace) -> tuple[str, int]:
@@ -170,6 +258,36 @@ def run_list(args: argparse.Namespace) -> tuple[str, int]:
 
     return preset_list([build_preset(name) for name in PRESETS], [p.summary for p in PRESETS.values()],
                        args.format), 0
+
+
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output-dir", default="reports", metavar="DIR",
+                        help="where to write the reports (default: reports)")
+
+
+def run_report(args: argparse.Namespace) -> tuple[str, int]:
+    from .reports import build_reports
+
+    directory = args.output_dir
+    if not os.path.isdir(directory):
+        raise CostlabError(f"cannot write reports: no directory {directory}")
+    files = build_reports()
+    for file in files:
+        path = os.path.join(directory, file.path)
+        check_writable(path)
+    for file in files:
+        write_atomically(os.path.join(directory, file.path), file.text)
+    return "".join(f"wrote {os.path.join(directory, f.path)}\n" for f in files), 0
+
+
+def _claims_arguments(parser: argparse.ArgumentParser) -> None:
+    add_output_options(parser)
+
+
+def run_claims(args: argparse.Namespace) -> tuple[str, int]:
+    from .claims import check_claims, render_claims
+
+    return render_claims(check_claims(), args.format), 0
 
 
 def _calibrate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -199,6 +317,11 @@ COMMANDS: tuple[Command, ...] = (
             _compare_arguments, run_compare),
     Command("analyze", "per-layer cost of one target", _analyze_arguments, run_analyze),
     Command("list", "the presets, with their default input, params and MACs", _list_arguments, run_list),
+    Command("report", "regenerate every committed report under reports/", _report_arguments, run_report),
+    Command("claims", "check the source text's numeric claims by computing each with costlab",
+            _claims_arguments, run_claims),
+    Command("sweep", "vary one parameter (a placeholder, a preset option, input, batch, freeze) and "
+            "tabulate the cost; CSV by default, --plot for a PNG", _sweep_arguments, run_sweep),
     Command("calibrate", "measure this machine's peak GFLOP/s and GB/s for the roofline and cache them",
             _calibrate_arguments, run_calibrate),
 )
@@ -224,32 +347,32 @@ def _version() -> str:
 
 # --- output --------------------------------------------------------------------------------
 
-def check_writable(path: str) -> None:
+def check_writable(path: str, option: str = "--output") -> None:
     """Fail before any work if ``path`` cannot be written."""
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise CostlabError(f"cannot write --output {path}: it is a directory")
+        raise CostlabError(f"cannot write {option} {path}: it is a directory")
     if not os.path.isdir(directory):
-        raise CostlabError(f"cannot write --output {path}: no directory {directory}")
+        raise CostlabError(f"cannot write {option} {path}: no directory {directory}")
     if not os.access(directory, os.W_OK):
-        raise CostlabError(f"cannot write --output {path}: directory {directory} is not writable")
+        raise CostlabError(f"cannot write {option} {path}: directory {directory} is not writable")
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename it into place."""
+def write_atomically(path: str, data: str | bytes, option: str = "--output") -> None:
+    """Write text (UTF-8) or bytes to a temporary file beside ``path``, then rename it into place."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
         handle, temporary = tempfile.mkstemp(prefix=".costlab-", dir=directory)
     except OSError as error:
-        raise CostlabError(f"cannot write --output {path}: {error.strerror}") from None
+        raise CostlabError(f"cannot write {option} {path}: {error.strerror}") from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(temporary, path)
     except OSError as error:
         if os.path.exists(temporary):
             os.unlink(temporary)
-        raise CostlabError(f"cannot write --output {path}: {error.strerror}") from None
+        raise CostlabError(f"cannot write {option} {path}: {error.strerror}") from None
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,

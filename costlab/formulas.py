@@ -17,8 +17,8 @@ from typing import Callable, Mapping, Sequence
 
 from .errors import SpecError
 from .specs import (ACTIVATION_OPS, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat,
-                    Conv, Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pool,
-                    Reshape, Shape, Spec, Upsample)
+                    Conv, Dropout, Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm,
+                    Pad, Pool, Reduce, Reshape, Shape, Spec, Upsample)
 
 
 @dataclass(frozen=True)
@@ -368,6 +368,39 @@ def embedding_cost(spec: Embedding, inputs: Sequence[Shape]) -> Cost:
                 formula="lookup, no arithmetic")
 
 
+def reduce_cost(spec: Reduce, inputs: Sequence[Shape]) -> Cost:
+    """ops: sum, amax, amin: (n − 1) per output, n = elements reduced into it; mean: n per output."""
+    shape = _one_input(spec.kind, inputs)
+    axes = {_axis(d, len(shape), spec.kind) for d in spec.dims} if spec.dims else set(range(len(shape)))
+    output = tuple((1 if i in axes else n) for i, n in enumerate(shape) if spec.keepdim or i not in axes)
+    per_output = numel([shape[i] for i in axes])
+    outputs = numel(shape) // per_output if per_output else 0
+    each = per_output if spec.kind == "mean" else per_output - 1
+    ops = outputs * each
+    return Cost(output, ops=ops, formula=f"ops: {outputs:,} outputs × {each:,} = {group(ops)}")
+
+
+def pad_cost(spec: Pad, inputs: Sequence[Shape]) -> Cost:
+    """No arithmetic; axis −1−i grows by pads[2i] + pads[2i+1] (negative pads crop)."""
+    shape = _one_input("pad", inputs)
+    pairs = len(spec.pads) // 2
+    if pairs > len(shape):
+        raise SpecError(f"pad: {pairs} padded axes for a {len(shape)}-d input")
+    output = list(shape)
+    for i in range(pairs):
+        output[-1 - i] += spec.pads[2 * i] + spec.pads[2 * i + 1]
+        if output[-1 - i] <= 0:
+            raise SpecError(f"pad: pads {spec.pads} leave no elements on a {shape_text(shape)} input")
+    return Cost(tuple(output), formula="no arithmetic")
+
+
+def held_cost(spec: Held, inputs: Sequence[Shape]) -> Cost:
+    """Parameters a module holds but never uses: counted in params/buffers; no input, no arithmetic."""
+    if inputs:
+        raise SpecError("held parameters take no input")
+    return Cost((), params=spec.params, buffers=spec.buffers, formula="held, not used by the forward pass")
+
+
 FormulaFn = Callable[[Spec, Sequence[Shape]], Cost]
 
 #: Spec type → its formula. Read-only: a new layer type is a new entry here.
@@ -387,6 +420,9 @@ FORMULAS: Mapping[type, FormulaFn] = MappingProxyType({
     Reshape: reshape_cost,
     Dropout: dropout_cost,
     Embedding: embedding_cost,
+    Reduce: reduce_cost,
+    Pad: pad_cost,
+    Held: held_cost,
 })
 
 

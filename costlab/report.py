@@ -10,11 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from tabulate import tabulate
 
 from .analysis import FLOPS_PER_MAC, Analysis, Comparison, Layer, Row
+
+if TYPE_CHECKING:
+    from .conventions import Profile
 
 FORMATS = ("table", "md", "csv", "json")
 
@@ -58,19 +61,134 @@ def ratio_text(ratio: float | None, first: bool) -> str:
     return f"{1 / ratio:.2f}× more" if ratio > 0 else "n/a"
 
 
-def _grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, numeric: Sequence[bool]) -> str:
+def grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, numeric: Sequence[bool]) -> str:
+    """A table of pre-formatted cells: 'md' gives GitHub Markdown, anything else a plain terminal grid."""
     tablefmt = "github" if fmt == "md" else "simple"
     align = ["right" if n else "left" for n in numeric]
     return tabulate(list(rows), headers=list(headers), tablefmt=tablefmt, colalign=align,
                     disable_numparse=True)
 
 
-def _csv(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def csv_text(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as CSV text with a header line (the csv module: no pandas needed)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(headers)
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+# --- cross-checks (--check) ----------------------------------------------------------
+
+CHECK_LABELS = {"fvcore": "fvcore", "torch": "torch ÷ 2"}
+AGREEMENT_ORDER = ("exact", "explained", "unexplained")
+
+
+def _number(value: float, unit: str) -> str:
+    value = value * FLOPS_PER_MAC if unit == "flops" else value
+    return count(int(value)) if float(value).is_integer() else f"{value:,.1f}"
+
+
+def _short(convention: str) -> str:
+    """'fvcore-batch-norm' → 'batch-norm'."""
+    return convention.split("-", 1)[1] if convention.startswith(("fvcore-", "torch-")) else convention
+
+
+def check_verdict(entry: dict[str, Any], unit: str = "macs") -> str:
+    """A check's overall agreement: 'exact', 'explained: batch-norm +22,227,968', 'UNEXPLAINED (+5)',
+    or 'skipped: …' / 'failed: …'."""
+    if entry.get("status") != "ok":
+        return f"{entry.get('status')}: {entry.get('reason', '')}"
+    if entry["agreement"] == "unexplained":
+        return f"UNEXPLAINED ({'+' if entry['difference'] >= 0 else '-'}{_number(abs(entry['difference']), unit)})"
+    if entry["agreement"] == "explained":
+        return "explained: " + ", ".join(f"{_short(name)} {'+' if share >= 0 else '-'}{_number(abs(share), unit)}"
+                                         for name, share in entry["conventions"].items())
+    return "exact"
+
+
+def row_verdict(row: dict[str, Any], unit: str = "macs") -> str:
+    """One check row's agreement: 'exact', 'explained (batch-norm)' or 'UNEXPLAINED (+5)'."""
+    if row["agreement"] == "explained":
+        return f"explained ({', '.join(_short(c) for c in row['conventions'])})"
+    if row["agreement"] == "unexplained":
+        sign = "+" if row["difference"] >= 0 else "-"
+        return f"UNEXPLAINED ({sign}{_number(abs(row['difference']), unit)})"
+    return "exact"
+
+
+def _check_entries(a: Analysis) -> list[tuple[str, dict[str, Any]]]:
+    return [(name, entry) for name, entry in a.checks.items() if isinstance(entry, dict)]
+
+
+def check_rows(a: Analysis) -> list[tuple[str, int, dict[str, dict[str, Any]]]]:
+    """(row name, costlab MACs, {check: its row}) for every call site any check lists, in order."""
+    merged: dict[str, tuple[int, dict[str, dict[str, Any]]]] = {}
+    for name, entry in _check_entries(a):
+        for row in entry.get("layers", []):
+            costlab, per_check = merged.setdefault(row["name"], (row["costlab"], {}))
+            per_check[name] = row
+    return [(row, costlab, per_check) for row, (costlab, per_check) in merged.items()]
+
+
+def check_section(a: Analysis, fmt: str, unit: str) -> list[str]:
+    """The cross-check part of a table or Markdown report: one line per check, a per-layer
+    table with an agreement column per check, and the conventions that explain differences."""
+    entries = _check_entries(a)
+    if not entries:
+        return []
+    parts = ["", f"### {a.name}: cross-check" if fmt == "md" else f"Cross-check of {a.name}"]
+    for name, entry in entries:
+        if entry.get("status") != "ok":
+            parts.append(f"- {entry.get('tool', name)}: {check_verdict(entry, unit)}")
+            continue
+        ran = f" (ran at batch {entry['batch']}, counts × {entry['scale']})" if entry.get("scale", 1) != 1 else ""
+        parts.append(f"- {entry['tool']}{ran}: {_number(entry['total'], unit)} vs costlab "
+                     f"{_number(entry['costlab'], unit)}: {check_verdict(entry, unit)}")
+    ok = [(name, entry) for name, entry in entries if entry.get("status") == "ok"]
+    if ok:
+        headers = ["layer", f"costlab {unit_label(unit)}"]
+        for name, _ in ok:
+            headers += [CHECK_LABELS.get(name, name), "agreement"]
+        rows = []
+        for row_name, costlab, per_check in check_rows(a):
+            cells = [row_name, _number(costlab, unit)]
+            for name, _ in ok:
+                row = per_check.get(name)
+                cells += ([_number(row["reference"], unit), row_verdict(row, unit)] if row else ["0", "exact"])
+            rows.append(cells)
+        footer = ["total", _number(a.macs, unit)]
+        for _, entry in ok:
+            footer += [_number(entry["total"], unit), entry["agreement"]]
+        rows.append(footer)
+        numeric = [False, True] + [True, False] * len(ok)
+        parts += ["", grid(headers, rows, fmt, numeric)]
+        used: dict[str, str] = {}
+        for _, entry in ok:
+            used.update(entry.get("explanations", {}))
+            if entry.get("convention"):
+                used["torch-flops"] = entry["convention"]
+        if used:
+            parts.append("")
+            parts += [f"- {_short(name)}: {text}" for name, text in used.items()]
+    return parts
+
+
+def _check_summary(t: Analysis, name: str, unit: str) -> list[Any]:
+    """(reference total, agreement) of one check of a target, or blanks."""
+    entry = t.checks.get(name)
+    if not isinstance(entry, dict):
+        return ["", ""]
+    if entry.get("status") != "ok":
+        return ["", entry.get("status", "")]
+    return [entry["total"] * (FLOPS_PER_MAC if unit == "flops" else 1), entry["agreement"]]
+
+
+def _checks_in(c: Comparison) -> list[str]:
+    names: dict[str, None] = {}
+    for t in c.targets:
+        names.update((name, None) for name, _ in _check_entries(t))
+    return list(names)
 
 
 # --- comparison ----------------------------------------------------------------------
@@ -88,6 +206,28 @@ def mac_terms(a: Analysis, unit: str) -> str:
     return " + ".join(count(t) for t in terms) if 1 < len(terms) <= MAX_TERMS else ""
 
 
+def _has_training(c: Comparison) -> bool:
+    return any(t.training is not None for t in c.targets)
+
+
+def _training_cells(t: Analysis, unit: str) -> list[Any]:
+    """trainable params, frozen params, train-step MACs of a target under --freeze (blank without)."""
+    if t.training is None:
+        return ["", "", ""]
+    return [t.training.trainable_params, t.training.frozen_params,
+            in_unit(t.training.train_step_macs, unit)]
+
+
+def _row_training(a: Analysis, name: str) -> tuple[int, int, int, str] | None:
+    """Training fields of a per-layer row (a layer, or a folded block: the sums of its layers)."""
+    if a.training is None:
+        return None
+    members = [t for t in a.training.layers if t.name == name or t.name.startswith(name + ".")]
+    grads = {t.grads for t in members}
+    return (sum(t.trainable_params for t in members), sum(t.frozen_params for t in members),
+            sum(t.train_step_macs for t in members), grads.pop() if len(grads) == 1 else "mixed")
+
+
 def comparison_summary_rows(c: Comparison) -> list[list[Any]]:
     """Raw rows (numbers as numbers) of the side-by-side table."""
     rows = []
@@ -101,26 +241,41 @@ def comparison_summary_rows(c: Comparison) -> list[list[Any]]:
 def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, share: bool = False) -> str:
     rows: list[list[str]] = []
     total = a.macs
+    training = a.training
+    profile = a.convention
     timed = has_latency((a,))
     for row in a.rows(depth):
         cells = [row.name, row.type, row.op, shape(row.output[1:]), count(in_unit(row.macs, unit)),
                  count(row.params), count(row.ops)]
         if share:
             cells.append(f"{100 * row.macs / total:.1f} %" if total else "–")
+        fields = _row_training(a, row.name)
+        if fields is not None:
+            cells += [fields[3], count(in_unit(fields[2], unit))]
+        if profile is not None:
+            cells.append(convention_count_text(profile, row.name))
         if timed:
             cells += row_latency_cells(a, row)
         cells.append(row.formula)
         rows.append(cells)
     footer = ["total", "", "", shape(a.output), count(in_unit(a.macs, unit)), count(a.params),
               count(a.ops)] + (["100.0 %" if total else "–"] if share else [])
-    footer += (target_latency_cells(a) if timed else []) + [""]
-    rows.append(footer)
+    if training is not None:
+        footer += ["", count(in_unit(training.train_step_macs, unit))]
+    footer += [count(profile.total)] if profile is not None else []
+    footer += target_latency_cells(a) if timed else []
+    rows.append(footer + [""])
     headers = ["layer", "type", "op", "output", unit_label(unit), "params", "ops"]
-    headers += (["share"] if share else []) + (LAYER_LATENCY_HEADERS if timed else [])
+    headers += (["share"] if share else [])
+    headers += (["grads", f"train-step {unit_label(unit)}"] if training is not None else [])
+    headers += [profile.convention.name] if profile is not None else []
+    headers += LAYER_LATENCY_HEADERS if timed else []
     headers += ["formula (MACs or ops)"]
-    numeric = [False] * 4 + [True] * (4 if share else 3)
-    numeric += ([True, True, True, False, True] if timed else []) + [False]
-    return _grid(headers, rows, fmt, numeric)
+    numeric = ([False] * 4 + [True] * (4 if share else 3)
+               + ([False, True] if training is not None else [])
+               + ([True] if profile is not None else [])
+               + ([True, True, True, False, True] if timed else []) + [False])
+    return grid(headers, rows, fmt, numeric)
 
 
 def _training_only_note(a: Analysis, unit: str) -> str:
@@ -140,7 +295,53 @@ def _notes(a: Analysis, unit: str) -> list[str]:
         notes.append(_training_only_note(a, unit))
     if a.unsupported:
         notes.append(_unsupported_note(a))
+    if a.training is not None:
+        notes.append(a.training.summary())
     return notes
+
+
+# --- other tools' conventions (--convention) ----------------------------------------------
+
+def convention_count_text(profile: "Profile", row_name: str) -> str:
+    """The tool's count for a layer, or for all layers of a folded row (name prefix)."""
+    from fractions import Fraction
+
+    members = [layer.count for layer in profile.layers
+               if layer.name == row_name or layer.name.startswith(row_name + ".")]
+    value = sum(members, Fraction(0))
+    return count(int(value)) if value.denominator == 1 else f"{float(value):,.1f}"
+
+
+def convention_rows(analyses: Sequence[Analysis]) -> list[list[Any]]:
+    """Raw rows (numbers as numbers): target, tool total, costlab MACs, difference, tool params, why."""
+    return [[a.name, a.convention.total, a.convention.macs, a.convention.delta, a.convention.params,
+             a.convention.explanation()] for a in analyses if a.convention is not None]
+
+
+def convention_section(analyses: Sequence[Analysis], fmt: str) -> list[str]:
+    """Lines that set each target's total as another tool would report it beside costlab's MACs."""
+    profiled = [a for a in analyses if a.convention is not None]
+    if not profiled:
+        return []
+    convention = profiled[0].convention.convention  # type: ignore[union-attr]
+    name = convention.name
+    title = (f"As {convention.tool} {convention.version} would report it ({convention.unit}; "
+             f"{convention.mechanism}):")
+    headers = ["target", f"{name} total", "costlab MACs", "difference", f"{name} params",
+               "explained by (rule: its count − the MACs it stands for)"]
+    rows = [[target, count(total), count(macs), f"{delta:+,}", count(params), why]
+            for target, total, macs, delta, params, why in convention_rows(profiled)]
+    lines = ["", f"### {title}" if fmt == "md" else title, "",
+             grid(headers, rows, fmt, [False, True, True, True, True, False])]
+    if any(term.per_sample for a in profiled for layer in a.convention.layers  # type: ignore[union-attr]
+           for term, _ in layer.terms) and any(a.batch != 1 for a in profiled):
+        lines.append(f"{name} divides its module-hook counts by the batch size (per sample); "
+                     "costlab's MACs are shown on the same terms.")
+    for a in profiled:
+        if a.unsupported:
+            lines.append(f"{a.name}: the {len(a.unsupported)} op(s) costlab could not price are left "
+                         f"out of the {name} profile too.")
+    return lines
 
 
 def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) -> str:
@@ -148,17 +349,27 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
     same = _same_input(c)
     raw_rows = comparison_summary_rows(c)
     show_terms = any(raw[5] for raw in raw_rows)
+    training = _has_training(c)
     headers = (["target"] + ([] if same else ["input"]) + ["output", unit_label(c.unit)]
                + (["= sum of layers"] if show_terms else [])
-               + ["params", "ops", "activations", "vs first"])
+               + ["params", "ops", "activations"]
+               + (["trainable", "frozen", f"train-step {unit_label(c.unit)}"] if training else [])
+               + ["vs first"])
     rows = []
-    for raw in raw_rows:
+    for t, raw in zip(c.targets, raw_rows):
         name, input_text, batch, output, macs, terms, params, ops, activations, _, ratio = raw
+        extra = [v if v == "" else count(v) for v in _training_cells(t, c.unit)] if training else []
         rows.append([name] + ([] if same else [f"{input_text} ×{batch}"]) + [output, count(macs)]
                     + ([terms] if show_terms else [])
-                    + [count(params), count(ops), count(activations), ratio])
+                    + [count(params), count(ops), count(activations)] + extra + [ratio])
     numeric = ([False] + ([] if same else [False]) + [False, True] + ([True] if show_terms else [])
-               + [True, True, True, False])
+               + [True, True, True] + ([True] * 3 if training else []) + [False])
+    for check in _checks_in(c):
+        headers += [CHECK_LABELS.get(check, check), "agreement"]
+        numeric += [True, False]
+        for t, cells in zip(c.targets, rows):
+            total, agreement = _check_summary(t, check, c.unit)
+            cells += [_number(total, "macs") if total != "" else "", agreement]
     if has_latency(c.targets):
         headers, rows, numeric = _with_latency_columns(c, headers, rows, numeric)
     first = c.targets[0]
@@ -169,42 +380,82 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
         parts.append(f"## costlab compare ({heading})")
     else:
         parts.append(f"costlab compare: {heading}")
-    parts += ["", _grid(headers, rows, fmt, numeric), "", convention(c.unit)]
+    parts += ["", grid(headers, rows, fmt, numeric), "", convention(c.unit)]
     for t in c.targets:
         for note in _notes(t, c.unit):
             parts.append(f"{t.name}: {note}")
+    parts += convention_section(c.targets, fmt)
     parts += latency_notes(c.targets)
     if per_layer:
         for t in c.targets:
             title = f"### {t.name}" if fmt == "md" else f"{t.name}"
             parts += ["", title, "", _layer_table(t, fmt, c.unit)]
+            parts += check_section(t, fmt, c.unit)
+    elif _checks_in(c):
+        for t in c.targets:
+            parts += [f"{t.name}, {t.checks[name].get('tool', name)}: {check_verdict(t.checks[name], c.unit)}"
+                      for name, _ in _check_entries(t)]
     return "\n".join(parts) + "\n"
 
 
 def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
     """One row per target, or with ``per_layer`` one row per layer of every target."""
     unit = unit_label(c.unit).lower()
+    training = _has_training(c)
+    training_headers = ["trainable_params", "frozen_params", f"train_step_{unit}"]
     if per_layer:
         headers = ["target", "layer", "type", "op", "output", unit, "params", "ops", "activations",
                    "formula"]
-        rows = [[t.name, layer.name, layer.type, layer.op, shape(layer.output[1:]),
-                 in_unit(layer.macs, c.unit), layer.params, layer.ops, layer.activations, layer.formula]
-                for t in c.targets for layer in t.layers]
+        if training:
+            headers[-1:-1] = training_headers + ["grads"]
+        rows = []
+        for t in c.targets:
+            per_name = t.training.by_name() if t.training is not None else {}
+            for layer in t.layers:
+                row = [t.name, layer.name, layer.type, layer.op, shape(layer.output[1:]),
+                       in_unit(layer.macs, c.unit), layer.params, layer.ops, layer.activations]
+                if training:
+                    step = per_name.get(layer.name)
+                    row += ([step.trainable_params, step.frozen_params,
+                             in_unit(step.train_step_macs, c.unit), step.grads] if step else [""] * 4)
+                rows.append(row + [layer.formula])
+        checks = _checks_in(c)
+        if checks:
+            headers += [column for name in checks for column in (f"{name}_{unit}", f"{name}_agreement")]
+            rows_of = iter(rows)
+            for t in c.targets:
+                ran = [name for name in checks if t.checks.get(name, {}).get("status") == "ok"]
+                for extra in _layer_check_cells(t, ran, None, c.unit):
+                    found = dict(zip(ran, zip(extra[::2], extra[1::2])))
+                    next(rows_of).extend(value for name in checks for value in found.get(name, ("", "")))
         if has_latency(c.targets):
             headers += LAYER_LATENCY_CSV
-            rows = [row + layer_latency_csv(layer) for row, layer in
-                    zip(rows, [layer for t in c.targets for layer in t.layers])]
-        return _csv(headers, rows)
+            for row, layer in zip(rows, [layer for t in c.targets for layer in t.layers]):
+                row += layer_latency_csv(layer)
+        return csv_text(headers, rows)
     headers = ["target", "input", "batch", "output", unit, "sum_of_layers", "params", "ops",
                "activations", "ratio", "vs_first"]
     ratio_column = headers.index("ratio")
-    rows = [[("" if v is None else f"{v:.6g}") if i == ratio_column else v
-             for i, v in enumerate(r)] for r in comparison_summary_rows(c)]
+    rows = [[("" if v is None else f"{v:.6g}") if i == ratio_column else v for i, v in enumerate(r)]
+            for r in comparison_summary_rows(c)]
+    if training:
+        headers += training_headers
+        rows = [row + _training_cells(t, c.unit) for row, t in zip(rows, c.targets)]
+    for check in _checks_in(c):
+        headers += [f"{check}_{unit}", f"{check}_agreement"]
+        for t, row in zip(c.targets, rows):
+            row += _check_summary(t, check, c.unit)
+    if any(t.convention is not None for t in c.targets):
+        headers += ["convention", "convention_total", "convention_params", "convention_explained_by"]
+        for row, t in zip(rows, c.targets):
+            p = t.convention
+            row += ([p.convention.name, p.total, p.params, p.explanation()] if p is not None
+                    else ["", "", "", ""])
     if has_latency(c.targets):
         headers += TARGET_LATENCY_CSV
         rows = [row + target_latency_csv(t, ratio)
                 for row, t, ratio in zip(rows, c.targets, c.latency_ratios or ())]
-    return _csv(headers, rows)
+    return csv_text(headers, rows)
 
 
 def render_comparison(c: Comparison, fmt: str = "table", per_layer: bool = False) -> str:
@@ -227,22 +478,75 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
     head = (f"{a.name}: input {shape(a.input)}, batch {a.batch}, {a.dtype} → output {shape(a.output)}; "
             f"{count(in_unit(a.macs, unit))} {unit_label(unit)}, {count(a.params)} params, "
             f"{count(a.ops)} ops")
+    if a.training is not None:
+        head += (f"; train step {count(in_unit(a.training.train_step_macs, unit))} {unit_label(unit)}, "
+                 f"{count(a.training.trainable_params)} trainable and "
+                 f"{count(a.training.frozen_params)} frozen params")
     parts = [f"## {head}" if fmt == "md" else head, "", _layer_table(a, fmt, unit, depth, share=True),
              "", convention(unit)]
     parts += _notes(a, unit)
+    parts += check_section(a, fmt, unit)
+    parts += convention_section([a], fmt)
     parts += latency_notes((a,))
     return "\n".join(parts) + "\n"
 
 
 def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
-    headers = ["layer", "type", "op", "output", unit_label(unit).lower(), "params", "ops", "activations",
-               "formula"]
-    rows = [[r.name, r.type, r.op, shape(r.output[1:]), in_unit(r.macs, unit), r.params, r.ops,
-             r.activations, r.formula] for r in a.rows(depth)]
+    unit_name = unit_label(unit).lower()
+    headers = ["layer", "type", "op", "output", unit_name, "params", "ops", "activations", "formula"]
+    rows = []
+    for r in a.rows(depth):
+        row: list[Any] = [r.name, r.type, r.op, shape(r.output[1:]), in_unit(r.macs, unit), r.params,
+                          r.ops, r.activations]
+        fields = _row_training(a, r.name)
+        if fields is not None:
+            trainable, frozen, step, grads = fields
+            row += [trainable, frozen, in_unit(step, unit), grads]
+        if a.convention is not None:
+            row.append(convention_count_text(a.convention, r.name).replace(",", ""))
+        rows.append(row + [r.formula])
+    if a.training is not None:
+        headers[-1:-1] = ["trainable_params", "frozen_params", f"train_step_{unit_name}", "grads"]
+    checks = [name for name, entry in _check_entries(a) if entry.get("status") == "ok"]
+    if checks:
+        headers += [column for name in checks for column in (f"{name}_{unit_name}", f"{name}_agreement")]
+        for row, extra in zip(rows, _layer_check_cells(a, checks, depth, unit)):
+            row += extra
+    if a.convention is not None:
+        headers[-1:-1] = [a.convention.convention.name]
     if has_latency((a,)):
         headers += LAYER_LATENCY_CSV
-        rows = [row + row_latency_csv(a, r) for row, r in zip(rows, a.rows(depth))]
-    return _csv(headers, rows)
+        for row, r in zip(rows, a.rows(depth)):
+            row += row_latency_csv(a, r)
+    return csv_text(headers, rows)
+
+
+def _layer_check_cells(a: Analysis, checks: Sequence[str], depth: int | None, unit: str) -> list[list[Any]]:
+    """Per row of ``a.rows(depth)``: each check's reference count and agreement.
+
+    A check row that covers several layers (a module called twice, a container's functional
+    ops) is counted on its first layer; a folded row sums its layers and takes the worst
+    agreement among them.
+    """
+    per_layer: dict[str, dict[str, tuple[float, str]]] = {}
+    for name in checks:
+        for row in a.checks[name].get("layers", []):
+            if row["layers"]:
+                per_layer.setdefault(row["layers"][0], {})[name] = (row["reference"], row["agreement"])
+    groups: dict[str, list[str]] = {}
+    for layer in a.layers:
+        key = ".".join(layer.name.split(".")[:depth]) if depth is not None else layer.name
+        groups.setdefault(key, []).append(layer.name)
+    cells = []
+    for members in groups.values():
+        extra: list[Any] = []
+        for name in checks:
+            found = [per_layer[m][name] for m in members if name in per_layer.get(m, {})]
+            total = sum(value for value, _ in found) * (FLOPS_PER_MAC if unit == "flops" else 1)
+            worst = max((agreement for _, agreement in found), key=AGREEMENT_ORDER.index, default="exact")
+            extra += [_number(total, "macs").replace(",", ""), worst]
+        cells.append(extra)
+    return cells
 
 
 def render_analysis(a: Analysis, fmt: str = "table", depth: int | None = None, unit: str = "macs") -> str:
@@ -268,9 +572,9 @@ def preset_list(analyses: Sequence[Analysis], summaries: Sequence[str], fmt: str
                                     [a.name, list(a.input), a.params, a.macs, s]))
                            for a, s in zip(analyses, summaries)], indent=2) + "\n"
     if fmt == "csv":
-        return _csv(["preset", "input", "params", "macs", "description"], raw)
+        return csv_text(["preset", "input", "params", "macs", "description"], raw)
     rows = [[name, inp, count(params), count(macs), summary] for name, inp, params, macs, summary in raw]
-    return _grid(headers, rows, fmt, [False, False, True, True, False]) + "\n"
+    return grid(headers, rows, fmt, [False, False, True, True, False]) + "\n"
 
 
 # --- latency and the roofline (with --latency) ------------------------------------------------
@@ -441,7 +745,7 @@ def render_peaks(peaks: Any, path: str, fmt: str = "table") -> str:
     keys = ["device", "device_name", "threads", "dtype", "gflops", "gbps", "ridge", "matmul_size",
             "copy_bytes", "host", "torch_version", "measured_at"]
     if fmt == "csv":
-        return _csv(keys + ["cache"], [[peaks.get(k, "") for k in keys] + [path]])
+        return csv_text(keys + ["cache"], [[peaks.get(k, "") for k in keys] + [path]])
     threads = f", {threads_text(peaks['threads'])}" if peaks["device"] == "cpu" else ""
     rows = [
         ["peak arithmetic", f"{peaks['gflops']:.1f} GFLOP/s",
@@ -452,6 +756,6 @@ def render_peaks(peaks: Any, path: str, fmt: str = "table") -> str:
     ]
     title = f"{peaks['device']} ({peaks['device_name']}{threads}) on {peaks['host']}, torch {peaks['torch_version']}"
     parts = [f"## Roofline peaks: {title}" if fmt == "md" else f"Roofline peaks: {title}", "",
-             _grid(["", "measured", "how"], rows, fmt, [False, True, False]), "",
+             grid(["", "measured", "how"], rows, fmt, [False, True, False]), "",
              f"Cached in {path} ({peaks['measured_at']})."]
     return "\n".join(parts) + "\n"

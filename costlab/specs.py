@@ -510,5 +510,83 @@ class Upsample:
         return f"upsample-{self.mode}"
 
 
+REDUCTIONS = ("sum", "mean", "amax", "amin")
+
+
+@dataclass(frozen=True)
+class Reduce:
+    """A reduction over axes (``x.mean((2, 3))``, ``x.sum(-1)``, ``x.amax(1)``); no axes = all.
+
+    ops: sum and amax/amin combine n inputs into one output with n − 1 adds or compares;
+    mean adds one divide per output, so n ops per output.
+    """
+
+    op: ClassVar[str] = "pool"
+
+    kind: str = "mean"
+    dims: tuple[int, ...] = ()
+    keepdim: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in REDUCTIONS:
+            raise SpecError(f"reduce: kind must be one of {', '.join(REDUCTIONS)}, got {self.kind!r}")
+
+    @property
+    def default_name(self) -> str:  # type: ignore[override]
+        return self.kind
+
+    def label(self) -> str:
+        return self.kind
+
+
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+@dataclass(frozen=True)
+class Pad:
+    """Padding (``F.pad``, ``nn.ZeroPad2d``, …): ``pads`` as PyTorch gives them, (left, right)
+    pairs from the last axis backwards; no arithmetic, only copies."""
+
+    op: ClassVar[str] = "reshape"
+    default_name: ClassVar[str] = "pad"
+
+    pads: tuple[int, ...]
+    mode: str = "constant"
+
+    def __post_init__(self) -> None:
+        if self.mode not in PAD_MODES:
+            raise SpecError(f"pad: mode must be one of {', '.join(PAD_MODES)}, got {self.mode!r}")
+        if not isinstance(self.pads, tuple) or len(self.pads) % 2 or not self.pads:
+            raise SpecError(f"pad: pads must be (left, right) pairs, got {self.pads!r}")
+        for n in self.pads:
+            if not isinstance(n, int) or isinstance(n, bool):
+                raise SpecError(f"pad: pad sizes must be integers, got {n!r}")
+
+    def label(self) -> str:
+        return "pad" if self.mode == "constant" else f"pad-{self.mode}"
+
+
+@dataclass(frozen=True)
+class Held:
+    """Parameters and buffers a module holds that its forward pass never uses (a trace found them).
+
+    Counted in params/buffers so that a traced module's params equal
+    ``sum(p.numel() for p in module.parameters())``; no input, no output, no arithmetic.
+    """
+
+    op: ClassVar[str] = "other"
+    default_name: ClassVar[str] = "held"
+
+    params: int = 0
+    buffers: int = 0
+
+    def __post_init__(self) -> None:
+        _non_negative("held", "parameter count", self.params)
+        _non_negative("held", "buffer count", self.buffers)
+
+    def label(self) -> str:
+        return "unused"
+
+
 Spec = Union[Conv, Linear, Matmul, Attention, Norm, Activation, Pool, AdaptivePool, Elementwise,
-             Concat, Flatten, Reshape, Dropout, Embedding, Upsample]
+             Concat, Flatten, Reshape, Dropout, Embedding, Upsample, Reduce, Pad, Held]

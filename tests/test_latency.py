@@ -306,3 +306,45 @@ def test_gpu_check_fails_cleanly_without_cuda(tmp_path: Path) -> None:
     assert "gpu_check: error: no CUDA device here" in result.stderr and "Traceback" not in result.stderr
     assert "4,089,184,256" in result.stdout  # the counts part ran: ResNet-50, analytic = PyTorch's counter
     assert not (tmp_path / "out").exists()
+
+
+# --- real modules (traced targets) ----------------------------------------------------------------
+
+def test_a_traced_module_target_is_timed_layer_by_layer(seeded_cache: Path) -> None:
+    code, out, err = run("analyze", "costlab_test_nets:tiny", "--input", "3x8x8", "--kwarg", "width=4",
+                         "--latency", "cpu", "--format", "json", "--quiet")
+    assert (code, err) == (0, "")
+    (target,) = json.loads(out)["targets"]
+    assert target["kind"] == "module" and target["latency_ms"]["median"] > 0
+    ops = {layer["op"] for layer in target["layers"]}
+    assert {"add", "concat"} <= ops  # the functional ops between the modules are timed too
+    assert all(layer["latency_ms"]["median"] > 0 for layer in target["layers"])
+
+
+def test_layers_that_run_nothing_alone_are_listed_not_timed() -> None:
+    from torch import nn
+    from torch.nn import functional as F
+
+    import costlab
+
+    class PadMeanUnused(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.unused = nn.Linear(3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.pad(self.conv(x), (1, 1, 1, 1)).mean((2, 3))
+
+    module = PadMeanUnused()
+    analysis = costlab.analyze(module, input=(3, 8, 8))
+    assert [layer.spec.__class__.__name__ for layer in analysis.layers] == ["Conv", "Pad", "Reduce", "Held"]
+    timed = measure_latency(analysis, LatencySettings(timing=FAST, target_timing=None), module=module,
+                            peaks=made_up_peaks(torch.get_num_threads()))
+    by_name = {layer.name: layer for layer in timed.layers}
+    assert all(by_name[name].latency["median"] > 0 for name in ("conv", "pad", "mean"))
+    assert by_name["unused"].latency is None and by_name["unused"].roofline is None
+    assert timed.latency["untimed_layers"] == ["unused"]
+    assert any(note.startswith("Not timed alone") and "unused" in note for note in timed.notes)
+    assert timed.latency["sum_of_layers"] == pytest.approx(sum(by_name[n].latency["median"]
+                                                               for n in ("conv", "pad", "mean")))

@@ -20,19 +20,18 @@ for a layer inside a network only when they fit in cache.
 
 from __future__ import annotations
 
-import ast
 import copy
-import importlib
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..analysis import FLOPS_PER_MAC, Analysis, Layer
-from ..errors import CostlabError, TargetError
-from ..specs import Embedding
+from ..errors import CostlabError, SpecError
+from ..specs import Embedding, Held, Pad, Reduce, Spec
 from .build import build_module, function_for, module_for
 from .roofline import Peaks, peaks_for, roofline_fields
 from .timing import Timing, TimingSettings, check_device, device_name, fixed_threads, time_callable
@@ -95,12 +94,32 @@ def _leaf_submodule(root: nn.Module | None, name: str) -> nn.Module | None:
     return None if list(found.children()) else found
 
 
+def _traced_function(spec: Spec) -> Callable[..., torch.Tensor] | None:
+    """Functions for the specs a trace records that the builder does not build (a reduction, a pad)."""
+    if isinstance(spec, Reduce):
+        reduce, dims, keepdim = getattr(torch, spec.kind), spec.dims, spec.keepdim
+        return (lambda x: reduce(x, dims, keepdim)) if dims else (lambda x: reduce(x))
+    if isinstance(spec, Pad):
+        pads, mode = list(spec.pads), spec.mode
+        return lambda x: F.pad(x, pads, mode)
+    return None
+
+
 def layer_callable(layer: Layer, device: torch.device, dtype: torch.dtype,
                    root: nn.Module | None = None) -> Callable[..., Any]:
-    """What computes this layer alone: the root's submodule of that name, else what its spec builds."""
+    """What computes this layer alone: the root's submodule of that name, else what its spec builds.
+
+    Raises SpecError for a layer that runs nothing by itself (parameters a module holds but never
+    uses) or that nothing here can run alone.
+    """
+    if isinstance(layer.spec, Held):
+        raise SpecError("holds parameters its forward pass never uses: nothing runs")
     own = _leaf_submodule(root, layer.name)
     if own is not None:
         return own
+    traced = _traced_function(layer.spec)
+    if traced is not None:
+        return traced
     with torch.device(device):
         built = module_for(layer.spec, layer.input_shapes)
     if built is not None:
@@ -176,9 +195,16 @@ def measure_latency(analysis: Analysis, settings: LatencySettings | None = None,
             if progress:
                 progress(f"{analysis.name}")
             layers = list(analysis.layers)
+            untimed: list[str] = []
             if settings.per_layer:
                 for index, layer in enumerate(layers):
-                    fn = layer_callable(layer, device, dtype, root)
+                    try:
+                        fn = layer_callable(layer, device, dtype, root)
+                    except SpecError as error:
+                        untimed.append(f"{layer.name} ({error})")
+                        if progress:
+                            progress(f"{analysis.name}: {layer.name} (not timed)")
+                        continue
                     inputs = layer_inputs(layer, device, dtype)
                     timing = time_callable(lambda fn=fn, inputs=inputs: fn(*inputs), device, threads,
                                            settings.timing)
@@ -195,16 +221,23 @@ def measure_latency(analysis: Analysis, settings: LatencySettings | None = None,
         target_latency["load_1min"] = load  # other work on the machine when the measurement began
     target_roofline = roofline_fields(FLOPS_PER_MAC * analysis.macs, analysis.bytes, peaks,
                                       whole.median_s * 1e3)
+    notes = analysis.notes
     if settings.per_layer:
-        target_latency["sum_of_layers"] = sum(layer.latency["median"] for layer in layers)  # type: ignore[index]
+        timed = [layer for layer in layers if layer.latency is not None and layer.roofline is not None]
+        target_latency["sum_of_layers"] = sum(layer.latency["median"] for layer in timed)  # type: ignore[index]
         # Layers run one after another: the target's bound is the sum of its layers' bounds.
-        target_roofline["predicted_ms"] = sum(layer.roofline["predicted_ms"] for layer in layers)  # type: ignore[index]
+        target_roofline["predicted_ms"] = sum(layer.roofline["predicted_ms"] for layer in timed)  # type: ignore[index]
         target_roofline["fraction"] = target_roofline["predicted_ms"] / target_latency["median"]
-        target_roofline["compute_bound_layers"] = sum(layer.roofline["bound"] == "compute" for layer in layers)  # type: ignore[index]
-        target_roofline["memory_bound_layers"] = sum(layer.roofline["bound"] == "memory" for layer in layers)  # type: ignore[index]
+        target_roofline["compute_bound_layers"] = sum(layer.roofline["bound"] == "compute" for layer in timed)  # type: ignore[index]
+        target_roofline["memory_bound_layers"] = sum(layer.roofline["bound"] == "memory" for layer in timed)  # type: ignore[index]
         del target_roofline["bound"]  # a network is not one roofline point
+        if untimed:
+            target_latency["untimed_layers"] = [entry.split(" (", 1)[0] for entry in untimed]
+            notes = notes + (f"Not timed alone (no latency, not in sum_of_layers or the roofline sum): "
+                             f"{'; '.join(untimed)}.",)
     target_roofline["peaks"] = peaks.to_dict()
-    return replace(analysis, layers=tuple(layers), latency=target_latency, roofline=target_roofline)
+    return replace(analysis, layers=tuple(layers), latency=target_latency, roofline=target_roofline,
+                   notes=notes)
 
 
 def measure_all(analyses: Sequence[Analysis], settings: LatencySettings | None = None, *,
@@ -218,32 +251,9 @@ def measure_all(analyses: Sequence[Analysis], settings: LatencySettings | None =
 
 # --- the user's module for a package.module:callable target ----------------------------------
 
-def _option_value(text: str) -> Any:
-    """'10' → 10, '0.5' → 0.5, 'True' → True, "'x'" → 'x'; anything else stays a string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def load_module(target: str, options: Mapping[str, Any] | None = None) -> nn.Module:
-    """Import ``package.module``, call ``callable(**options)`` and check it returns an ``nn.Module``.
+    """The ``nn.Module`` that ``package.module:callable`` returns, loaded as the trace loads it
+    (:func:`costlab.torch_bridge.trace.load_callable`: option values read as Python literals)."""
+    from .trace import load_callable
 
-    String option values are read as Python literals where they are one (``10``, ``0.5``, ``True``).
-    """
-    module_name, _, attribute = target.strip().partition(":")
-    try:
-        imported = importlib.import_module(module_name)
-    except ImportError as error:
-        raise TargetError(f"cannot import {module_name} for {target}: {error}") from None
-    factory = getattr(imported, attribute, None)
-    if not callable(factory):
-        raise TargetError(f"{target}: {module_name} has no callable {attribute}")
-    kwargs = {k: _option_value(v) if isinstance(v, str) else v for k, v in (options or {}).items()}
-    try:
-        built = factory(**kwargs)
-    except TypeError as error:
-        raise TargetError(f"{target}: {error}") from None
-    if not isinstance(built, nn.Module):
-        raise TargetError(f"{target} returned {type(built).__name__}, not an nn.Module")
-    return built
+    return load_callable(target, options)

@@ -1,0 +1,961 @@
+"""Other tools' conventions: what fvcore, ptflops, thop, torchinfo, torchprofile, PyTorch's counter
+and torchvision's model table would report for the same model, computed from costlab's own layers.
+
+No torch here: each tool's behaviour is an explicit table from a *layer kind* (:func:`layer_kind`,
+decided by the spec's type and fields) to the :class:`Term` s the tool counts for such a layer,
+each a pure function of the layer's spec and shapes. Module-hook tools (ptflops, thop, torchinfo)
+only see ``nn.Module`` calls; how a layer is called (:func:`call_form`) decides whether they see
+it at all, and for ptflops which patched ``torch.nn.functional`` function it goes through.
+
+Every rule is documented in docs/cost-model.md ("Other tools' conventions"), with the tool
+version it was read from; tests hold each profile's total equal to the real tool's on every
+preset (tests/test_conventions.py).
+
+The profile never changes costlab's own ``macs``: it is reported beside them, with the
+difference broken down by rule (:meth:`Profile.differences`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+from .analysis import Analysis, Layer
+from .errors import CostlabError
+from .formulas import numel
+from .specs import (REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
+                    Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Reduce,
+                    Reshape, Upsample)
+
+#: macs: the multiply-adds costlab counts as MACs; convention: a documented choice of the tool,
+#: counted beside them; bug: a miscount; missed: not seen though costlab counts something; zero:
+#: nothing counted (docs/cost-model.md has the table).
+Verdict = Literal["macs", "convention", "bug", "missed", "zero"]
+CallForm = Literal["module", "function"]
+CountFn = Callable[[Layer], int]
+
+
+class ConventionError(CostlabError):
+    """An unknown convention name."""
+
+
+# --- layer kinds ------------------------------------------------------------------------
+
+_ELEMENTWISE_KINDS = MappingProxyType({"add": "add", "sub": "sub", "mul": "mul", "div": "div"})
+
+#: Spec type → its layer kind (a function of the spec, for the types with variants).
+KIND_OF: Mapping[type, Callable[[Any], str]] = MappingProxyType({
+    Conv: lambda s: "conv-transposed" if s.transposed else "conv",
+    Linear: lambda s: "linear",
+    Matmul: lambda s: "matmul",
+    Attention: lambda s: "attention",
+    Norm: lambda s: f"{s.kind}-norm",
+    Activation: lambda s: s.kind,
+    Pool: lambda s: f"{s.mode}-pool",
+    AdaptivePool: lambda s: f"adaptive-{s.mode}-pool",
+    Elementwise: lambda s: _ELEMENTWISE_KINDS.get(s.kind, "elementwise"),
+    Upsample: lambda s: f"upsample-{s.mode}",
+    Concat: lambda s: "concat",
+    Flatten: lambda s: "flatten",
+    Reshape: lambda s: "reshape",
+    Dropout: lambda s: "dropout",
+    Embedding: lambda s: "embedding",
+    Reduce: lambda s: f"reduce-{s.kind}",
+    Pad: lambda s: "pad",
+    Held: lambda s: "held",
+})
+
+ACTIVATION_KINDS = ("identity", "relu", "relu6", "hardtanh", "leaky_relu", "elu", "sigmoid", "tanh",
+                    "hardsigmoid", "hardswish", "silu", "gelu", "softplus", "mish", "softmax",
+                    "log_softmax")
+UPSAMPLE_KINDS = tuple(f"upsample-{m}" for m in ("nearest", "nearest-exact", "linear", "bilinear",
+                                                 "bicubic", "trilinear"))
+#: Every layer kind; each convention's table covers all of them (nothing falls to a default).
+LAYER_KINDS: tuple[str, ...] = (
+    ("conv", "conv-transposed", "linear", "matmul", "attention",
+     "batch-norm", "layer-norm", "group-norm", "instance-norm")
+    + ACTIVATION_KINDS
+    + ("max-pool", "avg-pool", "adaptive-max-pool", "adaptive-avg-pool",
+       "add", "sub", "mul", "div", "elementwise")
+    + UPSAMPLE_KINDS
+    + ("concat", "flatten", "reshape", "dropout", "embedding")
+    + tuple(f"reduce-{kind}" for kind in REDUCTIONS) + ("pad", "held")
+)
+REDUCE_KINDS = tuple(f"reduce-{kind}" for kind in REDUCTIONS)
+
+
+def layer_kind(layer: Layer) -> str:
+    """The kind of a layer that the conventions' tables are keyed by (e.g. ``conv``, ``relu6``)."""
+    try:
+        return KIND_OF[type(layer.spec)](layer.spec)
+    except KeyError:
+        raise ConventionError(f"no convention rule for {type(layer.spec).__name__}") from None
+
+
+#: The function costlab's builder (torch_bridge/build.py) calls for the specs that are not
+#: modules in PyTorch; every other spec is an ``nn.Module`` call there.
+BUILDER_FUNCTIONS: Mapping[type, Callable[[Any], str]] = MappingProxyType({
+    Elementwise: lambda s: {"add": "operator.add", "sub": "operator.sub", "mul": "operator.mul",
+                            "div": "operator.truediv"}.get(s.kind, f"operator.{s.kind}"),
+    Concat: lambda s: "torch.cat",
+    Matmul: lambda s: "torch.matmul",
+    Attention: lambda s: "torch.nn.functional.scaled_dot_product_attention",
+    Reshape: lambda s: "torch.Tensor.reshape",
+})
+
+_FUNCTION_SOURCES = ("F.", "torch.", "Tensor.", "operator.")
+_QUALIFIED = {"F.": "torch.nn.functional.", "Tensor.": "torch.Tensor."}
+
+
+def call_form(layer: Layer) -> CallForm:
+    """``module`` when the layer is an ``nn.Module`` call in the model a tool sees, else ``function``.
+
+    A traced layer says so in ``source``, as the torch bridge writes it: ``nn.Conv2d`` or
+    ``package.module.Class`` for a module; ``F.relu``, ``torch.cat``, ``Tensor.view``,
+    ``operator.add`` or a builtin's bare name for a function. A layer of costlab's own builder
+    is a function exactly for the specs in BUILDER_FUNCTIONS.
+    """
+    if layer.source:
+        return _source_form(layer.source)
+    return "function" if type(layer.spec) in BUILDER_FUNCTIONS else "module"
+
+
+def _source_form(source: str) -> CallForm:
+    if source.startswith("nn."):
+        return "module"
+    if source.startswith(_FUNCTION_SOURCES) or "." not in source:
+        return "function"
+    return "module" if source.rpartition(".")[2][:1].isupper() else "function"  # PEP 8: classes
+
+
+def function_name(layer: Layer) -> str:
+    """The qualified name of the function a function-form layer calls (``torch.matmul``,
+    ``torch.nn.functional.relu``, ``operator.add``, ...)."""
+    if layer.source:
+        for short, qualified in _QUALIFIED.items():
+            if layer.source.startswith(short):
+                return qualified + layer.source[len(short):]
+        return layer.source
+    make = BUILDER_FUNCTIONS.get(type(layer.spec))
+    return make(layer.spec) if make else ""
+
+
+# --- shape helpers (every count is a function of spec and shapes) ---------------------------
+
+def _in(layer: Layer) -> tuple[int, ...]:
+    return layer.input_shapes[0]
+
+
+def _batch(layer: Layer) -> int:
+    return _in(layer)[0]
+
+
+def _in_numel(layer: Layer) -> int:
+    return numel(_in(layer))
+
+
+def _out_numel(layer: Layer) -> int:
+    return numel(layer.output)
+
+
+def _conv_weight(layer: Layer) -> tuple[int, ...]:
+    """PyTorch's weight shape: (C_out, C_in/g, *k), transposed (C_in, C_out/g, *k)."""
+    spec = layer.spec
+    c_in = _in(layer)[1]
+    if spec.transposed:
+        return (c_in, spec.out_channels // spec.groups) + spec.kernel
+    return (spec.out_channels, c_in // spec.groups) + spec.kernel
+
+
+def _positions_out(layer: Layer) -> int:
+    """N · ∏ output spatial sizes."""
+    return layer.output[0] * numel(layer.output[2:])
+
+
+def _positions_in(layer: Layer) -> int:
+    """N · ∏ input spatial sizes."""
+    return _in(layer)[0] * numel(_in(layer)[2:])
+
+
+def _conv_bias(layer: Layer) -> int:
+    """One add per output element: N · C_out · ∏out."""
+    return _out_numel(layer) if layer.spec.bias else 0
+
+
+def _conv_at_output(layer: Layer) -> int:
+    """N · ∏out · prod(weight): right for a convolution, wrong (output positions) for a transposed one."""
+    return _positions_out(layer) * numel(_conv_weight(layer))
+
+
+def _conv_at_input(layer: Layer) -> int:
+    """N · ∏in · prod(weight): the MACs of a transposed convolution (each input scatters its kernel)."""
+    return _positions_in(layer) * numel(_conv_weight(layer))
+
+
+def _thop_conv(layer: Layer) -> int:
+    """thop: numel(output) · (C_in/g) · ∏k, for both directions."""
+    spec = layer.spec
+    return _out_numel(layer) * (_in(layer)[1] // spec.groups) * numel(spec.kernel)
+
+
+def _torchprofile_conv(layer: Layer) -> int:
+    """torchprofile: numel(output) · c · ∏k, c = weight axis 1 when weight axis 0 is C_out, else axis 0."""
+    weight = _conv_weight(layer)
+    channels = weight[1] if layer.output[1] == weight[0] else weight[0]
+    return _out_numel(layer) * channels * numel(layer.spec.kernel)
+
+
+def _linear_macs(layer: Layer) -> int:
+    """prod(input) · out_features."""
+    return _in_numel(layer) * layer.spec.out_features
+
+
+def _linear_bias(layer: Layer) -> int:
+    return _out_numel(layer) if layer.spec.bias else 0
+
+
+def _matmul_prod_a_times_m(layer: Layer) -> int:
+    """prod(a.shape) · b.shape[-1] (fvcore's and ptflops' matmul)."""
+    a, b = layer.input_shapes[:2]
+    return numel(a) * b[-1]
+
+
+def _matmul_exact(layer: Layer) -> int:
+    """∏batch · n · k · m from the operand and output shapes (torchprofile's matmul)."""
+    a, b = layer.input_shapes[:2]
+    if len(a) == 1 and len(b) == 1:
+        return a[0]
+    if len(b) == 1:
+        return numel(a)
+    if len(a) == 1:
+        return numel(b)
+    return numel(layer.output[:-1]) * a[-1] * b[-1] if len(layer.output) >= 2 else 0
+
+
+def _attention_macs(layer: Layer) -> int:
+    """∏batch · L · S · (E + Ev) for q (…, L, E), k (…, S, E), v (…, S, Ev)."""
+    q, k, v = layer.input_shapes[:3]
+    return numel(layer.output[:-2]) * q[-2] * k[-2] * (q[-1] + v[-1])
+
+
+def _affine(layer: Layer) -> bool:
+    return bool(layer.spec.affine)
+
+
+def _adaptive_thop(layer: Layer) -> int:
+    """thop: int((∏ in/out, as floats, + 1) · numel(output))."""
+    window = 1.0
+    for n, o in zip(_in(layer)[2:], layer.output[2:]):
+        window *= n / o
+    return int((window + 1) * _out_numel(layer))
+
+
+def _softmax_thop(layer: Layer) -> int:
+    """thop: per softmax row of n values, n exps + (n − 1) adds + n divides."""
+    n = _in(layer)[-1]
+    return (_in_numel(layer) // n) * (3 * n - 1)
+
+
+def _spatial_rank(layer: Layer) -> int:
+    return len(_in(layer)) - 2
+
+
+def _zero(layer: Layer) -> int:
+    return 0
+
+
+def times(k: int, of: CountFn) -> CountFn:
+    """A count function k × ``of``."""
+    return lambda layer: k * of(layer)
+
+
+# --- rules ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Term:
+    """One thing a tool counts for a layer of some kind.
+
+    ``primary`` marks the term that stands in the place of costlab's MACs for the layer (the
+    conv, linear or matmul count, or its miss); every other term is counted beside them.
+    """
+
+    label: str
+    count: CountFn
+    verdict: Verdict
+    rule: str
+    primary: bool = False
+    per_sample: bool = False  # the tool divides this count by the batch size (ptflops' hooks)
+
+
+def _macs(label: str, count: CountFn, rule: str) -> Term:
+    return Term(label, count, "macs", rule, primary=True)
+
+
+def _zero_term(label: str, rule: str, verdict: Verdict = "zero", primary: bool = False) -> Term:
+    return Term(label, _zero, verdict, rule, primary)
+
+
+Table = Mapping[str, tuple[Term, ...]]
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A tool's counting rules: a term table per call form, and how it reads params and the batch.
+
+    ``modules``: terms for a layer called as an ``nn.Module`` (by layer kind);
+    ``functions``: for a layer called as a function — by function name when ``by_function``
+    (ptflops patches named functions), else by layer kind (tracers see every op alike);
+    ``unseen``: the term of a function-form layer a module-hook tool cannot see;
+    ``exact_types``: the tool looks modules up by exact type, so a module of a class other than
+    torch.nn's own (a traced layer whose source is not ``nn.…``) gets no rule;
+    ``hooked_params_only``: params only of the module-form layers it has a rule for (thop);
+    ``leaf_function_params``: the term of a function-form layer that carries parameters inside a
+    leaf module (torchinfo prices every leaf module from its parameters, whatever it calls).
+    """
+
+    name: str
+    tool: str
+    version: str
+    mechanism: str
+    unit: str
+    modules: Table
+    functions: Table
+    by_function: bool = False
+    unseen: Term | None = None
+    params_missed: frozenset[str] = frozenset()  # layer kinds whose params the tool does not count
+    exact_types: bool = False
+    hooked_params_only: bool = False
+    leaf_function_params: Term | None = None
+    call: str = ""  # how the tool is called to get the total this convention reproduces
+
+    def terms(self, layer: Layer, in_leaf_module: bool = False) -> tuple[tuple[Term, ...], CallForm]:
+        """The terms this tool counts for ``layer``, and the call form they were chosen by.
+
+        ``in_leaf_module``: the layer is a function called by a module without child modules.
+        """
+        kind = layer_kind(layer)
+        form = call_form(layer)
+        if form == "module":
+            if self.exact_types and not _torch_nn_module(layer):
+                return (_standing_in(_UNREGISTERED, layer),), form
+            return self.modules[kind], form
+        if (self.leaf_function_params is not None and in_leaf_module and layer.params
+                and kind != "held"):
+            return (_standing_in(self.leaf_function_params, layer),), form
+        if self.by_function:
+            name = function_name(layer)
+            if name in self.functions:
+                return self.functions[name], form
+            return (_standing_in(self.unseen, layer),), form
+        if self.unseen is not None:
+            return (_standing_in(self.unseen, layer),), form
+        return self.functions[kind], form
+
+    def counts_params(self, layer: Layer) -> bool:
+        """Whether the tool's params include this layer's."""
+        if layer_kind(layer) in self.params_missed:
+            return False
+        if not self.hooked_params_only:
+            return True
+        return call_form(layer) == "module" and _torch_nn_module(layer)
+
+
+def _torch_nn_module(layer: Layer) -> bool:
+    """A module of one of torch.nn's own classes (all of costlab's builder's are)."""
+    return not layer.source or layer.source.startswith("nn.")
+
+
+_UNREGISTERED = _zero_term("module type without a rule",
+                           "rules are looked up by exact type: a module of a class that is not "
+                           "torch.nn's own gets none (zero, and thop misses its params)", "missed")
+
+
+def _standing_in(term: Term | None, layer: Layer) -> Term:
+    """``term`` for this layer, standing in for its MACs when it has any; a zero term is 'missed'
+    when costlab counts anything for the layer."""
+    if term is None:
+        raise ConventionError(f"no rule for the function call {function_name(layer)!r}")
+    verdict = term.verdict
+    if term.count is _zero:
+        verdict = "missed" if (layer.macs or layer.ops) else "zero"
+    return Term(term.label, term.count, verdict, term.rule, primary=layer.op in ("conv", "linear", "matmul"),
+                per_sample=term.per_sample)
+
+
+# --- the tables ---------------------------------------------------------------------------------
+
+def _all(term: Term, kinds: Sequence[str]) -> dict[str, tuple[Term, ...]]:
+    return {kind: (term,) for kind in kinds}
+
+
+_LAYOUT = ("concat", "flatten", "reshape", "dropout", "pad")
+_NO_ARITHMETIC = _zero_term("no arithmetic", "layout change, padding or identity at inference: "
+                            "nothing to count")
+_HELD = _zero_term("held parameters", "parameters the forward pass never uses: no arithmetic")
+
+
+def _fvcore() -> Convention:
+    conv = _macs("conv", _conv_at_output, "aten::_convolution: N·∏out·prod(weight), bias ignored")
+    conv_t = _macs("transposed conv", _conv_at_input,
+                   "aten::_convolution (transposed): N·∏in·prod(weight), bias ignored")
+    linear = _macs("linear", _linear_macs, "aten::linear: prod(input)·out_features, bias ignored")
+    matmul = _macs("matmul", _matmul_prod_a_times_m, "aten::matmul: prod(a)·b[-1]")
+    attention = Term("attention (not counted)", _zero, "missed",
+                     "aten::scaled_dot_product_attention has no handle: skipped with a warning",
+                     primary=True)
+
+    def bn(layer: Layer) -> int:
+        if layer.spec.track_running_stats:  # eval: running statistics, folded scale-and-shift
+            return _in_numel(layer) * (2 if _affine(layer) else 1)
+        return _in_numel(layer) * (5 if _affine(layer) else 4)
+
+    norm_stats = Term("norm 5/element", lambda l: _in_numel(l) * (5 if _affine(l) else 4), "convention",
+                      "aten::group_norm / layer_norm / instance_norm: 5 per input element with "
+                      "affine, 4 without")
+    skipped = _zero_term("not counted", "no handle (relu is ignored; other activations, max and "
+                         "average pooling and element-wise ops are skipped with a warning)")
+    table: dict[str, tuple[Term, ...]] = {
+        "conv": (conv,), "conv-transposed": (conv_t,), "linear": (linear,), "matmul": (matmul,),
+        "attention": (attention,),
+        "batch-norm": (Term("batch norm 2/element", bn, "convention",
+                            "aten::batch_norm at inference: 2 per input element with affine, 1 "
+                            "without (5 / 4 when it normalises by batch statistics)"),),
+        "layer-norm": (norm_stats,), "group-norm": (norm_stats,), "instance-norm": (norm_stats,),
+        **_all(skipped, ACTIVATION_KINDS),
+        "max-pool": (skipped,), "avg-pool": (skipped,), "adaptive-max-pool": (skipped,),
+        "adaptive-avg-pool": (Term("adaptive avg pool 1/input element",
+                                   lambda l: _in_numel(l) if _spatial_rank(l) == 2 else 0,
+                                   "convention", "aten::adaptive_avg_pool2d: 1 per input element "
+                                   "(the 1-d and 3-d ops have no handle)"),),
+        **_all(skipped, ("add", "sub", "mul", "div", "elementwise")),
+        **_all(skipped, UPSAMPLE_KINDS),
+        "upsample-nearest": (Term("upsample 1/output element",
+                                  lambda l: _out_numel(l) if _spatial_rank(l) == 2 else 0,
+                                  "convention", "aten::upsample_nearest2d: 1 per output element "
+                                  "(1-d and 3-d have no handle)"),),
+        "upsample-bilinear": (Term("upsample 4/output element", times(4, _out_numel), "convention",
+                                   "aten::upsample_bilinear2d: 4 per output element"),),
+        **_all(_NO_ARITHMETIC, _LAYOUT),
+        "embedding": (_zero_term("not counted", "aten::embedding has no handle"),),
+        **_all(_zero_term("not counted", "aten::mean / sum / amax / amin have no handle"),
+               REDUCE_KINDS),
+        "held": (_HELD,),
+    }
+    return Convention(
+        "fvcore", "fvcore FlopCountAnalysis", "0.1.5.post20221221",
+        "torch.jit.trace of the forward pass; a handle per aten op", "1 per multiply-add",
+        MappingProxyType(table), MappingProxyType(table),
+        call="FlopCountAnalysis(model, inputs).total(); traces the model in its current mode.")
+
+
+def _torch() -> Convention:
+    def twice(label: str, count: CountFn, rule: str) -> Term:
+        return Term(label, times(2, count), "macs", rule, primary=True)
+
+    table: dict[str, tuple[Term, ...]] = {
+        "conv": (twice("conv at 2 FLOPs per MAC", _conv_at_output,
+                       "aten.convolution: 2·N·∏out·prod(weight)"),),
+        "conv-transposed": (twice("transposed conv at 2 FLOPs per MAC", _conv_at_input,
+                                  "aten.convolution (transposed): 2·N·∏in·prod(weight)"),),
+        "linear": (twice("linear at 2 FLOPs per MAC", _linear_macs,
+                         "aten.addmm / mm: 2·m·n·k, bias ignored"),),
+        "matmul": (twice("matmul at 2 FLOPs per MAC", _matmul_exact, "aten.mm / bmm: 2·∏batch·n·k·m"),),
+        "attention": (twice("attention at 2 FLOPs per MAC", _attention_macs,
+                            "scaled dot-product attention: 2·∏batch·L·S·(E + Ev)"),),
+    }
+    rest = _zero_term("not counted", "only matrix products and convolutions have a formula")
+    for kind in LAYER_KINDS:
+        table.setdefault(kind, (rest,))
+    return Convention(
+        "torch", "torch.utils.flop_counter.FlopCounterMode", "2.13",
+        "a dispatch mode that sees every aten op", "FLOPs: 2 per multiply-add",
+        MappingProxyType(table), MappingProxyType(table),
+        call="FlopCounterMode().get_total_flops(): convolutions and matrix products only, 2 per MAC.")
+
+
+def _torchvision() -> Convention:
+    table: dict[str, tuple[Term, ...]] = {
+        "conv": (_macs("conv", _conv_at_output, "convolution: N·∏out·prod(weight)"),),
+        "conv-transposed": (_macs("transposed conv", _conv_at_input,
+                                  "transposed convolution: N·∏in·prod(weight)"),),
+        "linear": (_macs("linear", _linear_macs, "addmm / mm: prod(input)·out_features"),),
+        "matmul": (_macs("matmul", _matmul_exact, "mm / bmm: ∏batch·n·k·m"),),
+        "attention": (_macs("attention", _attention_macs, "the two matrix products of attention"),),
+    }
+    rest = _zero_term("not counted", "the model table counts convolutions and matrix products only")
+    for kind in LAYER_KINDS:
+        table.setdefault(kind, (rest,))
+    return Convention(
+        "torchvision", "torchvision model table (weights.meta['_ops'])", "0.14+",
+        "a dispatch-mode counter of convolutions and matrix products (vision PR #6936)",
+        "GFLOPS column = 10⁹ multiply-adds, shown to 3 decimals",
+        MappingProxyType(table), MappingProxyType(table),
+        call="the _ops field of torchvision's weights metadata: conv, linear and matmul MACs.")
+
+
+_PTFLOPS_FUNCTIONAL_ACT = {"relu": "relu", "elu": "elu", "gelu": "gelu"}
+
+
+def _ptflops() -> Convention:
+    def hook(label: str, count: CountFn, verdict: Verdict, rule: str, primary: bool = False) -> Term:
+        """A module hook's count: ptflops divides these by the batch size."""
+        return Term(label, count, verdict, rule, primary, per_sample=True)
+
+    bias = hook("conv bias adds", _conv_bias, "convention",
+                "conv hook: + one add per output element when the conv has a bias")
+    linear_bias = hook("linear bias adds", _linear_bias, "convention",
+                       "linear hook: + one add per output element when the layer has a bias")
+    norm = hook("norm 1/element, 2 with affine", lambda l: _in_numel(l) * (2 if _affine(l) else 1), "convention",
+                "norm hook: 1 per input element, 2 with an affine transform (module.affine)")
+    layer_norm = hook("layer norm 1/element (affine missed)", _in_numel, "bug",
+                      "the norm hook reads module.affine, which LayerNorm does not have "
+                      "(elementwise_affine): 1 per input element, its affine transform never counted")
+    activation = hook("activation hook 1/element", _out_numel, "convention",
+                      "activation hook: 1 per output element")
+    activation_again = Term("activation counted again (patched F.*)", _in_numel, "bug",
+                            "the forward of nn.ReLU / ELU / GELU calls F.relu / F.elu / F.gelu, which "
+                            "ptflops patches: the elements its hook counted are counted a second "
+                            "time (and not divided by the batch)")
+    via_functional = Term("activation via patched F.* 1/element", _in_numel, "convention",
+                          "no module hook; the forward's patched F.silu / F.softmax counts 1 per "
+                          "input element (not divided by the batch)")
+    pool = hook("pool hook 1/input element", _in_numel, "convention", "pool hook: 1 per input element")
+    pool_again = Term("pool counted again (patched F.*pool*)", _in_numel, "bug",
+                      "the pool's forward calls the patched F.*_pool*d: its input elements are "
+                      "counted a second time (and not divided by the batch)")
+    upsample = hook("upsample hook (first sample only)", lambda l: _out_numel(l) // _batch(l), "convention",
+                    "Upsample hook: 1 per output element of output[0] — the first sample only, "
+                    "then divided by the batch like every hook count")
+    upsample_again = Term("upsample counted again (patched F.interpolate)", _out_numel, "bug",
+                          "nn.Upsample's forward calls the patched F.interpolate: its output "
+                          "elements are counted a second time (and not divided by the batch)")
+    not_hooked = _zero_term("not counted", "no module hook and the forward calls no patched function")
+    modules: dict[str, tuple[Term, ...]] = {
+        "conv": (hook("conv", _conv_at_output, "macs", "conv hook: ∏k·C_in·(C_out/g)·N·∏out",
+                      primary=True), bias),
+        "conv-transposed": (hook("transposed conv", _conv_at_input, "macs",
+                                 "conv hook (transposed): ∏k·C_in·(C_out/g)·N·∏in", primary=True),
+                            bias),
+        "linear": (hook("linear", _linear_macs, "macs", "linear hook: in·out·∏leading axes",
+                        primary=True), linear_bias),
+        "batch-norm": (norm,), "group-norm": (norm,), "instance-norm": (norm,),
+        "layer-norm": (layer_norm,),
+        **_all(not_hooked, ACTIVATION_KINDS),
+        **{kind: (activation, activation_again) for kind in ("relu", "elu", "gelu")},
+        "relu6": (activation,), "leaky_relu": (activation,),
+        "silu": (via_functional,), "softmax": (via_functional,),
+        **{kind: (pool, pool_again)
+           for kind in ("max-pool", "avg-pool", "adaptive-max-pool", "adaptive-avg-pool")},
+        **{kind: (upsample, upsample_again) for kind in UPSAMPLE_KINDS},
+        **_all(_NO_ARITHMETIC, _LAYOUT),
+        "embedding": (not_hooked,),
+        **_all(not_hooked, REDUCE_KINDS),
+        "held": (_HELD,),
+        # never modules in PyTorch; listed so that the table covers every kind
+        "matmul": (Term("matmul (no module)", _zero, "missed", "not a module", primary=True),),
+        "attention": (Term("attention (no module)", _zero, "missed", "not a module", primary=True),),
+        **_all(not_hooked, ("add", "sub", "mul", "div", "elementwise")),
+    }
+    numel_in = Term("patched functional op 1/input element", _in_numel, "convention",
+                    "patched torch.nn.functional op: 1 per input element")
+    elementwise = Term("patched torch.add / torch.mul 1/element", _out_numel, "convention",
+                       "patched torch.add / torch.mul: 1 per broadcast output element")
+    matmul = _macs("matmul", _matmul_prod_a_times_m, "patched torch.matmul: prod(a)·b[-1]")
+    functions: dict[str, tuple[Term, ...]] = {
+        **{f"torch.nn.functional.{name}": (numel_in,) for name in (
+            "relu", "prelu", "elu", "relu6", "gelu", "silu", "softmax",
+            "avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d",
+            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+            "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d")},
+        "torch.nn.functional.interpolate": (Term("patched F.interpolate 1/output element", _out_numel, "convention",
+                                                 "patched F.interpolate: 1 per output element"),),
+        **{name: (matmul,) for name in ("torch.matmul", "torch.Tensor.matmul", "torch.mm",
+                                        "torch.Tensor.mm", "torch.bmm", "torch.Tensor.bmm")},
+        **{name: (elementwise,) for name in ("torch.add", "torch.Tensor.add", "torch.mul",
+                                             "torch.Tensor.mul")},
+    }
+    unseen = _zero_term("functional op (not seen)",
+                        "a function ptflops does not patch (the `+` of a residual is "
+                        "Tensor.__add__, not torch.add): no hook sees it", "missed")
+    return Convention(
+        "ptflops", "ptflops get_model_complexity_info (pytorch backend)", "0.7.5",
+        "forward hooks on leaf modules of known types, plus patched torch.nn.functional and "
+        "tensor functions", "1 per multiply-add (MACs)",
+        MappingProxyType(modules), MappingProxyType(functions), by_function=True, unseen=unseen,
+        exact_types=True,
+        call="get_model_complexity_info(model, (C, H, W), as_strings=False): hook counts are "
+            "divided by the batch size (MACs per sample), counts of patched functions are not.")
+
+
+def _thop() -> Convention:
+    norm = Term("norm 4/element (doubled twice)", lambda l: _in_numel(l) * (4 if _affine(l) else 2), "bug",
+                "count_normalization: 2 per input element ('fused at inference'), doubled again "
+                "when affine: 4 per element")
+    zero_rule = _zero_term("zero rule", "a registered zero_ops rule")
+    no_rule = _zero_term("no rule", "no rule for the module type: zero ops, zero params", "zero")
+    upsample = {"upsample-nearest": 1, "upsample-linear": 5, "upsample-bilinear": 11,
+                "upsample-bicubic": 259}
+    modules: dict[str, tuple[Term, ...]] = {
+        "conv": (_macs("conv", _thop_conv, "count_convNd: numel(output)·(C_in/g)·∏k, bias ignored"),),
+        "conv-transposed": (Term("transposed conv at output positions", _thop_conv, "bug",
+                                 "count_convNd prices a transposed conv like a forward one: "
+                                 "numel(output)·(C_in/g)·∏k instead of N·∏in·C_in·(C_out/g)·∏k",
+                                 primary=True),),
+        "linear": (_macs("linear", lambda l: _in(l)[-1] * _out_numel(l),
+                         "count_linear: in_features·numel(output), bias ignored"),),
+        "batch-norm": (norm,), "layer-norm": (norm,), "instance-norm": (norm,),
+        "group-norm": (Term("group norm (no rule)", _zero, "missed",
+                            "nn.GroupNorm has no rule: zero ops and its params not counted"),),
+        **_all(no_rule, ACTIVATION_KINDS),
+        "relu": (zero_rule,), "relu6": (zero_rule,), "leaky_relu": (zero_rule,),
+        "softmax": (Term("softmax 3n−1/row", _softmax_thop, "convention",
+                         "count_softmax: (3n − 1) per row of n values"),),
+        "max-pool": (zero_rule,), "adaptive-max-pool": (zero_rule,),
+        "avg-pool": (Term("avg pool 1/output element", _out_numel, "convention",
+                           "count_avgpool: 1 per output element"),),
+        "adaptive-avg-pool": (Term("adaptive avg pool (window + 1)/output element", _adaptive_thop,
+                                   "convention",
+                                   "count_adap_avgpool: (∏ in/out + 1) per output element, "
+                                   "the window size taken as a float"),),
+        **{kind: (Term(f"upsample {upsample[kind]}/output element", times(upsample[kind], _out_numel),
+                       "convention",
+                       "count_upsample: 1 (nearest), 5 (linear), 11 (bilinear), 259 (bicubic) per "
+                       "output element"),) if kind in upsample
+           else (_zero_term("upsample (not counted)", "count_upsample: mode not implemented, "
+                            "zero with a warning"),) for kind in UPSAMPLE_KINDS},
+        "dropout": (zero_rule,), "concat": (no_rule,), "flatten": (no_rule,), "reshape": (no_rule,),
+        "embedding": (Term("embedding (no rule)", _zero, "zero",
+                           "nn.Embedding has no rule: its params are not counted"),),
+        **_all(no_rule, REDUCE_KINDS),
+        "pad": (_zero_term("zero rule", "nn.ZeroPad2d: a registered zero_ops rule (other pads: no "
+                           "rule); no arithmetic either way"),),
+        "held": (Term("held parameters", _zero, "zero", "parameters of modules that never run: "
+                      "no hook fires, so their params are not counted"),),
+        "matmul": (Term("matmul (no module)", _zero, "missed", "not a module", primary=True),),
+        "attention": (Term("attention (no module)", _zero, "missed", "not a module", primary=True),),
+        **_all(no_rule, ("add", "sub", "mul", "div", "elementwise")),
+    }
+    unseen = _zero_term("functional op (not seen)",
+                        "forward hooks on modules only: functions (the residual `+`, torch.cat, "
+                        "torch.matmul, F.scaled_dot_product_attention) are never counted", "missed")
+    return Convention(
+        "thop", "thop profile", "0.1.1.post2209072238",
+        "forward hooks on leaf modules of registered types", "1 per multiply-add (MACs)",
+        MappingProxyType(modules), MappingProxyType({}), unseen=unseen,
+        params_missed=frozenset({"group-norm", "embedding", "held"}), exact_types=True,
+        hooked_params_only=True,
+        call="thop.profile(model, (x,)) → (ops, params); params only of modules with a rule.")
+
+
+def _torchinfo() -> Convention:
+    weight_out = "weight.numel()·N·∏out (torchinfo multiplies a Conv's parameters by the output positions)"
+    modules: dict[str, tuple[Term, ...]] = {
+        "conv": (_macs("conv", _conv_at_output, weight_out),
+                 Term("conv bias adds", _conv_bias, "convention",
+                      "bias.numel()·N·∏out: one add per output element")),
+        "conv-transposed": (Term("transposed conv at output positions", _conv_at_output, "bug",
+                                 "weight.numel()·N·∏out: a transposed conv's kernel is applied at "
+                                 "its input positions (N·∏in), not at its output ones", primary=True),
+                            Term("conv bias adds", _conv_bias, "convention",
+                                 "bias.numel()·N·∏out: one add per output element")),
+        "linear": (_macs("linear", _linear_macs, "output_size[0]·weight.numel(): the MACs on a batch "
+                         "of vectors"),
+                   Term("linear middle axes not counted",
+                        lambda l: _batch(l) * _in(l)[-1] * l.spec.out_features - _linear_macs(l), "bug",
+                        "output_size[0]·weight.numel() multiplies by the batch size only: on inputs "
+                        "with more than two axes (sequences, channels-last maps) the middle axes "
+                        "are not counted"),
+                   Term("linear bias × batch size",
+                        lambda l: _batch(l) * l.spec.out_features if l.spec.bias else 0, "convention",
+                        "output_size[0]·bias.numel(): one add per output feature per sample")),
+        **{kind: (Term("norm parameters × batch size", lambda l: _batch(l) * l.params, "convention",
+                       "output_size[0]·(weight + bias).numel(): 1 per affine parameter per sample"),)
+           for kind in ("batch-norm", "layer-norm", "group-norm", "instance-norm")},
+        "embedding": (Term("embedding table × batch size", lambda l: _batch(l) * l.params, "bug",
+                           "output_size[0]·weight.numel(): a table lookup priced as V·D "
+                           "multiply-adds per sample"),),
+        "matmul": (Term("matmul (no module)", _zero, "missed", "not a module", primary=True),),
+        "attention": (Term("attention (no module)", _zero, "missed", "not a module", primary=True),),
+    }
+    no_params = _zero_term("no parameters", "torchinfo counts mult-adds only through parameters")
+    for kind in LAYER_KINDS:
+        modules.setdefault(kind, (no_params,))
+    unseen = _zero_term("functional op (not seen)",
+                        "hooks on modules only: functions (the residual `+`, torch.matmul, "
+                        "attention) are never counted", "missed")
+    leaf = Term("leaf module parameters × batch size", lambda l: _batch(l) * l.params, "convention",
+                "a function called inside a leaf module that holds parameters (a LayerNorm2d "
+                "calling F.layer_norm): torchinfo prices the module from its parameters, "
+                "output_size[0]·numel")
+    return Convention(
+        "torchinfo", "torchinfo summary (Total mult-adds)", "1.8.0",
+        "forward hooks on every module; leaf modules' mult-adds from their parameters",
+        "1 per multiply-add", MappingProxyType(modules), MappingProxyType({}), unseen=unseen,
+        leaf_function_params=leaf,
+        call="summary(model, input_data=x).total_mult_adds")
+
+
+def _torchprofile() -> Convention:
+    affine_norm = Term("norm 1/element (affine)", lambda l: _out_numel(l) if _affine(l) else 0, "convention",
+                       "aten::*_norm: 1 per output element when affine, else 0")
+    pooled = Term("average pool 1/output element", _out_numel, "convention",
+                  "aten::avg_pool*d / adaptive_avg_pool*d: 1 per output element")
+    skipped = _zero_term("not counted", "zero-cost op, or no handler (skipped with a warning)")
+    table: dict[str, tuple[Term, ...]] = {
+        "conv": (_macs("conv", _torchprofile_conv, "aten::_convolution: numel(output)·c·∏k"),),
+        "conv-transposed": (Term("transposed conv at output positions", _torchprofile_conv, "bug",
+                                 "aten::_convolution prices a transposed conv at its output "
+                                 "positions: numel(output)·c·∏k, c = C_out/g when C_in = C_out, "
+                                 "else C_in", primary=True),),
+        "linear": (_macs("linear", lambda l: numel(l.output[:-1]) * _in(l)[-1] * l.spec.out_features,
+                         "aten::linear: ∏leading·in·out, bias ignored"),),
+        "matmul": (_macs("matmul", _matmul_exact, "aten::matmul: ∏batch·n·k·m"),),
+        "attention": (_macs("attention", _attention_macs,
+                            "aten::scaled_dot_product_attention: ∏batch·L·S·(E + Ev)"),),
+        "batch-norm": (affine_norm,), "layer-norm": (affine_norm,), "group-norm": (affine_norm,),
+        "instance-norm": (affine_norm,),
+        **_all(skipped, ACTIVATION_KINDS),
+        "leaky_relu": (Term("leaky relu 1/element", _out_numel, "convention",
+                            "aten::leaky_relu: 1 per output element"),),
+        "max-pool": (skipped,), "adaptive-max-pool": (skipped,),
+        "avg-pool": (pooled,), "adaptive-avg-pool": (pooled,),
+        "add": (skipped,), "sub": (skipped,), "div": (skipped,), "elementwise": (skipped,),
+        "mul": (Term("multiply 1/element", _out_numel, "convention", "aten::mul: 1 per output element"),),
+        **_all(skipped, UPSAMPLE_KINDS),
+        "upsample-bilinear": (Term("upsample 4/output element", lambda l: 4 * _out_numel(l) if _spatial_rank(l) == 2
+                                   else 0, "convention",
+                                   "aten::upsample_bilinear2d: 4 per output element"),),
+        **_all(_NO_ARITHMETIC, _LAYOUT),
+        "embedding": (skipped,),
+        **_all(skipped, REDUCE_KINDS),
+        "reduce-mean": (Term("mean 1/output element", _out_numel, "convention",
+                             "aten::mean: 1 per output element"),),
+        "held": (_HELD,),
+    }
+    return Convention(
+        "torchprofile", "torchprofile profile_macs", "0.1.0",
+        "torch.jit trace of the forward pass; a handler per aten op", "1 per multiply-add (MACs)",
+        MappingProxyType(table), MappingProxyType(table),
+        call="profile_macs(model, x)")
+
+
+#: Convention name → its rules. The first five are the ``--convention`` targets of the issue;
+#: torchprofile and torch (PyTorch's own counter) complete the peers of benchmarks/peers.py.
+CONVENTIONS: Mapping[str, Convention] = MappingProxyType({c.name: c for c in (
+    _fvcore(), _ptflops(), _thop(), _torchinfo(), _torchvision(), _torchprofile(), _torch())})
+
+
+def find_convention(name: str) -> Convention:
+    """The convention called ``name``; a ConventionError naming the known ones otherwise."""
+    try:
+        return CONVENTIONS[name.strip().lower()]
+    except KeyError:
+        raise ConventionError(f"unknown convention {name!r} (known: {', '.join(CONVENTIONS)})") from None
+
+
+# --- profiles ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerCount:
+    """What a tool counts for one layer: its terms' counts, beside costlab's MACs of the layer."""
+
+    name: str
+    kind: str
+    form: CallForm
+    terms: tuple[tuple[Term, Fraction], ...]  # exact: ptflops' per-sample counts may be fractions
+    macs: Fraction  # costlab's MACs of the layer, on the tool's terms (per sample where it averages)
+
+    @property
+    def count(self) -> Fraction:
+        return sum((n for _, n in self.terms), Fraction(0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "form": self.form,
+                "count": _number(self.count), "macs": _number(self.macs),
+                "terms": [{"label": t.label, "count": _number(n), "verdict": t.verdict}
+                          for t, n in self.terms]}
+
+
+def _number(value: Fraction) -> int | float:
+    """An exact count as an int, a fractional one (ptflops' per-sample averages) as a float."""
+    return int(value) if value.denominator == 1 else float(value)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One rule's share of (tool total − costlab MACs): what it counts minus the MACs it replaces."""
+
+    label: str
+    verdict: Verdict
+    rule: str
+    layers: int
+    count: Fraction
+    macs: Fraction
+
+    @property
+    def delta(self) -> Fraction:
+        return self.count - self.macs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "verdict": self.verdict, "rule": self.rule,
+                "layers": self.layers, "count": _number(self.count), "macs": _number(self.macs),
+                "delta": _number(self.delta)}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one tool would report for one analysed target, layer by layer."""
+
+    convention: Convention
+    target: str
+    batch: int
+    layers: tuple[LayerCount, ...]
+    params: int
+
+    @property
+    def total(self) -> int:
+        """The tool's total: the sum of its layer counts, truncated to an integer as the tools do."""
+        return math.floor(sum((layer.count for layer in self.layers), Fraction(0)))
+
+    @property
+    def macs(self) -> int:
+        """costlab's MACs on the tool's terms (per sample where the tool averages over the batch)."""
+        return math.floor(sum((layer.macs for layer in self.layers), Fraction(0)))
+
+    @property
+    def delta(self) -> int:
+        """Tool total − costlab's MACs."""
+        return self.total - self.macs
+
+    def differences(self) -> tuple[Difference, ...]:
+        """The rules that make the tool's total differ from costlab's MACs, largest first.
+
+        Each is what the rule counts minus the MACs of the layers it stands in for; they sum to
+        :attr:`delta` (up to the truncation of a fractional total, ptflops at batch > 1). Rules
+        that change nothing are left out.
+        """
+        grouped: dict[tuple[str, str], list[Any]] = {}
+        for layer in self.layers:
+            for term, n in layer.terms:
+                key = (term.label, term.rule)
+                entry = grouped.setdefault(key, [term, 0, Fraction(0), Fraction(0)])
+                entry[1] += 1
+                entry[2] += n
+                entry[3] += layer.macs if term.primary else 0
+        result = [Difference(term.label, term.verdict, term.rule, layers, count, macs)
+                  for term, layers, count, macs in grouped.values() if count != macs]
+        return tuple(sorted(result, key=lambda d: -abs(d.delta)))
+
+    def explanation(self) -> str:
+        """'+ batch norm 2/… (+101,376); + adaptive avg pool … (+512)' or 'the same as costlab's MACs'."""
+        parts = [f"{d.label}{' [' + d.verdict + ']' if d.verdict in ('bug', 'missed') else ''} "
+                 f"({_signed(d.delta)})" for d in self.differences()]
+        return "; ".join(parts) if parts else "the same as costlab's MACs"
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.convention
+        return {"name": c.name, "tool": c.tool, "version": c.version, "unit": c.unit, "call": c.call,
+                "total": self.total, "params": self.params, "macs": self.macs, "delta": self.delta,
+                "differences": [d.to_dict() for d in self.differences()],
+                "layers": [layer.to_dict() for layer in self.layers]}
+
+
+def profile(analysis: Analysis, name: str) -> Profile:
+    """What the tool ``name`` would report for ``analysis`` (its inference layers, its batch)."""
+    convention = find_convention(name)
+    batch = analysis.batch
+    counts = []
+    params = 0
+    containers = _container_scopes(analysis.layers)
+    for layer in analysis.layers:
+        in_leaf = layer.name.rpartition(".")[0] not in containers
+        terms, form = convention.terms(layer, in_leaf)
+        counted = tuple((term, Fraction(term.count(layer), batch if term.per_sample else 1))
+                        for term in terms)
+        averaged = any(term.primary and term.per_sample for term in terms)
+        counts.append(LayerCount(layer.name, layer_kind(layer), form, counted,
+                                 Fraction(layer.macs, batch if averaged else 1)))
+        if convention.counts_params(layer):
+            params += layer.params
+    return Profile(convention, analysis.name, batch, tuple(counts), params)
+
+
+def _container_scopes(layers: Sequence[Layer]) -> set[str]:
+    """Name scopes that hold module calls (modules with children, as far as a trace can tell);
+    the root scope '' always is one. A function layer is named in the scope of the module that
+    called it, so one outside these scopes was called by a leaf module."""
+    scopes = {""}
+    for layer in layers:
+        if call_form(layer) == "module":
+            parts = layer.name.split(".")
+            scopes.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return scopes
+
+
+def _signed(value: Fraction) -> str:
+    return f"{_number(value):+,}" if value.denominator == 1 else f"{float(value):+,.1f}"
+
+
+def rules_markdown() -> str:
+    """The rule tables as Markdown, for docs/cost-model.md (a test holds the doc equal to this)."""
+    lines: list[str] = []
+    for c in CONVENTIONS.values():
+        lines += [f"#### `{c.name}`: {c.tool} {c.version}", "",
+                  f"Reads the model by {c.mechanism}; counts {c.unit}. Call reproduced: `{c.call}`", ""]
+        lines += ["| layer kinds | what it counts | verdict |", "|---|---|---|"]
+        groups: dict[tuple[Term, ...], list[str]] = {}
+        for kind in LAYER_KINDS:
+            groups.setdefault(c.modules[kind], []).append(kind)
+        for terms, kinds in groups.items():
+            counted = "<br>".join(f"**{t.label}**: {t.rule}" + (" (÷ batch)" if t.per_sample else "")
+                                  for t in terms)
+            verdicts = ", ".join(dict.fromkeys(t.verdict for t in terms))
+            lines.append(f"| {', '.join(kinds)} | {counted} | {verdicts} |")
+        if c.by_function:
+            by_terms: dict[tuple[Term, ...], list[str]] = {}
+            for name, terms in c.functions.items():
+                by_terms.setdefault(terms, []).append(name.replace("torch.nn.functional.", "F."))
+            lines += ["", "Layers called as functions, by function:", ""]
+            for terms, names in by_terms.items():
+                lines.append(f"- {', '.join(f'`{n}`' for n in names)}: "
+                             + "; ".join(f"**{t.label}**: {t.rule}" for t in terms))
+        if c.unseen is not None:
+            lines.append(("- any other function" if c.by_function else "\nLayers called as functions")
+                         + f": **{c.unseen.label}**: {c.unseen.rule}")
+        if c.leaf_function_params is not None:
+            t = c.leaf_function_params
+            lines.append(f"- a function with parameters inside a leaf module: **{t.label}**: {t.rule}")
+        if c.exact_types:
+            lines.append(f"- a module of a class that is not torch.nn's own: **{_UNREGISTERED.label}**: "
+                         f"{_UNREGISTERED.rule}")
+        if c.params_missed or c.hooked_params_only:
+            missed = ", ".join(sorted(c.params_missed))
+            lines += ["", "Params: " + ("only those of module calls it has a rule for" if c.hooked_params_only
+                                        else "all") + (f"; never those of {missed} layers" if missed else "")
+                      + "."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def check_tables() -> list[str]:
+    """Problems with the tables (a kind without rule, a MAC layer kind without one primary term)."""
+    problems = []
+    for convention in CONVENTIONS.values():
+        for kind in LAYER_KINDS:
+            terms = convention.modules.get(kind)
+            if terms is None:
+                problems.append(f"{convention.name}: no rule for {kind}")
+                continue
+            primaries = sum(t.primary for t in terms)
+            wanted = 1 if kind in ("conv", "conv-transposed", "linear", "matmul", "attention") else 0
+            if primaries != wanted:
+                problems.append(f"{convention.name}: {kind} has {primaries} primary terms")
+    return problems
+
+
+__all__ = ["CONVENTIONS", "Convention", "ConventionError", "Difference", "LayerCount", "Profile",
+           "Term", "call_form", "find_convention", "function_name", "layer_kind",
+           "profile", "check_tables", "rules_markdown"]

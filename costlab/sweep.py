@@ -1,0 +1,498 @@
+"""Design-space sweeps: vary one parameter, price every target at every value, tabulate (and plot).
+
+A sweep has one parameter, ``NAME=VALUES``, and one or more targets (series):
+
+- a **template**: any target text with ``{NAME}`` placeholders, filled with each value
+  (``"conv1x1:{w} > conv5x5:32"``, ``"dw{k}x{k} > pw:64"``, ``"mobilenet-v1(width={a})"``);
+- a **preset** or ``package.module:callable`` without placeholders: ``NAME`` is passed as its
+  option (``mobilenet-v1`` with ``width=0.25,0.5``);
+- any other target without placeholders (an expression, a spec file) is a **reference**:
+  priced once per value, unchanged, so it draws a flat line beside the others.
+
+Three names are reserved and vary the analysis itself for every target: ``input`` (a
+``CxHxW`` shape, or one number R: the target's input with every spatial size set to R),
+``batch`` and ``freeze`` (as ``--freeze``: a count, a fraction or a layer name).
+
+VALUES is ``start:stop:step`` (inclusive: stop is included when the steps reach it; integers
+or decimals), ``start:stop`` (step 1) or a comma-separated list. Each point may carry extra
+columns from :class:`Measure` objects (e.g. a latency measurement), which the sweep only
+calls: it never imports torch itself.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Mapping, Sequence
+
+from .analysis import FLOPS_PER_MAC, Analysis
+from .errors import CostlabError
+from .specs import Shape
+from .targets import analyze_target, is_module_target, parse_input
+from .zoo import find_preset
+
+#: Parameters that vary the analysis itself rather than a placeholder or an option.
+RESERVED = ("input", "batch", "freeze")
+#: Most points one sweep may have (values × targets), so that a typo cannot start hours of work.
+MAX_POINTS = 10_000
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_NAME = re.compile(r"^[A-Za-z_]\w*$")
+_NUMBER = re.compile(r"^\d+(\.\d+)?$")
+
+
+class SweepError(CostlabError):
+    """A sweep that cannot run: a bad --param, a placeholder without a value, nothing that varies."""
+
+
+# --- the parameter -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Param:
+    """One swept parameter: its name and its values, as text (the form they are substituted in)."""
+
+    name: str
+    values: tuple[str, ...]
+
+    def numeric(self) -> tuple[float, ...] | None:
+        """The values as numbers, if they all are (``input`` values give their resolution)."""
+        numbers = []
+        for value in self.values:
+            if self.name == "input":
+                value = _resolution_of(value)
+                if value is None:
+                    return None
+            if not _NUMBER.match(value):
+                return None
+            numbers.append(float(value))
+        return tuple(numbers)
+
+    @property
+    def axis_label(self) -> str:
+        return "resolution" if self.name == "input" and self.numeric() is not None else self.name
+
+
+def _resolution_of(value: str) -> str | None:
+    """'160' → '160'; '3x160x160' → '160'; '3x160x128' → None."""
+    if value.isdigit():
+        return value
+    sizes = value.lower().replace("×", "x").split("x")
+    return sizes[1] if len(sizes) > 1 and len(set(sizes[1:])) == 1 and sizes[1].isdigit() else None
+
+
+def _decimal(text: str, what: str, spec: str) -> Decimal:
+    try:
+        number = Decimal(text.strip())
+    except InvalidOperation:
+        raise SweepError(f"bad --param {spec!r}: {what} {text!r} is not a number") from None
+    if not number.is_finite():
+        raise SweepError(f"bad --param {spec!r}: {what} {text!r} is not a number")
+    return number
+
+
+def expand_range(text: str, spec: str) -> tuple[str, ...]:
+    """'4:16:4' → ('4', '8', '12', '16'); '0.25:1:0.25' → ('0.25', '0.5', '0.75', '1').
+
+    Computed in decimal arithmetic (start + i·step), so no value drifts; stop is included when reached.
+    """
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise SweepError(f"bad --param {spec!r}: a range is start:stop or start:stop:step")
+    start = _decimal(parts[0], "start", spec)
+    stop = _decimal(parts[1], "stop", spec)
+    step = _decimal(parts[2], "step", spec) if len(parts) == 3 else Decimal(1)
+    if step <= 0:
+        raise SweepError(f"bad --param {spec!r}: the step must be positive")
+    if stop < start:
+        raise SweepError(f"bad --param {spec!r}: stop {parts[1]} is below start {parts[0]}")
+    count = int((stop - start) / step) + 1
+    if count > MAX_POINTS:
+        raise SweepError(f"bad --param {spec!r}: {count:,} values (at most {MAX_POINTS:,})")
+    return tuple(_plain(start + i * step) for i in range(count))
+
+
+def _plain(number: Decimal) -> str:
+    """Decimal → plain text without exponent or trailing zeros: 0.50 → '0.5', 192 → '192'."""
+    text = f"{number:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def parse_param(text: str) -> Param:
+    """'w=4:192:4' → Param('w', ('4', '8', …, '192')); 'width=0.25,0.5' → a list."""
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep or not _NAME.match(name):
+        raise SweepError(f"bad --param {text!r}: expected NAME=VALUES, e.g. w=4:192:4 or width=0.5,1.0")
+    values = values.strip()
+    if not values:
+        raise SweepError(f"bad --param {text!r}: no values")
+    if "," in values:
+        items = tuple(v.strip() for v in values.split(","))
+        if any(not v for v in items):
+            raise SweepError(f"bad --param {text!r}: an empty value in the list")
+    elif ":" in values:
+        items = expand_range(values, text)
+    else:
+        items = (values,)
+    if len(set(items)) != len(items):
+        raise SweepError(f"bad --param {text!r}: a value appears twice")
+    for item in items:
+        if "{" in item or "}" in item:
+            raise SweepError(f"bad --param {text!r}: braces in value {item!r}")
+    return Param(name, items)
+
+
+# --- measures: extra columns per point ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Measure:
+    """Extra columns computed per point (a latency measurement, ...).
+
+    ``measure(analysis)`` returns a value for each of ``columns``; ``plot_column`` is the one
+    drawn as a second series on its own axis, labelled ``axis_label``.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    measure: Callable[[Analysis], Mapping[str, Any]]
+    plot_column: str | None = None
+    axis_label: str = ""
+
+
+# --- the sweep ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Point:
+    """One target at one value: the analysis made there, and its measured columns."""
+
+    series: str          # the target as given (the template), which names the series
+    value: str
+    analysis: Analysis
+    measured: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Every target priced at every value of one parameter, in value-major order."""
+
+    param: Param
+    series: tuple[str, ...]
+    points: tuple[Point, ...]
+    unit: str = "macs"
+    measures: tuple[Measure, ...] = ()
+
+    @property
+    def training(self) -> bool:
+        return any(point.analysis.training is not None for point in self.points)
+
+    def at(self, series: str, value: str) -> Point:
+        for point in self.points:
+            if point.series == series and point.value == value:
+                return point
+        raise KeyError((series, value))
+
+    def of(self, series: str) -> tuple[Point, ...]:
+        """The points of one series, in value order."""
+        return tuple(point for point in self.points if point.series == series)
+
+    def columns(self) -> tuple[str, ...]:
+        """The columns of :meth:`rows` (CSV header): counts in the sweep's unit."""
+        unit = "flops" if self.unit == "flops" else "macs"
+        names = ["param", "value", "series", "name", "input", "batch", "output", unit, "params", "ops",
+                 "activations"]
+        if len(self.series) > 1:
+            names.append("ratio")
+        if self.training:
+            names += ["trainable_params", "frozen_params", f"train_step_{unit}"]
+        for measure in self.measures:
+            names += measure.columns
+        return tuple(names)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per point; ``ratio`` is the first series' MACs over this point's, at the same value."""
+        scale = FLOPS_PER_MAC if self.unit == "flops" else 1
+        unit = "flops" if self.unit == "flops" else "macs"
+        rows = []
+        for point in self.points:
+            a = point.analysis
+            row: dict[str, Any] = {
+                "param": self.param.name, "value": point.value, "series": point.series, "name": a.name,
+                "input": "x".join(map(str, a.input)), "batch": a.batch,
+                "output": "x".join(map(str, a.output)), unit: scale * a.macs, "params": a.params,
+                "ops": a.ops, "activations": a.activations}
+            if len(self.series) > 1:
+                first = self.at(self.series[0], point.value).analysis.macs
+                row["ratio"] = first / a.macs if a.macs else None
+            if self.training:
+                t = a.training
+                row.update({"trainable_params": t.trainable_params if t else None,
+                            "frozen_params": t.frozen_params if t else None,
+                            f"train_step_{unit}": scale * t.train_step_macs if t else None})
+            for measure in self.measures:
+                row.update({column: point.measured.get(column) for column in measure.columns})
+            rows.append(row)
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the parameter, its values, the series and one object per point."""
+        return {"unit": self.unit, "param": self.param.name, "values": list(self.param.values),
+                "series": list(self.series), "points": self.rows()}
+
+
+def _placeholders(text: str) -> list[str]:
+    return _PLACEHOLDER.findall(text)
+
+
+def _check_templates(targets: Sequence[str], param: Param) -> None:
+    for target in targets:
+        stray = _PLACEHOLDER.sub("", target)
+        if "{" in stray or "}" in stray:
+            raise SweepError(f"target {target!r}: unbalanced braces (a placeholder is {{NAME}})")
+        for name in _placeholders(target):
+            if name != param.name or name in RESERVED:
+                hint = (f"{name} is varied with --param {name}=…, not a placeholder" if name in RESERVED
+                        else f"the swept parameter is {param.name!r}")
+                raise SweepError(f"target {target!r}: placeholder {{{name}}} has no value ({hint})")
+
+
+def _takes_options(target: str) -> bool:
+    """A preset (with or without options in parentheses) or ``package.module:callable``."""
+    return find_preset(target.partition("(")[0].strip()) is not None or is_module_target(target)
+
+
+def _default_input(target: str, input: Shape | None) -> Shape:
+    if input is not None:
+        return input
+    preset = find_preset(target.partition("(")[0].strip())
+    if preset is None:
+        raise SweepError(f"--param input=R needs the channels of {target!r}: give --input CxHxW, "
+                         "or full CxHxW values")
+    return preset.default_input
+
+
+def _input_at(value: str, target: str, input: Shape | None) -> Shape:
+    if value.isdigit():
+        base = _default_input(target, input)
+        if len(base) < 2:
+            raise SweepError(f"--param input={value}: {target!r} has no spatial axes to resize")
+        if int(value) <= 0:
+            raise SweepError("--param input: a resolution must be positive")
+        return base[:1] + (int(value),) * (len(base) - 1)
+    try:
+        return parse_input(value)
+    except CostlabError:
+        raise SweepError(f"bad --param input value {value!r}: expected R or CxHxW") from None
+
+
+def _batch_at(value: str) -> int:
+    if not value.isdigit() or int(value) <= 0:
+        raise SweepError(f"bad --param batch value {value!r}: expected a positive integer")
+    return int(value)
+
+
+def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, batch: int = 1,
+              dtype: str = "float32", options: Mapping[str, Any] | None = None,
+              freeze: Any = None, unit: str = "macs", measures: Sequence[Measure] = ()) -> Sweep:
+    """Price every target at every value of ``param`` (see the module docstring for the rules)."""
+    from .training import parse_freeze, with_training
+
+    if not targets:
+        raise SweepError("sweep needs at least one target")
+    if len(set(targets)) != len(targets):
+        raise SweepError("a target appears twice")
+    if param.name == "freeze" and freeze is not None:
+        raise SweepError("--param freeze and --freeze both given: sweep the freeze or fix it, not both")
+    if len(param.values) * len(targets) > MAX_POINTS:
+        raise SweepError(f"{len(param.values) * len(targets):,} points (at most {MAX_POINTS:,})")
+    _check_templates(targets, param)
+    options = dict(options or {})
+    if param.name not in RESERVED and param.name in options:
+        raise SweepError(f"--param {param.name} and --kwarg {param.name} both given")
+    varies = [param.name in RESERVED or bool(_placeholders(t)) or _takes_options(t) for t in targets]
+    if not any(varies):
+        raise SweepError(f"no target varies with {param.name!r}: put a placeholder {{{param.name}}} in "
+                         "an expression, sweep an option of a preset, or input, batch or freeze")
+    fixed_freeze = parse_freeze(freeze) if freeze is not None else None
+    points = []
+    for value in param.values:
+        for target in targets:
+            text, point_input, point_batch = target, input, batch
+            point_options, point_freeze = dict(options), fixed_freeze
+            if param.name == "input":
+                point_input = _input_at(value, target, input)
+            elif param.name == "batch":
+                point_batch = _batch_at(value)
+            elif param.name == "freeze":
+                point_freeze = parse_freeze(value)
+            elif _placeholders(target):
+                text = _PLACEHOLDER.sub(value, target)
+            elif _takes_options(target):
+                point_options[param.name] = value
+            try:
+                analysis = analyze_target(text, point_input, point_batch, dtype, point_options)
+                if point_freeze is not None:
+                    analysis = with_training(analysis, point_freeze)
+            except CostlabError as error:
+                raise SweepError(f"at {param.name}={value}: {error}") from None
+            measured: dict[str, Any] = {}
+            for measure in measures:
+                measured.update(measure.measure(analysis))
+            points.append(Point(target, value, analysis, measured))
+    return Sweep(param, tuple(targets), tuple(points), unit, tuple(measures))
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _counted(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def sweep_csv(sweep: Sweep) -> str:
+    """Long form: one line per (value, series), the columns of :meth:`Sweep.columns`."""
+    from .report import csv_text
+
+    columns = sweep.columns()
+    return csv_text(columns, [[_cell(row[column]) for column in columns] for row in sweep.rows()])
+
+
+def sweep_text(sweep: Sweep, fmt: str = "table") -> str:
+    """Wide form for reading: one line per value, per series its count (and ratio, train step, measures)."""
+    from .report import convention, count, grid, unit_label
+
+    unit = "flops" if sweep.unit == "flops" else "macs"
+    label = unit_label(sweep.unit)
+    rows_by_value: dict[str, list[dict[str, Any]]] = {}
+    for row in sweep.rows():
+        rows_by_value.setdefault(row["value"], []).append(row)
+    headers = [sweep.param.name]
+    numeric = [True]
+    several = len(sweep.series) > 1
+    for index, series in enumerate(sweep.series):
+        prefix = f"[{index + 1}] " if several else ""
+        headers += [f"{prefix}{label}", f"{prefix}params"]
+        numeric += [True, True]
+        if several and index:
+            headers.append(f"[{index + 1}] vs [1]")
+            numeric.append(True)
+        if sweep.training:
+            headers += [f"{prefix}trainable", f"{prefix}train-step {label}"]
+            numeric += [True, True]
+        for measure in sweep.measures:
+            headers += [f"{prefix}{column}" for column in measure.columns]
+            numeric += [True] * len(measure.columns)
+    table = []
+    for value, rows in rows_by_value.items():
+        cells = [value]
+        for index, row in enumerate(rows):
+            cells += [count(row[unit]), count(row["params"])]
+            if several and index:
+                cells.append(f"{row['ratio']:.2f}×" if row["ratio"] is not None else "n/a")
+            if sweep.training:
+                cells += [_counted(row["trainable_params"]), _counted(row[f"train_step_{unit}"])]
+            for measure in sweep.measures:
+                cells += [_cell(row[column]) for column in measure.columns]
+        table.append(cells)
+    title = f"costlab sweep {sweep.param.name} over {len(sweep.param.values)} values"
+    settings = {(p.analysis.input, p.analysis.batch, p.analysis.dtype) for p in sweep.points}
+    if len(settings) == 1:
+        (shape, batch, dtype), = settings
+        title += f": input {'×'.join(map(str, shape))}, batch {batch}, {dtype}"
+    parts = [f"## {title}" if fmt == "md" else title, ""]
+    if several:
+        parts += [f"[{index + 1}] {series}" for index, series in enumerate(sweep.series)] + [""]
+        parts += ["[n] vs [1]: MACs of [1] over MACs of [n] at the same value.", ""]
+    else:
+        parts += [sweep.series[0], ""]
+    parts += [grid(headers, table, fmt, numeric), "", convention(sweep.unit)]
+    return "\n".join(parts) + "\n"
+
+
+def render_sweep(sweep: Sweep, fmt: str = "csv") -> str:
+    """``costlab sweep`` output: csv (default), table, md or json."""
+    if fmt == "json":
+        return json.dumps(sweep.to_dict(), indent=2) + "\n"
+    if fmt == "csv":
+        return sweep_csv(sweep)
+    if fmt in ("table", "md"):
+        return sweep_text(sweep, fmt)
+    raise SweepError(f"unknown format {fmt!r}")
+
+
+def plot_columns(sweep: Sweep) -> tuple[str, ...]:
+    """Columns ``--y`` may name: the numeric ones of :meth:`Sweep.columns`."""
+    return tuple(c for c in sweep.columns() if c not in ("param", "value", "series", "name", "input",
+                                                          "output"))
+
+
+def sweep_png(sweep: Sweep, y: str | None = None) -> bytes:
+    """A PNG line plot: one line per series of ``y`` (default: MACs) against the parameter.
+
+    A measure with a ``plot_column`` is drawn dashed on a second axis. The y axis is
+    logarithmic when the plotted values span more than two decades. Needs matplotlib
+    (imported here, and only here; no pyplot, no global state).
+    """
+    try:
+        import matplotlib  # noqa: F401  (first, so that a blocked install fails here)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise SweepError("--plot needs matplotlib: pip install 'costlab[plot]' "
+                         "(or pip install matplotlib)") from None
+    unit = "flops" if sweep.unit == "flops" else "macs"
+    y = y or unit
+    if y not in plot_columns(sweep):
+        raise SweepError(f"--y {y}: not a column of this sweep (columns: {', '.join(plot_columns(sweep))})")
+    numbers = sweep.param.numeric()
+    positions = list(numbers) if numbers is not None else list(range(len(sweep.param.values)))
+    rows = sweep.rows()
+    figure = Figure(figsize=(7.5, 4.5), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    second = [m for m in sweep.measures if m.plot_column]
+    twin = axes.twinx() if second else None
+    plotted: list[float] = []
+    for index, series in enumerate(sweep.series):
+        color = f"C{index % 10}"
+        values = [row[y] for row in rows if row["series"] == series]
+        xs = [x for x, v in zip(positions, values) if v is not None]
+        ys = [v for v in values if v is not None]
+        plotted += [float(v) for v in ys]
+        axes.plot(xs, ys, marker="o", markersize=3, color=color, label=series)
+        for measure in second:
+            measured = [row[measure.plot_column] for row in rows if row["series"] == series]
+            points = [(x, v) for x, v in zip(positions, measured) if v is not None]
+            if twin is not None and points:
+                twin.plot([p[0] for p in points], [p[1] for p in points], linestyle="--", marker="x",
+                          markersize=3, color=color, label=f"{series} ({measure.name})")
+    positive = [v for v in plotted if v > 0]
+    if positive and max(positive) > 100 * min(positive):
+        axes.set_yscale("log")
+    if numbers is None:
+        axes.set_xticks(positions)
+        axes.set_xticklabels(sweep.param.values, rotation=45, ha="right", fontsize=8)
+    axes.set_xlabel(sweep.param.axis_label)
+    y_label = y.replace("_", " ").replace("macs", "MACs").replace("flops", "FLOPs")
+    axes.set_ylabel(y_label)
+    axes.grid(True, alpha=0.3)
+    handles, labels = axes.get_legend_handles_labels()
+    if twin is not None:
+        twin.set_ylabel(second[0].axis_label or second[0].plot_column or "")
+        more_handles, more_labels = twin.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    axes.legend(handles, labels, fontsize=8, loc="best")
+    axes.set_title(f"costlab sweep: {y_label} against {sweep.param.axis_label}", fontsize=10)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

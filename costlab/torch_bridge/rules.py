@@ -1,0 +1,1101 @@
+"""How torch modules and functions become costlab layers: explicit tables, no name matching.
+
+A *rule* reads the hyper-parameters of a module or the arguments of a function call, builds
+the costlab spec, and asks its context to record the layer; the core's formula
+(:func:`costlab.formulas.cost_of`) prices it. Rules see shapes only (:class:`TensorValue`),
+never tensor data, so the same rules serve the torch.fx walk and the meta-device fallback.
+
+- :data:`MODULE_RULES`: leaf module type → rule. A subclass that keeps its base's ``forward``
+  uses the base's rule; one that overrides ``forward`` is traced through instead.
+- :data:`FUNCTION_RULES` (callables) and :data:`METHOD_RULES` (``Tensor`` method names):
+  the functional ops between modules. Layout ops (view, permute, getitem, size, …) have
+  shape rules and either a zero-cost reshape layer or no layer at all.
+
+A rule raises :class:`RuleError` for a case it cannot price; the caller lists it as
+unsupported. Nothing unknown is priced as zero.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import operator
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import SpecError
+from ..formulas import broadcast, numel
+from ..specs import (PAD_MODES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
+                     Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, Reduce,
+                     Reshape, Shape, Spec, Upsample, as_tuple, resolve_padding)
+
+
+@dataclass(frozen=True)
+class TensorValue:
+    """A tensor as a trace sees it: its shape (batch axis first) and the layer that produced it.
+
+    ``tensor`` is the parameter or buffer object when the value is a module attribute (so that
+    its elements are counted once, by identity); ``producer`` is then the attribute's name.
+    """
+
+    shape: Shape
+    producer: str = ""
+    tensor: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A value whose shape the trace could not determine (it follows an unsupported op)."""
+
+    origin: str
+
+
+class RuleError(Exception):
+    """A call a rule cannot price; the trace lists it as unsupported."""
+
+
+class Context(Protocol):
+    """What a rule records into: one call of a module or function."""
+
+    def layer(self, spec: Spec, inputs: Sequence[TensorValue], sub: str | None = None,
+              params: Sequence[Any] = ()) -> TensorValue:
+        """Record ``spec`` applied to ``inputs`` (named ``<call>.<sub>`` when ``sub`` is given).
+
+        Inputs that are module attributes are counted as consumed parameters/buffers;
+        ``params`` adds others a functional op consumes (F.linear's weight and bias, …)."""
+
+
+ModuleRule = Callable[[Context, nn.Module, tuple, dict], Any]
+FunctionRule = Callable[[Context, tuple, dict], Any]
+
+_MISSING = object()
+
+
+def arg(args: Sequence[Any], kwargs: Mapping[str, Any], index: int, name: str,
+        default: Any = _MISSING) -> Any:
+    """Positional argument ``index`` or keyword ``name`` of a call, else ``default``."""
+    if len(args) > index:
+        return args[index]
+    if name in kwargs:
+        return kwargs[name]
+    if default is _MISSING:
+        raise RuleError(f"missing argument {name!r}")
+    return default
+
+
+def tensor_arg(args: Sequence[Any], kwargs: Mapping[str, Any], index: int = 0,
+               name: str = "input") -> TensorValue:
+    value = arg(args, kwargs, index, name)
+    if not isinstance(value, TensorValue):
+        raise RuleError(f"argument {name!r} is not a tensor")
+    return value
+
+
+def _optional_tensor(args: Sequence[Any], kwargs: Mapping[str, Any], index: int, name: str) -> TensorValue | None:
+    value = arg(args, kwargs, index, name, None)
+    if value is not None and not isinstance(value, TensorValue):
+        raise RuleError(f"argument {name!r} is not a tensor")
+    return value
+
+
+def _ints(value: Any, ndim: int, what: str) -> tuple[int, ...]:
+    if isinstance(value, (list, tuple, torch.Size)):
+        value = tuple(value)
+        if not all(isinstance(v, int) for v in value):
+            raise RuleError(f"{what} {value!r} is not a tuple of integers")
+    elif not isinstance(value, int):
+        raise RuleError(f"{what} {value!r} is not an integer")
+    try:
+        return as_tuple(value, ndim, "rule", what)
+    except Exception:  # noqa: BLE001 - wrong arity: not something a rule can price
+        raise RuleError(f"{what} {value!r} does not fit {ndim} axes") from None
+
+
+def _spatial_dims(shape: Shape, ndim: int, owner: str) -> None:
+    if len(shape) != ndim + 2:
+        raise RuleError(f"{owner} on a {len(shape)}-d input (batched {ndim + 2}-d expected)")
+
+
+# --- modules ------------------------------------------------------------------------------
+
+def conv_spec(out_channels: int, kernel: tuple[int, ...], stride: Any, padding: Any, dilation: Any,
+              groups: int, bias: bool, transposed: bool = False, output_padding: Any = 0) -> Conv:
+    """The Conv spec of a torch convolution's hyper-parameters (padding int, tuple, 'same', 'valid')."""
+    ndim = len(kernel)
+    stride_t, dilation_t = _ints(stride, ndim, "stride"), _ints(dilation, ndim, "dilation")
+    if isinstance(padding, str):
+        pad: Any = resolve_padding(padding, kernel, dilation_t, "conv")
+    else:
+        pad = _ints(padding, ndim, "padding")
+    if transposed:
+        return Conv(out_channels, kernel, stride_t, pad, dilation_t, groups, bias, True,
+                    _ints(output_padding, ndim, "output padding"))
+    return Conv(out_channels, kernel, stride_t, pad, dilation_t, groups, bias)
+
+
+def _check_channels(x: TensorValue, expected: int, owner: str) -> None:
+    """The module was built for ``expected`` input channels: another count is the user's error."""
+    if len(x.shape) < 2 or x.shape[1] != expected:
+        got = x.shape[1] if len(x.shape) > 1 else "no channel axis"
+        raise SpecError(f"{owner} expects {expected} input channels, got {got}")
+
+
+def _conv_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    _check_channels(x, m.in_channels, type(m).__name__)
+    transposed = isinstance(m, nn.modules.conv._ConvTransposeNd)
+    if transposed and arg(args, kwargs, 1, "output_size", None) is not None:
+        raise RuleError("a transposed convolution with an explicit output_size")
+    spec = conv_spec(m.out_channels, tuple(m.kernel_size), m.stride, m.padding, m.dilation, m.groups,
+                     m.bias is not None, transposed, m.output_padding)
+    return ctx.layer(spec, (x,))
+
+
+def _linear_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    return ctx.layer(Linear(m.out_features, m.bias is not None, m.in_features), (x,))
+
+
+def _norm_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        spec = Norm("batch", m.affine, m.track_running_stats, m.num_features)
+    elif isinstance(m, nn.modules.instancenorm._InstanceNorm):
+        spec = Norm("instance", m.affine, m.track_running_stats, m.num_features)
+    elif isinstance(m, nn.GroupNorm):
+        spec = Norm("group", m.affine, False, m.num_channels, m.num_groups)
+    elif isinstance(m, nn.LayerNorm):
+        spec = Norm("layer", m.elementwise_affine, False, normalized_shape=tuple(m.normalized_shape))
+    else:  # pragma: no cover - the table lists only the classes above
+        raise RuleError(f"no norm rule for {type(m).__name__}")
+    return ctx.layer(spec, (x,))
+
+
+#: Activation module type → costlab activation kind.
+ACTIVATION_MODULES: Mapping[type, str] = {
+    nn.Identity: "identity", nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh",
+    nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh",
+    nn.Hardsigmoid: "hardsigmoid", nn.Hardswish: "hardswish", nn.SiLU: "silu", nn.GELU: "gelu",
+    nn.Softplus: "softplus", nn.Mish: "mish", nn.Softmax: "softmax", nn.LogSoftmax: "log_softmax",
+}
+
+
+def _activation_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    kind = next(ACTIVATION_MODULES[c] for c in type(m).__mro__ if c in ACTIVATION_MODULES)
+    return ctx.layer(Activation(kind), (x,))
+
+
+_POOL_NDIM: Mapping[type, tuple[str, int]] = {
+    nn.MaxPool1d: ("max", 1), nn.MaxPool2d: ("max", 2), nn.MaxPool3d: ("max", 3),
+    nn.AvgPool1d: ("avg", 1), nn.AvgPool2d: ("avg", 2), nn.AvgPool3d: ("avg", 3),
+}
+
+
+def pool_spec(mode: str, ndim: int, kernel: Any, stride: Any, padding: Any, dilation: Any,
+              ceil_mode: bool, count_include_pad: bool = True) -> Pool:
+    kernel_t = _ints(kernel, ndim, "kernel")
+    stride_t = kernel_t if stride is None or stride == [] or stride == () else _ints(stride, ndim, "stride")
+    return Pool(mode, kernel_t, stride_t, _ints(padding, ndim, "padding"),  # type: ignore[arg-type]
+                _ints(dilation, ndim, "dilation"), bool(ceil_mode), bool(count_include_pad))
+
+
+def _pool_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    mode, ndim = next(_POOL_NDIM[c] for c in type(m).__mro__ if c in _POOL_NDIM)
+    _spatial_dims(x.shape, ndim, type(m).__name__)
+    if getattr(m, "return_indices", False):
+        raise RuleError("max pooling that returns indices")
+    spec = pool_spec(mode, ndim, m.kernel_size, m.stride, m.padding, getattr(m, "dilation", 1),
+                     m.ceil_mode, getattr(m, "count_include_pad", True))
+    return ctx.layer(spec, (x,))
+
+
+_ADAPTIVE_NDIM: Mapping[type, tuple[str, int]] = {
+    nn.AdaptiveAvgPool1d: ("avg", 1), nn.AdaptiveAvgPool2d: ("avg", 2), nn.AdaptiveAvgPool3d: ("avg", 3),
+    nn.AdaptiveMaxPool1d: ("max", 1), nn.AdaptiveMaxPool2d: ("max", 2), nn.AdaptiveMaxPool3d: ("max", 3),
+}
+
+
+def adaptive_spec(mode: str, ndim: int, output_size: Any) -> AdaptivePool:
+    if isinstance(output_size, (list, tuple, torch.Size)):
+        size = tuple(output_size)
+        if len(size) != ndim or not all(s is None or isinstance(s, int) for s in size):
+            raise RuleError(f"adaptive pool output size {output_size!r}")
+    elif isinstance(output_size, int):
+        size = (output_size,) * ndim
+    else:
+        raise RuleError(f"adaptive pool output size {output_size!r}")
+    return AdaptivePool(mode, size)  # type: ignore[arg-type]
+
+
+def _adaptive_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    mode, ndim = next(_ADAPTIVE_NDIM[c] for c in type(m).__mro__ if c in _ADAPTIVE_NDIM)
+    _spatial_dims(x.shape, ndim, type(m).__name__)
+    if getattr(m, "return_indices", False):
+        raise RuleError("adaptive max pooling that returns indices")
+    return ctx.layer(adaptive_spec(mode, ndim, m.output_size), (x,))
+
+
+def _dropout_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    return ctx.layer(Dropout(float(m.p)), (tensor_arg(args, kwargs),))
+
+
+def _flatten_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    return ctx.layer(Flatten(m.start_dim, m.end_dim), (tensor_arg(args, kwargs),))
+
+
+def _unflatten_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    return _reshape_layer(ctx, x, unflatten_shape(x.shape, m.dim, tuple(m.unflattened_size)), "unflatten")
+
+
+def _embedding_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    return ctx.layer(Embedding(m.num_embeddings, m.embedding_dim), (tensor_arg(args, kwargs),))
+
+
+def upsample_spec(x: TensorValue, size: Any, scale_factor: Any, mode: str) -> Any:
+    """Output size: ``size``, or ⌊n·s⌋ per spatial axis (PyTorch's rule without recomputed scales)."""
+    ndim = len(x.shape) - 2
+    if ndim < 1:
+        raise RuleError("interpolation of an input without spatial axes")
+    if mode not in UPSAMPLE_OPS:
+        raise RuleError(f"interpolation mode {mode!r}")
+    if size is not None:
+        out = _ints(size, ndim, "size")
+    elif scale_factor is not None:
+        scales = tuple(scale_factor) if isinstance(scale_factor, (list, tuple)) else (scale_factor,) * ndim
+        if len(scales) != ndim:
+            raise RuleError(f"scale factor {scale_factor!r}")
+        out = tuple(math.floor(n * float(s)) for n, s in zip(x.shape[2:], scales))
+    else:
+        raise RuleError("interpolation without size or scale factor")
+    return Upsample(out, mode)
+
+
+def _upsample_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    return ctx.layer(upsample_spec(x, m.size, m.scale_factor, m.mode), (x,))
+
+
+def _shuffle_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    """Channel/pixel shuffles: a permutation of elements, priced as a zero-cost reshape."""
+    x = tensor_arg(args, kwargs)
+    if len(x.shape) < 3:
+        raise RuleError("a shuffle needs a channel axis")
+    n, c, rest = x.shape[0], x.shape[1], x.shape[2:]
+    if isinstance(m, nn.PixelShuffle):
+        r = m.upscale_factor
+        if c % (r * r) or len(rest) != 2:
+            raise RuleError("pixel shuffle of an incompatible shape")
+        shape = (n, c // (r * r), rest[0] * r, rest[1] * r)
+    elif isinstance(m, nn.PixelUnshuffle):
+        r = m.downscale_factor
+        if len(rest) != 2 or rest[0] % r or rest[1] % r:
+            raise RuleError("pixel unshuffle of an incompatible shape")
+        shape = (n, c * r * r, rest[0] // r, rest[1] // r)
+    else:
+        shape = x.shape
+    return _reshape_layer(ctx, x, shape, type(m).__name__.lower())
+
+
+_PAD_MODULES: Mapping[type, str] = {
+    nn.modules.padding._ConstantPadNd: "constant", nn.modules.padding._ReflectionPadNd: "reflect",
+    nn.modules.padding._ReplicationPadNd: "replicate",
+    **({nn.modules.padding._CircularPadNd: "circular"} if hasattr(nn.modules.padding, "_CircularPadNd") else {}),
+}
+
+
+def _pad_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    mode = next(_PAD_MODULES[c] for c in type(m).__mro__ if c in _PAD_MODULES)
+    return ctx.layer(Pad(tuple(m.padding), mode), (x,))
+
+
+def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    """nn.MultiheadAttention as its parts: q/k/v projections, attention over heads, output projection.
+
+    MACs = L·N·E·E + S·N·(kdim + vdim)·E (projections) + N·L·S·2E (scores and weighted sum)
+    + L·N·E·E (output projection); the head-averaged weights it can also return are not priced.
+    """
+    query, key, value = (tensor_arg(args, kwargs, i, name) for i, name in enumerate(("query", "key", "value")))
+    need_weights = arg(args, kwargs, 4, "need_weights", True)
+    average = arg(args, kwargs, 6, "average_attn_weights", True)
+    if arg(args, kwargs, 1 + 2, "key_padding_mask", None) is not None and m.add_zero_attn:
+        raise RuleError("zero attention with a key padding mask")
+    e, heads = m.embed_dim, m.num_heads
+    head_dim = e // heads
+    batched = len(query.shape) == 3
+    if len(query.shape) not in (2, 3):
+        raise RuleError(f"multi-head attention on a {len(query.shape)}-d query")
+    if batched and m.batch_first:
+        n, length, source = query.shape[0], query.shape[1], key.shape[1]
+    elif batched:
+        length, n, source = query.shape[0], query.shape[1], key.shape[0]
+    else:
+        n, length, source = 1, query.shape[0], key.shape[0]
+    source += (1 if m.bias_k is not None else 0) + (1 if m.add_zero_attn else 0)
+    bias = m.in_proj_bias is not None
+    q = ctx.layer(Linear(e, bias, e), (query,), "q_proj")
+    k = ctx.layer(Linear(e, bias, m.kdim), (key,), "k_proj")
+    v = ctx.layer(Linear(e, bias, m.vdim), (value,), "v_proj")
+    lead = (n, heads) if batched else (heads,)
+    attended = ctx.layer(Attention(), (TensorValue(lead + (length, head_dim), q.producer),
+                                       TensorValue(lead + (source, head_dim), k.producer),
+                                       TensorValue(lead + (source, head_dim), v.producer)), "attention")
+    merged = TensorValue(query.shape[:-1] + (e,), attended.producer)
+    out = ctx.layer(Linear(e, m.out_proj.bias is not None, e), (merged,), "out_proj")
+    weights = None
+    if need_weights:
+        shape = ((n,) if batched else ()) + (() if average else (heads,)) + (length, source)
+        weights = TensorValue(shape, attended.producer)
+    return out, weights
+
+
+#: Leaf module type → rule (looked up along the type's MRO).
+MODULE_RULES: Mapping[type, ModuleRule] = {
+    **{cls: _conv_module for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
+                                     nn.ConvTranspose2d, nn.ConvTranspose3d)},
+    nn.Linear: _linear_module,
+    **{cls: _norm_module for cls in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+                                     nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
+                                     nn.InstanceNorm3d)},
+    **{cls: _activation_module for cls in ACTIVATION_MODULES},
+    **{cls: _pool_module for cls in _POOL_NDIM},
+    **{cls: _adaptive_module for cls in _ADAPTIVE_NDIM},
+    **{cls: _dropout_module for cls in (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+                                        nn.AlphaDropout, nn.FeatureAlphaDropout)},
+    nn.Flatten: _flatten_module,
+    nn.Unflatten: _unflatten_module,
+    nn.Embedding: _embedding_module,
+    nn.Upsample: _upsample_module,
+    **{cls: _shuffle_module for cls in (nn.ChannelShuffle, nn.PixelShuffle, nn.PixelUnshuffle)},
+    nn.MultiheadAttention: _multihead_attention,
+    **{cls: _pad_module for cls in _PAD_MODULES},
+}
+
+
+def module_rule(module: nn.Module) -> ModuleRule | None:
+    """The rule of ``module``'s type: the nearest class in its MRO that the table lists, provided
+    the module still runs that class's ``forward`` (a subclass with its own forward gets none)."""
+    for cls in type(module).__mro__:
+        if cls in MODULE_RULES:
+            return MODULE_RULES[cls] if type(module).forward is cls.forward else None
+    return None
+
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def is_leaf(module: nn.Module) -> bool:
+    """A module the trace prices as a whole: one the table knows, or a torch.nn module without
+    children that the table does not know (listed as unsupported rather than traced into)."""
+    if module_rule(module) is not None:
+        return True
+    if isinstance(module, _CONTAINERS):
+        return False
+    origin = type(module).__module__
+    from_torch = origin.startswith("torch.nn.") or origin.startswith("torch.ao.nn.")
+    return from_torch and next(module.children(), None) is None
+
+
+def leaf_modules(root: nn.Module) -> dict[str, nn.Module]:
+    """Path → module for the leaves of ``root``, not descending into a leaf (a leaf root: {'': root})."""
+    leaves: dict[str, nn.Module] = {}
+
+    def visit(module: nn.Module, path: str) -> None:
+        if is_leaf(module):
+            leaves.setdefault(path, module)
+            return
+        for name, child in module.named_children():
+            visit(child, f"{path}.{name}" if path else name)
+
+    visit(root, "")
+    return leaves
+
+
+# --- functions: arithmetic ----------------------------------------------------------------
+
+def _tensors_in(values: Sequence[Any]) -> list[TensorValue]:
+    return [v for v in values if isinstance(v, TensorValue)]
+
+
+def _attribute_tensors(values: Sequence[Any]) -> list[Any]:
+    return [v.tensor for v in values if isinstance(v, TensorValue) and v.tensor is not None]
+
+
+_PYTHON_BINARY: Mapping[str, Callable[[Any, Any], Any]] = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
+}
+
+
+def _elementwise(kind: str, reflected: bool = False) -> FunctionRule:
+    """``a ∘ b``: Elementwise(kind), 1 op per output element; Python numbers only → Python."""
+
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        a = arg(args, kwargs, 0, "input")
+        b = arg(args, kwargs, 1, "other")
+        if reflected:
+            a, b = b, a
+        operands = _tensors_in((a, b))
+        if not operands:
+            return _PYTHON_BINARY[kind](a, b)
+        if arg(args, kwargs, 2, "alpha", 1) != 1:
+            raise RuleError(f"{kind} with a scale factor alpha")
+        return ctx.layer(Elementwise(kind), operands, params=_attribute_tensors(operands))
+
+    return rule
+
+
+def _unary_elementwise(kind: str, python: Callable[[Any], Any]) -> FunctionRule:
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        x = arg(args, kwargs, 0, "input")
+        if not isinstance(x, TensorValue):
+            return python(x)
+        return ctx.layer(Elementwise(kind), (x,), params=_attribute_tensors((x,)))
+
+    return rule
+
+
+_PYTHON_COMPARISONS: Mapping[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le, "gt": operator.gt,
+    "ge": operator.ge,
+}
+
+
+def _comparison(name: str) -> FunctionRule:
+    """``a == b`` and friends on tensors: Elementwise('compare'), 1 op per element."""
+
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        a, b = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "other")
+        operands = _tensors_in((a, b))
+        if not operands:
+            return _PYTHON_COMPARISONS[name](a, b)
+        return ctx.layer(Elementwise("compare"), operands)
+
+    return rule
+
+
+def _masked_fill(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x, mask = tensor_arg(args, kwargs), tensor_arg(args, kwargs, 1, "mask")
+    return ctx.layer(Elementwise("masked_fill"), (x, mask))
+
+
+def _where(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    operands = _tensors_in([arg(args, kwargs, i, name) for i, name in enumerate(("condition", "input", "other"))])
+    if not operands:
+        raise RuleError("torch.where without tensors")
+    return ctx.layer(Elementwise("where"), operands)
+
+
+def _roll(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    return _reshape_layer(ctx, x, x.shape, "roll")
+
+
+def _pad(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    pads = arg(args, kwargs, 1, "pad")
+    mode = arg(args, kwargs, 2, "mode", "constant")
+    if mode not in PAD_MODES:
+        raise RuleError(f"padding mode {mode!r}")
+    return ctx.layer(Pad(_ints(pads, len(tuple(pads)), "pad"), mode), (x,))
+
+
+def _reduction(kind: str) -> FunctionRule:
+    """x.mean(dim, keepdim), torch.sum(x, dim), x.amax(dim): Reduce(kind, dims, keepdim)."""
+
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        x = tensor_arg(args, kwargs)
+        dim = arg(args, kwargs, 1, "dim", None)
+        keepdim = arg(args, kwargs, 2, "keepdim", False)
+        if dim is None or dim == ():
+            dims: tuple[int, ...] = ()
+        elif isinstance(dim, int):
+            dims = (dim,)
+        elif isinstance(dim, (tuple, list)) and all(isinstance(d, int) for d in dim):
+            dims = tuple(dim)
+        else:
+            raise RuleError(f"{kind} over {dim!r}")
+        if not isinstance(keepdim, bool):
+            raise RuleError(f"{kind} with keepdim {keepdim!r}")
+        return ctx.layer(Reduce(kind, dims, keepdim), (x,))
+
+    return rule
+
+
+def _stochastic_depth(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """torchvision's stochastic depth: identity at inference, like dropout."""
+    return ctx.layer(Dropout(float(arg(args, kwargs, 1, "p"))), (tensor_arg(args, kwargs),))
+
+
+def _matmul(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    a, b = tensor_arg(args, kwargs, 0, "input"), tensor_arg(args, kwargs, 1, "other")
+    return ctx.layer(Matmul(), (a, b), params=_attribute_tensors((a, b)))
+
+
+def _rmatmul(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    return _matmul(ctx, (args[1], args[0]), {})
+
+
+def _linear(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x, w = tensor_arg(args, kwargs, 0, "input"), tensor_arg(args, kwargs, 1, "weight")
+    b = _optional_tensor(args, kwargs, 2, "bias")
+    if len(w.shape) != 2:
+        raise RuleError("F.linear with a weight that is not a matrix")
+    spec = Linear(w.shape[0], b is not None, w.shape[1])
+    return ctx.layer(spec, (x,), params=[t for t in (w.tensor, b.tensor if b else None) if t is not None])
+
+
+def _conv(ndim: int, transposed: bool = False) -> FunctionRule:
+    """F.conv{n}d(x, w, b, stride, padding, dilation, groups) / F.conv_transpose{n}d(x, w, b,
+    stride, padding, output_padding, groups, dilation)."""
+
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        x, w = tensor_arg(args, kwargs, 0, "input"), tensor_arg(args, kwargs, 1, "weight")
+        b = _optional_tensor(args, kwargs, 2, "bias")
+        if len(w.shape) != ndim + 2:
+            raise RuleError("a convolution weight of the wrong rank")
+        stride = arg(args, kwargs, 3, "stride", 1)
+        padding = arg(args, kwargs, 4, "padding", 0)
+        if transposed:
+            output_padding = arg(args, kwargs, 5, "output_padding", 0)
+            groups = arg(args, kwargs, 6, "groups", 1)
+            dilation = arg(args, kwargs, 7, "dilation", 1)
+            out, channels = w.shape[1] * groups, w.shape[0]
+        else:
+            output_padding = 0
+            dilation = arg(args, kwargs, 5, "dilation", 1)
+            groups = arg(args, kwargs, 6, "groups", 1)
+            out, channels = w.shape[0], w.shape[1] * groups
+        _check_channels(x, channels, f"conv{ndim}d")
+        spec = conv_spec(out, tuple(w.shape[2:]), stride, padding, dilation, groups, b is not None,
+                         transposed, output_padding)
+        return ctx.layer(spec, (x,), params=[t for t in (w.tensor, b.tensor if b else None) if t is not None])
+
+    return rule
+
+
+def _attention(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    q, k, v = (tensor_arg(args, kwargs, i, name) for i, name in enumerate(("query", "key", "value")))
+    if arg(args, kwargs, 7, "enable_gqa", False):
+        raise RuleError("grouped-query attention (enable_gqa)")
+    return ctx.layer(Attention(), (q, k, v))
+
+
+def _embedding(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x, w = tensor_arg(args, kwargs, 0, "input"), tensor_arg(args, kwargs, 1, "weight")
+    return ctx.layer(Embedding(w.shape[0], w.shape[1]), (x,), params=[w.tensor] if w.tensor is not None else [])
+
+
+def _norm_function(kind: str) -> FunctionRule:
+    """F.batch_norm(x, mean, var, w, b, …), F.layer_norm(x, shape, w, b), F.group_norm(x, g, w, b),
+    F.instance_norm(x, mean, var, w, b, …)."""
+
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        x = tensor_arg(args, kwargs)
+        if kind in ("batch", "instance"):
+            mean = _optional_tensor(args, kwargs, 1, "running_mean")
+            var = _optional_tensor(args, kwargs, 2, "running_var")
+            w, b = _optional_tensor(args, kwargs, 3, "weight"), _optional_tensor(args, kwargs, 4, "bias")
+            spec = Norm(kind, w is not None, mean is not None)  # type: ignore[arg-type]
+            extra = [mean, var]
+        elif kind == "layer":
+            shape = arg(args, kwargs, 1, "normalized_shape")
+            w, b = _optional_tensor(args, kwargs, 2, "weight"), _optional_tensor(args, kwargs, 3, "bias")
+            dims = tuple(shape) if isinstance(shape, (tuple, list, torch.Size)) else (shape,)
+            spec = Norm("layer", w is not None, False, normalized_shape=_ints(dims, len(dims), "normalized shape"))
+            extra = []
+        else:
+            groups = arg(args, kwargs, 1, "num_groups")
+            w, b = _optional_tensor(args, kwargs, 2, "weight"), _optional_tensor(args, kwargs, 3, "bias")
+            spec = Norm("group", w is not None, False, num_groups=groups)
+            extra = []
+        consumed = [v.tensor for v in (w, b, *extra) if v is not None and v.tensor is not None]
+        return ctx.layer(spec, (x,), params=consumed)
+
+    return rule
+
+
+def _activation_function(kind: str) -> FunctionRule:
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        return ctx.layer(Activation(kind), (tensor_arg(args, kwargs),))
+
+    return rule
+
+
+def _pool_function(mode: str, ndim: int) -> FunctionRule:
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        x = tensor_arg(args, kwargs)
+        _spatial_dims(x.shape, ndim, f"{mode}_pool{ndim}d")
+        kernel = arg(args, kwargs, 1, "kernel_size")
+        stride = arg(args, kwargs, 2, "stride", None)
+        padding = arg(args, kwargs, 3, "padding", 0)
+        if mode == "max":
+            dilation = arg(args, kwargs, 4, "dilation", 1)
+            ceil_mode = arg(args, kwargs, 5, "ceil_mode", False)
+            if arg(args, kwargs, 6, "return_indices", False):
+                raise RuleError("max pooling that returns indices")
+            spec = pool_spec("max", ndim, kernel, stride, padding, dilation, ceil_mode)
+        else:
+            ceil_mode = arg(args, kwargs, 4, "ceil_mode", False)
+            include = arg(args, kwargs, 5, "count_include_pad", True)
+            spec = pool_spec("avg", ndim, kernel, stride, padding, 1, ceil_mode, include)
+        return ctx.layer(spec, (x,))
+
+    return rule
+
+
+def _adaptive_function(mode: str, ndim: int) -> FunctionRule:
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        x = tensor_arg(args, kwargs)
+        _spatial_dims(x.shape, ndim, f"adaptive_{mode}_pool{ndim}d")
+        if arg(args, kwargs, 2, "return_indices", False):
+            raise RuleError("adaptive max pooling that returns indices")
+        return ctx.layer(adaptive_spec(mode, ndim, arg(args, kwargs, 1, "output_size")), (x,))
+
+    return rule
+
+
+def _dropout_function(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    return ctx.layer(Dropout(float(arg(args, kwargs, 1, "p", 0.5))), (tensor_arg(args, kwargs),))
+
+
+def _interpolate(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    spec = upsample_spec(x, arg(args, kwargs, 1, "size", None), arg(args, kwargs, 2, "scale_factor", None),
+                         arg(args, kwargs, 3, "mode", "nearest"))
+    return ctx.layer(spec, (x,))
+
+
+# --- functions: layout (shape rules, no arithmetic) --------------------------------------
+
+def _axis(dim: Any, rank: int) -> int:
+    if not isinstance(dim, int) or not -max(rank, 1) <= dim < max(rank, 1):
+        raise RuleError(f"axis {dim!r} of a {rank}-d tensor")
+    return dim % max(rank, 1)
+
+
+def _reshape_layer(ctx: Context, x: TensorValue, shape: Shape, kind: str) -> TensorValue:
+    return ctx.layer(Reshape(tuple(shape), kind), (x,))
+
+
+def resolve_shape(shape: Sequence[Any], elements: int) -> Shape:
+    """A view/reshape target with at most one -1, resolved against the element count."""
+    sizes = list(shape)
+    if not all(isinstance(s, int) for s in sizes) or sizes.count(-1) > 1:
+        raise RuleError(f"reshape to {tuple(shape)!r}")
+    if -1 in sizes:
+        known = numel([s for s in sizes if s != -1])
+        if known == 0 or elements % known:
+            raise RuleError(f"reshape of {elements} elements to {tuple(shape)!r}")
+        sizes[sizes.index(-1)] = elements // known
+    return tuple(sizes)
+
+
+def _shape_args(args: Sequence[Any]) -> tuple[Any, ...]:
+    """``view(2, 3)`` and ``view((2, 3))`` alike."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list, torch.Size)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+def _view(kind: str) -> FunctionRule:
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        x = tensor_arg(args, kwargs)
+        target = _shape_args(args[1:]) if len(args) > 1 else tuple(arg((), kwargs, 0, "shape"))
+        return _reshape_layer(ctx, x, resolve_shape(target, numel(x.shape)), kind)
+
+    return rule
+
+
+def _flatten(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    return ctx.layer(Flatten(arg(args, kwargs, 1, "start_dim", 0), arg(args, kwargs, 2, "end_dim", -1)), (x,))
+
+
+def unflatten_shape(shape: Shape, dim: int, sizes: Sequence[int]) -> Shape:
+    axis = _axis(dim, len(shape))
+    return shape[:axis] + resolve_shape(tuple(sizes), shape[axis]) + shape[axis + 1:]
+
+
+def _unflatten(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    shape = unflatten_shape(x.shape, arg(args, kwargs, 1, "dim"), tuple(arg(args, kwargs, 2, "sizes")))
+    return _reshape_layer(ctx, x, shape, "unflatten")
+
+
+def _permute(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    dims = _shape_args(args[1:]) if len(args) > 1 else tuple(arg((), kwargs, 0, "dims"))
+    axes = [_axis(d, len(x.shape)) for d in dims]
+    if sorted(axes) != list(range(len(x.shape))):
+        raise RuleError(f"permutation {dims!r}")
+    return _reshape_layer(ctx, x, tuple(x.shape[a] for a in axes), "permute")
+
+
+def _transpose(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    a = _axis(arg(args, kwargs, 1, "dim0"), len(x.shape))
+    b = _axis(arg(args, kwargs, 2, "dim1"), len(x.shape))
+    shape = list(x.shape)
+    shape[a], shape[b] = shape[b], shape[a]
+    return _reshape_layer(ctx, x, tuple(shape), "transpose")
+
+
+def _t(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    if len(x.shape) > 2:
+        raise RuleError("t() of a tensor with more than two axes")
+    return _reshape_layer(ctx, x, tuple(reversed(x.shape)), "transpose")
+
+
+def _squeeze(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    dim = arg(args, kwargs, 1, "dim", None)
+    if dim is None:
+        shape = tuple(n for n in x.shape if n != 1)
+    else:
+        dims = {_axis(d, len(x.shape)) for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
+        shape = tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1))
+    return _reshape_layer(ctx, x, shape, "squeeze")
+
+
+def _unsqueeze(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    axis = _axis(arg(args, kwargs, 1, "dim"), len(x.shape) + 1)
+    return _reshape_layer(ctx, x, x.shape[:axis] + (1,) + x.shape[axis:], "unsqueeze")
+
+
+def _tensor_list(value: Any, what: str) -> list[TensorValue]:
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(t, TensorValue) for t in value):
+        raise RuleError(f"{what} of something other than a list of tensors")
+    return list(value)
+
+
+def _concat(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    tensors = _tensor_list(arg(args, kwargs, 0, "tensors"), "torch.cat")
+    dim = arg(args, kwargs, 1, "dim", 0)
+    return ctx.layer(Concat(dim), tuple(tensors), params=_attribute_tensors(tensors))
+
+
+def _stack(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """torch.stack: a concatenation of the inputs, each with a new axis ``dim``."""
+    tensors = _tensor_list(arg(args, kwargs, 0, "tensors"), "torch.stack")
+    axis = _axis(arg(args, kwargs, 1, "dim", 0), len(tensors[0].shape) + 1)
+    lifted = tuple(TensorValue(t.shape[:axis] + (1,) + t.shape[axis:], t.producer, t.tensor) for t in tensors)
+    return ctx.layer(Concat(axis), lifted, params=_attribute_tensors(tensors))
+
+
+def _same(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """contiguous, to, float, detach, clone, …: the same shape, no layer."""
+    return tensor_arg(args, kwargs)
+
+
+def _expand(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """A broadcast view: no copy, no layer."""
+    x = tensor_arg(args, kwargs)
+    sizes = _shape_args(args[1:]) if len(args) > 1 else tuple(arg((), kwargs, 0, "size"))
+    if len(sizes) < len(x.shape):
+        raise RuleError(f"expand to {sizes!r}")
+    padded = (1,) * (len(sizes) - len(x.shape)) + x.shape
+    return TensorValue(tuple(n if s == -1 else s for s, n in zip(sizes, padded)), x.producer, x.tensor)
+
+
+def _expand_as(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x, other = tensor_arg(args, kwargs), tensor_arg(args, kwargs, 1, "other")
+    return TensorValue(broadcast([x.shape, other.shape], "expand_as"), x.producer, x.tensor)
+
+
+def _split_sizes(length: int, size: Any, chunks: bool) -> list[int]:
+    if chunks:
+        if not isinstance(size, int) or size <= 0:
+            raise RuleError(f"chunk count {size!r}")
+        step = -(-length // size)
+        return [min(step, length - i) for i in range(0, length, step)] if length else [0]
+    if isinstance(size, int):
+        if size <= 0:
+            raise RuleError(f"split size {size!r}")
+        return [min(size, length - i) for i in range(0, length, size)]
+    sizes = list(size)
+    if sum(sizes) != length:
+        raise RuleError(f"split sizes {sizes!r} of an axis of {length}")
+    return sizes
+
+
+def _splitter(chunks: bool) -> FunctionRule:
+    """chunk / split: views along one axis, no layer."""
+
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        x = tensor_arg(args, kwargs)
+        size = arg(args, kwargs, 1, "chunks" if chunks else "split_size_or_sections")
+        axis = _axis(arg(args, kwargs, 2, "dim", 0), len(x.shape))
+        return tuple(TensorValue(x.shape[:axis] + (n,) + x.shape[axis + 1:], x.producer, x.tensor)
+                     for n in _split_sizes(x.shape[axis], size, chunks))
+
+    return rule
+
+
+def _unbind(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    axis = _axis(arg(args, kwargs, 1, "dim", 0), len(x.shape))
+    return tuple(TensorValue(x.shape[:axis] + x.shape[axis + 1:], x.producer, x.tensor)
+                 for _ in range(x.shape[axis]))
+
+
+def index_shape(shape: Shape, index: Any) -> Shape:
+    """Shape of ``x[index]``: integers, slices, None, Ellipsis, and at most one integer tensor
+    index (its shape replaces the axis it indexes)."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    tensors = [i for i in items if isinstance(i, TensorValue)]
+    if any(not (isinstance(i, (int, slice, TensorValue)) or i is None or i is Ellipsis) for i in items):
+        raise RuleError("indexing with lists or other objects")
+    if len(tensors) > 1 or (tensors and any(isinstance(i, int) for i in items)):
+        raise RuleError("advanced indexing with several index tensors")
+    if items.count(Ellipsis) > 1:
+        raise RuleError("indexing with two ellipses")
+    consuming = sum(1 for i in items if i is not None and i is not Ellipsis)
+    if consuming > len(shape):
+        raise RuleError(f"{consuming} indices into a {len(shape)}-d tensor")
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        items[at:at + 1] = [slice(None)] * (len(shape) - consuming)
+    items += [slice(None)] * (len(shape) - sum(1 for i in items if i is not None))
+    out: list[int] = []
+    axis = 0
+    for item in items:
+        if item is None:
+            out.append(1)
+            continue
+        size = shape[axis]
+        axis += 1
+        if isinstance(item, TensorValue):
+            out.extend(item.shape)
+        elif isinstance(item, slice):
+            out.append(len(range(*item.indices(size))))
+        elif not -size <= item < size:
+            raise RuleError(f"index {item} out of range for an axis of {size}")
+    return tuple(out)
+
+
+def _getitem(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    container, index = args[0], args[1]
+    if isinstance(container, TensorValue):
+        return TensorValue(index_shape(container.shape, index), container.producer, container.tensor)
+    if isinstance(index, TensorValue):
+        raise RuleError("indexing a Python object with a tensor")
+    return container[index]
+
+
+def _size(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    x = tensor_arg(args, kwargs)
+    dim = arg(args, kwargs, 1, "dim", None)
+    return torch.Size(x.shape) if dim is None else x.shape[_axis(dim, len(x.shape))]
+
+
+def _dim(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    return len(tensor_arg(args, kwargs).shape)
+
+
+def _numel(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    return numel(tensor_arg(args, kwargs).shape)
+
+
+#: Attributes of a tensor the trace can answer from its shape alone.
+_TENSOR_ATTRIBUTES: Mapping[str, Callable[[TensorValue], Any]] = {
+    "shape": lambda x: torch.Size(x.shape), "ndim": lambda x: len(x.shape),
+}
+
+
+def _getattr(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    obj, name = args[0], args[1]
+    if isinstance(obj, TensorValue):
+        if name == "T":
+            return _reshape_layer(ctx, obj, tuple(reversed(obj.shape)), "transpose")
+        if name not in _TENSOR_ATTRIBUTES:
+            raise RuleError(f"the tensor attribute {name!r}")
+        return _TENSOR_ATTRIBUTES[name](obj)
+    return getattr(obj, name, *args[2:])
+
+
+#: Functions of plain Python values a trace may evaluate (the graph's own size arithmetic).
+PYTHON_MODULES = (operator, builtins, math)
+PYTHON_FUNCTIONS: frozenset[Any] = frozenset({torch._assert})
+
+# --- the tables ---------------------------------------------------------------------------
+
+_ACTIVATION_FUNCTIONS: Mapping[Any, str] = {
+    F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: "relu", F.relu6: "relu6",
+    F.hardtanh: "hardtanh", F.leaky_relu: "leaky_relu", F.elu: "elu", F.gelu: "gelu", F.silu: "silu",
+    F.hardswish: "hardswish", F.hardsigmoid: "hardsigmoid", F.sigmoid: "sigmoid", torch.sigmoid: "sigmoid",
+    F.tanh: "tanh", torch.tanh: "tanh", F.softplus: "softplus", F.mish: "mish", F.softmax: "softmax",
+    torch.softmax: "softmax", F.log_softmax: "log_softmax", torch.log_softmax: "log_softmax",
+}
+
+_ACTIVATION_METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid",
+                       "tanh": "tanh", "tanh_": "tanh", "softmax": "softmax", "log_softmax": "log_softmax"}
+
+
+def _named(name: str, rule: FunctionRule) -> tuple[str, FunctionRule]:
+    return name, rule
+
+
+#: Callable → (op name for layer names, rule). Several objects may name the same op.
+FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
+    **{fn: _named(kind, _elementwise(kind)) for kind, fns in {
+        "add": (operator.add, operator.iadd, torch.add),
+        "sub": (operator.sub, operator.isub, torch.sub, torch.subtract),
+        "mul": (operator.mul, operator.imul, torch.mul, torch.multiply),
+        "div": (operator.truediv, operator.itruediv, torch.div, torch.divide, torch.true_divide),
+    }.items() for fn in fns},
+    operator.neg: _named("neg", _unary_elementwise("neg", operator.neg)),
+    torch.neg: _named("neg", _unary_elementwise("neg", operator.neg)),
+    **{fn: _named("matmul", _matmul) for fn in (operator.matmul, torch.matmul, torch.mm, torch.bmm)},
+    F.linear: _named("linear", _linear),
+    F.conv1d: _named("conv1d", _conv(1)), F.conv2d: _named("conv2d", _conv(2)),
+    F.conv3d: _named("conv3d", _conv(3)),
+    F.conv_transpose1d: _named("conv_transpose1d", _conv(1, True)),
+    F.conv_transpose2d: _named("conv_transpose2d", _conv(2, True)),
+    F.conv_transpose3d: _named("conv_transpose3d", _conv(3, True)),
+    F.scaled_dot_product_attention: _named("scaled_dot_product_attention", _attention),
+    F.embedding: _named("embedding", _embedding),
+    F.batch_norm: _named("batch_norm", _norm_function("batch")),
+    F.instance_norm: _named("instance_norm", _norm_function("instance")),
+    F.layer_norm: _named("layer_norm", _norm_function("layer")),
+    F.group_norm: _named("group_norm", _norm_function("group")),
+    **{fn: _named(kind, _activation_function(kind)) for fn, kind in _ACTIVATION_FUNCTIONS.items()},
+    **{getattr(F, f"{mode}_pool{n}d"): _named(f"{mode}_pool{n}d", _pool_function(mode, n))
+       for mode in ("max", "avg") for n in (1, 2, 3)},
+    **{getattr(torch, f"{mode}_pool{n}d"): _named(f"{mode}_pool{n}d", _pool_function(mode, n))
+       for mode, n in (("max", 1), ("max", 2), ("max", 3), ("avg", 1)) if hasattr(torch, f"{mode}_pool{n}d")},
+    **{getattr(F, f"adaptive_{mode}_pool{n}d"): _named(f"adaptive_{mode}_pool{n}d", _adaptive_function(mode, n))
+       for mode in ("avg", "max") for n in (1, 2, 3)},
+    **{fn: _named("dropout", _dropout_function) for fn in (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d,
+                                                            F.alpha_dropout, F.feature_alpha_dropout)},
+    F.interpolate: _named("interpolate", _interpolate),
+    **{fn: _named("cat", _concat) for fn in (torch.cat, torch.concat, torch.concatenate)},
+    torch.stack: _named("stack", _stack),
+    torch.flatten: _named("flatten", _flatten),
+    torch.reshape: _named("reshape", _view("reshape")),
+    torch.permute: _named("permute", _permute),
+    torch.transpose: _named("transpose", _transpose),
+    torch.swapaxes: _named("transpose", _transpose),
+    torch.t: _named("transpose", _t),
+    torch.squeeze: _named("squeeze", _squeeze),
+    torch.unsqueeze: _named("unsqueeze", _unsqueeze),
+    torch.unflatten: _named("unflatten", _unflatten),
+    torch.chunk: _named("chunk", _splitter(True)),
+    torch.split: _named("split", _splitter(False)),
+    torch.unbind: _named("unbind", _unbind),
+    operator.getitem: _named("getitem", _getitem),
+    builtins.getattr: _named("getattr", _getattr),
+    torch.numel: _named("numel", _numel),
+    builtins.len: _named("len", lambda ctx, args, kwargs: tensor_arg(args, kwargs).shape[0]),
+    **{fn: _named("compare", _comparison(name)) for name in _PYTHON_COMPARISONS
+       for fn in (getattr(operator, name), getattr(torch, name))},
+    torch.masked_fill: _named("masked_fill", _masked_fill),
+    torch.where: _named("where", _where),
+    torch.roll: _named("roll", _roll),
+    F.pad: _named("pad", _pad),
+    **{getattr(torch, kind): _named(kind, _reduction(kind)) for kind in ("sum", "mean", "amax", "amin")},
+}
+
+#: ``Tensor`` method name (fx ``call_method`` targets, and the methods a dispatch mode sees).
+METHOD_RULES: Mapping[str, tuple[str, FunctionRule]] = {
+    **{name: _named(kind, _elementwise(kind)) for kind, names in {
+        "add": ("add", "add_", "__add__", "__iadd__"), "sub": ("sub", "sub_", "__sub__", "__isub__"),
+        "mul": ("mul", "mul_", "__mul__", "__imul__"),
+        "div": ("div", "div_", "__truediv__", "__itruediv__", "__div__"),
+    }.items() for name in names},
+    **{name: _named(kind, _elementwise(kind, reflected=True)) for kind, name in (
+        ("add", "__radd__"), ("sub", "__rsub__"), ("mul", "__rmul__"), ("div", "__rtruediv__"))},
+    "neg": _named("neg", _unary_elementwise("neg", operator.neg)),
+    "__neg__": _named("neg", _unary_elementwise("neg", operator.neg)),
+    **{name: _named("matmul", _matmul) for name in ("matmul", "mm", "bmm", "__matmul__")},
+    "__rmatmul__": _named("matmul", _rmatmul),
+    **{name: _named(kind, _activation_function(kind)) for name, kind in _ACTIVATION_METHODS.items()},
+    "view": _named("view", _view("view")), "reshape": _named("reshape", _view("reshape")),
+    "flatten": _named("flatten", _flatten), "unflatten": _named("unflatten", _unflatten),
+    "permute": _named("permute", _permute), "transpose": _named("transpose", _transpose),
+    "swapaxes": _named("transpose", _transpose), "t": _named("transpose", _t),
+    "squeeze": _named("squeeze", _squeeze), "unsqueeze": _named("unsqueeze", _unsqueeze),
+    **{name: _named(name, _same) for name in ("contiguous", "to", "float", "double", "half", "bfloat16",
+                                               "type", "type_as", "detach", "clone", "cpu", "cuda",
+                                               "requires_grad_")},
+    "expand": _named("expand", _expand), "expand_as": _named("expand_as", _expand_as),
+    "chunk": _named("chunk", _splitter(True)), "split": _named("split", _splitter(False)),
+    "unbind": _named("unbind", _unbind),
+    "__getitem__": _named("getitem", _getitem),
+    "size": _named("size", _size), "dim": _named("dim", _dim), "numel": _named("numel", _numel),
+    **{method: _named("compare", _comparison(name)) for name in _PYTHON_COMPARISONS
+       for method in (name, f"__{name}__")},
+    "masked_fill": _named("masked_fill", _masked_fill), "masked_fill_": _named("masked_fill", _masked_fill),
+    "roll": _named("roll", _roll),
+    **{kind: _named(kind, _reduction(kind)) for kind in ("sum", "mean", "amax", "amin")},
+}
+
+#: Functions of optional packages, found by identity once their module is imported:
+#: (module, attribute) → (op name, rule).
+OPTIONAL_FUNCTION_RULES: Mapping[tuple[str, str], tuple[str, FunctionRule]] = {
+    ("torchvision.ops.stochastic_depth", "stochastic_depth"): _named("stochastic_depth", _stochastic_depth),
+}
+
+#: Creation functions: a new tensor from Python values, no arithmetic on the input (shape by a meta run).
+CREATION_FUNCTIONS: frozenset[Any] = frozenset({
+    torch.zeros, torch.ones, torch.empty, torch.full, torch.arange, torch.rand, torch.randn,
+    torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_like, torch.rand_like,
+    torch.randn_like, torch.tensor, torch.linspace, torch.eye,
+})
+CREATION_METHODS = frozenset({"new_zeros", "new_ones", "new_empty", "new_full", "new_tensor"})
+
+
+def function_rule(target: Any) -> tuple[str, FunctionRule] | None:
+    """The (op name, rule) of a callable or ``Tensor`` method name, or None."""
+    if isinstance(target, str):
+        return METHOD_RULES.get(target)
+    try:
+        found = FUNCTION_RULES.get(target)
+    except TypeError:  # an unhashable callable
+        return None
+    if found is None:
+        for (module_name, attribute), entry in OPTIONAL_FUNCTION_RULES.items():
+            module = sys.modules.get(module_name)
+            if module is not None and getattr(module, attribute, None) is target:
+                return entry
+    return found
+
+
+def tensor_method_name(func: Any) -> str | None:
+    """``Tensor.view`` → 'view' (for what a torch-function mode sees); None for anything else."""
+    name = getattr(func, "__name__", None)
+    if name is None:
+        return None
+    if getattr(torch.Tensor, name, None) is func:
+        return name
+    qualname = getattr(func, "__qualname__", "")
+    if qualname.startswith(("Tensor.", "TensorBase.", "_TensorBase.")):
+        return name
+    return None
+
+
+def op_name(target: Any) -> str:
+    """A readable name of a callable or method for reports: 'torch.cat', 'F.relu', 'Tensor.view'."""
+    if isinstance(target, str):
+        return f"Tensor.{target}"
+    name = getattr(target, "__name__", repr(target))
+    module = getattr(target, "__module__", None) or ""
+    if module == "torch.nn.functional":
+        return f"F.{name}"
+    if module == "torch" or module.startswith("torch."):
+        return f"torch.{name}"
+    if module in ("_operator", "operator"):
+        return f"operator.{name}"
+    if module == "builtins":
+        return name
+    return f"{module}.{name}" if module else name
