@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from costlab.errors import CostlabError
-from costlab.torch_bridge.latency_report import LATENCY_CASES, case_markdown, case_measurement_count, measure_case
+from costlab.torch_bridge.latency_report import LATENCY_CASES, case_measurement_count, latency_report, report_filename
 from costlab.torch_bridge.roofline import peaks_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,23 +49,10 @@ def main(argv: list[str] | None = None) -> int:
             def advance(label: str) -> None:
                 bar.set_postfix_str(label, refresh=False)
                 bar.update(1)
-            texts = {}
-            for name in args.cases:
-                case = LATENCY_CASES[name]
-                for attempt in range(1, args.attempts + 1):
-                    comparison = measure_case(case, args.device, args.threads, peaks=peaks, progress=advance)
-                    shares = [t.latency.get("cpu_share") for t in comparison.targets]
-                    starved = [s for s in shares if s is not None and s < args.min_cpu_share]
-                    if not starved:
-                        break
-                    print(f"{name}: CPU share {min(starved):.0%} (attempt {attempt}): other work is running",
-                          file=sys.stderr)
-                    bar.total += case_measurement_count(case)
-                else:
-                    print(f"latency_reports: error: {name} never got {args.min_cpu_share:.0%} of its threads' "
-                          "CPU time; nothing written. Measure on a quiet machine.", file=sys.stderr)
-                    return 1
-                texts[case.filename] = case_markdown(case, comparison, command)
+            texts = {report_filename(LATENCY_CASES[name], args.device):
+                     latency_report(name, args.device, args.threads, peaks=peaks, progress=advance,
+                                    command=command, min_cpu_share=args.min_cpu_share, attempts=args.attempts)
+                     for name in args.cases}
     except CostlabError as error:
         print(f"latency_reports: error: {error}", file=sys.stderr)
         return 2

@@ -263,6 +263,7 @@ def run_list(args: argparse.Namespace) -> tuple[str, int]:
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", default="reports", metavar="DIR",
                         help="where to write the reports (default: reports)")
+    add_latency_options(parser)
 
 
 def run_report(args: argparse.Namespace) -> tuple[str, int]:
@@ -277,7 +278,41 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
         check_writable(path)
     for file in files:
         write_atomically(os.path.join(directory, file.path), file.text)
-    return "".join(f"wrote {os.path.join(directory, f.path)}\n" for f in files), 0
+    written = [os.path.join(directory, f.path) for f in files]
+    if args.latency:
+        written += _latency_reports(args, directory)
+    return "".join(f"wrote {path}\n" for path in written), 0
+
+
+def _latency_reports(args: argparse.Namespace, directory: str) -> list[str]:
+    """report --latency: the two canonical comparisons measured on this machine (torch imported here)."""
+    from .torch_bridge.latency_report import LATENCY_CASES, case_measurement_count, latency_report, report_filename
+    from .torch_bridge.roofline import CALIBRATION_STEPS, cached_peaks, calibrate
+
+    peaks = cached_peaks(args.latency, args.threads, "float32")
+    total = sum(case_measurement_count(case) for case in LATENCY_CASES.values())
+    bar, advance = _progress_bar(args, total + (0 if peaks else CALIBRATION_STEPS), f"latency on {args.latency}")
+    command = f"costlab report --latency {args.latency}" + (f" --threads {args.threads}" if args.threads else "")
+    try:
+        if peaks is None:
+            peaks, _ = calibrate(args.latency, args.threads, "float32", progress=advance)
+        texts = {report_filename(case, args.latency):
+                 latency_report(name, args.latency, args.threads, peaks=peaks, progress=advance, command=command,
+                                min_cpu_share=LATENCY_MIN_CPU_SHARE, attempts=LATENCY_ATTEMPTS)
+                 for name, case in LATENCY_CASES.items()}
+    finally:
+        bar.close()
+    paths = []
+    for filename, text in texts.items():
+        path = os.path.join(directory, filename)
+        write_atomically(path, text)
+        paths.append(path)
+    return paths
+
+
+#: report --latency measures a report again while other work holds the CPU (CPU share below this).
+LATENCY_MIN_CPU_SHARE = 0.75
+LATENCY_ATTEMPTS = 3
 
 
 def _claims_arguments(parser: argparse.ArgumentParser) -> None:
