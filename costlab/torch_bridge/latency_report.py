@@ -205,6 +205,7 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
     base_fraction = base.roofline.get("fraction")  # type: ignore[union-attr]
     cheap_fraction = cheap.roofline.get("fraction")  # type: ignore[union-attr]
     worst = min(cheap.layers, key=lambda layer: layer.roofline.get("fraction", 1.0))  # type: ignore[union-attr]
+    lines.append("")
     if measured and predicted and measured < (1 - AGREEMENT) * predicted:
         lines.append(
             f"**Measured:** {_times(measured)}, short even of the roofline's {_times(predicted)}. The roofline "
@@ -225,6 +226,7 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
     for t in (base, cheap):
         whole, parts = t.latency["median"], t.latency.get("sum_of_layers")  # type: ignore[index,union-attr]
         if parts and abs(whole - parts) > AGREEMENT * parts:
+            lines += [""]
             lines.append(
                 f"Run whole, `{t.name}` takes {milliseconds(whole)} ms against {milliseconds(parts)} ms for its "
                 f"layers timed alone ({'more' if whole > parts else 'less'}): "
