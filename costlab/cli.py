@@ -237,20 +237,47 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
 def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
     from .sweep import parse_param, render_sweep, run_sweep as sweep, sweep_png
 
-    if getattr(args, "latency", None):  # shared target options may carry --latency: refuse, never ignore
-        raise CostlabError("sweep does not measure latency yet (a Measure for costlab.sweep is the hook)")
-    if getattr(args, "check", None) or getattr(args, "strict", False):  # likewise --check and --strict
+    if getattr(args, "check", None) or getattr(args, "strict", False):  # shared options: refuse, never ignore
         raise CostlabError("sweep does not cross-check; run compare or analyze with --check")
     if args.plot:
         check_writable(args.plot, "--plot")
-    result = sweep(args.targets, parse_param(args.param), parse_input(args.input) if args.input else None,
-                   args.batch, args.dtype, parse_options(args.kwarg), args.freeze, args.unit)
+    param = parse_param(args.param)
+    measures, close = _sweep_latency(args, len(param.values) * len(args.targets)) if args.latency else ((), None)
+    try:
+        result = sweep(args.targets, param, parse_input(args.input) if args.input else None, args.batch,
+                       args.dtype, parse_options(args.kwarg), args.freeze, args.unit, measures)
+    finally:
+        if close is not None:
+            close()
     text = render_sweep(result, args.format)
     if args.plot:
         write_atomically(args.plot, sweep_png(result, args.y), "--plot")
     elif args.y:
         raise CostlabError("--y chooses what --plot draws; give --plot PATH")
     return text, 0
+
+
+def _sweep_latency(args: argparse.Namespace, points: int) -> tuple[tuple[Any, ...], Callable[[], None]]:
+    """sweep --latency: a Measure timing each point's whole target (median and IQR, in ms)."""
+    from .sweep import Measure
+    from .torch_bridge.latency import LatencySettings, measure_latency, torch_dtype
+    from .torch_bridge.roofline import CALIBRATION_STEPS, cached_peaks, calibrate
+
+    torch_dtype(args.dtype)
+    peaks = cached_peaks(args.latency, args.threads, args.dtype)
+    bar, advance = _progress_bar(args, points + (0 if peaks else CALIBRATION_STEPS), f"latency on {args.latency}")
+    if peaks is None:
+        peaks, _ = calibrate(args.latency, args.threads, args.dtype, progress=advance)
+    settings = LatencySettings(device=args.latency, threads=args.threads, per_layer=False)
+
+    def timed(analysis: Analysis) -> dict[str, Any]:
+        latency = measure_latency(analysis, settings, peaks=peaks, progress=advance).latency or {}
+        return {"latency_ms": latency["median"], "latency_iqr_ms": latency["iqr"],
+                "latency_noisy": latency["noisy"]}
+
+    measure = Measure(f"latency on {args.latency}", ("latency_ms", "latency_iqr_ms", "latency_noisy"), timed,
+                      plot_column="latency_ms", axis_label=f"latency on {args.latency} (ms)")
+    return (measure,), bar.close
 
 
 def run_list(args: argparse.Namespace) -> tuple[str, int]:

@@ -354,6 +354,15 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _display(value: Any) -> str:
+    """A measured cell for the table and Markdown: 4 significant digits, 'noisy' for a noisy flag."""
+    if isinstance(value, bool):
+        return "noisy" if value else ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return _cell(value)
+
+
 def _counted(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
@@ -401,7 +410,7 @@ def sweep_text(sweep: Sweep, fmt: str = "table") -> str:
             if sweep.training:
                 cells += [_counted(row["trainable_params"]), _counted(row[f"train_step_{unit}"])]
             for measure in sweep.measures:
-                cells += [_cell(row[column]) for column in measure.columns]
+                cells += [_display(row[column]) for column in measure.columns]
         table.append(cells)
     title = f"costlab sweep {sweep.param.name} over {len(sweep.param.values)} values"
     settings = {(p.analysis.input, p.analysis.batch, p.analysis.dtype) for p in sweep.points}

@@ -392,3 +392,18 @@ def test_report_latency_writes_both_canonical_reports(seeded_cache: Path, tmp_pa
         assert "**MAC ratio" in text and "Regenerate with `costlab report --latency cpu`" in text
     assert "MAC ratio 9.68×" in (out_dir / "latency-inception.md").read_text()
     assert "MAC ratio 8.84×" in (out_dir / "latency-separable.md").read_text()
+
+
+def test_sweep_measures_latency_at_every_point(seeded_cache: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "sweep.png"
+    code, out, err = run("sweep", "conv3x3:8", "conv1x1:{w} > conv3x3:8", "--param", "w=2,4", "--input",
+                         "8x8x8", "--latency", "cpu", "--quiet", "--format", "json", "--plot", str(plot),
+                         "--y", "latency_ms")
+    assert (code, err) == (0, "")
+    points = json.loads(out)["points"]
+    assert len(points) == 4
+    for point in points:
+        assert point["latency_ms"] > 0 and point["latency_iqr_ms"] >= 0
+        assert isinstance(point["latency_noisy"], bool)
+    assert plot.read_bytes().startswith(b"\x89PNG")
