@@ -133,9 +133,47 @@ def claims_report() -> list[ReportFile]:
             ReportFile("claims.csv", render_claims(results, "csv"))]
 
 
+def crosscheck_report() -> list[ReportFile]:
+    """Every preset's MACs beside fvcore's and PyTorch's counter's, with the named conventions.
+
+    Builds each preset with the torch bridge (torch and fvcore are imported here only).
+    """
+    from .torch_bridge.crosscheck import CHECKS, cross_check
+
+    checked = [cross_check(build_preset(name), checks=CHECKS) for name in PRESETS]
+    headers = ["network", "input", "costlab MACs", "fvcore", "fvcore − costlab", "agreement",
+               "torch ÷ 2", "agreement", "conventions that explain the difference"]
+    rows, raw = [], []
+    for a in checked:
+        fv, th = a.checks["fvcore"], a.checks["torch"]
+        named = "; ".join(f"{name} {int(share):+,}" for entry in (fv, th)
+                          for name, share in entry.get("conventions", {}).items())
+        rows.append([a.name, shape(a.input), count(a.macs), count(int(fv["total"])),
+                     f"{int(fv['difference']):+,}", fv["agreement"], count(int(th["total"])),
+                     th["agreement"], named or "none"])
+        raw.append([a.name, shape(a.input), a.macs, fv["total"], fv["agreement"], th["total"],
+                    th["agreement"], named])
+    meanings = {name: text for a in checked for entry in a.checks.values()
+                for name, text in entry.get("explanations", {}).items()}
+    explanations = [f"- **{name}**: {meanings[name]}" for name in sorted(meanings)]
+    md = "\n".join([
+        "# Cross-check of every preset against fvcore and PyTorch's counter", "",
+        "Each preset is built as a real `nn.Module` by costlab's builder and counted by fvcore's "
+        "`FlopCountAnalysis` (1 per multiply-add) and by `torch.utils.flop_counter.FlopCounterMode` "
+        "(2 FLOPs per multiply-add, halved here), at the preset's default input, batch 1. A difference "
+        "is either zero (`exact`) or explained by a named convention of the tool (`explained`), module "
+        "by module; `costlab analyze PRESET --check fvcore,torch` shows the rows.", "",
+        grid(headers, rows, "md", [False, False, True, True, True, False, True, False, False]), "",
+        "The conventions:", "", *explanations, "", convention("macs"), "", REGENERATE, ""])
+    table = csv_text(["network", "input", "costlab_macs", "fvcore", "fvcore_agreement", "torch_halved",
+                      "torch_agreement", "conventions"], raw)
+    return [ReportFile("crosscheck.md", md), ReportFile("crosscheck.csv", table)]
+
+
 #: The deterministic reports, in the order `costlab report` writes them.
 REPORTS: tuple[Callable[[], list[ReportFile]], ...] = (
-    inception_report, separable_report, classics_report, claims_report, augmentation_report,
+    inception_report, separable_report, classics_report, claims_report, crosscheck_report,
+    augmentation_report,
 )
 
 
@@ -150,6 +188,12 @@ def index(files: Sequence[ReportFile]) -> ReportFile:
             stem = file.path[:-3]
             csv_note = f" ([csv]({stem}.csv))" if any(f.path == f"{stem}.csv" for f in files) else ""
             lines.append(f"- [{file.path}]({file.path}){csv_note}: {title}")
+    lines += ["", "Measured reports (timings differ from run to run, so no test compares them):", "",
+              "- [latency-inception.md](latency-inception.md), [latency-separable.md](latency-separable.md): "
+              "the inception bottleneck and standard vs depthwise-separable (512 → 512 at 14×14) with "
+              "measured latency and the roofline; `costlab report --latency cpu` (or `cuda`)",
+              "- [peers.md](peers.md) ([csv](peers.csv)): costlab beside fvcore, PyTorch's counter, ptflops, "
+              "thop, torchinfo and torchprofile, counts and speed; `python benchmarks/peers.py`"]
     return ReportFile("README.md", "\n".join(lines) + "\n")
 
 
