@@ -312,12 +312,14 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _latency_reports(args: argparse.Namespace, directory: str) -> list[str]:
-    """report --latency: the two canonical comparisons measured on this machine (torch imported here)."""
+    """report --latency: the two canonical comparisons and the augmentations measured here (torch imported here)."""
+    from .torch_bridge.augment_timing import (AUGMENTATION_MEASUREMENTS, augmentation_latency_markdown,
+                                              measure_augmentations)
     from .torch_bridge.latency_report import LATENCY_CASES, case_measurement_count, latency_report, report_filename
     from .torch_bridge.roofline import CALIBRATION_STEPS, cached_peaks, calibrate
 
     peaks = cached_peaks(args.latency, args.threads, "float32")
-    total = sum(case_measurement_count(case) for case in LATENCY_CASES.values())
+    total = sum(case_measurement_count(case) for case in LATENCY_CASES.values()) + AUGMENTATION_MEASUREMENTS
     bar, advance = _progress_bar(args, total + (0 if peaks else CALIBRATION_STEPS), f"latency on {args.latency}")
     command = f"costlab report --latency {args.latency}" + (f" --threads {args.threads}" if args.threads else "")
     try:
@@ -327,6 +329,9 @@ def _latency_reports(args: argparse.Namespace, directory: str) -> list[str]:
                  latency_report(name, args.latency, args.threads, peaks=peaks, progress=advance, command=command,
                                 min_cpu_share=LATENCY_MIN_CPU_SHARE, attempts=LATENCY_ATTEMPTS)
                  for name, case in LATENCY_CASES.items()}
+        texts[f"latency-augmentation{'' if args.latency == 'cpu' else '-' + args.latency}.md"] = \
+            augmentation_latency_markdown(measure_augmentations(args.latency, args.threads, progress=advance),
+                                          command=command)
     finally:
         bar.close()
     paths = []

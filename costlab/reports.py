@@ -191,7 +191,8 @@ def index(files: Sequence[ReportFile]) -> ReportFile:
     lines += ["", "Measured reports (timings differ from run to run, so no test compares them):", "",
               "- [latency-inception.md](latency-inception.md), [latency-separable.md](latency-separable.md): "
               "the inception bottleneck and standard vs depthwise-separable (512 → 512 at 14×14) with "
-              "measured latency and the roofline; `costlab report --latency cpu` (or `cuda`)",
+              "measured latency and the roofline; [latency-augmentation.md](latency-augmentation.md): the "
+              "augmentations measured beside a forward pass; `costlab report --latency cpu` (or `cuda`)",
               "- [peers.md](peers.md) ([csv](peers.csv)): costlab beside fvcore, PyTorch's counter, ptflops, "
               "thop, torchinfo and torchprofile, counts and speed; `python benchmarks/peers.py`"]
     return ReportFile("README.md", "\n".join(lines) + "\n")

@@ -392,6 +392,10 @@ def test_report_latency_writes_both_canonical_reports(seeded_cache: Path, tmp_pa
         assert "**MAC ratio" in text and "Regenerate with `costlab report --latency cpu`" in text
     assert "MAC ratio 9.68×" in (out_dir / "latency-inception.md").read_text()
     assert "MAC ratio 8.84×" in (out_dir / "latency-separable.md").read_text()
+    augmentation = (out_dir / "latency-augmentation.md").read_text()
+    for step in ("mirroring", "random cropping", "PCA colour shift", "one alexnet forward pass"):
+        assert f"| {step}" in augmentation
+    assert "714,188,480" in augmentation and "ms ± IQR" in augmentation
 
 
 def test_sweep_measures_latency_at_every_point(seeded_cache: Path, tmp_path: Path) -> None:
