@@ -8,6 +8,16 @@ from typing import Callable
 import pytest
 
 GOLDEN = Path(__file__).parent / "golden"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def find_reference() -> Path | None:
+    """The project's shared/reference.md (published figures), beside or above the checkout, if present."""
+    for folder in [ROOT, *ROOT.parents]:
+        candidate = folder / "shared" / "reference.md"
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

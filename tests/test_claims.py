@@ -21,6 +21,7 @@ import pytest
 from costlab.claims import (APPROXIMATELY, CLAIMS, FAILS, HOLDS, Claim, Computed, Computation, Figure,
                             check, check_claims, judge, render_claims)
 from costlab.cli import main
+from conftest import find_reference
 from costlab.errors import CostlabError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,14 +41,6 @@ def results() -> dict:
 def figure(results: dict, claim_id: str, quantity: str):
     (found,) = [c for c in results[claim_id].checks if c.figure.quantity == quantity]
     return found
-
-
-def find_reference() -> Path | None:
-    for folder in [ROOT, *ROOT.parents]:
-        candidate = folder / "shared" / "reference.md"
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def test_every_claim_of_reference_md_is_checked() -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from costlab.analysis import Analysis
 from costlab.cli import main
+from conftest import find_reference
 from costlab.specs import Conv, Linear
 from costlab.zoo import PRESETS, build_preset
 
@@ -58,14 +59,6 @@ def published(text: str) -> tuple[Fraction, Fraction]:
 def assert_published(count: int, text: str) -> None:
     value, tolerance = published(text)
     assert abs(count - value) <= tolerance, f"{count:,} is not {text} (±{float(tolerance):g})"
-
-
-def find_reference() -> Path | None:
-    for folder in [ROOT, *ROOT.parents]:
-        candidate = folder / "shared" / "reference.md"
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def test_restated_figures_match_reference_md() -> None:
