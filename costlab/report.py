@@ -493,7 +493,12 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
 
 def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
     unit_name = unit_label(unit).lower()
-    headers = ["layer", "type", "op", "output", unit_name, "params", "ops", "activations", "formula"]
+    headers = ["layer", "type", "op", "output", unit_name, "params", "ops", "activations"]
+    if a.training is not None:
+        headers += ["trainable_params", "frozen_params", f"train_step_{unit_name}", "grads"]
+    if a.convention is not None:
+        headers.append(a.convention.convention.name)
+    headers.append("formula")
     rows = []
     for r in a.rows(depth):
         row: list[Any] = [r.name, r.type, r.op, shape(r.output[1:]), in_unit(r.macs, unit), r.params,
@@ -505,15 +510,11 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
         if a.convention is not None:
             row.append(convention_count_text(a.convention, r.name).replace(",", ""))
         rows.append(row + [r.formula])
-    if a.training is not None:
-        headers[-1:-1] = ["trainable_params", "frozen_params", f"train_step_{unit_name}", "grads"]
     checks = [name for name, entry in _check_entries(a) if entry.get("status") == "ok"]
     if checks:
         headers += [column for name in checks for column in (f"{name}_{unit_name}", f"{name}_agreement")]
         for row, extra in zip(rows, _layer_check_cells(a, checks, depth, unit)):
             row += extra
-    if a.convention is not None:
-        headers[-1:-1] = [a.convention.convention.name]
     if has_latency((a,)):
         headers += LAYER_LATENCY_CSV
         for row, r in zip(rows, a.rows(depth)):

@@ -178,3 +178,24 @@ def test_python_module_entry_point() -> None:
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0
     assert json.loads(result.stdout)["targets"][1]["macs"] == 12_443_648
+
+
+@pytest.mark.parametrize("extra", [[], ["--freeze", "2"], ["--convention", "fvcore"], ["--check", "torch"],
+                                   ["--freeze", "2", "--convention", "thop", "--check", "torch"]])
+@pytest.mark.parametrize("command", [["analyze", "lenet5"], ["analyze", "lenet5", "--depth", "1"],
+                                     ["compare", "lenet5", "conv3x3:4 > gap > fc:10", "--per-layer"],
+                                     ["compare", "lenet5", "conv3x3:4 > gap > fc:10"]])
+def test_csv_columns_line_up_with_every_option(command: list[str], extra: list[str]) -> None:
+    argv = command + extra + ["--format", "csv"]
+    if command[0] == "compare":
+        argv += ["--input", "1x32x32"]
+    code, out, err = run(*argv)
+    assert code == 0, err
+    rows = list(__import__("csv").DictReader(io.StringIO(out)))
+    header = out.splitlines()[0].split(",")
+    assert len(set(header)) == len(header)
+    for row in rows:
+        assert None not in row and len(row) == len(header)  # no cell without a header, no header without a cell
+        if "formula" in row:  # per-layer rows: the formula column holds the formula, macs an integer
+            assert row["formula"].startswith(("ops", "no arithmetic", "identity", "sum of")) or "=" in row["formula"]
+            assert row["macs"].isdigit()
