@@ -107,17 +107,19 @@ def type_name(module: nn.Module) -> str:
 @contextmanager
 def detached(module: nn.Module) -> Iterator[None]:
     """Eval mode and no per-module hooks inside; every module's flag and hooks restored on exit."""
-    saved = [(m, m.training, {a: m.__dict__[a] for a in _HOOK_ATTRIBUTES if a in m.__dict__})
+    saved = [(m, m.training, {a: m.__dict__[a] for a in _HOOK_ATTRIBUTES if m.__dict__.get(a)})
              for m in module.modules()]
     try:
-        for m, _, hooks in saved:
-            m.training = False
-            for attribute in hooks:
+        for m, training, hooks in saved:
+            if training:
+                m.training = False
+            for attribute in hooks:  # only the hook dictionaries that hold hooks
                 m.__dict__[attribute] = OrderedDict()
         yield
     finally:
         for m, training, hooks in saved:
-            m.training = training
+            if training:
+                m.training = training
             m.__dict__.update(hooks)
 
 
@@ -133,12 +135,27 @@ class _Recorder:
         self.unsupported: list[Unsupported] = []
         self.notes: list[str] = []
         self.taken: set[str] = {Net.INPUT}
-        self.reserved: set[str] = {path for path, _ in root.named_modules() if path}
-        self.param_ids = {id(p) for p in root.parameters()}
-        self.buffer_ids = {id(b) for b in root.buffers()}
+        self.modules: dict[str, nn.Module] = dict(root.named_modules())
+        self.reserved: set[str] = {path for path in self.modules if path}
+        # (qualified name, tensor) of every parameter and buffer, read in one walk of the modules
+        self.named_params = self._named(root, "_parameters")
+        self.named_buffers = self._named(root, "_buffers")
+        self.param_ids = {id(p) for _, p in self.named_params}
+        self.buffer_ids = {id(b) for _, b in self.named_buffers}
         self.counted: set[int] = set()
         self.touched: set[int] = set()  # attribute tensors consumed only by views or unpriced ops
         self.opaque: list[str] = []  # fx-wrapped Python functions the walk could not see into
+
+    def _named(self, root: nn.Module, attribute: str) -> list[tuple[str, torch.Tensor]]:
+        """Like ``named_parameters()`` / ``named_buffers()``: each tensor once, under its first name."""
+        seen: set[int] = set()
+        found = []
+        for path, module in self.modules.items():
+            for name, tensor in getattr(module, attribute).items():
+                if tensor is not None and id(tensor) not in seen:
+                    seen.add(id(tensor))
+                    found.append((f"{path}.{name}" if path else name, tensor))
+        return found
 
     def touch(self, values: Any) -> None:
         """Remember the module attributes among ``values`` (consumed without a layer to count them)."""
@@ -205,12 +222,12 @@ class _Recorder:
             self.owners.pop(layer.name, None)
         del self.layers[start:]
 
-    def hold_unused(self, root: nn.Module) -> None:
+    def hold_unused(self) -> None:
         """Parameters and buffers no layer counted become held layers, one per owning module:
         source 'unused' when the forward pass never reads them, 'unpriced' when only views,
         indexing or unsupported ops do."""
         groups: dict[tuple[str, str], list[int]] = {}
-        for named, position in ((root.named_parameters(), 0), (root.named_buffers(), 1)):
+        for named, position in ((self.named_params, 0), (self.named_buffers, 1)):
             for qualified, tensor in named:
                 if id(tensor) in self.counted:
                     continue
@@ -257,7 +274,23 @@ class _Call:
         return self.recorder.record(name, spec, inputs, self.owner, self.source)
 
 
+def _own_tensors(module: nn.Module) -> list[torch.Tensor]:
+    """The parameters and buffers of ``module`` and its children (read directly for a childless leaf)."""
+    if module._modules:
+        return [*module.parameters(), *module.buffers()]
+    return [t for t in (*module._parameters.values(), *module._buffers.values()) if t is not None]
+
+
 def _has_unknown(values: Any) -> bool:
+    """Whether an Unknown (the output of an unsupported op) is among ``values``, at any depth."""
+    if isinstance(values, Unknown):
+        return True
+    if isinstance(values, (tuple, list)):
+        return any(_has_unknown(v) for v in values)
+    if isinstance(values, dict):
+        return any(_has_unknown(v) for v in values.values())
+    if isinstance(values, (TensorValue, int, float, bool, str, type(None), torch.dtype, torch.device)):
+        return False
     return any(isinstance(v, Unknown) for v in pytree.tree_leaves(values, is_leaf=_is_value_leaf))
 
 
@@ -283,7 +316,7 @@ def call_module(recorder: _Recorder, path: str, module: nn.Module, args: tuple, 
     except SpecError as error:  # the input does not fit the module: the user's error
         message = str(error)
         raise SpecError(message if message.startswith("layer ") else f"layer {call.base!r}: {message}") from None
-    recorder.settle(start, [*module.parameters(), *module.buffers(), *call.params], path)
+    recorder.settle(start, [*_own_tensors(module), *call.params], path)
     return value
 
 
@@ -345,11 +378,25 @@ def _shapes_by_meta(run: Callable[..., Any], args: tuple, kwargs: dict, origin: 
 
 # --- the fx path --------------------------------------------------------------------------
 
+_PLAIN_ARGUMENTS = (int, float, bool, str, type(None))
+
+
 class _LeafTracer(fx.Tracer):
     """fx's tracer with costlab's leaves: modules with a rule, and torch.nn modules without children."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return is_leaf(m)
+
+    def create_arg(self, a: Any) -> Any:
+        """fx's own result, reached without its general checks for the arguments most calls carry
+        (a proxy, a plain constant, a tuple of those): a tenth of the trace of a ResNet-50."""
+        if isinstance(a, fx.Proxy):
+            return a.node
+        if type(a) in _PLAIN_ARGUMENTS:
+            return a
+        if type(a) is tuple:
+            return tuple(self.create_arg(item) for item in a)
+        return super().create_arg(a)
 
 
 def _attribute(root: nn.Module, target: str) -> Any:
@@ -398,7 +445,7 @@ def _fx_walk(root: nn.Module, graph: fx.Graph, recorder: _Recorder, input_value:
 def _fx_call(root: nn.Module, recorder: _Recorder, node: fx.Node, args: tuple, kwargs: dict) -> Any:
     if node.op == "call_module":
         path = str(node.target)
-        module = root.get_submodule(path)
+        module = recorder.modules.get(path) or root.get_submodule(path)
         try:
             return call_module(recorder, path, module, args, kwargs)
         except _Unpriced as unpriced:
@@ -599,7 +646,7 @@ def _first_tensor(value: Any) -> TensorValue | None:
 
 def _finish(recorder: _Recorder, root: nn.Module, output: Any, label: str, input_shape: Shape,
             batch: int, dtype: str, method: str, notes: Sequence[str]) -> Trace:
-    recorder.hold_unused(root)
+    recorder.hold_unused()
     first = _first_tensor(output)
     extra = list(notes)
     if first is None:
