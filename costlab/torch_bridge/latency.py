@@ -61,7 +61,7 @@ class LatencySettings:
     timing: TimingSettings = field(default_factory=TimingSettings)
     #: how the whole target is timed: the headline figure, so sampled longer (None: as the layers)
     target_timing: TimingSettings | None = field(
-        default_factory=lambda: TimingSettings(min_time_s=0.3, max_time_s=2.0))
+        default_factory=lambda: TimingSettings(min_time_s=0.3, max_time_s=2.0, warmup_s=0.3, min_warmup_calls=5))
 
 
 def measurement_count(analysis: Analysis, per_layer: bool = True) -> int:
