@@ -10,8 +10,9 @@ import argparse
 import os
 import sys
 import tempfile
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from .analysis import Analysis, Comparison
 from .errors import CostlabError
@@ -160,27 +161,36 @@ def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tup
     return bar, advance
 
 
-def _measure_latency(args: argparse.Namespace, targets: Sequence[str],
-                     analyses: list[Analysis]) -> list[Analysis]:
-    """--latency: time each target and its layers on the device, with the roofline (torch imported here)."""
-    from .torch_bridge.latency import LatencySettings, load_module, measure_latency, measurement_count, torch_dtype
+@contextmanager
+def _latency_session(args: argparse.Namespace, dtype: str, timings: int) -> Iterator[tuple[Any, Callable[[str], None]]]:
+    """The roofline peaks (cached, else calibrated now) and a progress callback for ``timings``
+    timings; the bar covers the calibration too and is closed on exit (torch imported here)."""
+    from .torch_bridge.latency import torch_dtype
     from .torch_bridge.roofline import CALIBRATION_STEPS, cached_peaks, calibrate
 
-    torch_dtype(args.dtype)
-    peaks = cached_peaks(args.latency, args.threads, args.dtype)
+    torch_dtype(dtype)
+    peaks = cached_peaks(args.latency, args.threads, dtype)
+    bar, advance = _progress_bar(args, timings + (0 if peaks else CALIBRATION_STEPS), f"latency on {args.latency}")
+    try:
+        if peaks is None:
+            peaks, _ = calibrate(args.latency, args.threads, dtype, progress=advance)
+        yield peaks, advance
+    finally:
+        bar.close()
+
+
+def _measure_latency(args: argparse.Namespace, targets: Sequence[str],
+                     analyses: list[Analysis]) -> list[Analysis]:
+    """--latency: time each target and its layers on the device, with the roofline."""
+    from .torch_bridge.latency import LatencySettings, load_module, measure_latency, measurement_count
+
     options = parse_options(args.kwarg)
     modules = {index: load_module(text, options) for index, (text, analysis) in enumerate(zip(targets, analyses))
                if is_module_target(text) and analysis.kind == "module"}
-    total = sum(measurement_count(a) for a in analyses) + (0 if peaks else CALIBRATION_STEPS)
-    bar, advance = _progress_bar(args, total, f"latency on {args.latency}")
-    try:
-        if peaks is None:
-            peaks, _ = calibrate(args.latency, args.threads, args.dtype, progress=advance)
+    with _latency_session(args, args.dtype, sum(measurement_count(a) for a in analyses)) as (peaks, advance):
         settings = LatencySettings(device=args.latency, threads=args.threads)
         return [measure_latency(a, settings, module=modules.get(index), peaks=peaks, progress=advance)
                 for index, a in enumerate(analyses)]
-    finally:
-        bar.close()
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -242,13 +252,12 @@ def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
     if args.plot:
         check_writable(args.plot, "--plot")
     param = parse_param(args.param)
-    measures, close = _sweep_latency(args, len(param.values) * len(args.targets)) if args.latency else ((), None)
-    try:
+    session = (_latency_session(args, args.dtype, len(param.values) * len(args.targets)) if args.latency
+               else nullcontext(None))
+    with session as timing:
+        measures = (_latency_measure(args, *timing),) if timing is not None else ()
         result = sweep(args.targets, param, parse_input(args.input) if args.input else None, args.batch,
                        args.dtype, parse_options(args.kwarg), args.freeze, args.unit, measures)
-    finally:
-        if close is not None:
-            close()
     text = render_sweep(result, args.format)
     if args.plot:
         write_atomically(args.plot, sweep_png(result, args.y), "--plot")
@@ -257,17 +266,11 @@ def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
     return text, 0
 
 
-def _sweep_latency(args: argparse.Namespace, points: int) -> tuple[tuple[Any, ...], Callable[[], None]]:
+def _latency_measure(args: argparse.Namespace, peaks: Any, advance: Callable[[str], None]) -> Any:
     """sweep --latency: a Measure timing each point's whole target (median and IQR, in ms)."""
     from .sweep import Measure
-    from .torch_bridge.latency import LatencySettings, measure_latency, torch_dtype
-    from .torch_bridge.roofline import CALIBRATION_STEPS, cached_peaks, calibrate
+    from .torch_bridge.latency import LatencySettings, measure_latency
 
-    torch_dtype(args.dtype)
-    peaks = cached_peaks(args.latency, args.threads, args.dtype)
-    bar, advance = _progress_bar(args, points + (0 if peaks else CALIBRATION_STEPS), f"latency on {args.latency}")
-    if peaks is None:
-        peaks, _ = calibrate(args.latency, args.threads, args.dtype, progress=advance)
     settings = LatencySettings(device=args.latency, threads=args.threads, per_layer=False)
 
     def timed(analysis: Analysis) -> dict[str, Any]:
@@ -275,9 +278,8 @@ def _sweep_latency(args: argparse.Namespace, points: int) -> tuple[tuple[Any, ..
         return {"latency_ms": latency["median"], "latency_iqr_ms": latency["iqr"],
                 "latency_noisy": latency["noisy"]}
 
-    measure = Measure(f"latency on {args.latency}", ("latency_ms", "latency_iqr_ms", "latency_noisy"), timed,
-                      plot_column="latency_ms", axis_label=f"latency on {args.latency} (ms)")
-    return (measure,), bar.close
+    return Measure(f"latency on {args.latency}", ("latency_ms", "latency_iqr_ms", "latency_noisy"), timed,
+                   plot_column="latency_ms", axis_label=f"latency on {args.latency} (ms)")
 
 
 def run_list(args: argparse.Namespace) -> tuple[str, int]:
@@ -316,15 +318,10 @@ def _latency_reports(args: argparse.Namespace, directory: str) -> list[str]:
     from .torch_bridge.augment_timing import (AUGMENTATION_MEASUREMENTS, augmentation_latency_markdown,
                                               measure_augmentations)
     from .torch_bridge.latency_report import LATENCY_CASES, case_measurement_count, latency_report, report_filename
-    from .torch_bridge.roofline import CALIBRATION_STEPS, cached_peaks, calibrate
 
-    peaks = cached_peaks(args.latency, args.threads, "float32")
     total = sum(case_measurement_count(case) for case in LATENCY_CASES.values()) + AUGMENTATION_MEASUREMENTS
-    bar, advance = _progress_bar(args, total + (0 if peaks else CALIBRATION_STEPS), f"latency on {args.latency}")
     command = f"costlab report --latency {args.latency}" + (f" --threads {args.threads}" if args.threads else "")
-    try:
-        if peaks is None:
-            peaks, _ = calibrate(args.latency, args.threads, "float32", progress=advance)
+    with _latency_session(args, "float32", total) as (peaks, advance):
         texts = {report_filename(case, args.latency):
                  latency_report(name, args.latency, args.threads, peaks=peaks, progress=advance, command=command,
                                 min_cpu_share=LATENCY_MIN_CPU_SHARE, attempts=LATENCY_ATTEMPTS)
@@ -332,8 +329,6 @@ def _latency_reports(args: argparse.Namespace, directory: str) -> list[str]:
         texts[f"latency-augmentation{'' if args.latency == 'cpu' else '-' + args.latency}.md"] = \
             augmentation_latency_markdown(measure_augmentations(args.latency, args.threads, progress=advance),
                                           command=command)
-    finally:
-        bar.close()
     paths = []
     for filename, text in texts.items():
         path = os.path.join(directory, filename)
