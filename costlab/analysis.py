@@ -40,6 +40,8 @@ class Layer:
     formula: str
     training_only: bool = False
     source: str = ""  # what it was read from: a torch module type or function, when traced
+    #: the engine path that priced it, when traced: fx, fx+meta (a call priced alone), meta or cpu
+    engine: str = ""
     #: measured latency of this layer alone (``latency_ms`` in JSON), with --latency
     latency: Mapping[str, Any] | None = field(default=None, hash=False)
     #: its roofline point and bound from the machine's measured peaks, with --latency
@@ -68,6 +70,8 @@ class Layer:
         }
         if self.source:
             entry["source"] = self.source
+        if self.engine:
+            entry["engine"] = self.engine
         if unit == "flops":
             entry["flops"] = FLOPS_PER_MAC * self.macs
         if self.latency is not None:

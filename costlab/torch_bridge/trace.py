@@ -60,14 +60,6 @@ from .rules import (CREATION_FUNCTIONS, CREATION_METHODS, PYTHON_FUNCTIONS, PYTH
                     RuleError, TensorValue, Unknown, function_rule, is_leaf, leaf_modules,
                     module_rule, op_name, tensor_method_name)
 
-TOP_LEVEL = "(top level)"
-
-#: The per-module hook dictionaries detached while a module is traced.
-_HOOK_ATTRIBUTES = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
-                    "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_backward_hooks",
-                    "_backward_pre_hooks")
-
-
 @dataclass(frozen=True)
 class Trace:
     """An analysis of a module and, for each layer, the module whose call produced it.
@@ -81,272 +73,10 @@ class Trace:
     method: str
 
 
-class _Unpriced(Exception):
-    """A call no rule prices: the caller lists it as unsupported."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def one_line(error: BaseException) -> str:
-    """The first non-empty line of an exception's message, prefixed by its type, at most 200 chars."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def type_name(module: nn.Module) -> str:
-    """'nn.Conv2d' for torch's own modules, else 'package.module.Class'."""
-    cls = type(module)
-    if cls.__module__.startswith("torch.nn."):
-        return f"nn.{cls.__qualname__}"
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-@contextmanager
-def detached(module: nn.Module) -> Iterator[None]:
-    """Eval mode and no per-module hooks inside; every module's flag and hooks restored on exit."""
-    saved = [(m, m.training, {a: m.__dict__[a] for a in _HOOK_ATTRIBUTES if m.__dict__.get(a)})
-             for m in module.modules()]
-    try:
-        for m, training, hooks in saved:
-            if training:
-                m.training = False
-            for attribute in hooks:  # only the hook dictionaries that hold hooks
-                m.__dict__[attribute] = OrderedDict()
-        yield
-    finally:
-        for m, training, hooks in saved:
-            if training:
-                m.training = training
-            m.__dict__.update(hooks)
-
-
-# --- recording ----------------------------------------------------------------------------
-
-class _Recorder:
-    """Collects layers, names them, and counts each parameter and buffer once (by identity)."""
-
-    def __init__(self, root: nn.Module, dtype: str) -> None:
-        self.itemsize = DTYPE_BYTES[dtype]
-        self.layers: list[Layer] = []
-        self.owners: dict[str, str] = {}
-        self.unsupported: list[Unsupported] = []
-        self.notes: list[str] = []
-        self.taken: set[str] = {Net.INPUT}
-        self.modules: dict[str, nn.Module] = dict(root.named_modules())
-        self.reserved: set[str] = {path for path in self.modules if path}
-        # (qualified name, tensor) of every parameter and buffer, read in one walk of the modules
-        self.named_params = self._named(root, "_parameters")
-        self.named_buffers = self._named(root, "_buffers")
-        self.param_ids = {id(p) for _, p in self.named_params}
-        self.buffer_ids = {id(b) for _, b in self.named_buffers}
-        self.counted: set[int] = set()
-        self.touched: set[int] = set()  # attribute tensors consumed only by views or unpriced ops
-        self.opaque: list[str] = []  # fx-wrapped Python functions the walk could not see into
-
-    def _named(self, root: nn.Module, attribute: str) -> list[tuple[str, torch.Tensor]]:
-        """Like ``named_parameters()`` / ``named_buffers()``: each tensor once, under its first name."""
-        seen: set[int] = set()
-        found = []
-        for path, module in self.modules.items():
-            for name, tensor in getattr(module, attribute).items():
-                if tensor is not None and id(tensor) not in seen:
-                    seen.add(id(tensor))
-                    found.append((f"{path}.{name}" if path else name, tensor))
-        return found
-
-    def touch(self, values: Any) -> None:
-        """Remember the module attributes among ``values`` (consumed without a layer to count them)."""
-        for leaf in pytree.tree_leaves(values, is_leaf=_is_value_leaf):
-            if isinstance(leaf, TensorValue) and leaf.tensor is not None:
-                self.touched.add(id(leaf.tensor))
-
-    def allocate(self, base: str, own: bool = False) -> str:
-        """``base`` if free (a module's own path is free to it), else base_1, base_2, … (fx's style)."""
-        if base not in self.taken and (own or base not in self.reserved):
-            self.taken.add(base)
-            return base
-        number = 1
-        while f"{base}_{number}" in self.taken or f"{base}_{number}" in self.reserved:
-            number += 1
-        name = f"{base}_{number}"
-        self.taken.add(name)
-        return name
-
-    def record(self, name: str, spec: Spec, inputs: Sequence[TensorValue], owner: str,
-               source: str) -> TensorValue:
-        """Price ``spec`` on the inputs' shapes with the core formula and keep the layer."""
-        shapes = [v.shape for v in inputs]
-        try:
-            cost = cost_of(spec, shapes)
-        except SpecError as error:
-            raise SpecError(f"layer {name!r}: {error}") from None
-        moved = sum(numel(s) for s in shapes) + cost.params + cost.buffers + numel(cost.output)
-        self.layers.append(Layer(
-            name=name, spec=spec, inputs=tuple(v.producer for v in inputs), input_shapes=tuple(shapes),
-            output=cost.output, macs=cost.macs, params=cost.params, buffers=cost.buffers, ops=cost.ops,
-            activations=numel(cost.output), bytes=moved * self.itemsize, formula=cost.formula,
-            source=source))
-        self.taken.add(name)
-        self.owners[name] = owner
-        return TensorValue(cost.output, name)
-
-    def settle(self, start: int, tensors: Sequence[Any], module_path: str | None) -> None:
-        """Give the layers recorded since ``start`` the parameters and buffers not counted yet.
-
-        Where the formula's count equals the fresh tensors' elements, the formula's per-layer
-        split stands; otherwise (a reused module: 0; shared or extra tensors) the first layer
-        takes what is fresh, and a module whose own tensors disagree with the formula is noted.
-        """
-        new = range(start, len(self.layers))
-        unique = list({id(t): t for t in tensors}.values())
-        for kind, ids in (("params", self.param_ids), ("buffers", self.buffer_ids)):
-            owned = [t for t in unique if id(t) in ids]
-            fresh = [t for t in owned if id(t) not in self.counted]
-            actual = sum(t.numel() for t in fresh)
-            if len(new):
-                formula = sum(getattr(self.layers[i], kind) for i in new)
-                if actual != formula:
-                    if module_path is not None and fresh and len(fresh) == len(owned):
-                        self.notes.append(f"{module_path or TOP_LEVEL}: the module holds {actual:,} {kind}, "
-                                          f"the formula counts {formula:,}; the module's count is used")
-                    for j, i in enumerate(new):
-                        self.layers[i] = replace(self.layers[i], **{kind: actual if j == 0 else 0})
-                self.counted.update(id(t) for t in fresh)
-
-    def rollback(self, start: int) -> None:
-        for layer in self.layers[start:]:
-            self.taken.discard(layer.name)
-            self.owners.pop(layer.name, None)
-        del self.layers[start:]
-
-    def hold_unused(self) -> None:
-        """Parameters and buffers no layer counted become held layers, one per owning module:
-        source 'unused' when the forward pass never reads them, 'unpriced' when only views,
-        indexing or unsupported ops do."""
-        groups: dict[tuple[str, str], list[int]] = {}
-        for named, position in ((self.named_params, 0), (self.named_buffers, 1)):
-            for qualified, tensor in named:
-                if id(tensor) in self.counted:
-                    continue
-                self.counted.add(id(tensor))
-                why = "unpriced" if id(tensor) in self.touched else "unused"
-                groups.setdefault((qualified.rpartition(".")[0], why), [0, 0])[position] += tensor.numel()
-        held: dict[str, list[str]] = {"unused": [], "unpriced": []}
-        counts = {"unused": [0, 0], "unpriced": [0, 0]}
-        for (owner, why), (params, buffers) in groups.items():
-            name = self.allocate(owner or "parameters", own=True)
-            spec = Held(params, buffers)
-            cost = cost_of(spec, ())
-            self.layers.append(Layer(name=name, spec=spec, inputs=(), input_shapes=(), output=cost.output,
-                                     macs=0, params=cost.params, buffers=cost.buffers, ops=0, activations=0,
-                                     bytes=0, formula=cost.formula, source=why))
-            self.owners[name] = owner
-            held[why].append(name)
-            counts[why][0] += params
-            counts[why][1] += buffers
-        texts = {"unused": "not used by the forward pass",
-                 "unpriced": "read only by views, indexing or unsupported ops"}
-        for why, names in held.items():
-            if names:
-                params, buffers = counts[why]
-                self.notes.append(f"{params:,} parameters and {buffers:,} buffer elements {texts[why]} are "
-                                  f"counted as held layers: {', '.join(names)}")
-
-
-class _Call:
-    """The context a rule records into: one call of a module, or of a function within a scope."""
-
-    def __init__(self, recorder: _Recorder, owner: str, base: str, own: bool, source: str) -> None:
-        self.recorder, self.owner, self.base, self.own, self.source = recorder, owner, base, own, source
-        self.name: str | None = None
-        self.params: list[Any] = []
-
-    def layer(self, spec: Spec, inputs: Sequence[TensorValue], sub: str | None = None,
-              params: Sequence[Any] = ()) -> TensorValue:
-        if self.name is None:
-            self.name = self.recorder.allocate(self.base, self.own)
-        name = self.name if sub is None else f"{self.name}.{sub}"
-        self.params.extend(params)
-        self.params.extend(v.tensor for v in inputs if v.tensor is not None)
-        return self.recorder.record(name, spec, inputs, self.owner, self.source)
-
-
-def _own_tensors(module: nn.Module) -> list[torch.Tensor]:
-    """The parameters and buffers of ``module`` and its children (read directly for a childless leaf)."""
-    if module._modules:
-        return [*module.parameters(), *module.buffers()]
-    return [t for t in (*module._parameters.values(), *module._buffers.values()) if t is not None]
-
-
-def _has_unknown(values: Any) -> bool:
-    """Whether an Unknown (the output of an unsupported op) is among ``values``, at any depth."""
-    if isinstance(values, Unknown):
-        return True
-    if isinstance(values, (tuple, list)):
-        return any(_has_unknown(v) for v in values)
-    if isinstance(values, dict):
-        return any(_has_unknown(v) for v in values.values())
-    if isinstance(values, (TensorValue, int, float, bool, str, type(None), torch.dtype, torch.device)):
-        return False
-    return any(isinstance(v, Unknown) for v in pytree.tree_leaves(values, is_leaf=_is_value_leaf))
-
-
-def _is_value_leaf(value: Any) -> bool:
-    return isinstance(value, (TensorValue, Unknown))
-
-
-def call_module(recorder: _Recorder, path: str, module: nn.Module, args: tuple, kwargs: dict,
-                base: str | None = None) -> Any:
-    """Price one call of a leaf module; raises _Unpriced when no rule can."""
-    rule = module_rule(module)
-    if rule is None:
-        raise _Unpriced(f"no cost rule for {type_name(module)}")
-    if _has_unknown((args, kwargs)):
-        raise _Unpriced("its input follows an unsupported op")
-    call = _Call(recorder, path, base if base is not None else path, True, type_name(module))
-    start = len(recorder.layers)
-    try:
-        value = rule(call, module, args, kwargs)
-    except RuleError as error:
-        recorder.rollback(start)
-        raise _Unpriced(str(error)) from None
-    except SpecError as error:  # the input does not fit the module: the user's error
-        message = str(error)
-        raise SpecError(message if message.startswith("layer ") else f"layer {call.base!r}: {message}") from None
-    recorder.settle(start, [*_own_tensors(module), *call.params], path)
-    return value
-
-
-def call_function(recorder: _Recorder, scope: str, target: Any, args: tuple, kwargs: dict) -> Any:
-    """Price one functional op (a callable, or a Tensor method name) in ``scope``."""
-    found = function_rule(target)
-    if found is None:
-        raise _Unpriced("no cost rule for this function")
-    if _has_unknown((args, kwargs)):
-        raise _Unpriced("its input follows an unsupported op")
-    name, rule = found
-    call = _Call(recorder, scope, f"{scope}.{name}" if scope else name, False, op_name(target))
-    start = len(recorder.layers)
-    try:
-        value = rule(call, args, kwargs)
-    except RuleError as error:
-        recorder.rollback(start)
-        raise _Unpriced(str(error)) from None
-    except SpecError as error:  # the input does not fit the module: the user's error
-        message = str(error)
-        raise SpecError(message if message.startswith("layer ") else f"layer {call.base!r}: {message}") from None
-    if len(recorder.layers) == start:  # a view or a Python value: attributes it read stay uncounted
-        recorder.touch((args, kwargs))
-    recorder.settle(start, call.params, None)
-    return value
-
 
 def _is_python_call(target: Any, args: Any) -> bool:
     """A function of plain Python values that the trace may evaluate (size arithmetic)."""
-    if any(_is_value_leaf(v) for v in pytree.tree_leaves(args, is_leaf=_is_value_leaf)):
+    if any(is_value_leaf(v) for v in pytree.tree_leaves(args, is_leaf=is_value_leaf)):
         return False
     if target in PYTHON_FUNCTIONS:
         return True
@@ -365,9 +95,9 @@ def _meta_tensor(value: Any) -> Any:
 
 def _shapes_by_meta(run: Callable[..., Any], args: tuple, kwargs: dict, origin: str) -> Any:
     """Run one call on meta tensors (no memory, no arithmetic) to learn its output shapes."""
-    if _has_unknown((args, kwargs)):
+    if has_unknown((args, kwargs)):
         return Unknown(origin)
-    meta_args, meta_kwargs = pytree.tree_map(_meta_tensor, (args, kwargs), is_leaf=_is_value_leaf)
+    meta_args, meta_kwargs = pytree.tree_map(_meta_tensor, (args, kwargs), is_leaf=is_value_leaf)
     try:
         with torch.no_grad():
             out = run(*meta_args, **meta_kwargs)
@@ -416,7 +146,7 @@ def _scope_of(node: fx.Node) -> str:
     return innermost[0] if isinstance(innermost, tuple) else str(innermost)
 
 
-def _fx_walk(root: nn.Module, graph: fx.Graph, recorder: _Recorder, input_value: TensorValue) -> Any:
+def _fx_walk(root: nn.Module, graph: fx.Graph, recorder: Recorder, input_value: TensorValue) -> Any:
     env: dict[fx.Node, Any] = {}
     placeholders = 0
 
@@ -442,13 +172,13 @@ def _fx_walk(root: nn.Module, graph: fx.Graph, recorder: _Recorder, input_value:
     return None
 
 
-def _fx_call(root: nn.Module, recorder: _Recorder, node: fx.Node, args: tuple, kwargs: dict) -> Any:
+def _fx_call(root: nn.Module, recorder: Recorder, node: fx.Node, args: tuple, kwargs: dict) -> Any:
     if node.op == "call_module":
         path = str(node.target)
         module = recorder.modules.get(path) or root.get_submodule(path)
         try:
             return call_module(recorder, path, module, args, kwargs)
-        except _Unpriced as unpriced:
+        except Unpriced as unpriced:
             recorder.unsupported.append(Unsupported(path, type_name(module), unpriced.reason))
             recorder.touch([TensorValue((), "", t) for t in module.state_dict(keep_vars=True).values()])
             try:
@@ -460,7 +190,7 @@ def _fx_call(root: nn.Module, recorder: _Recorder, node: fx.Node, args: tuple, k
     scope = _scope_of(node)
     if node.op == "call_method":
         receiver = args[0] if args else None
-        if not _is_value_leaf(receiver):
+        if not is_value_leaf(receiver):
             return getattr(receiver, str(target))(*args[1:], **kwargs)
         if target in CREATION_METHODS:
             return _shapes_by_meta(lambda x, *a, **k: getattr(x, str(target))(*a, **k), args, kwargs, str(target))
@@ -470,7 +200,7 @@ def _fx_call(root: nn.Module, recorder: _Recorder, node: fx.Node, args: tuple, k
         return _shapes_by_meta(target, args, kwargs, op_name(target))
     try:
         return call_function(recorder, scope, target, args, kwargs)
-    except _Unpriced as unpriced:
+    except Unpriced as unpriced:
         recorder.unsupported.append(Unsupported(scope or TOP_LEVEL, op_name(target), unpriced.reason))
         recorder.touch((args, kwargs))
         if node.op == "call_function" and inspect.isfunction(target):
@@ -495,7 +225,7 @@ def meta_copy(module: nn.Module) -> nn.Module:
         raise TargetError(f"cannot copy the module to the meta device: {one_line(error)}") from None
     for m in clone.modules():
         m.training = False
-        for attribute in _HOOK_ATTRIBUTES:
+        for attribute in HOOK_ATTRIBUTES:
             if attribute in m.__dict__:
                 m.__dict__[attribute] = OrderedDict()
     return clone
@@ -503,7 +233,7 @@ def meta_copy(module: nn.Module) -> nn.Module:
 
 @dataclass
 class _MetaState:
-    recorder: _Recorder
+    recorder: Recorder
     names: dict[int, str]  # id of a parameter/buffer of the copy → its qualified name
     stack: list[str] = field(default_factory=list)
     depth: int = 0
@@ -564,7 +294,7 @@ class _FunctionRecorder(TorchFunctionMode):
         value = None
         try:
             value = call_function(state.recorder, scope, target, vargs, vkwargs)
-        except _Unpriced as unpriced:
+        except Unpriced as unpriced:
             state.recorder.unsupported.append(Unsupported(scope or TOP_LEVEL, op_name(target), unpriced.reason))
             state.recorder.touch((vargs, vkwargs))
         state.bind(value, out, f"{scope or TOP_LEVEL}: {op_name(target)}")
@@ -572,10 +302,10 @@ class _FunctionRecorder(TorchFunctionMode):
 
 
 def _meta_run(module: nn.Module, input_shape: Shape, batch: int, dtype: str,
-              label: str) -> tuple[_Recorder, Any, nn.Module]:
+              label: str) -> tuple[Recorder, Any, nn.Module]:
     """Run a meta copy of ``module`` once; returns what was recorded, the output values, the copy."""
     clone = meta_copy(module)
-    recorder = _Recorder(clone, dtype)
+    recorder = Recorder(clone, dtype)
     names = {id(t): n for n, t in [*clone.named_parameters(), *clone.named_buffers()]}
     state = _MetaState(recorder, names)
     paths: dict[int, str] = {}
@@ -603,7 +333,7 @@ def _meta_run(module: nn.Module, input_shape: Shape, batch: int, dtype: str,
         value = None
         try:
             value = call_module(recorder, path, m, vargs, vkwargs)
-        except _Unpriced as unpriced:
+        except Unpriced as unpriced:
             recorder.unsupported.append(Unsupported(path, type_name(m), unpriced.reason))
             recorder.touch([state.value_of(t) for t in m.state_dict(keep_vars=True).values()])
         state.bind(value, output, path)
@@ -638,20 +368,20 @@ def _meta_run(module: nn.Module, input_shape: Shape, batch: int, dtype: str,
 # --- entry points -------------------------------------------------------------------------
 
 def _first_tensor(value: Any) -> TensorValue | None:
-    for leaf in pytree.tree_leaves(value, is_leaf=_is_value_leaf):
+    for leaf in pytree.tree_leaves(value, is_leaf=is_value_leaf):
         if isinstance(leaf, TensorValue):
             return leaf
     return None
 
 
-def _finish(recorder: _Recorder, root: nn.Module, output: Any, label: str, input_shape: Shape,
+def _finish(recorder: Recorder, root: nn.Module, output: Any, label: str, input_shape: Shape,
             batch: int, dtype: str, method: str, notes: Sequence[str]) -> Trace:
     recorder.hold_unused()
     first = _first_tensor(output)
     extra = list(notes)
     if first is None:
         extra.append("the module returns no tensor of known shape")
-    elif len([leaf for leaf in pytree.tree_leaves(output, is_leaf=_is_value_leaf)
+    elif len([leaf for leaf in pytree.tree_leaves(output, is_leaf=is_value_leaf)
               if isinstance(leaf, (TensorValue, Unknown))]) > 1:
         extra.append("the module returns several tensors; 'output' is the first")
     analysis = Analysis(name=label, input=tuple(input_shape), batch=batch,
@@ -661,13 +391,13 @@ def _finish(recorder: _Recorder, root: nn.Module, output: Any, label: str, input
     return Trace(analysis, dict(recorder.owners), method)
 
 
-def _leaf_root(module: nn.Module, input_value: TensorValue, dtype: str) -> tuple[_Recorder, Any]:
+def _leaf_root(module: nn.Module, input_value: TensorValue, dtype: str) -> tuple[Recorder, Any]:
     """A module that is a leaf itself (nn.Conv2d, …) is priced by its rule, named after its type."""
-    recorder = _Recorder(module, dtype)
+    recorder = Recorder(module, dtype)
     base = type(module).__name__.lower()
     try:
         output = call_module(recorder, "", module, (input_value,), {}, base=base)
-    except _Unpriced as unpriced:
+    except Unpriced as unpriced:
         recorder.unsupported.append(Unsupported(TOP_LEVEL, type_name(module), unpriced.reason))
         output = Unknown(base)
     return recorder, output
@@ -705,7 +435,7 @@ def trace_module(module: nn.Module, input: Sequence[int], batch: int = 1, dtype:
                          "meta device with hooks")
             graph = None
         if graph is not None:
-            recorder = _Recorder(module, dtype)
+            recorder = Recorder(module, dtype)
             try:
                 output = _fx_walk(module, graph, recorder, input_value)
             except CostlabError:
