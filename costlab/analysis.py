@@ -136,6 +136,10 @@ class Analysis:
     roofline: Mapping[str, Any] | None = None  # the whole target's roofline, with latency
     training: "TrainingCost | None" = None  # a training step under --freeze (costlab.training)
     convention: "Profile | None" = None  # what another tool would report (--convention)
+    #: a traced module's inputs beyond one float tensor: [{"name", "dtype", "shape"}] (JSON "inputs")
+    inputs: tuple[Mapping[str, Any], ...] = ()
+    #: how a traced module was counted: fx, meta or cpu (JSON "engine"); '' for expressions and presets
+    engine: str = ""
 
     @property
     def macs(self) -> int:
@@ -220,6 +224,10 @@ class Analysis:
                 "macs": self.training_only_macs, "params": self.training_only_params,
                 "layers": [layer.to_dict(unit) for layer in self.training_only],
             }
+        if self.inputs:
+            entry["inputs"] = [dict(i) for i in self.inputs]
+        if self.engine:
+            entry["engine"] = self.engine
         if self.unsupported:
             entry["unsupported"] = [u.to_dict() for u in self.unsupported]
         if self.notes:

@@ -65,7 +65,7 @@ def value_dependent() -> nn.Module:
 
 
 class Einsum(nn.Module):
-    """An op fvcore counts and costlab has no rule for: an unexplained difference."""
+    """An op with no function rule: priced through its aten decomposition (a batched matmul)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -78,6 +78,23 @@ class Einsum(nn.Module):
 
 def einsum_net() -> nn.Module:
     return Einsum()
+
+
+class GridSample(nn.Module):
+    """An op fvcore counts and costlab has no rule for at any level: an unexplained difference."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        grid = torch.zeros(x.shape[0], 4, 4, 2, device=x.device)
+        return F.grid_sample(y, grid, align_corners=False)
+
+
+def grid_net() -> nn.Module:
+    return GridSample()
 
 
 def raises(**kwargs: object) -> nn.Module:

@@ -28,6 +28,8 @@ from costlab.torch_bridge.crosscheck import cross_check  # noqa: E402
 from costlab.torch_bridge.trace import trace_module  # noqa: E402
 from costlab.zoo import build_preset  # noqa: E402
 
+import costlab_test_nets as nets  # noqa: E402
+
 
 
 def fvcore_count(module: nn.Module, x: "torch.Tensor") -> int:
@@ -199,7 +201,7 @@ def test_every_fvcore_difference_is_named() -> None:
 
 
 def test_an_unexplained_difference_fails_strict() -> None:
-    argv = ["analyze", "costlab_test_nets:einsum_net", "--input", "4x16", "--check", "fvcore,torch"]
+    argv = ["analyze", "costlab_test_nets:grid_net", "--input", "3x8x8", "--check", "fvcore,torch"]
     out = io.StringIO()
     assert main(argv, stdout=out) == 0
     assert "UNEXPLAINED" in out.getvalue()
@@ -207,11 +209,24 @@ def test_an_unexplained_difference_fails_strict() -> None:
     assert main(argv + ["--strict", "--format", "json"], stdout=out, stderr=err) == 1
     target = json.loads(out.getvalue())["targets"][0]
     assert target["checks"]["fvcore"]["agreement"] == "unexplained"
-    assert {"path": "(top level)", "op": "torch.einsum", "reason": "no cost rule for this function"} \
-        in target["unsupported"]
+    listed = {(u["path"], u["op"]) for u in target["unsupported"]}
+    assert ("(top level)", "aten.grid_sampler_2d") in listed
     row = next(r for r in target["checks"]["fvcore"]["layers"] if r["agreement"] == "unexplained")
-    # fvcore counts the einsum's 4·4·16 multiply-adds; costlab lists the op instead of pricing it
-    assert row["note"] == "costlab lists an unsupported op here" and row["difference"] == 4 * 4 * 16
+    # fvcore counts grid_sample (N·C·H_out·W_out, bilinear); costlab lists the op instead of pricing it
+    assert row["note"] == "costlab lists an unsupported op here" and row["difference"] > 0
+
+
+def test_einsum_is_priced_through_its_aten_decomposition() -> None:
+    module = nets.einsum_net()
+    x = torch.randn(4, 16)
+    a = costlab.analyze(module, inputs=(x.unsqueeze(0).expand(2, 4, 16).contiguous(),))
+    assert not a.unsupported
+    # fc: 2·4 rows × 16 × 16, einsum bij,bkj->bik: 2 × 4·16·4
+    assert a.macs == 2 * 4 * 16 * 16 + 2 * 4 * 16 * 4
+    with FlopCounterMode(display=False) as counter:
+        module(x.unsqueeze(0).expand(2, 4, 16).contiguous())
+    assert a.macs == counter.get_total_flops() // 2
+    assert {layer.engine for layer in a.layers if "einsum" in layer.name} == {"fx+meta"}
 
 
 def test_check_output_in_every_format() -> None:

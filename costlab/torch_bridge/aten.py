@@ -202,6 +202,13 @@ def _stack(ctx: Context, args: tuple, kwargs: dict) -> Any:
     return ctx.layer(Concat(axis), lifted, sub="stack")
 
 
+def _scan(kind: str) -> AtenRule:
+    """cumsum / cumprod: one add or multiply per element."""
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        return ctx.layer(Elementwise(kind), (tensor_arg(args, kwargs, 0, "self"),), sub=kind)
+    return rule
+
+
 def _embedding(ctx: Context, args: tuple, kwargs: dict) -> Any:
     w, x = tensor_arg(args, kwargs, 0, "weight"), tensor_arg(args, kwargs, 1, "indices")
     return ctx.layer(Embedding(w.shape[0], w.shape[1]), (x,), sub="embedding",
@@ -257,7 +264,8 @@ def _table() -> dict[Any, AtenRule]:
         "_adaptive_avg_pool2d": _adaptive("avg", 2), "adaptive_avg_pool1d": _adaptive("avg", 1),
         "_adaptive_avg_pool3d": _adaptive("avg", 3), "adaptive_max_pool2d": _adaptive("max", 2),
         "mean": _reduce("mean"), "sum": _reduce("sum"), "amax": _reduce("amax"), "amin": _reduce("amin"),
-        "cat": _cat, "stack": _stack, "embedding": _embedding,
+        "cat": _cat, "stack": _stack, "embedding": _embedding, "cumsum": _scan("cumsum"),
+        "cumprod": _scan("cumprod"),
         "constant_pad_nd": _pad("constant"), "reflection_pad1d": _pad("reflect"),
         "reflection_pad2d": _pad("reflect"), "replication_pad2d": _pad("replicate"),
         "upsample_nearest2d": _upsample("nearest"), "upsample_bilinear2d": _upsample("bilinear"),
@@ -300,5 +308,6 @@ FREE_OPS: frozenset[str] = frozenset({
     "feature_dropout", "alpha_dropout", "bernoulli_", "bernoulli", "eye", "pixel_shuffle", "pixel_unshuffle",
     "channel_shuffle", "native_channel_shuffle", "split_copy", "unbind_copy", "view_copy", "permute_copy",
     "transpose_copy", "expand_copy", "slice_copy", "select_copy", "_assert_async", "_assert_tensor_metadata",
+    "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk", "_unsafe_view",
     "_functional_assert_async",
 })

@@ -32,7 +32,7 @@ from ..errors import SpecError
 from ..formulas import broadcast, numel
 from ..specs import (PAD_MODES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
                      Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, Reduce,
-                     Reshape, Shape, Spec, Upsample, as_tuple, resolve_padding)
+                     Recurrent, Reshape, Shape, Spec, Upsample, as_tuple, resolve_padding)
 
 
 @dataclass(frozen=True)
@@ -358,6 +358,25 @@ def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) 
     return out, weights
 
 
+_RECURRENT_MODES: Mapping[type, str] = {nn.LSTM: "lstm", nn.GRU: "gru"}
+
+
+def _recurrent_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    """nn.LSTM / nn.GRU / nn.RNN: one Recurrent layer; returns (output, h_n) or (output, (h_n, c_n))."""
+    x = tensor_arg(args, kwargs)
+    mode = next((_RECURRENT_MODES[c] for c in type(m).__mro__ if c in _RECURRENT_MODES), None) or \
+        ("rnn_relu" if getattr(m, "nonlinearity", "tanh") == "relu" else "rnn_tanh")
+    spec = Recurrent(mode, m.input_size, m.hidden_size, m.num_layers, bool(m.bias), bool(m.batch_first),
+                     bool(m.bidirectional), int(getattr(m, "proj_size", 0)))
+    out = ctx.layer(spec, (x,))
+    d = 2 if m.bidirectional else 1
+    lead = (d * m.num_layers,) + ((x.shape[0 if m.batch_first else 1],) if len(x.shape) == 3 else ())
+    h = TensorValue(lead + (spec.proj_size or spec.hidden_size,), out.producer)
+    if mode == "lstm":
+        return out, (h, TensorValue(lead + (spec.hidden_size,), out.producer))
+    return out, h
+
+
 #: Leaf module type → rule (looked up along the type's MRO).
 MODULE_RULES: Mapping[type, ModuleRule] = {
     **{cls: _conv_module for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
@@ -378,6 +397,7 @@ MODULE_RULES: Mapping[type, ModuleRule] = {
     **{cls: _shuffle_module for cls in (nn.ChannelShuffle, nn.PixelShuffle, nn.PixelUnshuffle)},
     nn.MultiheadAttention: _multihead_attention,
     **{cls: _pad_module for cls in _PAD_MODULES},
+    **{cls: _recurrent_module for cls in (nn.LSTM, nn.GRU, nn.RNN)},
 }
 
 
@@ -583,10 +603,16 @@ def _conv(ndim: int, transposed: bool = False) -> FunctionRule:
 
 
 def _attention(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """F.scaled_dot_product_attention: Attention on q, k, v. ``is_causal`` is counted in full (the
+    kernels compute every score, then mask); ``enable_gqa`` counts keys and values at the query's
+    head count, as the kernel repeats them."""
     q, k, v = (tensor_arg(args, kwargs, i, name) for i, name in enumerate(("query", "key", "value")))
+    causal = bool(arg(args, kwargs, 4, "is_causal", False))
     if arg(args, kwargs, 7, "enable_gqa", False):
-        raise RuleError("grouped-query attention (enable_gqa)")
-    return ctx.layer(Attention(), (q, k, v))
+        from .aten import grouped_query
+
+        q, k, v = grouped_query(q, k, v)
+    return ctx.layer(Attention(causal=causal), (q, k, v))
 
 
 def _embedding(ctx: Context, args: tuple, kwargs: dict) -> Any:
