@@ -107,6 +107,10 @@ def analyze_hf(path: str, inputs: Inputs | None = None, batch: int = 1, seq: int
     """The cost of the transformers model that the config at ``path`` describes."""
     config = load_config(path)
     model = build_model(config, "meta")
-    given = inputs if inputs is not None else default_inputs(model, config, batch, seq or DEFAULT_SEQ)
+    if seq is None:  # the default, within the positions the model has (CLIP's text tower: 77)
+        limit = _setting(getattr(config, "text_config", None) or config, "max_position_embeddings") or \
+            _setting(config, "n_positions")
+        seq = min(DEFAULT_SEQ, limit) if isinstance(limit, int) and limit > 0 else DEFAULT_SEQ
+    given = inputs if inputs is not None else default_inputs(model, config, batch, seq)
     return trace_module(model, None, dtype=dtype, name=name or f"hf:{path}", inputs=given,
                         rebuild=lambda: build_model(config, "cpu")).analysis

@@ -805,9 +805,19 @@ def _tensor_list(value: Any, what: str) -> list[TensorValue]:
     return list(value)
 
 
+def is_empty_vector(value: TensorValue) -> bool:
+    """A 1-d tensor of no elements: torch.cat skips it whatever the other shapes (a fresh KV cache)."""
+    return len(value.shape) == 1 and value.shape[0] == 0
+
+
 def _concat(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    tensors = _tensor_list(arg(args, kwargs, 0, "tensors"), "torch.cat")
+    """torch.cat: Concat of the inputs along ``dim``, empty 1-d tensors skipped; one input left is
+    returned as it is (no copy counted)."""
+    given = _tensor_list(arg(args, kwargs, 0, "tensors"), "torch.cat")
+    tensors = [t for t in given if not is_empty_vector(t)]
     dim = arg(args, kwargs, 1, "dim", 0)
+    if len(tensors) <= 1:
+        return tensors[0] if tensors else given[0]
     return ctx.layer(Concat(dim), tuple(tensors), params=_attribute_tensors(tensors))
 
 
@@ -822,6 +832,35 @@ def _stack(ctx: Context, args: tuple, kwargs: dict) -> Any:
 def _same(ctx: Context, args: tuple, kwargs: dict) -> Any:
     """contiguous, to, float, detach, clone, …: the same shape, no layer."""
     return tensor_arg(args, kwargs)
+
+
+def _reshape_as(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """x.reshape_as(other) / x.view_as(other): other's shape, no layer."""
+    x, other = tensor_arg(args, kwargs), tensor_arg(args, kwargs, 1, "other")
+    if numel(x.shape) != numel(other.shape):
+        raise RuleError(f"reshape_as from {x.shape} to {other.shape}")
+    return TensorValue(other.shape, x.producer, x.tensor)
+
+
+def _tensor_split(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """torch.tensor_split(x, sections or indices, dim): views, no layer."""
+    x = tensor_arg(args, kwargs)
+    where = arg(args, kwargs, 1, "indices_or_sections", None)
+    if where is None:
+        where = kwargs.get("indices", kwargs.get("sections"))
+    axis = _axis(arg(args, kwargs, 2, "dim", 0), len(x.shape))
+    length = x.shape[axis]
+    if isinstance(where, int):
+        if where <= 0:
+            raise RuleError(f"tensor_split into {where} sections")
+        base, extra = divmod(length, where)
+        sizes = [base + (1 if i < extra else 0) for i in range(where)]
+    elif isinstance(where, (list, tuple)) and all(isinstance(i, int) for i in where):
+        bounds = [0, *(max(0, min(length, i if i >= 0 else length + i)) for i in where), length]
+        sizes = [max(0, b - a) for a, b in zip(bounds, bounds[1:])]
+    else:
+        raise RuleError(f"tensor_split at {where!r}")
+    return tuple(TensorValue(x.shape[:axis] + (n,) + x.shape[axis + 1:], x.producer, x.tensor) for n in sizes)
 
 
 def _expand(ctx: Context, args: tuple, kwargs: dict) -> Any:
@@ -1019,6 +1058,7 @@ FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
     torch.chunk: _named("chunk", _splitter(True)),
     torch.split: _named("split", _splitter(False)),
     torch.unbind: _named("unbind", _unbind),
+    torch.tensor_split: _named("tensor_split", _tensor_split),
     operator.getitem: _named("getitem", _getitem),
     builtins.getattr: _named("getattr", _getattr),
     torch.numel: _named("numel", _numel),
@@ -1053,7 +1093,10 @@ METHOD_RULES: Mapping[str, tuple[str, FunctionRule]] = {
     "squeeze": _named("squeeze", _squeeze), "unsqueeze": _named("unsqueeze", _unsqueeze),
     **{name: _named(name, _same) for name in ("contiguous", "to", "float", "double", "half", "bfloat16",
                                                "type", "type_as", "detach", "clone", "cpu", "cuda",
-                                               "requires_grad_")},
+                                               "requires_grad_", "long", "int", "bool", "short", "byte",
+                                               "char", "detach_", "pin_memory")},
+    "reshape_as": _named("reshape_as", _reshape_as), "view_as": _named("view_as", _reshape_as),
+    "tensor_split": _named("tensor_split", _tensor_split),
     "expand": _named("expand", _expand), "expand_as": _named("expand_as", _expand_as),
     "chunk": _named("chunk", _splitter(True)), "split": _named("split", _splitter(False)),
     "unbind": _named("unbind", _unbind),

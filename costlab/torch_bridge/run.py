@@ -183,9 +183,11 @@ class FunctionRecorder(TorchFunctionMode):
         if not _has_tensor(out):
             return out
         vargs, vkwargs = pytree.tree_map(state.value_of, (tuple(args), dict(kwargs)))
+        start = len(state.recorder.layers)
         try:
             value = call_function(state.recorder, state.scope, target, vargs, vkwargs)
-        except Unpriced:  # the rule cannot price this call: its aten ops can
+        except (Unpriced, SpecError):  # the rule cannot price this call (it ran): its aten ops can
+            state.recorder.rollback(start)
             return self._region(func, target, args, kwargs)
         state.bind(value, out, f"{state.scope or TOP_LEVEL}: {op_name(target)}")
         return out
@@ -243,10 +245,12 @@ def _hooks(state: RunState, root: nn.Module) -> list[Any]:
             state.depth -= 1
             vargs, vkwargs = pytree.tree_map(state.value_of, (tuple(args), dict(kwargs)))
             value = None
+            start = len(recorder.layers)
             try:
                 value = call_module(recorder, path, m, vargs, vkwargs)
-            except Unpriced as unpriced:
-                recorder.unsupported.append(Unsupported(path or TOP_LEVEL, type_name(m), unpriced.reason))
+            except (Unpriced, SpecError) as unpriced:  # the module ran: its rule is what fails
+                recorder.rollback(start)
+                recorder.unsupported.append(Unsupported(path or TOP_LEVEL, type_name(m), str(unpriced)))
                 recorder.touch([state.value_of(t) for t in m.state_dict(keep_vars=True).values()])
             state.bind(value, output, path or TOP_LEVEL)
 
