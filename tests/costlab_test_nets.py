@@ -106,3 +106,20 @@ def not_a_module() -> object:
 
 
 NOT_CALLABLE = 42
+
+
+class LoopedList(nn.Module):
+    """A ModuleList looped over in forward (never called itself), as FPNs and ASPP heads do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.blocks = nn.ModuleList([nn.Conv2d(8, 8, 3, padding=1) for _ in range(3)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        return torch.cat([block(x) for block in self.blocks], 1)
+
+
+def looped_list() -> nn.Module:
+    return LoopedList()

@@ -266,3 +266,17 @@ def test_check_options_are_validated() -> None:
         err = io.StringIO()
         assert main(argv, stdout=io.StringIO(), stderr=err) == 2
         assert err.getvalue().startswith("costlab: error: ") and err.getvalue().count("\n") == 1
+
+
+def test_a_module_list_looped_over_in_forward_checks_exact() -> None:
+    """A container the references never see called is transparent: no negative row, nothing unexplained."""
+    argv = ["analyze", "costlab_test_nets:looped_list", "--input", "3x16x16", "--check", "fvcore,torch", "--strict",
+            "--format", "json"]
+    out = io.StringIO()
+    assert main(argv, stdout=out) == 0
+    target = json.loads(out.getvalue())["targets"][0]
+    for tool in ("fvcore", "torch"):
+        check = target["checks"][tool]
+        assert check["agreement"] == "exact", tool
+        assert all(row["agreement"] == "exact" for row in check["layers"]), tool
+        assert check["total"] == target["macs"] == 16 * 16 * (3 * 9 * 8 + 3 * 8 * 9 * 8)

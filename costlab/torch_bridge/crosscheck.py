@@ -136,12 +136,20 @@ class Reference:
 
 
 def own_counts(inclusive: Mapping[str, float], module: nn.Module) -> dict[str, float]:
-    """Inclusive per-module counts → each module's own share (minus its direct children's)."""
-    own: dict[str, float] = {}
-    for path, m in module.named_modules():
-        children = [f"{path}.{name}" if path else name for name, _ in m.named_children()]
-        own[path] = inclusive.get(path, 0) - sum(inclusive.get(c, 0) for c in children)
-    return own
+    """Inclusive per-module counts → each module's own share (minus its direct children's).
+
+    A module the reference never saw called (a ModuleList or ModuleDict looped over in the
+    parent's forward) holds exactly its children's counts: it is transparent, its own share 0."""
+    children_of = {path: [f"{path}.{name}" if path else name for name, _ in m.named_children()]
+                   for path, m in module.named_modules()}
+    seen: dict[str, float] = {}
+
+    def total(path: str) -> float:
+        if path not in seen:
+            seen[path] = inclusive[path] if path in inclusive else sum(total(c) for c in children_of.get(path, ()))
+        return seen[path]
+
+    return {path: total(path) - sum(total(c) for c in children) for path, children in children_of.items()}
 
 
 def run_torch(module: nn.Module, input: Sequence[int], batch: int) -> Reference:
@@ -217,13 +225,28 @@ def run_fvcore(module: nn.Module | None, analysis: Analysis) -> Reference:
     operators: dict[str, dict[str, float]] = {}
     for path, m in real.named_modules():
         children = [f"{path}.{name}" if path else name for name, _ in m.named_children()]
+        if path and path not in inclusive:  # never called: transparent, like own_counts
+            operators[path] = {}
+            continue
         mine = dict(by_operator.get(path, {}))
         for child in children:
-            for op, count in by_operator.get(child, {}).items():
+            for op, count in _operators_seen(child, by_operator, inclusive, real).items():
                 mine[op] = mine.get(op, 0) - count
         operators[path] = {op: count * scale for op, count in mine.items() if count}
     return Reference(own, inclusive.get("", 0) * scale, batch, scale,
                      {"skipped_ops": skipped, "operators": operators})
+
+
+def _operators_seen(path: str, by_operator: Mapping[str, Mapping[str, float]], inclusive: Mapping[str, float],
+                    root: nn.Module) -> dict[str, float]:
+    """A module's inclusive per-operator counts; for one never called, the sum of its children's."""
+    if path in inclusive:
+        return dict(by_operator.get(path, {}))
+    summed: dict[str, float] = {}
+    for name, _ in root.get_submodule(path).named_children():
+        for op, count in _operators_seen(f"{path}.{name}", by_operator, inclusive, root).items():
+            summed[op] = summed.get(op, 0) + count
+    return summed
 
 
 class _Skip(Exception):
