@@ -121,34 +121,36 @@ def _shapes_by_meta(run: Callable[..., Any], args: tuple, kwargs: dict, origin: 
 # --- leaving the user's module as it was -------------------------------------------------
 
 _STRUCTURE = ("_parameters", "_buffers", "_modules")
+#: Attributes every nn.Module has from its __init__ (hook tables, state-dict hooks, flags): kept by
+#: identity; :func:`detached` restores the hook tables' contents.
+_MODULE_INTERNALS = frozenset(nn.Module().__dict__)
 
 
 @contextmanager
 def preserved(module: nn.Module) -> Iterator[None]:
-    """Every submodule's attributes as they were on exit — plain attributes, the contents of
-    dict, list and set attributes (caches a forward pass may fill), and each parameter's
-    ``requires_grad`` — plus eval mode and detached hooks inside (:func:`detached`)."""
+    """Every submodule's attributes as they were on exit — plain attributes, the contents of its
+    own dict, list and set attributes (caches a forward pass may fill), its parameters, buffers and
+    children, and each parameter's ``requires_grad`` — plus eval mode and detached hooks inside
+    (:func:`detached`)."""
     saved = []
     for m in module.modules():
-        attributes = dict(m.__dict__)
+        attributes = m.__dict__.copy()
         contents = {key: _copy_of(value) for key, value in attributes.items()
-                    if key not in _STRUCTURE and isinstance(value, (dict, list, set))}
-        saved.append((m, attributes, contents, dict(m._parameters), dict(m._buffers), dict(m._modules)))
+                    if key not in _MODULE_INTERNALS and isinstance(value, (dict, list, set))}
+        saved.append((m, attributes, contents, m._parameters.copy(), m._buffers.copy(), m._modules.copy()))
     grads = [(p, p.requires_grad) for p in module.parameters()]
     try:
         with detached(module):
             yield
     finally:
         for m, attributes, contents, params, buffers, children in saved:
-            for key in [k for k in m.__dict__ if k not in attributes]:
-                del m.__dict__[key]
-            for key, value in attributes.items():
-                if key in _STRUCTURE:
-                    continue
-                if m.__dict__.get(key, _GONE) is not value:
-                    m.__dict__[key] = value
-                if key in contents:
-                    _refill(value, contents[key])
+            current = m.__dict__
+            if len(current) != len(attributes) or any(current.get(k, _GONE) is not v for k, v in attributes.items()):
+                for key in [k for k in current if k not in attributes]:
+                    del current[key]
+                current.update(attributes)
+            for key, before in contents.items():
+                _refill(attributes[key], before)
             for table, before in ((m._parameters, params), (m._buffers, buffers), (m._modules, children)):
                 if len(table) != len(before) or any(table.get(k) is not v for k, v in before.items()):
                     table.clear()
