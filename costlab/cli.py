@@ -80,9 +80,10 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                         help="price one training step with a leading part frozen: the first N layers "
                              "with parameters, a fraction F of them (0.9), or everything before the "
                              "layer or block NAME (fc: retrain the last layer); 0 trains everything")
-    parser.add_argument("--check", metavar="fvcore,torch",
-                        help="cross-check every count against fvcore's FlopCountAnalysis and/or PyTorch's "
-                             "FlopCounterMode, per layer and in total (imports torch)")
+    parser.add_argument("--check", metavar="TOOL,...",
+                        help="cross-check every count against the real tools (fvcore, torch, ptflops, thop, "
+                             "torchinfo, torchprofile; comma-separated), each beside what its own rules "
+                             "predict: per layer for fvcore and torch, in total for the others (imports torch)")
     parser.add_argument("--strict", action="store_true",
                         help="with --check: exit 1 when a difference is not explained by a named convention")
     add_latency_options(parser)
@@ -99,7 +100,8 @@ def add_latency_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
-CHECK_NAMES = ("fvcore", "torch")
+#: The tools --check runs (costlab.torch_bridge.crosscheck.CHECKS, named here so that torch loads only when used).
+CHECK_NAMES = ("fvcore", "torch", "ptflops", "thop", "torchinfo", "torchprofile")
 
 
 def parse_checks(text: str) -> tuple[str, ...]:

@@ -242,6 +242,17 @@ def _attention_macs(layer: Layer) -> int:
     return numel(layer.output[:-2]) * q[-2] * k[-2] * (q[-1] + v[-1])
 
 
+def _fvcore_attention(layer: Layer) -> int:
+    """fvcore: SDPA 0; bmm + bmm all; baddbmm (no handle) + bmm: the weighted sum ∏batch·L·S·Ev."""
+    kernel = layer.spec.kernel
+    if kernel == "bmm":
+        return _attention_macs(layer)
+    if kernel == "baddbmm":
+        q, k, v = layer.input_shapes[:3]
+        return numel(layer.output[:-2]) * q[-2] * k[-2] * v[-1]
+    return 0
+
+
 def _affine(layer: Layer) -> bool:
     return bool(layer.spec.affine)
 
@@ -428,9 +439,10 @@ def _fvcore() -> Convention:
                    "aten::_convolution (transposed): N·∏in·prod(weight), bias ignored")
     linear = _macs("linear", _linear_macs, "aten::linear: prod(input)·out_features, bias ignored")
     matmul = _macs("matmul", _matmul_prod_a_times_m, "aten::matmul: prod(a)·b[-1]")
-    attention = Term("attention (not counted)", _zero, "missed",
-                     "aten::scaled_dot_product_attention has no handle: skipped with a warning",
-                     primary=True)
+    attention = Term("attention by its kernel", _fvcore_attention, "missed",
+                     "scaled_dot_product_attention has no handle (0); nn.MultiheadAttention returning its "
+                     "weights runs aten::bmm twice (counted in full), with a mask aten::baddbmm (no "
+                     "handle) for q·kᵀ and aten::bmm for the weighted sum", primary=True)
 
     def bn(layer: Layer) -> int:
         if layer.spec.track_running_stats:  # eval: running statistics, folded scale-and-shift

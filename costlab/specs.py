@@ -185,12 +185,20 @@ class Attention:
 
     ``causal``: a causal mask; every score is still counted (the kernels compute them all, then
     mask), so the MACs are those of full attention; the formula says how many scores survive.
+    ``kernel``: how PyTorch computes it — ``sdpa`` (one scaled_dot_product_attention call), ``bmm``
+    (two batched products: nn.MultiheadAttention returning its weights) or ``baddbmm`` (the same
+    with a mask added to the scores); the MACs are the same, other tools' rules are not.
     """
 
     op: ClassVar[str] = "matmul"
     default_name: ClassVar[str] = "attention"
 
     causal: bool = False
+    kernel: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        if self.kernel not in ("sdpa", "bmm", "baddbmm"):
+            raise SpecError(f"attention: kernel must be sdpa, bmm or baddbmm, got {self.kernel!r}")
 
     def label(self) -> str:
         return "attention"

@@ -132,7 +132,8 @@ def test_adaptive_pool_differs_from_fvcore_by_its_named_convention(size, target,
     assert fvcore_count(module, x) == analysis.macs + 2 * channels * size[0] * size[1]
     checked = cross_check(analysis)
     assert checked.checks["fvcore"]["agreement"] == "explained"
-    assert checked.checks["fvcore"]["conventions"] == {"fvcore-adaptive-avg-pool2d": 2 * channels * size[0] * size[1]}
+    assert checked.checks["fvcore"]["conventions"] == {"adaptive avg pool 1/input element":
+                                                       2 * channels * size[0] * size[1]}
     assert checked.checks["torch"]["agreement"] == "exact"
 
 
@@ -145,7 +146,7 @@ def test_presets_agree_with_both_counters_up_to_named_conventions(name: str, inp
     assert checks["torch"]["flops"] == 2 * analysis.macs
     fv = checks["fvcore"]
     assert fv["agreement"] in ("exact", "explained")
-    assert set(fv["conventions"]) <= {"fvcore-batch-norm", "fvcore-adaptive-avg-pool2d"}
+    assert set(fv["conventions"]) <= {"batch norm 2/element", "adaptive avg pool 1/input element"}
     assert fv["total"] == analysis.macs + sum(fv["conventions"].values())
     assert (fv["batch"], fv["scale"]) == (1, 2)
     rows = {row["name"]: row for row in fv["layers"]}
@@ -157,7 +158,7 @@ def test_presets_agree_with_both_counters_up_to_named_conventions(name: str, inp
         for n in norm.input_shapes[0]:
             elements *= n
         assert rows[norm.name]["reference"] == 2 * elements  # BN with affine at inference
-        assert rows[norm.name]["conventions"] == ["fvcore-batch-norm"]
+        assert rows[norm.name]["conventions"] == ["batch norm 2/element"]
 
 
 class ConventionZoo(nn.Module):
@@ -193,10 +194,14 @@ def test_every_fvcore_difference_is_named() -> None:
     assert checks["torch"]["agreement"] == "exact"
     fv = checks["fvcore"]
     assert fv["agreement"] == "explained", [r for r in fv["layers"] if r["agreement"] == "unexplained"]
-    assert set(fv["conventions"]) == {"fvcore-norm", "fvcore-batch-norm-batch-stats", "fvcore-upsample-nearest2d",
-                                      "fvcore-upsample-bilinear2d", "fvcore-no-baddbmm", "fvcore-no-sdpa"}
-    assert fv["conventions"]["fvcore-upsample-nearest2d"] == 2 * 8 * 8 * 8
-    assert fv["conventions"]["fvcore-upsample-bilinear2d"] == 4 * 2 * 8 * 16 * 16
+    # the same rules, in the same words, as --convention fvcore
+    assert set(fv["conventions"]) == {"norm 5/element", "batch norm 2/element", "upsample 1/output element",
+                                      "upsample 4/output element", "attention by its kernel"}
+    assert fv["conventions"]["upsample 1/output element"] == 2 * 8 * 8 * 8
+    assert fv["conventions"]["upsample 4/output element"] == 4 * 2 * 8 * 16 * 16
+    assert set(fv["explanations"]) == set(fv["conventions"])
+    profiled = costlab.analyze(module, input=(8, 4, 4), batch=2, convention="fvcore").convention
+    assert fv["total"] == fv["expected"] == profiled.total
     assert module.training  # the check ran in eval mode and put the flag back
 
 
@@ -247,7 +252,7 @@ def test_check_output_in_every_format() -> None:
             header = text.splitlines()[0].split(",")
             assert {"fvcore_macs", "fvcore_agreement", "torch_macs", "torch_agreement"} <= set(header)
         else:
-            assert "agreement" in text and "explained (batch-norm)" in text
+            assert "agreement" in text and "explained (batch norm 2/element)" in text
     out = io.StringIO()
     assert main(["analyze", "resnet18", "--input", "3x32x32", "--check", "torch", "--format", "csv",
                  "--depth", "1"], stdout=out) == 0
@@ -280,3 +285,27 @@ def test_a_module_list_looped_over_in_forward_checks_exact() -> None:
         assert check["agreement"] == "exact", tool
         assert all(row["agreement"] == "exact" for row in check["layers"]), tool
         assert check["total"] == target["macs"] == 16 * 16 * (3 * 9 * 8 + 3 * 8 * 9 * 8)
+
+
+@pytest.mark.parametrize("tool", ["ptflops", "thop", "torchinfo", "torchprofile"])
+def test_check_runs_every_installed_tool_and_names_rules_as_convention_does(tool: str) -> None:
+    pytest.importorskip(tool)
+    analysis = build_preset("resnet18", (3, 32, 32), batch=2)
+    entry = cross_check(analysis, checks=[tool]).checks[tool]
+    assert entry["status"] == "ok" and entry["agreement"] in ("exact", "explained"), entry
+    predicted = costlab.analyze("resnet18", input=(3, 32, 32), batch=2, convention=tool).convention
+    assert entry["expected"] == predicted.total == entry["total"]  # the real tool, as its profile says
+    labels = {d.label for d in predicted.differences()}
+    assert set(entry["conventions"]) <= labels  # the same words as --convention
+    if "params" in entry:
+        assert entry["params"]["tool"] == entry["params"]["expected"]
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["analyze", "resnet18", "--input", "3x32x32", "--check", tool, "--strict"], stdout=out, stderr=err) == 0
+
+
+def test_check_through_the_python_api_equals_the_cli() -> None:
+    a = costlab.analyze("resnet18", input=(3, 32, 32), check=["fvcore", "torch"])
+    out = io.StringIO()
+    assert main(["analyze", "resnet18", "--input", "3x32x32", "--check", "fvcore,torch", "--format", "json"],
+                stdout=out) == 0
+    assert json.loads(out.getvalue())["targets"][0]["checks"] == json.loads(json.dumps(a.checks))

@@ -346,7 +346,11 @@ def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) 
     k = ctx.layer(Linear(e, bias, m.kdim), (key,), "k_proj")
     v = ctx.layer(Linear(e, bias, m.vdim), (value,), "v_proj")
     lead = (n, heads) if batched else (heads,)
-    attended = ctx.layer(Attention(), (TensorValue(lead + (length, head_dim), q.producer),
+    masked = arg(args, kwargs, 3, "key_padding_mask", None) is not None or \
+        arg(args, kwargs, 5, "attn_mask", None) is not None
+    kernel = ("baddbmm" if masked else "bmm") if need_weights else "sdpa"
+    causal = bool(arg(args, kwargs, 7, "is_causal", False)) and not need_weights
+    attended = ctx.layer(Attention(causal=causal, kernel=kernel), (TensorValue(lead + (length, head_dim), q.producer),
                                        TensorValue(lead + (source, head_dim), k.producer),
                                        TensorValue(lead + (source, head_dim), v.producer)), "attention")
     merged = TensorValue(query.shape[:-1] + (e,), attended.producer)
@@ -975,6 +979,11 @@ def _numel(ctx: Context, args: tuple, kwargs: dict) -> Any:
 #: Attributes of a tensor the trace can answer from its shape alone.
 _TENSOR_ATTRIBUTES: Mapping[str, Callable[[TensorValue], Any]] = {
     "shape": lambda x: torch.Size(x.shape), "ndim": lambda x: len(x.shape),
+    # metadata read without arithmetic: an attribute tensor's own, else what a traced input is
+    "dtype": lambda x: x.tensor.dtype if isinstance(x.tensor, torch.Tensor) else torch.float32,
+    "device": lambda x: x.tensor.device if isinstance(x.tensor, torch.Tensor) else torch.device("cpu"),
+    "is_cuda": lambda x: bool(isinstance(x.tensor, torch.Tensor) and x.tensor.is_cuda),
+    "requires_grad": lambda x: bool(isinstance(x.tensor, torch.Tensor) and x.tensor.requires_grad),
 }
 
 
