@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-import warnings
 
 import pytest
 from hypothesis import assume, given, settings
@@ -29,27 +27,20 @@ from costlab.torch_bridge.trace import trace_module  # noqa: E402
 from costlab.zoo import build_preset  # noqa: E402
 
 import costlab_test_nets as nets  # noqa: E402
+from costlab.torch_bridge import peers  # noqa: E402
 
 
 
 def fvcore_count(module: nn.Module, x: "torch.Tensor") -> int:
-    """fvcore's total (1 per multiply-add), its warnings silenced."""
-    logging.getLogger("fvcore").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        counter = fvcore_nn.FlopCountAnalysis(module, x)
-        counter.unsupported_ops_warnings(False)
-        counter.uncalled_modules_warnings(False)
-        return int(counter.total())
+    """fvcore's total (1 per multiply-add), through the one table of runners."""
+    return int(peers.count("fvcore", module, x).macs)
 
 
 def torch_count(module: nn.Module, x: "torch.Tensor") -> int:
-    """PyTorch's counter, halved (it counts 2 FLOPs per multiply-add)."""
-    with FlopCounterMode(display=False) as counter:
-        module(x)
-    flops = counter.get_total_flops()
-    assert flops % 2 == 0
-    return flops // 2
+    """PyTorch's counter, halved (it counts 2 FLOPs per multiply-add), through the runners' table."""
+    counted = peers.count("torch", module, x)
+    assert counted.raw % 2 == 0
+    return int(counted.macs)
 
 
 def agree_everywhere(analysis: costlab.Analysis) -> None:
