@@ -55,7 +55,7 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
 
         analysis = with_training(analysis, freeze)
     if check:
-        from .torch_bridge.crosscheck import check_target
+        from .targets import check_target
 
         names = [check] if isinstance(check, str) else list(check)
         analysis = check_target(analysis, target, options, names)

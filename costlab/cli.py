@@ -138,8 +138,10 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
     shape, inputs = split_inputs(args.input, args.batch)
     if shape is None and inputs is None:
         shape = default_input
-    if inputs is not None and (getattr(args, "check", None) or getattr(args, "latency", None)):
-        raise UsageError("--check and --latency take one --input CxHxW (typed inputs are counted only)")
+    if (getattr(args, "check", None) or getattr(args, "latency", None)) and (
+            inputs is not None or any(str(t).strip().startswith("hf:") for t in targets)):
+        raise UsageError("--check and --latency take one --input CxHxW (typed inputs and hf: targets are "
+                         "counted only)")
     options = parse_options(args.kwarg)
     checks = parse_checks(args.check) if getattr(args, "check", None) else ()
     if getattr(args, "strict", False) and not checks:
@@ -152,7 +154,7 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
         freeze = parse_freeze(args.freeze)
         analyses = [with_training(a, freeze) for a in analyses]
     if checks:
-        from .torch_bridge.crosscheck import check_target  # torch is imported only here
+        from .targets import check_target  # torch is imported only there
 
         analyses = [check_target(a, t, options, checks) for a, t in zip(analyses, targets)]
     if getattr(args, "convention", None):

@@ -62,9 +62,7 @@ def parse_options(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def is_module_target(text: str) -> bool:
-    """True for ``package.module:callable`` or ``hf:PATH`` (not for an expression such as ``fc:10``)."""
-    if text.strip().startswith(HF_PREFIX):
-        return True
+    """True for ``package.module:callable`` (and not for an expression such as ``fc:10``)."""
     match = _MODULE_TARGET.match(text.strip())
     if not match:
         return False
@@ -165,3 +163,19 @@ def _analyze_file(path: str, input: Shape | None, batch: int, dtype: str,
     if input is None:
         raise TargetError(f"spec file {path} gives no input: pass --input CxHxW")
     return analyze_expression(expression, input, batch, dtype, name=label)
+
+
+def check_target(analysis: Analysis, target: Any, options: Mapping[str, Any] | None,
+                 checks: Sequence[str]) -> Analysis:
+    """The cross-check of a target (torch imported here): a module target's own module (loaded
+    with real weights), anything else built from its specs."""
+    from .torch_bridge.crosscheck import cross_check
+
+    module = None
+    if _is_module_object(target):
+        module = target
+    elif isinstance(target, str) and is_module_target(target) and analysis.kind == "module":
+        from .torch_bridge.trace import load_callable
+
+        module = load_callable(target, options)
+    return cross_check(analysis, module, checks)

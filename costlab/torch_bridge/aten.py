@@ -29,7 +29,7 @@ import torch
 
 from ..specs import (AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
                      Matmul, Norm, Pad, Reduce, Upsample)
-from .rules import (Context, RuleError, TensorValue, adaptive_spec, arg, conv_spec, pool_spec,
+from .rules import (Context, RuleError, TensorValue, adaptive_spec, arg, conv_spec, grouped_query, pool_spec,
                     tensor_arg)
 
 aten = torch.ops.aten
@@ -96,16 +96,6 @@ def _attention(ctx: Context, args: tuple, kwargs: dict) -> Any:
     are counted at the query's head count, as the kernel computes them."""
     q, k, v = (tensor_arg(args, kwargs, i, n) for i, n in enumerate(("query", "key", "value")))
     return ctx.layer(Attention(), grouped_query(q, k, v), sub="attention")
-
-
-def grouped_query(q: TensorValue, k: TensorValue, v: TensorValue) -> tuple[TensorValue, ...]:
-    """k and v broadcast to q's head axis (-3) when they have fewer heads that divide q's."""
-    if len(q.shape) >= 3 and len(k.shape) == len(q.shape) and k.shape[-3] != q.shape[-3] \
-            and k.shape[-3] and q.shape[-3] % k.shape[-3] == 0:
-        heads = q.shape[-3]
-        k = TensorValue(k.shape[:-3] + (heads,) + k.shape[-2:], k.producer, k.tensor)
-        v = TensorValue(v.shape[:-3] + (heads,) + v.shape[-2:], v.producer, v.tensor)
-    return q, k, v
 
 
 def _layer_norm(ctx: Context, args: tuple, kwargs: dict) -> Any:

@@ -372,19 +372,6 @@ def cross_check(analysis: Analysis, module: nn.Module | None = None,
     return replace(analysis, checks=results)
 
 
-def check_target(analysis: Analysis, target: Any, options: Mapping[str, Any] | None,
-                 checks: Sequence[str]) -> Analysis:
-    """The cross-check of a target: a module target's own module, anything else built from specs."""
-    from ..targets import is_module_target
-
-    module = None
-    if isinstance(target, nn.Module):
-        module = target
-    elif isinstance(target, str) and is_module_target(target) and analysis.kind == "module":
-        module = load_callable(target, options)
-    return cross_check(analysis, module, checks)
-
-
 def unexplained(analysis: Analysis) -> list[str]:
     """The checks of ``analysis`` that found an unexplained difference."""
     return [name for name, entry in analysis.checks.items()

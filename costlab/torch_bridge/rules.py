@@ -606,6 +606,16 @@ def _conv(ndim: int, transposed: bool = False) -> FunctionRule:
     return rule
 
 
+def grouped_query(q: TensorValue, k: TensorValue, v: TensorValue) -> tuple[TensorValue, ...]:
+    """k and v broadcast to q's head axis (-3) when they have fewer heads that divide q's."""
+    if len(q.shape) >= 3 and len(k.shape) == len(q.shape) and k.shape[-3] != q.shape[-3] \
+            and k.shape[-3] and q.shape[-3] % k.shape[-3] == 0:
+        heads = q.shape[-3]
+        k = TensorValue(k.shape[:-3] + (heads,) + k.shape[-2:], k.producer, k.tensor)
+        v = TensorValue(v.shape[:-3] + (heads,) + v.shape[-2:], v.producer, v.tensor)
+    return q, k, v
+
+
 def _attention(ctx: Context, args: tuple, kwargs: dict) -> Any:
     """F.scaled_dot_product_attention: Attention on q, k, v. ``is_causal`` is counted in full (the
     kernels compute every score, then mask); ``enable_gqa`` counts keys and values at the query's
@@ -613,8 +623,6 @@ def _attention(ctx: Context, args: tuple, kwargs: dict) -> Any:
     q, k, v = (tensor_arg(args, kwargs, i, name) for i, name in enumerate(("query", "key", "value")))
     causal = bool(arg(args, kwargs, 4, "is_causal", False))
     if arg(args, kwargs, 7, "enable_gqa", False):
-        from .aten import grouped_query
-
         q, k, v = grouped_query(q, k, v)
     return ctx.layer(Attention(causal=causal), (q, k, v))
 
