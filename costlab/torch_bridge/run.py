@@ -49,6 +49,12 @@ class Region:
     start: int
     tensors: Sequence[Any] = ()  # a module's own parameters and buffers, settled at the end
     module_path: str | None = None
+    mode: Any = None  # the aten-level recorder a module's region entered (left by close())
+
+    def close(self) -> None:
+        if self.mode is not None:
+            mode, self.mode = self.mode, None
+            mode.__exit__(None, None, None)
 
 
 class RunState:
@@ -169,8 +175,8 @@ class FunctionRecorder(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         state = self.state
-        if state.depth > 0 or state.regions:
-            return func(*args, **kwargs)
+        if state.depth > 0 or state.regions or getattr(func, "__name__", "") == "__get__":
+            return func(*args, **kwargs)  # inside a priced call, or reading an attribute (.shape, .device)
         method = tensor_method_name(func)
         target = method if method is not None else func
         if target in CREATION_FUNCTIONS or target in CREATION_METHODS:
@@ -200,7 +206,8 @@ class FunctionRecorder(TorchFunctionMode):
         region = Region(call, len(state.recorder.layers))
         state.regions.append(region)
         try:
-            out = func(*args, **kwargs)
+            with AtenRecorder(state):  # only regions pay for an aten-level recorder
+                out = func(*args, **kwargs)
         finally:
             state.regions.pop()
         state.recorder.settle(region.start, call.params, None)
@@ -230,7 +237,10 @@ def _hooks(state: RunState, root: nn.Module) -> list[Any]:
             state.entered.append("rule")
         else:
             call = Call(recorder, path, path or type(m).__name__.lower(), True, type_name(m))
-            state.regions.append(Region(call, len(recorder.layers), own_tensors(m), path))
+            region = Region(call, len(recorder.layers), own_tensors(m), path)
+            region.mode = AtenRecorder(state)
+            region.mode.__enter__()
+            state.regions.append(region)
             state.entered.append("region")
 
     def after(m: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
@@ -240,6 +250,7 @@ def _hooks(state: RunState, root: nn.Module) -> list[Any]:
             state.stack.pop()
         elif entered == "region":
             region = state.regions.pop()
+            region.close()
             recorder.settle(region.start, [*region.tensors, *region.call.params], path)
         elif entered == "rule":
             state.depth -= 1
@@ -265,7 +276,9 @@ def _hooks(state: RunState, root: nn.Module) -> list[Any]:
     return handles
 
 
-def _modes(state: RunState, device: str) -> ExitStack:
+def _modes(state: RunState, device: str, aten: bool = False) -> ExitStack:
+    """The run's context: the device and grad mode, the function-level recorder, and the aten-level
+    one throughout when ``aten`` (a call priced alone); otherwise regions enter their own."""
     stack = ExitStack()
     if device == "meta":
         stack.enter_context(torch.device("meta"))  # tensors made without device= land on meta too
@@ -273,7 +286,8 @@ def _modes(state: RunState, device: str) -> ExitStack:
     else:
         stack.enter_context(torch.no_grad())
     stack.enter_context(FunctionRecorder(state))
-    stack.enter_context(AtenRecorder(state))
+    if aten:
+        stack.enter_context(AtenRecorder(state))
     return stack
 
 
@@ -291,7 +305,11 @@ def run_module(module: nn.Module, args: tuple, kwargs: dict, recorder: Recorder,
     handles = _hooks(state, module)
     try:
         with _modes(state, device):
-            out = module(*args, **kwargs)
+            try:
+                out = module(*args, **kwargs)
+            finally:  # a forward pass that raised inside a module's region leaves its recorder open
+                for region in reversed(state.regions):
+                    region.close()
     finally:
         for handle in handles:
             handle.remove()
@@ -335,7 +353,7 @@ def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs
     state.regions.append(Region(call, start))
     engine, recorder.engine = recorder.engine, "fx+meta"
     try:
-        with _modes(state, "meta"):
+        with _modes(state, "meta", aten=True):
             out = run(*meta_args, **meta_kwargs)
     except Exception as error:  # noqa: BLE001 - the call cannot run alone on meta tensors
         recorder.rollback(start)
