@@ -26,7 +26,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 from .analysis import Analysis, Layer
 from .errors import CostlabError
 from .formulas import numel
-from .specs import (REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
+from .specs import (ACTIVATIONS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
                     Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Recurrent, Reduce,
                     Reshape, Upsample)
 
@@ -69,9 +69,7 @@ KIND_OF: Mapping[type, Callable[[Any], str]] = MappingProxyType({
     Recurrent: lambda s: "recurrent",
 })
 
-ACTIVATION_KINDS = ("identity", "relu", "relu6", "hardtanh", "leaky_relu", "elu", "sigmoid", "tanh",
-                    "hardsigmoid", "hardswish", "silu", "gelu", "softplus", "mish", "softmax",
-                    "log_softmax")
+ACTIVATION_KINDS = tuple(ACTIVATIONS)  # from the catalog
 UPSAMPLE_KINDS = tuple(f"upsample-{m}" for m in ("nearest", "nearest-exact", "linear", "bilinear",
                                                  "bicubic", "trilinear"))
 #: Every layer kind; each convention's table covers all of them (nothing falls to a default).

@@ -14,7 +14,8 @@ stride 2 for odd kernels (output ⌈n/s⌉).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Union
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, Mapping, Union
 
 from .errors import SpecError
 
@@ -241,25 +242,50 @@ class Norm:
         return self.default_name
 
 
-#: Ops per element of each activation: the documented rule (docs/cost-model.md).
-ACTIVATION_OPS: dict[str, int] = {
-    "identity": 0,
-    "relu": 1,           # max(x, 0)
-    "relu6": 2,          # min(max(x, 0), 6)
-    "hardtanh": 2,       # clamp
-    "leaky_relu": 2,     # compare, multiply
-    "elu": 3,            # compare, exp, multiply-subtract
-    "sigmoid": 3,        # exp, add, divide
-    "tanh": 5,           # two exps, add, subtract, divide
-    "hardsigmoid": 3,    # add, divide, clamp
-    "hardswish": 4,      # hardsigmoid, multiply
-    "silu": 4,           # sigmoid, multiply
-    "gelu": 8,           # tanh approximation: polynomial (4), tanh (via exp), multiply-add
-    "softplus": 3,       # exp, add, log
-    "mish": 7,           # softplus, tanh, multiply
-    "softmax": 3,        # exp, sum, divide
-    "log_softmax": 3,    # exp, sum, log-subtract
-}
+@dataclass(frozen=True)
+class ActivationKind:
+    """One activation, stated once: its ops per element (the documented rule, docs/cost-model.md)
+    and the names it goes by in PyTorch — every other table (the torch bridge's rules, the builder,
+    the aten rules, the conventions) derives from this one."""
+
+    ops: int
+    module: str  # the torch.nn class
+    functions: tuple[str, ...] = ()  # torch.nn.functional names
+    torch_functions: tuple[str, ...] = ()  # torch names
+    methods: tuple[str, ...] = ()  # Tensor method names
+    aten: tuple[str, ...] = ()  # aten op names
+    module_kwargs: tuple[tuple[str, Any], ...] = ()  # how costlab's builder makes the module
+
+
+#: The activation catalog: kind → its rule and names.
+ACTIVATIONS: Mapping[str, ActivationKind] = MappingProxyType({
+    "identity": ActivationKind(0, "Identity"),
+    "relu": ActivationKind(1, "ReLU", ("relu", "relu_"), ("relu", "relu_"), ("relu", "relu_"),
+                           ("relu", "relu_")),  # max(x, 0)
+    "relu6": ActivationKind(2, "ReLU6", ("relu6",), (), (), ("relu6",)),  # min(max(x, 0), 6)
+    "hardtanh": ActivationKind(2, "Hardtanh", ("hardtanh",), (), (), ("hardtanh", "hardtanh_")),  # clamp
+    "leaky_relu": ActivationKind(2, "LeakyReLU", ("leaky_relu",), (), (), ("leaky_relu", "leaky_relu_")),
+    "elu": ActivationKind(3, "ELU", ("elu",), (), (), ("elu", "elu_")),  # compare, exp, multiply-subtract
+    "sigmoid": ActivationKind(3, "Sigmoid", ("sigmoid",), ("sigmoid",), ("sigmoid", "sigmoid_"),
+                              ("sigmoid", "sigmoid_")),  # exp, add, divide
+    "tanh": ActivationKind(5, "Tanh", ("tanh",), ("tanh",), ("tanh", "tanh_"),
+                           ("tanh", "tanh_")),  # two exps, add, subtract, divide
+    "hardsigmoid": ActivationKind(3, "Hardsigmoid", ("hardsigmoid",), (), (),
+                                  ("hardsigmoid", "hardsigmoid_")),  # add, divide, clamp
+    "hardswish": ActivationKind(4, "Hardswish", ("hardswish",), (), (), ("hardswish", "hardswish_")),
+    "silu": ActivationKind(4, "SiLU", ("silu",), (), (), ("silu", "silu_")),  # sigmoid, multiply
+    # tanh approximation: polynomial (4), tanh (via exp), multiply-add
+    "gelu": ActivationKind(8, "GELU", ("gelu",), (), (), ("gelu", "gelu_"), (("approximate", "tanh"),)),
+    "softplus": ActivationKind(3, "Softplus", ("softplus",), (), (), ("softplus",)),  # exp, add, log
+    "mish": ActivationKind(7, "Mish", ("mish",), (), (), ("mish", "mish_")),  # softplus, tanh, multiply
+    "softmax": ActivationKind(3, "Softmax", ("softmax",), ("softmax",), ("softmax",),
+                              ("_softmax", "_safe_softmax"), (("dim", -1),)),  # exp, sum, divide
+    "log_softmax": ActivationKind(3, "LogSoftmax", ("log_softmax",), ("log_softmax",), ("log_softmax",),
+                                  ("_log_softmax",), (("dim", -1),)),  # exp, sum, log-subtract
+})
+
+#: Ops per element of each activation (from the catalog).
+ACTIVATION_OPS: Mapping[str, int] = MappingProxyType({kind: a.ops for kind, a in ACTIVATIONS.items()})
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..specs import (AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
+from ..specs import (ACTIVATIONS, AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
                      Matmul, Norm, Pad, Reduce, Upsample)
 from .rules import (Context, RuleError, TensorValue, adaptive_spec, arg, conv_spec, grouped_query, pool_spec,
                     tensor_arg)
@@ -227,13 +227,7 @@ class _Free(Exception):
     """Raised by a rule that finds nothing to price (a cat of one tensor): the op is free."""
 
 
-_ACTIVATIONS = {"relu": "relu", "relu_": "relu", "gelu": "gelu", "gelu_": "gelu", "silu": "silu",
-                "silu_": "silu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh", "tanh_": "tanh",
-                "hardswish": "hardswish", "hardswish_": "hardswish", "hardsigmoid": "hardsigmoid",
-                "hardsigmoid_": "hardsigmoid", "hardtanh": "hardtanh", "hardtanh_": "hardtanh",
-                "leaky_relu": "leaky_relu", "leaky_relu_": "leaky_relu", "elu": "elu", "elu_": "elu",
-                "softplus": "softplus", "mish": "mish", "mish_": "mish", "_softmax": "softmax",
-                "_safe_softmax": "softmax", "_log_softmax": "log_softmax", "relu6": "relu6"}
+_ACTIVATIONS = {name: kind for kind, a in ACTIVATIONS.items() for name in a.aten}  # from the catalog
 
 _ATTENTION_KERNELS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
                       "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",

@@ -19,16 +19,14 @@ from torch.nn import functional as F
 
 from ..analysis import Analysis, Layer
 from ..errors import SpecError
-from ..specs import (AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
+from ..specs import (ACTIVATIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
                      Embedding, Flatten, Linear, Matmul, Norm, Pool, Reshape, Shape, Spec, Upsample)
 
-_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "identity": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "hardtanh": nn.Hardtanh,
-    "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
-    "hardsigmoid": nn.Hardsigmoid, "hardswish": nn.Hardswish, "silu": nn.SiLU,
-    "gelu": lambda: nn.GELU(approximate="tanh"), "softplus": nn.Softplus, "mish": nn.Mish,
-    "softmax": lambda: nn.Softmax(dim=-1), "log_softmax": lambda: nn.LogSoftmax(dim=-1),
-}
+def _activation(kind: str) -> nn.Module:
+    """The torch.nn module of an activation kind, made as the catalog says (costlab.specs.ACTIVATIONS)."""
+    entry = ACTIVATIONS[kind]
+    return getattr(nn, entry.module)(**dict(entry.module_kwargs))
+
 
 _ELEMENTWISE: dict[str, Callable[..., Any]] = {"add": operator.add, "sub": operator.sub,
                                                "mul": operator.mul, "div": operator.truediv}
@@ -58,7 +56,7 @@ def module_for(spec: Spec, inputs: Sequence[Shape]) -> nn.Module | None:
         cls = {3: nn.InstanceNorm1d, 4: nn.InstanceNorm2d, 5: nn.InstanceNorm3d}[len(shape)]
         return cls(shape[1], affine=spec.affine, track_running_stats=spec.track_running_stats)
     if isinstance(spec, Activation):
-        return _ACTIVATIONS[spec.kind]()
+        return _activation(spec.kind)
     if isinstance(spec, Pool):
         ndim = len(spec.kernel)
         if spec.mode == "max":

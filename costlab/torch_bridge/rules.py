@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from ..errors import SpecError
 from ..formulas import broadcast, numel
-from ..specs import (PAD_MODES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
+from ..specs import (ACTIVATIONS, PAD_MODES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
                      Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, Reduce,
                      Recurrent, Reshape, Shape, Spec, Upsample, as_tuple, resolve_padding)
 
@@ -176,13 +176,8 @@ def _norm_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     return ctx.layer(spec, (x,))
 
 
-#: Activation module type → costlab activation kind.
-ACTIVATION_MODULES: Mapping[type, str] = {
-    nn.Identity: "identity", nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh",
-    nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh",
-    nn.Hardsigmoid: "hardsigmoid", nn.Hardswish: "hardswish", nn.SiLU: "silu", nn.GELU: "gelu",
-    nn.Softplus: "softplus", nn.Mish: "mish", nn.Softmax: "softmax", nn.LogSoftmax: "log_softmax",
-}
+#: Activation module type → costlab activation kind (from the catalog, costlab.specs.ACTIVATIONS).
+ACTIVATION_MODULES: Mapping[type, str] = {getattr(nn, a.module): kind for kind, a in ACTIVATIONS.items()}
 
 
 def _activation_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
@@ -1012,16 +1007,12 @@ PYTHON_FUNCTIONS: frozenset[Any] = frozenset({torch._assert})
 
 # --- the tables ---------------------------------------------------------------------------
 
+#: Activation functions and Tensor methods → kind (from the catalog).
 _ACTIVATION_FUNCTIONS: Mapping[Any, str] = {
-    F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: "relu", F.relu6: "relu6",
-    F.hardtanh: "hardtanh", F.leaky_relu: "leaky_relu", F.elu: "elu", F.gelu: "gelu", F.silu: "silu",
-    F.hardswish: "hardswish", F.hardsigmoid: "hardsigmoid", F.sigmoid: "sigmoid", torch.sigmoid: "sigmoid",
-    F.tanh: "tanh", torch.tanh: "tanh", F.softplus: "softplus", F.mish: "mish", F.softmax: "softmax",
-    torch.softmax: "softmax", F.log_softmax: "log_softmax", torch.log_softmax: "log_softmax",
+    **{getattr(F, name): kind for kind, a in ACTIVATIONS.items() for name in a.functions},
+    **{getattr(torch, name): kind for kind, a in ACTIVATIONS.items() for name in a.torch_functions},
 }
-
-_ACTIVATION_METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid",
-                       "tanh": "tanh", "tanh_": "tanh", "softmax": "softmax", "log_softmax": "log_softmax"}
+_ACTIVATION_METHODS = {name: kind for kind, a in ACTIVATIONS.items() for name in a.methods}
 
 
 def _named(name: str, rule: FunctionRule) -> tuple[str, FunctionRule]:
