@@ -21,11 +21,13 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
-from .analysis import Analysis, Layer
 from .errors import CostlabError
 from .formulas import numel
+if TYPE_CHECKING:  # the results are read, never built, here: no import of costlab.analysis at run time
+    from .analysis import Analysis, Layer
+
 from .specs import (ACTIVATIONS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
                     Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Recurrent, Reduce,
                     Reshape, Upsample)
@@ -35,7 +37,7 @@ from .specs import (ACTIVATIONS, REDUCTIONS, AdaptivePool, Activation, Attention
 #: nothing counted (docs/cost-model.md has the table).
 Verdict = Literal["macs", "convention", "bug", "missed", "zero"]
 CallForm = Literal["module", "function"]
-CountFn = Callable[[Layer], int]
+CountFn = Callable[["Layer"], int]
 
 
 class ConventionError(CostlabError):
