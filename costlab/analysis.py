@@ -8,9 +8,9 @@ an analysis are always the sums of its layers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
-from .specs import Conv, Shape, Spec
+from .specs import Conv, Held, Shape, Spec
 
 if TYPE_CHECKING:  # pandas is imported only by to_frame()
     import pandas
@@ -20,6 +20,36 @@ if TYPE_CHECKING:  # pandas is imported only by to_frame()
 
 UNITS = ("macs", "flops")
 FLOPS_PER_MAC = 2
+
+
+#: Short spellings of qualified prefixes in a call site's display name.
+_SHORT = (("torch.nn.functional.", "F."), ("torch.Tensor.", "Tensor."), ("torch.nn.", "nn."))
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """What a traced layer was read from: a module or a function, by qualified name.
+
+    ``qualified``: ``torch.nn.Conv2d``, ``timm.layers.norm.LayerNorm2d`` (modules, torch.nn's own by
+    their public name), ``torch.nn.functional.relu``, ``torch.cat``, ``torch.Tensor.view``,
+    ``operator.add``, a builtin's bare name (functions).
+    """
+
+    form: Literal["module", "function"]
+    qualified: str
+
+    @property
+    def torch_nn(self) -> bool:
+        """A module of one of torch.nn's own classes (tools that look rules up by exact type know only these)."""
+        return self.form == "module" and self.qualified.startswith("torch.nn.")
+
+    @property
+    def short(self) -> str:
+        """The display name: 'nn.Conv2d', 'F.relu', 'Tensor.view', 'torch.cat', 'operator.add'."""
+        for long, short in _SHORT:
+            if self.qualified.startswith(long):
+                return short + self.qualified[len(long):]
+        return self.qualified
 
 
 @dataclass(frozen=True)
@@ -39,13 +69,24 @@ class Layer:
     bytes: int
     formula: str
     training_only: bool = False
-    source: str = ""  # what it was read from: a torch module type or function, when traced
+    #: what a traced layer was read from (a module or a function call); None for costlab's own layers
+    call: CallSite | None = None
     #: the engine path that priced it, when traced: fx, fx+meta (a call priced alone), meta or cpu
     engine: str = ""
     #: measured latency of this layer alone (``latency_ms`` in JSON), with --latency
     latency: Mapping[str, Any] | None = field(default=None, hash=False)
     #: its roofline point and bound from the machine's measured peaks, with --latency
     roofline: Mapping[str, Any] | None = field(default=None, hash=False)
+
+    @property
+    def source(self) -> str:
+        """JSON ``source``: the call site's display name ('nn.Conv2d', 'F.relu'), 'unused' or 'unpriced'
+        for parameters a trace found held, '' for costlab's own layers."""
+        if self.call is not None:
+            return self.call.short
+        if isinstance(self.spec, Held) and self.spec.why:
+            return self.spec.why
+        return ""
 
     @property
     def op(self) -> str:

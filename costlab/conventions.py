@@ -107,39 +107,20 @@ BUILDER_FUNCTIONS: Mapping[type, Callable[[Any], str]] = MappingProxyType({
     Reshape: lambda s: "torch.Tensor.reshape",
 })
 
-_FUNCTION_SOURCES = ("F.", "torch.", "Tensor.", "operator.")
-_QUALIFIED = {"F.": "torch.nn.functional.", "Tensor.": "torch.Tensor."}
-
-
 def call_form(layer: Layer) -> CallForm:
-    """``module`` when the layer is an ``nn.Module`` call in the model a tool sees, else ``function``.
-
-    A traced layer says so in ``source``, as the torch bridge writes it: ``nn.Conv2d`` or
-    ``package.module.Class`` for a module; ``F.relu``, ``torch.cat``, ``Tensor.view``,
-    ``operator.add`` or a builtin's bare name for a function. A layer of costlab's own builder
-    is a function exactly for the specs in BUILDER_FUNCTIONS.
-    """
-    if layer.source:
-        return _source_form(layer.source)
+    """``module`` when the layer is an ``nn.Module`` call in the model a tool sees, else ``function``:
+    a traced layer's call site says which; a layer of costlab's own builder is a function exactly
+    for the specs in BUILDER_FUNCTIONS."""
+    if layer.call is not None:
+        return layer.call.form
     return "function" if type(layer.spec) in BUILDER_FUNCTIONS else "module"
-
-
-def _source_form(source: str) -> CallForm:
-    if source.startswith("nn."):
-        return "module"
-    if source.startswith(_FUNCTION_SOURCES) or "." not in source:
-        return "function"
-    return "module" if source.rpartition(".")[2][:1].isupper() else "function"  # PEP 8: classes
 
 
 def function_name(layer: Layer) -> str:
     """The qualified name of the function a function-form layer calls (``torch.matmul``,
     ``torch.nn.functional.relu``, ``operator.add``, ...)."""
-    if layer.source:
-        for short, qualified in _QUALIFIED.items():
-            if layer.source.startswith(short):
-                return qualified + layer.source[len(short):]
-        return layer.source
+    if layer.call is not None:
+        return layer.call.qualified
     make = BUILDER_FUNCTIONS.get(type(layer.spec))
     return make(layer.spec) if make else ""
 
@@ -401,7 +382,7 @@ class Convention:
 
 def _torch_nn_module(layer: Layer) -> bool:
     """A module of one of torch.nn's own classes (all of costlab's builder's are)."""
-    return not layer.source or layer.source.startswith("nn.")
+    return layer.call is None or layer.call.torch_nn
 
 
 _UNREGISTERED = _zero_term("module type without a rule",

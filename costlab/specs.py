@@ -661,10 +661,15 @@ class Held:
 
     params: int = 0
     buffers: int = 0
+    #: 'unused' (the forward pass never reads them) or 'unpriced' (only views, indexing or
+    #: unsupported ops read them); '' when not said
+    why: str = ""
 
     def __post_init__(self) -> None:
         _non_negative("held", "parameter count", self.params)
         _non_negative("held", "buffer count", self.buffers)
+        if self.why not in ("", "unused", "unpriced"):
+            raise SpecError(f"held: why must be 'unused' or 'unpriced', got {self.why!r}")
 
     def label(self) -> str:
         return "unused"

@@ -79,28 +79,33 @@ def test_traced_sources_decide_what_hook_tools_see() -> None:
 
     from costlab.conventions import call_form, function_name
 
+    from costlab.analysis import CallSite
+
     a = build_preset("resnet18", (3, 32, 32))
     relu_elements = sum(layer.ops for layer in a.layers if layer.type == "relu")
+    module_x = CallSite("module", "torch.nn.X")
 
-    def with_relu_source(source: str):
-        layers = tuple(replace(layer, source=source if layer.type == "relu" else "nn.X")
-                       for layer in a.layers)
+    def with_relu_call(call: CallSite):
+        layers = tuple(replace(layer, call=call if layer.type == "relu" else module_x) for layer in a.layers)
         return replace(a, layers=layers)
 
     base = profile(a, "ptflops").total
-    assert profile(with_relu_source("nn.ReLU"), "ptflops").total == base
-    assert profile(with_relu_source("F.relu"), "ptflops").total == base - relu_elements
-    assert profile(with_relu_source("torch.relu"), "ptflops").total == base - 2 * relu_elements
-    assert profile(with_relu_source("Tensor.relu"), "thop").total == profile(a, "thop").total
-    forms = {source: call_form(replace(a.layers[0], source=source)) for source in
-             ("nn.Conv2d", "torchvision.ops.misc.Permute", "F.relu", "torch.flatten", "Tensor.view",
-              "operator.add", "getattr", "torchvision.ops.stochastic_depth.stochastic_depth")}
-    assert forms == {"nn.Conv2d": "module", "torchvision.ops.misc.Permute": "module",
-                     "F.relu": "function", "torch.flatten": "function", "Tensor.view": "function",
-                     "operator.add": "function", "getattr": "function",
-                     "torchvision.ops.stochastic_depth.stochastic_depth": "function"}
-    assert function_name(replace(a.layers[0], source="F.relu")) == "torch.nn.functional.relu"
-    assert function_name(replace(a.layers[0], source="Tensor.add")) == "torch.Tensor.add"
+    assert profile(with_relu_call(CallSite("module", "torch.nn.ReLU")), "ptflops").total == base
+    assert profile(with_relu_call(CallSite("function", "torch.nn.functional.relu")), "ptflops").total \
+        == base - relu_elements
+    assert profile(with_relu_call(CallSite("function", "torch.relu")), "ptflops").total == base - 2 * relu_elements
+    assert profile(with_relu_call(CallSite("function", "torch.Tensor.relu")), "thop").total == profile(a, "thop").total
+    # the bridge writes the call site; its display name is the JSON "source"
+    import torch
+    from costlab.torch_bridge.recorder import function_site, module_site
+
+    assert module_site(torch.nn.Conv2d(1, 1, 1)) == CallSite("module", "torch.nn.Conv2d")
+    assert module_site(torch.nn.Conv2d(1, 1, 1)).short == "nn.Conv2d"
+    assert function_site(torch.nn.functional.relu) == CallSite("function", "torch.nn.functional.relu")
+    assert function_site("view").short == "Tensor.view"
+    assert call_form(replace(a.layers[0], call=function_site(torch.flatten))) == "function"
+    assert function_name(replace(a.layers[0], call=function_site("add"))) == "torch.Tensor.add"
+    assert call_form(a.layers[0]) == "module" and function_name(a.layers[0]) == ""
 
 
 def test_convention_json_field_keeps_macs_meaning() -> None:

@@ -16,12 +16,13 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
-from ..analysis import Layer, Unsupported
+from ..analysis import CallSite, Layer, Unsupported
 from ..errors import SpecError
 from ..formulas import cost_of, numel
 from ..graph import DTYPE_BYTES, Net
 from ..specs import Held, Spec
-from .rules import RuleError, TensorValue, Unknown, function_rule, module_rule, op_name
+from .rules import (RuleError, TensorValue, Unknown, function_rule, module_rule, op_name,
+                    qualified_name)
 
 TOP_LEVEL = "(top level)"
 
@@ -48,12 +49,23 @@ def one_line(error: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def type_name(module: nn.Module) -> str:
-    """'nn.Conv2d' for torch's own modules, else 'package.module.Class'."""
+def module_site(module: nn.Module) -> CallSite:
+    """A module call: torch.nn's own classes by their public name (torch.nn.Conv2d), others by
+    module and class (timm.layers.norm.LayerNorm2d)."""
     cls = type(module)
     if cls.__module__.startswith("torch.nn."):
-        return f"nn.{cls.__qualname__}"
-    return f"{cls.__module__}.{cls.__qualname__}"
+        return CallSite("module", f"torch.nn.{cls.__qualname__}")
+    return CallSite("module", f"{cls.__module__}.{cls.__qualname__}")
+
+
+def function_site(target: Any) -> CallSite:
+    """A function call (a callable, or a Tensor method name)."""
+    return CallSite("function", qualified_name(target))
+
+
+def type_name(module: nn.Module) -> str:
+    """'nn.Conv2d' for torch's own modules, else 'package.module.Class' (for messages)."""
+    return module_site(module).short
 
 
 @contextmanager
@@ -138,7 +150,7 @@ class Recorder:
         return name
 
     def record(self, name: str, spec: Spec, inputs: Sequence[TensorValue], owner: str,
-               source: str) -> TensorValue:
+               call: CallSite) -> TensorValue:
         """Price ``spec`` on the inputs' shapes with the core formula and keep the layer."""
         shapes = [v.shape for v in inputs]
         try:
@@ -150,7 +162,7 @@ class Recorder:
             name=name, spec=spec, inputs=tuple(v.producer for v in inputs), input_shapes=tuple(shapes),
             output=cost.output, macs=cost.macs, params=cost.params, buffers=cost.buffers, ops=cost.ops,
             activations=numel(cost.output), bytes=moved * self.itemsize, formula=cost.formula,
-            source=source, engine=self.engine))
+            call=call, engine=self.engine))
         self.taken.add(name)
         self.owners[name] = owner
         return TensorValue(cost.output, name)
@@ -200,11 +212,11 @@ class Recorder:
         counts = {"unused": [0, 0], "unpriced": [0, 0]}
         for (owner, why), (params, buffers) in groups.items():
             name = self.allocate(owner or "parameters", own=True)
-            spec = Held(params, buffers)
+            spec = Held(params, buffers, why)
             cost = cost_of(spec, ())
             self.layers.append(Layer(name=name, spec=spec, inputs=(), input_shapes=(), output=cost.output,
                                      macs=0, params=cost.params, buffers=cost.buffers, ops=0, activations=0,
-                                     bytes=0, formula=cost.formula, source=why))
+                                     bytes=0, formula=cost.formula))
             self.owners[name] = owner
             held[why].append(name)
             counts[why][0] += params
@@ -221,8 +233,8 @@ class Recorder:
 class Call:
     """The context a rule records into: one call of a module, or of a function within a scope."""
 
-    def __init__(self, recorder: Recorder, owner: str, base: str, own: bool, source: str) -> None:
-        self.recorder, self.owner, self.base, self.own, self.source = recorder, owner, base, own, source
+    def __init__(self, recorder: Recorder, owner: str, base: str, own: bool, site: CallSite) -> None:
+        self.recorder, self.owner, self.base, self.own, self.site = recorder, owner, base, own, site
         self.name: str | None = None
         self.params: list[Any] = []
 
@@ -233,7 +245,7 @@ class Call:
         name = self.name if sub is None else self.recorder.fresh(f"{self.name}.{sub}")
         self.params.extend(params)
         self.params.extend(v.tensor for v in inputs if v.tensor is not None)
-        return self.recorder.record(name, spec, inputs, self.owner, self.source)
+        return self.recorder.record(name, spec, inputs, self.owner, self.site)
 
 
 def own_tensors(module: nn.Module) -> list[torch.Tensor]:
@@ -268,7 +280,7 @@ def call_module(recorder: Recorder, path: str, module: nn.Module, args: tuple, k
         raise Unpriced(f"no cost rule for {type_name(module)}")
     if has_unknown((args, kwargs)):
         raise Unpriced("its input follows an unsupported op")
-    call = Call(recorder, path, base if base is not None else path, True, type_name(module))
+    call = Call(recorder, path, base if base is not None else path, True, module_site(module))
     start = len(recorder.layers)
     try:
         value = rule(call, module, args, kwargs)
@@ -290,7 +302,7 @@ def call_function(recorder: Recorder, scope: str, target: Any, args: tuple, kwar
     if has_unknown((args, kwargs)):
         raise Unpriced("its input follows an unsupported op")
     name, rule = found
-    call = Call(recorder, scope, f"{scope}.{name}" if scope else name, False, op_name(target))
+    call = Call(recorder, scope, f"{scope}.{name}" if scope else name, False, function_site(target))
     start = len(recorder.layers)
     try:
         value = rule(call, args, kwargs)

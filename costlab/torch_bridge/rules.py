@@ -1161,6 +1161,24 @@ def tensor_method_name(func: Any) -> str | None:
     return None
 
 
+def qualified_name(target: Any) -> str:
+    """The qualified name of a callable or Tensor method: 'torch.nn.functional.relu', 'torch.cat',
+    'torch.Tensor.view', 'operator.add', a builtin's bare name."""
+    if isinstance(target, str):
+        return f"torch.Tensor.{target}"
+    name = getattr(target, "__name__", repr(target))
+    module = getattr(target, "__module__", None) or ""
+    if module == "torch.nn.functional":
+        return f"torch.nn.functional.{name}"
+    if module == "torch" or module.startswith("torch."):
+        return f"torch.{name}"
+    if module in ("_operator", "operator"):
+        return f"operator.{name}"
+    if module == "builtins":
+        return name
+    return f"{module}.{name}" if module else name
+
+
 def op_name(target: Any) -> str:
     """A readable name of a callable or method for reports: 'torch.cat', 'F.relu', 'Tensor.view'."""
     if isinstance(target, str):

@@ -31,12 +31,12 @@ from torch.overrides import TorchFunctionMode
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..analysis import Unsupported
+from ..analysis import CallSite, Unsupported
 from ..errors import SpecError, TargetError
 from ..specs import Elementwise
 from .aten import ATEN_RULES, FREE_OPS, _Free
-from .recorder import (HOOK_ATTRIBUTES, TOP_LEVEL, Call, Recorder, Unpriced, call_function,
-                       call_module, one_line, own_tensors, type_name)
+from .recorder import (HOOK_ATTRIBUTES, TOP_LEVEL, Call, Recorder, Unpriced, call_function, call_module,
+                       function_site, module_site, one_line, own_tensors, type_name)
 from .rules import (CREATION_FUNCTIONS, CREATION_METHODS, RuleError, TensorValue, function_rule,
                     leaf_modules, module_rule, op_name, tensor_method_name)
 
@@ -202,7 +202,7 @@ class FunctionRecorder(TorchFunctionMode):
         state = self.state
         scope = state.scope
         short = _op_short(target)
-        call = Call(state.recorder, scope, f"{scope}.{short}" if scope else short, False, op_name(target))
+        call = Call(state.recorder, scope, f"{scope}.{short}" if scope else short, False, function_site(target))
         region = Region(call, len(state.recorder.layers))
         state.regions.append(region)
         try:
@@ -236,7 +236,7 @@ def _hooks(state: RunState, root: nn.Module) -> list[Any]:
             state.depth += 1
             state.entered.append("rule")
         else:
-            call = Call(recorder, path, path or type(m).__name__.lower(), True, type_name(m))
+            call = Call(recorder, path, path or type(m).__name__.lower(), True, module_site(m))
             region = Region(call, len(recorder.layers), own_tensors(m), path)
             region.mode = AtenRecorder(state)
             region.mode.__enter__()
@@ -317,7 +317,7 @@ def run_module(module: nn.Module, args: tuple, kwargs: dict, recorder: Recorder,
 
 
 def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs: dict, *, owner: str,
-                base: str, own: bool, source: str, module: nn.Module | None = None,
+                base: str, own: bool, site: CallSite, module: nn.Module | None = None,
                 module_path: str | None = None) -> Any:
     """Price one call fx could not see into by running it alone on meta tensors, its aten ops
     recorded into a region named ``base``; returns the output's values. ``module``: a leaf
@@ -348,7 +348,7 @@ def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs
             keep.append(copied)
         tensors = own_tensors(module)
         run = clone
-    call = Call(recorder, owner, base, own, source)
+    call = Call(recorder, owner, base, own, site)
     start, listed = len(recorder.layers), len(recorder.unsupported)
     state.regions.append(Region(call, start))
     engine, recorder.engine = recorder.engine, "fx+meta"

@@ -59,12 +59,12 @@ import torch
 from torch import fx, nn
 from torch.utils import _pytree as pytree
 
-from ..analysis import Analysis, Unsupported
+from ..analysis import Analysis, CallSite, Unsupported
 from ..errors import CostlabError, TargetError
 from ..graph import Net
 from ..inputs import InputError, Inputs, TensorSpec, describe, headline, tensor_leaves
-from .recorder import (TOP_LEVEL, Recorder, Unpriced, call_function, call_module, detached, has_unknown,
-                       is_value_leaf, one_line, type_name)
+from .recorder import (TOP_LEVEL, Recorder, Unpriced, call_function, call_module, detached, function_site,
+                       has_unknown, is_value_leaf, module_site, one_line, type_name)
 from .rules import (CREATION_FUNCTIONS, CREATION_METHODS, PYTHON_FUNCTIONS, PYTHON_MODULES, TensorValue,
                     Unknown, function_rule, is_leaf, op_name)
 from .run import meta_copy, price_alone, real_copy, run_module
@@ -373,7 +373,7 @@ def _fx_call(root: nn.Module, recorder: Recorder, node: fx.Node, args: tuple, kw
         try:
             return call_module(recorder, path, module, args, kwargs)
         except Unpriced as unpriced:
-            return _alone(recorder, None, args, kwargs, owner=path, base=path, own=True, source=type_name(module),
+            return _alone(recorder, None, args, kwargs, owner=path, base=path, own=True, site=module_site(module),
                           module=module, module_path=path, reason=unpriced.reason)
     target = node.target
     scope = _scope_of(node)
@@ -393,11 +393,11 @@ def _fx_call(root: nn.Module, recorder: Recorder, node: fx.Node, args: tuple, kw
         run = _method_caller(str(target)) if node.op == "call_method" else target
         short = op_name(target).rpartition(".")[2]
         return _alone(recorder, run, args, kwargs, owner=scope, base=f"{scope}.{short}" if scope else short,
-                      own=False, source=op_name(target), reason=unpriced.reason)
+                      own=False, site=function_site(target), reason=unpriced.reason)
 
 
 def _alone(recorder: Recorder, run: Callable[..., Any] | None, args: tuple, kwargs: dict, *, owner: str,
-           base: str, own: bool, source: str, reason: str, module: nn.Module | None = None,
+           base: str, own: bool, site: CallSite, reason: str, module: nn.Module | None = None,
            module_path: str | None = None) -> Any:
     """Price a call the rules cannot by running it alone at the aten level; list it when even
     that fails (its output shape then comes from a plain meta run, if it has one)."""
@@ -406,10 +406,10 @@ def _alone(recorder: Recorder, run: Callable[..., Any] | None, args: tuple, kwar
     else:
         try:
             return price_alone(recorder, run if run is not None else module, args, kwargs, owner=owner,
-                               base=base, own=own, source=source, module=module, module_path=module_path)
+                               base=base, own=own, site=site, module=module, module_path=module_path)
         except Unpriced as unpriced:
             reason = f"{reason}; {unpriced.reason}"
-    recorder.unsupported.append(Unsupported(owner or TOP_LEVEL, source, reason))
+    recorder.unsupported.append(Unsupported(owner or TOP_LEVEL, site.short, reason))
     recorder.touch((args, kwargs))
     if module is not None:
         recorder.touch([TensorValue((), "", t) for t in module.state_dict(keep_vars=True).values()])
@@ -417,7 +417,7 @@ def _alone(recorder: Recorder, run: Callable[..., Any] | None, args: tuple, kwar
             run = meta_copy(module)
         except TargetError:
             return Unknown(owner)
-    return _shapes_by_meta(run, args, kwargs, f"{owner or TOP_LEVEL}: {source}")  # type: ignore[arg-type]
+    return _shapes_by_meta(run, args, kwargs, f"{owner or TOP_LEVEL}: {site.short}")  # type: ignore[arg-type]
 
 
 # --- entry points -------------------------------------------------------------------------
@@ -456,7 +456,7 @@ def _leaf_root(module: nn.Module, values: Sequence[Any], dtype: str) -> tuple[Re
         output = call_module(recorder, "", module, tuple(values), {}, base=base)
     except Unpriced as unpriced:
         output = _alone(recorder, None, tuple(values), {}, owner="", base=base, own=True,
-                        source=type_name(module), reason=unpriced.reason, module=module, module_path="")
+                        site=module_site(module), reason=unpriced.reason, module=module, module_path="")
     return recorder, output
 
 
