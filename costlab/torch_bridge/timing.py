@@ -15,6 +15,7 @@ is timed is the kernels' execution, not their launch; on the CPU with ``time.per
 from __future__ import annotations
 
 import math
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from ..errors import CostlabError
 
 #: A measurement whose interquartile range exceeds this fraction of its median is noisy.
 DEFAULT_NOISE_THRESHOLD = 0.10
+#: The library refuses more threads than this many per CPU (torch crashes on absurd counts).
+MAX_THREADS_PER_CPU = 4
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -147,6 +150,9 @@ def fixed_threads(threads: int | None) -> Iterator[int]:
     if threads is not None:
         if threads < 1:
             raise CostlabError(f"--threads must be at least 1, got {threads}")
+        if threads > MAX_THREADS_PER_CPU * (os.cpu_count() or 1):
+            raise CostlabError(f"--threads {threads}: more than {MAX_THREADS_PER_CPU} per CPU of this machine "
+                               f"({os.cpu_count()} CPUs)")
         torch.set_num_threads(threads)
     try:
         yield torch.get_num_threads()
@@ -154,8 +160,9 @@ def fixed_threads(threads: int | None) -> Iterator[int]:
         torch.set_num_threads(previous)
 
 
-def check_device(device: str) -> torch.device:
-    """'cpu', 'cuda' or 'cuda:N' as a torch.device; a CostlabError when it cannot be used here."""
+def check_device(device: str, option: str = "--latency") -> torch.device:
+    """'cpu', 'cuda' or 'cuda:N' as a torch.device; a CostlabError (naming ``option``, the option
+    the user typed) when it cannot be used here."""
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError):
@@ -165,9 +172,9 @@ def check_device(device: str) -> torch.device:
     if parsed.type == "cuda":
         if not torch.cuda.is_available():
             built = "built without CUDA" if torch.version.cuda is None else "no GPU visible"
-            raise CostlabError(f"--latency cuda: no CUDA device here (torch {torch.__version__}, {built})")
+            raise CostlabError(f"{option} cuda: no CUDA device here (torch {torch.__version__}, {built})")
         if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise CostlabError(f"--latency {device}: only {torch.cuda.device_count()} CUDA device(s)")
+            raise CostlabError(f"{option} {device}: only {torch.cuda.device_count()} CUDA device(s)")
         if parsed.index is None:
             parsed = torch.device("cuda", torch.cuda.current_device())
     return parsed
