@@ -238,8 +238,14 @@ def _latency_session(args: argparse.Namespace, dtype: str, timings: int) -> Iter
 def _measure_latency(args: argparse.Namespace, targets: Sequence[str],
                      analyses: list[Analysis]) -> list[Analysis]:
     """--latency: time each target and its layers on the device, with the roofline."""
-    from .torch_bridge.latency import LatencySettings, load_module, measure_latency, measurement_count
+    from .torch_bridge.latency import (LatencySettings, check_memory, load_module, measure_latency,
+                                       measurement_count, torch_dtype)
+    from .torch_bridge.timing import check_device
 
+    device = check_device(args.latency)
+    for analysis in analyses:  # refused before the progress bar starts and before anything is allocated
+        if analysis.layers:
+            check_memory(analysis, device, torch_dtype(analysis.dtype))
     options = parse_options(args.kwarg)
     modules = {index: load_module(text, options) for index, (text, analysis) in enumerate(zip(targets, analyses))
                if is_module_target(text) and analysis.kind == "module"}
@@ -431,7 +437,7 @@ def run_calibrate(args: argparse.Namespace) -> tuple[str, int]:
         peaks, path = calibrate(args.device, args.threads, args.dtype, progress=advance)
     finally:
         bar.close()
-    return render_peaks(peaks.to_dict(), str(path), args.format), 0
+    return render_peaks(peaks.to_dict(), str(path) if path is not None else None, args.format), 0
 
 
 COMMANDS: tuple[Command, ...] = (
