@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -311,7 +312,7 @@ def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
 
     if getattr(args, "check", None) is not None or getattr(args, "strict", False):  # shared options: refuse, never ignore
         raise CostlabError("sweep does not cross-check; run compare or analyze with --check")
-    if args.plot:
+    if args.plot is not None:
         check_writable(args.plot, "--plot")
     param = parse_param(args.param)
     session = (_latency_session(args, args.dtype, len(param.values) * len(args.targets)) if args.latency
@@ -324,7 +325,7 @@ def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
         result = sweep(args.targets, param, shape, args.batch,
                        args.dtype, parse_options(args.kwarg), args.freeze, args.unit, measures)
     text = render_sweep(result, args.format)
-    if args.plot:
+    if args.plot is not None:
         write_atomically(args.plot, sweep_png(result, args.y), "--plot")
     elif args.y:
         raise CostlabError("--y chooses what --plot draws; give --plot PATH")
@@ -368,6 +369,10 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
     directory = args.output_dir
     if not os.path.isdir(directory):
         raise CostlabError(f"cannot write --output-dir {directory}: no such directory")
+    if args.latency:
+        from .torch_bridge.timing import check_device
+
+        check_device(args.latency)  # before the count reports are made
     texts = {file.path: file.text for file in build_reports()}
     if args.latency:
         texts.update(_latency_reports(args, directory))
@@ -542,6 +547,39 @@ def write_atomically(path: str, data: str | bytes, option: str = "--output") -> 
         raise CostlabError(f"cannot write {option} {path}: {error.strerror}") from None
 
 
+_DASH_VALUE = re.compile(r"-[0-9.]")
+
+
+def _attach_dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--input -3x32x32`` → ``--input=-3x32x32``: a value that starts with '-' and a digit after an
+    option that takes one, so that the option's own check names it (argparse would take it for an
+    option and say only "expected one argument")."""
+    takes_value = {option for action in _all_actions(parser) if action.nargs is None and action.option_strings
+                   for option in action.option_strings}
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--":
+            return joined + argv[index:]
+        if token in takes_value and index + 1 < len(argv) and _DASH_VALUE.match(argv[index + 1]):
+            joined.append(f"{token}={argv[index + 1]}")
+            index += 2
+            continue
+        joined.append(token)
+        index += 1
+    return joined
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    """Every action of ``parser`` and of its subcommands' parsers."""
+    for action in parser._actions:
+        yield action
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_actions(sub)
+
+
 def _exit_message(code: object) -> str:
     """What ``sys.exit(code)`` called by the user's code means, in one line."""
     if code is None or isinstance(code, int):
@@ -578,7 +616,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     parser = build_parser()
     try:
         try:
-            args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+            args = parser.parse_args(_attach_dash_values(parser, list(sys.argv[1:] if argv is None else argv)))
         except SystemExit as exit_:  # --help and --version
             return exit_.code if isinstance(exit_.code, int) else 0
         if getattr(args, "run", None) is None:
