@@ -147,3 +147,35 @@ def test_the_progress_bar_grows_when_timings_are_taken_again() -> None:
         advance(label)
     assert (bar.n, bar.total) == (3, 3)
     bar.close()
+
+
+def test_report_latency_progress_counts_each_timing_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """report --latency plans as many timings as it takes (14 with cached peaks: 5 + 5 for the two cases,
+    4 for the augmentations); timings are faked here, so nothing is really measured."""
+    import argparse
+
+    from costlab import cli
+    from costlab.torch_bridge import augment_timing, latency
+
+    def instant(fn, device, threads, settings=None):  # type: ignore[no-untyped-def]
+        return timing.Timing((1e-4,) * 7, 1, 1, device.type, threads, "fake", 0.1, 1.0, 1.0, 0.75)
+
+    monkeypatch.setattr(latency, "time_callable", instant)
+    monkeypatch.setattr(augment_timing, "time_callable", instant)
+    monkeypatch.setenv("COSTLAB_CACHE_DIR", str(tmp_path))
+    key, kind, name, threads = roofline.identity("cpu", None, "float32")
+    roofline.save_peaks(roofline.Peaks(device=kind, device_name=name, threads=threads, dtype="float32",
+                                       gflops=100.0, gbps=10.0, host=key.split("|")[0]))
+    planned, taken = [], []
+    real_bar = cli._progress_bar
+
+    def counting_bar(args, total, description):  # type: ignore[no-untyped-def]
+        bar, advance = real_bar(args, total, description)
+        planned.append(total)
+        return bar, lambda label: (taken.append(label), advance(label))
+
+    monkeypatch.setattr(cli, "_progress_bar", counting_bar)
+    args = argparse.Namespace(latency="cpu", threads=None, quiet=True, progress_stream=io.StringIO())
+    texts = cli._latency_reports(args, str(tmp_path))
+    assert len(texts) == 3 and planned == [len(taken)] == [14]
+    assert not any(path.suffix == ".md" for path in tmp_path.iterdir())  # made, not written: run_report writes
