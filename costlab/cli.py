@@ -625,8 +625,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         if getattr(args, "output", None) is not None:
             check_writable(args.output)
         args.progress_stream = err  # progress bars go where errors go
-        with warnings.catch_warnings(record=True) as caught, redirect_stdout(err):
-            warnings.simplefilter("default")
+        with warnings.catch_warnings(record=True) as caught, redirect_stdout(err):  # filters as they are
             try:
                 text, code = args.run(args)
             except SystemExit as exit_:  # the user's callable or module called sys.exit

@@ -300,7 +300,7 @@ def convert_option(preset: Preset, key: str, value: Any) -> Any:
         raise TargetError(f"{preset.name} has no option {key!r} (options: {known})")
     default = preset.options[key]
     if isinstance(value, float) and not math.isfinite(value):
-        raise TargetError(f"{preset.name}: option {key} expects a finite number, got {value}")
+        raise TargetError(f"{preset.name}: option {key} expects a float (finite), got {value}")
     if not isinstance(value, str):
         return value
     try:
@@ -320,8 +320,8 @@ def convert_option(preset: Preset, key: str, value: Any) -> Any:
             raise ValueError(value)
         return converted
     except ValueError:
-        kind = {"int": "a non-negative integer", "float": "a finite number",
-                "bool": "true or false"}.get(type(default).__name__, f"a {type(default).__name__}")
+        kind = {"int": "an int (ASCII digits, at most 100)", "float": "a float (finite)",
+                "bool": "a bool (true or false)"}.get(type(default).__name__, f"a {type(default).__name__}")
         raise TargetError(f"{preset.name}: option {key} expects {kind}, got {value[:40]!r}") from None
 
 

@@ -24,7 +24,7 @@ from costlab.torch_bridge.latency import LatencySettings, measure_latency, memor
 from costlab.torch_bridge.timing import TimingSettings, run_share, time_callable  # noqa: E402
 
 FAST = TimingSettings(min_samples=3, min_time_s=0.0, max_time_s=0.01, warmup_s=0.0, min_warmup_calls=1,
-                      block_s=0.0005)
+                      block_s=0.0005, min_run_share=timing.DEFAULT_MIN_RUN_SHARE)
 CPU = torch.device("cpu")
 
 
@@ -90,7 +90,8 @@ def test_a_contended_calibration_is_used_but_not_cached(tmp_path: Path, monkeypa
     monkeypatch.setitem(roofline.COPY_BYTES, "cpu", 2**16)
     monkeypatch.setattr(roofline, "last_level_cache_bytes", lambda: 2**16)
     monkeypatch.setattr(roofline, "CALIBRATION_TIMING", {"min_samples": 3, "min_time_s": 0.0, "max_time_s": 0.01,
-                                                         "warmup_s": 0.0, "min_warmup_calls": 1})
+                                                         "warmup_s": 0.0, "min_warmup_calls": 1,
+                                                         "min_run_share": timing.DEFAULT_MIN_RUN_SHARE})
     fake_scheduler(monkeypatch, [0.3] * 100)
     peaks, path = roofline.calibrate("cpu", 1, "float32")
     assert path is None and peaks.contended and peaks.run_share == pytest.approx(0.3)

@@ -26,7 +26,7 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -151,8 +151,9 @@ class TimingSettings:
     min_warmup_calls: int = 2
     block_s: float = 0.002
     max_calls_per_sample: int = 10_000
-    #: a CPU measurement whose run share is below this is starved and taken again (0: never)
-    min_run_share: float = DEFAULT_MIN_RUN_SHARE
+    #: a CPU measurement whose run share is below this is starved and taken again (0: never);
+    #: default DEFAULT_MIN_RUN_SHARE, read when the settings are made
+    min_run_share: float = field(default_factory=lambda: DEFAULT_MIN_RUN_SHARE)
     #: how many times a starved measurement is taken in all
     attempts: int = DEFAULT_ATTEMPTS
 
