@@ -47,8 +47,10 @@ class Net:
         input_shape = tuple(input_shape)
         if not input_shape or any(not check_size(n) for n in input_shape):
             raise SpecError(f"input sizes must be positive integers, got {input_shape!r}")
+        input_shape = tuple(int(n) for n in input_shape)
         if not check_size(batch):
             raise SpecError(f"batch must be a positive integer, got {batch!r}")
+        batch = int(batch)
         if dtype not in DTYPE_BYTES:
             raise SpecError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPE_BYTES)})")
         self.dtype = dtype

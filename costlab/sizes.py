@@ -10,6 +10,7 @@ handful of sizes) printable.
 
 from __future__ import annotations
 
+import numbers
 import re
 
 #: The most digits a typed size may have (a count from sizes this long stays far below the 4,300
@@ -39,6 +40,7 @@ def size_problem(text: str, what: str = "a positive integer", minimum: int = 1) 
 
 
 def check_size(value: object, minimum: int = 1) -> bool:
-    """True for an ``int`` (not a ``bool``) ≥ ``minimum`` with at most :data:`MAX_SIZE_DIGITS` digits."""
-    return (isinstance(value, int) and not isinstance(value, bool)  # a bool is an int, refused
-            and minimum <= value < 10 ** MAX_SIZE_DIGITS)
+    """True for an integer (``int`` or another ``numbers.Integral`` such as numpy's, never a ``bool``)
+    ≥ ``minimum`` with at most :data:`MAX_SIZE_DIGITS` digits."""
+    return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            and minimum <= int(value) < 10 ** MAX_SIZE_DIGITS)
