@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from .analysis import Analysis, Comparison
 from .errors import CostlabError
+from .sizes import parse_size, size_problem
 from .report import FORMATS, render_analysis, render_comparison
 from .targets import (DEFAULT_INPUT, DEFAULT_TARGETS, analyze_target, is_module_target, parse_input,
                       parse_options)
@@ -51,9 +52,10 @@ class Command:
 # --- shared options --------------------------------------------------------------------
 
 def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
+    value = parse_size(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(size_problem(text))
+    return value
 
 
 def _thread_count(text: str) -> int:

@@ -57,7 +57,8 @@ SPECIAL = {
 }
 #: Plausible values, drawn as often as random ones, so that the examples reach past argument checking.
 PLAUSIBLE = {
-    "--input": st.sampled_from(["3x8x8", "3x16x16", "1x32x32", "3x32x32", "4x8x8"]),
+    "--input": st.sampled_from(["3x8x8", "3x16x16", "1x32x32", "3x32x32", "4x8x8", "int64:8", "x=float32:3x8x8"]),
+    "--seq": st.integers(1, 16).map(str),
     "--batch": st.integers(1, 4).map(str),
     "--depth": st.integers(1, 3).map(str),
     "--freeze": st.sampled_from(["0", "1", "0.5", "fc", "conv1"]),
