@@ -48,8 +48,7 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     training step with that leading part frozen (``analysis.training``); ``convention``
     (fvcore, ptflops, thop, torchinfo, torchvision, ...) adds what that tool would report
     (``analysis.convention``)."""
-    analysis = analyze_target(target, tuple(input) if input is not None else None, batch, dtype,
-                              options, name, inputs=inputs, seq=seq)
+    analysis = analyze_target(target, _shape(input), batch, dtype, options, name, inputs=inputs, seq=seq)
     if freeze is not None:
         from .training import with_training
 
@@ -76,3 +75,12 @@ def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
     return Comparison(tuple(analyze(t, input, batch, dtype, freeze=freeze, convention=convention,
                                     **options)
                             for t in targets), unit)
+
+
+def _shape(input: Any) -> Shape | None:
+    """``input=`` as a tuple of sizes; a CostlabError for what is not a sequence (``input=32``)."""
+    if input is None:
+        return None
+    if isinstance(input, (str, bytes)) or not hasattr(input, "__iter__"):
+        raise CostlabError(f"input is a shape such as (3, 224, 224), got {input!r}")
+    return tuple(input)

@@ -7,9 +7,11 @@ an analysis are always the sums of its layers.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
+from .errors import CostlabError
 from .specs import Conv, Held, Shape, Spec
 
 if TYPE_CHECKING:  # pandas is imported only by to_frame()
@@ -50,6 +52,20 @@ class CallSite:
             if self.qualified.startswith(long):
                 return short + self.qualified[len(long):]
         return self.qualified
+
+
+class UnknownLayer(CostlabError, KeyError):
+    """``Analysis.layer(name)`` for a name no layer has (a KeyError too, for code that catches that)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def check_unit(unit: str) -> str:
+    """``unit`` when it is one of :data:`UNITS`, else a CostlabError."""
+    if unit not in UNITS:
+        raise CostlabError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
+    return unit
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,7 @@ class Layer:
 
     def to_dict(self, unit: str = "macs") -> dict[str, Any]:
         """The layer's entry in the JSON contract."""
+        check_unit(unit)
         entry: dict[str, Any] = {
             "name": self.name, "op": self.op, "type": self.type, "output": list(self.output[1:]),
             "macs": self.macs, "params": self.params, "buffers": self.buffers, "ops": self.ops,
@@ -219,19 +236,20 @@ class Analysis:
         return _total(self.training_only, "params")
 
     def layer(self, name: str) -> Layer:
-        """The layer called ``name`` (KeyError if there is none)."""
+        """The layer called ``name`` (:class:`UnknownLayer`, a CostlabError and a KeyError, if there is none)."""
         for layer in self.layers + self.training_only:
             if layer.name == name:
                 return layer
-        raise KeyError(name)
+        close = difflib.get_close_matches(str(name), [layer.name for layer in self.layers], n=1)
+        raise UnknownLayer(f"{self.name} has no layer {name!r}" + (f"; did you mean {close[0]}?" if close else ""))
 
     def rows(self, depth: int | None = None) -> tuple[Row, ...]:
         """Per-layer rows; with ``depth``, layers below that many name levels fold into their block.
 
         A folded row's counts are the sums of its layers, so the rows always add up to the totals.
         """
-        if depth is not None and depth < 1:
-            raise ValueError("depth must be at least 1")
+        if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 1):
+            raise CostlabError(f"depth must be a positive integer, got {depth!r}")
         groups: dict[str, list[Layer]] = {}
         for layer in self.layers:
             parts = layer.name.split(".")
@@ -252,6 +270,7 @@ class Analysis:
 
     def to_dict(self, unit: str = "macs") -> dict[str, Any]:
         """This target's entry in the JSON contract."""
+        check_unit(unit)
         entry: dict[str, Any] = {
             "name": self.name, "kind": self.kind, "input": list(self.input), "batch": self.batch,
             "output": list(self.output), "macs": self.macs, "params": self.params, "ops": self.ops,
@@ -335,6 +354,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract: unit, targets, ratios (and latency_ratios when latency was measured)."""
+        check_unit(self.unit)
         entry: dict[str, Any] = {"unit": self.unit, "targets": [t.to_dict(self.unit) for t in self.targets],
                                  "ratios": list(self.ratios)}
         latency_ratios = self.latency_ratios

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import stat
 import sys
 import tempfile
-from contextlib import contextmanager, nullcontext
+import warnings
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from .analysis import Analysis, Comparison
 from .errors import CostlabError
+from .sizes import parse_size, size_problem
 from .report import FORMATS, render_analysis, render_comparison
 from .targets import (DEFAULT_INPUT, DEFAULT_TARGETS, analyze_target, is_module_target, parse_input,
                       parse_options)
@@ -48,15 +52,44 @@ class Command:
 # --- shared options --------------------------------------------------------------------
 
 def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
+    value = parse_size(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(size_problem(text))
+    return value
+
+
+def _thread_count(text: str) -> int:
+    """--threads: a positive integer no larger than the CPUs this process may run on."""
+    threads = _positive_int(text)
+    available = _available_cpus()
+    if threads > available:
+        raise argparse.ArgumentTypeError(f"{threads} threads asked, but this machine gives this process "
+                                         f"{available} CPU(s)")
+    return threads
+
+
+def _available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else the CPU count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class _Once(argparse.Action):
+    """An option that may be given once: a second value is refused, not silently replacing the first."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            raise argparse.ArgumentError(self, "given twice (it takes one value)")
+        setattr(namespace, self.dest, values)
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="table (terminal), md (Markdown), csv or json (default: table)")
-    parser.add_argument("--output", metavar="PATH",
+    parser.add_argument("--output", metavar="PATH", action=_Once,
                         help="write to PATH (atomically: a temporary file renamed into place)")
 
 
@@ -95,7 +128,7 @@ def add_latency_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency", choices=["cpu", "cuda"], metavar="cpu|cuda",
                         help="build the real modules and measure the latency of each target and layer "
                              "on this device, with the roofline bound of each layer")
-    parser.add_argument("--threads", type=_positive_int, metavar="N",
+    parser.add_argument("--threads", type=_thread_count, metavar="N",
                         help="CPU threads while measuring (torch.set_num_threads; default: torch's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
@@ -143,7 +176,7 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
         raise UsageError("--check and --latency take one --input CxHxW (typed inputs and hf: targets are "
                          "counted only)")
     options = parse_options(args.kwarg)
-    checks = parse_checks(args.check) if getattr(args, "check", None) else ()
+    checks = parse_checks(args.check) if getattr(args, "check", None) is not None else ()
     if getattr(args, "strict", False) and not checks:
         raise UsageError("--strict needs --check")
     analyses = [analyze_target(t, shape, args.batch, args.dtype, options, inputs=inputs, seq=args.seq)
@@ -180,6 +213,8 @@ def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tup
                unit="timing", leave=False, disable=bool(getattr(args, "quiet", False)), dynamic_ncols=True)
 
     def advance(label: str) -> None:
+        if bar.total is not None and bar.n >= bar.total:  # a timing taken again (the CPU was contended)
+            bar.total = bar.n + 1
         bar.set_postfix_str(label[-48:], refresh=False)
         bar.update(1)
     return bar, advance
@@ -206,8 +241,14 @@ def _latency_session(args: argparse.Namespace, dtype: str, timings: int) -> Iter
 def _measure_latency(args: argparse.Namespace, targets: Sequence[str],
                      analyses: list[Analysis]) -> list[Analysis]:
     """--latency: time each target and its layers on the device, with the roofline."""
-    from .torch_bridge.latency import LatencySettings, load_module, measure_latency, measurement_count
+    from .torch_bridge.latency import (LatencySettings, check_memory, load_module, measure_latency,
+                                       measurement_count, torch_dtype)
+    from .torch_bridge.timing import check_device
 
+    device = check_device(args.latency)
+    for analysis in analyses:  # refused before the progress bar starts and before anything is allocated
+        if analysis.layers:
+            check_memory(analysis, device, torch_dtype(analysis.dtype))
     options = parse_options(args.kwarg)
     modules = {index: load_module(text, options) for index, (text, analysis) in enumerate(zip(targets, analyses))
                if is_module_target(text) and analysis.kind == "module"}
@@ -258,7 +299,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="+", metavar="TARGET",
                         help="series: a template with {NAME} placeholders, a preset (NAME is its "
                              "option), or a fixed reference target")
-    parser.add_argument("--param", required=True, metavar="NAME=VALUES",
+    parser.add_argument("--param", required=True, metavar="NAME=VALUES", action=_Once,
                         help="the swept parameter: start:stop:step (inclusive), start:stop or a,b,c; "
                              "NAME input, batch or freeze varies the analysis itself")
     add_target_options(parser)
@@ -271,9 +312,9 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
 def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
     from .sweep import parse_param, render_sweep, run_sweep as sweep, sweep_png
 
-    if getattr(args, "check", None) or getattr(args, "strict", False):  # shared options: refuse, never ignore
+    if getattr(args, "check", None) is not None or getattr(args, "strict", False):  # shared options: refuse, never ignore
         raise CostlabError("sweep does not cross-check; run compare or analyze with --check")
-    if args.plot:
+    if args.plot is not None:
         check_writable(args.plot, "--plot")
     param = parse_param(args.param)
     session = (_latency_session(args, args.dtype, len(param.values) * len(args.targets)) if args.latency
@@ -286,7 +327,7 @@ def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
         result = sweep(args.targets, param, shape, args.batch,
                        args.dtype, parse_options(args.kwarg), args.freeze, args.unit, measures)
     text = render_sweep(result, args.format)
-    if args.plot:
+    if args.plot is not None:
         write_atomically(args.plot, sweep_png(result, args.y), "--plot")
     elif args.y:
         raise CostlabError("--y chooses what --plot draws; give --plot PATH")
@@ -323,29 +364,38 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> tuple[str, int]:
+    """Every report is made first (counted, and measured with --latency), then all are written:
+    a run that fails, or is interrupted, writes nothing."""
     from .reports import build_reports
 
     directory = args.output_dir
     if not os.path.isdir(directory):
-        raise CostlabError(f"cannot write reports: no directory {directory}")
-    files = build_reports()
-    for file in files:
-        path = os.path.join(directory, file.path)
-        check_writable(path)
-    for file in files:
-        write_atomically(os.path.join(directory, file.path), file.text)
-    written = [os.path.join(directory, f.path) for f in files]
+        raise CostlabError(f"cannot write --output-dir {directory}: no such directory")
     if args.latency:
-        written += _latency_reports(args, directory)
-    return "".join(f"wrote {path}\n" for path in written), 0
+        from .torch_bridge.timing import check_device
+
+        check_device(args.latency)  # before the count reports are made
+    texts = {file.path: file.text for file in build_reports()}
+    if args.latency:
+        texts.update(_latency_reports(args, directory))
+    paths = [os.path.join(directory, name) for name in texts]
+    for path in paths:
+        check_writable(path, "--output-dir")
+    for path, text in zip(paths, texts.values()):
+        write_atomically(path, text, "--output-dir")
+    return "".join(f"wrote {path}\n" for path in paths), 0
 
 
-def _latency_reports(args: argparse.Namespace, directory: str) -> list[str]:
-    """report --latency: the two canonical comparisons and the augmentations measured here (torch imported here)."""
+def _latency_reports(args: argparse.Namespace, directory: str) -> dict[str, str]:
+    """report --latency: the two canonical comparisons and the augmentations measured here, by file
+    name (torch imported here); the files' paths are checked before anything is measured."""
     from .torch_bridge.augment_timing import (AUGMENTATION_MEASUREMENTS, augmentation_latency_markdown,
                                               measure_augmentations)
     from .torch_bridge.latency_report import LATENCY_CASES, case_measurement_count, latency_report, report_filename
 
+    augmentation_file = f"latency-augmentation{'' if args.latency == 'cpu' else '-' + args.latency}.md"
+    for filename in [report_filename(case, args.latency) for case in LATENCY_CASES.values()] + [augmentation_file]:
+        check_writable(os.path.join(directory, filename), "--output-dir")
     total = sum(case_measurement_count(case) for case in LATENCY_CASES.values()) + AUGMENTATION_MEASUREMENTS
     command = f"costlab report --latency {args.latency}" + (f" --threads {args.threads}" if args.threads else "")
     with _latency_session(args, "float32", total) as (peaks, advance):
@@ -353,15 +403,9 @@ def _latency_reports(args: argparse.Namespace, directory: str) -> list[str]:
                  latency_report(name, args.latency, args.threads, peaks=peaks, progress=advance, command=command,
                                 min_cpu_share=LATENCY_MIN_CPU_SHARE, attempts=LATENCY_ATTEMPTS)
                  for name, case in LATENCY_CASES.items()}
-        texts[f"latency-augmentation{'' if args.latency == 'cpu' else '-' + args.latency}.md"] = \
-            augmentation_latency_markdown(measure_augmentations(args.latency, args.threads, progress=advance),
-                                          command=command)
-    paths = []
-    for filename, text in texts.items():
-        path = os.path.join(directory, filename)
-        write_atomically(path, text)
-        paths.append(path)
-    return paths
+        texts[augmentation_file] = augmentation_latency_markdown(
+            measure_augmentations(args.latency, args.threads, progress=advance), command=command)
+    return texts
 
 
 #: report --latency measures a report again while other work holds the CPU (CPU share below this).
@@ -381,7 +425,7 @@ def run_claims(args: argparse.Namespace) -> tuple[str, int]:
 
 def _calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--threads", type=_positive_int, metavar="N",
+    parser.add_argument("--threads", type=_thread_count, metavar="N",
                         help="CPU threads (default: torch's); the peaks are cached per thread count")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"],
                         help="element type of the matrix product (default float32)")
@@ -392,13 +436,15 @@ def _calibrate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_calibrate(args: argparse.Namespace) -> tuple[str, int]:
     from .report import render_peaks
     from .torch_bridge.roofline import CALIBRATION_STEPS, calibrate
+    from .torch_bridge.timing import check_device
 
+    check_device(args.device, "--device")  # before the bar: an error is the only line on stderr
     bar, advance = _progress_bar(args, CALIBRATION_STEPS, f"calibrating {args.device}")
     try:
         peaks, path = calibrate(args.device, args.threads, args.dtype, progress=advance)
     finally:
         bar.close()
-    return render_peaks(peaks.to_dict(), str(path), args.format), 0
+    return render_peaks(peaks.to_dict(), str(path) if path is not None else None, args.format), 0
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -436,64 +482,179 @@ def _version() -> str:
 
 # --- output --------------------------------------------------------------------------------
 
+def _resolved(path: str) -> str:
+    """Where writing ``path`` lands: a symlink's target (followed to the end), else the path itself."""
+    return os.path.realpath(path) if os.path.islink(path) else path
+
+
 def check_writable(path: str, option: str = "--output") -> None:
-    """Fail before any work if ``path`` cannot be written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
+    """Fail before any work if ``path`` cannot be written (a symlink is judged by its target)."""
+    if not path:
+        raise CostlabError(f"{option} needs a path, got ''")
+    target = _resolved(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    if os.path.isdir(target):
         raise CostlabError(f"cannot write {option} {path}: it is a directory")
+    if os.path.exists(target) and not os.path.isfile(target):  # a device or FIFO: written into
+        if not os.access(target, os.W_OK):
+            raise CostlabError(f"cannot write {option} {path}: permission denied")
+        return
     if not os.path.isdir(directory):
         raise CostlabError(f"cannot write {option} {path}: no directory {directory}")
     if not os.access(directory, os.W_OK):
         raise CostlabError(f"cannot write {option} {path}: directory {directory} is not writable")
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: str, data: str | bytes, option: str = "--output") -> None:
-    """Write text (UTF-8) or bytes to a temporary file beside ``path``, then rename it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
+    """Write text (UTF-8) or bytes to ``path`` as a shell redirect would, never destroying what is there.
+
+    A regular file (or a new path) gets a temporary file beside it renamed into place, with the
+    existing file's mode or, for a new file, the mode the umask gives (0666 & ~umask); a symlink
+    is followed and its target written the same way (the link stays); a device or FIFO is
+    opened and written into, never replaced.
+    """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    target = _resolved(path)
+    try:
+        existing = os.stat(target)
+    except OSError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        try:
+            with open(target, "wb") as stream:
+                stream.write(payload)
+        except OSError as error:
+            raise CostlabError(f"cannot write {option} {path}: {error.strerror}") from None
+        return
+    directory = os.path.dirname(os.path.abspath(target))
     try:
         handle, temporary = tempfile.mkstemp(prefix=".costlab-", dir=directory)
     except OSError as error:
         raise CostlabError(f"cannot write {option} {path}: {error.strerror}") from None
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(temporary, path)
+            stream.write(payload)
+        os.chmod(temporary, stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask())
+        os.replace(temporary, target)
     except OSError as error:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise CostlabError(f"cannot write {option} {path}: {error.strerror}") from None
 
 
+_DASH_VALUE = re.compile(r"-[0-9.]")
+
+
+def _attach_dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--input -3x32x32`` → ``--input=-3x32x32``: a value that starts with '-' and a digit after an
+    option that takes one, so that the option's own check names it (argparse would take it for an
+    option and say only "expected one argument")."""
+    takes_value = {option for action in _all_actions(parser) if action.nargs is None and action.option_strings
+                   for option in action.option_strings}
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--":
+            return joined + argv[index:]
+        if token in takes_value and index + 1 < len(argv) and _DASH_VALUE.match(argv[index + 1]):
+            joined.append(f"{token}={argv[index + 1]}")
+            index += 2
+            continue
+        joined.append(token)
+        index += 1
+    return joined
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    """Every action of ``parser`` and of its subcommands' parsers."""
+    for action in parser._actions:
+        yield action
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_actions(sub)
+
+
+def _exit_message(code: object) -> str:
+    """What ``sys.exit(code)`` called by the user's code means, in one line."""
+    if code is None or isinstance(code, int):
+        return f"the target's code called sys.exit({code!r}) (exit status {code or 0})"
+    return f"the target's code called sys.exit: {' '.join(str(code).split())}"
+
+
+def _silence_stream(stream: TextIO) -> None:
+    """Point a real stream's descriptor at /dev/null, so that the interpreter's final flush of
+    what could not be written raises nothing more (a full disk, a closed pipe)."""
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, descriptor)
+    os.close(null)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    While a command runs, what the user's code prints goes to stderr (stdout holds only the
+    result) and warnings are collected: after a success each is one ``costlab: warning:`` line,
+    after an error only the error line is written.
+    """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        try:
+            args = parser.parse_args(_attach_dash_values(parser, list(sys.argv[1:] if argv is None else argv)))
+        except SystemExit as exit_:  # --help and --version
+            return exit_.code if isinstance(exit_.code, int) else 0
         if getattr(args, "run", None) is None:
             out.write(parser.format_help())
             return 0
-        if getattr(args, "output", None):
+        if getattr(args, "output", None) is not None:
             check_writable(args.output)
         args.progress_stream = err  # progress bars go where errors go
-        text, code = args.run(args)
-        if getattr(args, "output", None):
+        with warnings.catch_warnings(record=True) as caught, redirect_stdout(err):  # filters as they are
+            try:
+                text, code = args.run(args)
+            except SystemExit as exit_:  # the user's callable or module called sys.exit
+                raise CostlabError(_exit_message(exit_.code)) from None
+            except RecursionError:
+                raise CostlabError("the input is nested too deeply to analyse") from None
+        for warning in caught:
+            err.write(f"{PROG}: warning: {_one_line(str(warning.message))}\n")
+        if getattr(args, "output", None) is not None:
             write_atomically(args.output, text)
         else:
-            out.write(text)
+            try:
+                out.write(text)
+                out.flush()
+            except BrokenPipeError:
+                _silence_stream(out)
+                return 0
+            except OSError as error:
+                _silence_stream(out)
+                raise CostlabError(f"cannot write to standard output: {error.strerror or error}") from None
         return code
     except CostlabError as error:
-        err.write(f"{PROG}: error: {error}\n")
+        err.write(f"{PROG}: error: {_one_line(str(error))}\n")
         return 2
-    except SystemExit as exit_:  # --help and --version
-        return int(exit_.code or 0)
     except KeyboardInterrupt:
         err.write(f"{PROG}: interrupted\n")
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,7 +23,17 @@ class ExpressionError(CostlabError):
         self.column = column
         self.token = token
         self.problem = problem
-        super().__init__(f"bad expression {text!r} at column {column} ({token!r}): {problem}")
+        super().__init__(f"bad expression {_excerpt(text, column)} at column {column} "
+                         f"({_excerpt(token, 1)}): {problem}")
+
+
+def _excerpt(text: str, column: int, width: int = 60) -> str:
+    """``text`` quoted, or for long text the ``width`` characters around ``column`` with its length."""
+    if len(text) <= width:
+        return repr(text)
+    start = max(0, min(column - 1 - width // 2, len(text) - width))
+    return (f"{'…' if start else ''}{text[start:start + width]!r}{'…' if start + width < len(text) else ''} "
+            f"({len(text):,} characters)")
 
 
 class TargetError(CostlabError):

@@ -22,6 +22,7 @@ from .analysis import Analysis
 from .blocks import residual
 from .errors import CostlabError, ExpressionError, SpecError
 from .graph import Net, Value
+from .sizes import MAX_SIZE_DIGITS, parse_size, size_problem
 from .specs import (ACTIVATION_OPS, AdaptivePool, Activation, Concat, Dropout, Flatten, Linear,
                     Norm, Spec, avg_pool2d, conv2d, max_pool2d)
 
@@ -54,24 +55,23 @@ class ResidualItem:
 Item = Union[LayerItem, BranchItem, ResidualItem]
 T = TypeVar("T")
 
-_TOKEN = re.compile(r"\s*(res\(|[()|>]|[^\s()|>]+)")
-_KERNELED = re.compile(r"(conv|dw|maxpool|avgpool)(\d+)(?:x(\d+))?$")
-_OPTION = re.compile(r"([a-z]+)(\d*(?:\.\d+)?)$")
+#: A token; what lies between tokens is white space (a character no alternative matches).
+_TOKEN = re.compile(r"res\(|[()|>]|[^\s()|>]+")
+_KERNELED = re.compile(r"(conv|dw|maxpool|avgpool)(\d+)(?:x(\d+))?$", re.ASCII)
+_OPTION = re.compile(r"([a-z]+)(\d*(?:\.\d+)?)$", re.ASCII)
+#: Deepest nesting of ``(`` and ``res(`` an expression may have (parsing and building recurse).
+MAX_NESTING = 50
 LAYER_WORDS = ("conv{k}x{k}", "dw{k}x{k}", "pw", "maxpool{k}x{k}", "avgpool{k}x{k}", "gap", "fc",
                "bn", "flatten", "dropout", *sorted(k for k in ACTIVATION_OPS if k != "identity"))
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split into ``>``, ``|``, ``(``, ``res(``, ``)`` and layer words, keeping 1-based columns."""
-    tokens, position = [], 0
-    while position < len(text):
-        if text[position:].strip() == "":
-            break
-        match = _TOKEN.match(text, position)
-        assert match is not None  # the pattern matches any non-blank text
-        tokens.append(Token(match.group(1), match.start(1) + 1))
-        position = match.end()
-    return tokens
+    """Split into ``>``, ``|``, ``(``, ``res(``, ``)`` and layer words, keeping 1-based columns.
+
+    One left-to-right scan of the text (time linear in its length): white space, which no
+    alternative of the token pattern matches, is what the scan skips between tokens.
+    """
+    return [Token(match.group(), match.start() + 1) for match in _TOKEN.finditer(text)]
 
 
 class _Parser:
@@ -79,6 +79,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0
 
     def error(self, token: Token | None, problem: str) -> ExpressionError:
         if token is None:
@@ -112,6 +113,20 @@ class _Parser:
         token = self.take()
         if token is None:
             raise self.error(None, "expected a layer")
+        if token.text in ("(", "res("):
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise self.error(token, f"nested more than {MAX_NESTING} levels deep")
+            try:
+                return self.group(token)
+            finally:
+                self.depth -= 1
+        if token.text in (">", "|", ")"):
+            raise self.error(token, "expected a layer")
+        return self.layer(token)
+
+    def group(self, token: Token) -> Item:
+        """The branches of ``( … | … )`` or the body of ``res( … )`` after its opening token."""
         if token.text == "(":
             branches = [self.sequence()]
             while self.peek() is not None and self.peek().text == "|":  # type: ignore[union-attr]
@@ -119,13 +134,9 @@ class _Parser:
                 branches.append(self.sequence())
             self.close(token)
             return BranchItem(token, tuple(branches))
-        if token.text == "res(":
-            body = self.sequence()
-            self.close(token)
-            return ResidualItem(token, body)
-        if token.text in (">", "|", ")"):
-            raise self.error(token, "expected a layer")
-        return self.layer(token)
+        body = self.sequence()
+        self.close(token)
+        return ResidualItem(token, body)
 
     def close(self, opening: Token) -> None:
         token = self.take()
@@ -166,10 +177,17 @@ class _Options:
     p: float | None = None
 
 
-def _positive_int(text: str, what: str, fail: Callable[[str], ExpressionError]) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise fail(f"expected a positive integer for {what}, got {text!r}")
-    return int(text)
+#: The field each option sets, where two options set the same one (padding: p1, same, valid).
+_OPTION_FIELDS = {"p": "padding", "same": "padding", "valid": "padding", "s": "stride", "g": "groups",
+                  "d": "dilation", "bias": "bias", "nobias": "bias", "ceil": "ceil"}
+
+
+def _positive_int(text: str, what: str, fail: Callable[[str], ExpressionError], minimum: int = 1) -> int:
+    value = parse_size(text, minimum)
+    if value is None:
+        noun = "a positive integer" if minimum > 0 else "an integer"
+        raise fail(size_problem(text, f"{noun} for {what}", minimum))
+    return value
 
 
 class _Builder:
@@ -212,6 +230,7 @@ class _Builder:
     def options(self, item: LayerItem, allowed: set[str], padding: int | str = "same") -> _Options:
         """Read ``,s2``-style options; ``padding`` is the layer's default padding."""
         values: dict[str, object] = {"padding": padding}
+        given: dict[str, Token] = {}  # the option that set each field, so that two cannot both set it
         for token in item.options:
             match = _OPTION.match(token.text)
             key, number = (match.group(1), match.group(2)) if match else (token.text, "")
@@ -221,12 +240,16 @@ class _Builder:
                 raise fail(f"unknown option for {item.word.text} (options: {known})")
             if key in ("same", "valid", "bias", "nobias", "ceil") and number:
                 raise fail(f"option {key!r} takes no number")
+            field_ = _OPTION_FIELDS.get(key, key)
+            if field_ in given:
+                raise fail(f"conflicts with {given[field_].text!r}: {item.word.text} takes one {field_} option")
+            given[field_] = token
             if key == "s":
                 values["stride"] = _positive_int(number, "the stride", fail)
             elif key == "p":
-                if not number.isdigit():
+                if parse_size(number, 0) is None:
                     raise fail(f"expected a padding such as p1, got {token.text!r}")
-                values["padding"] = int(number)
+                values["padding"] = _positive_int(number, "the padding", fail, minimum=0)
             elif key in ("same", "valid"):
                 values["padding"] = key
             elif key == "g":
@@ -252,10 +275,12 @@ class _Builder:
         spec: Spec
         prefix: str
         if kernel_match:
-            kind, k1, k2 = kernel_match.group(1), int(kernel_match.group(2)), kernel_match.group(3)
-            kernel = (k1, int(k2) if k2 else k1)
-            if min(kernel) <= 0:
-                raise self.fail(item.word, "kernel sizes must be positive")
+            kind = kernel_match.group(1)
+            sizes = [parse_size(text) for text in kernel_match.groups()[1:] if text is not None]
+            if None in sizes:
+                raise self.fail(item.word, "kernel sizes must be positive integers of at most "
+                                           f"{MAX_SIZE_DIGITS} digits")
+            kernel = (sizes[0], sizes[-1])
             if kind == "conv":
                 out = self.argument(item, "the number of output channels", True)
                 o = self.options(item, {"s", "p", "same", "valid", "g", "d", "bias", "nobias"})

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from .analysis import Analysis, Layer
 from .errors import SpecError
 from .formulas import cost_of, numel
+from .sizes import check_size
 from .specs import Shape, Spec
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
@@ -41,11 +42,15 @@ class Net:
     INPUT = "input"
 
     def __init__(self, input_shape: Sequence[int], batch: int = 1, dtype: str = "float32") -> None:
+        if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Iterable):
+            raise SpecError(f"an input shape is a sequence of sizes such as (3, 224, 224), got {input_shape!r}")
         input_shape = tuple(input_shape)
-        if not input_shape or any(not isinstance(n, int) or n <= 0 for n in input_shape):
+        if not input_shape or any(not check_size(n) for n in input_shape):
             raise SpecError(f"input sizes must be positive integers, got {input_shape!r}")
-        if not isinstance(batch, int) or batch <= 0:
+        input_shape = tuple(int(n) for n in input_shape)
+        if not check_size(batch):
             raise SpecError(f"batch must be a positive integer, got {batch!r}")
+        batch = int(batch)
         if dtype not in DTYPE_BYTES:
             raise SpecError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPE_BYTES)})")
         self.dtype = dtype

@@ -693,16 +693,25 @@ def latency_notes(analyses: Sequence[Analysis]) -> list[str]:
             f"{peaks.get('measured_at', '?')}); a network's roofline ms is the sum of its layers'; "
             "'of roofline' = roofline ms / measured ms.")
     starved = [f"{a.name} ({100 * a.latency['cpu_share']:.0f} %)" for a in analyses
-               if a.latency and (a.latency.get("cpu_share") or 1.0) < CPU_SHARE_WARNING]
+               if a.latency and a.latency.get("run_share") is None
+               and (a.latency.get("cpu_share") or 1.0) < CPU_SHARE_WARNING]
     if starved:
         notes.append(f"Got less than {100 * CPU_SHARE_WARNING:.0f} % of its threads' CPU time while measured: "
                      f"{', '.join(starved)}: other work on the machine, or ops that used fewer threads than "
                      "given; measure again on a quiet machine before trusting it.")
-    noisy = [a.name for a in analyses if a.latency and a.latency["noisy"]]
-    noisy += [f"{a.name}: {layer.name}" for a in analyses for layer in a.layers
-              if layer.latency is not None and layer.latency["noisy"]]
+    entries = [(a.name, a.latency) for a in analyses if a.latency]
+    entries += [(f"{a.name}: {layer.name}", layer.latency) for a in analyses for layer in a.layers
+                if layer.latency is not None]
+    noisy = [name for name, latency in entries if latency["noisy"]]
+    starved_all = [f"{name} ({100 * latency['run_share']:.0f} %)" for name, latency in entries
+                   if latency["noisy"] and "starved" in (latency.get("noisy_reason") or "")]
     if noisy:
-        notes.append(f"Noisy measurements (IQR/median above the threshold): {', '.join(noisy)}.")
+        notes.append(f"Noisy measurements (IQR/median above the threshold, or starved of CPU in every attempt): "
+                     f"{', '.join(noisy)}.")
+    if starved_all:
+        notes.append(f"Starved in every attempt (other work held the CPU; in parentheses the share of the time "
+                     f"ready to run that its threads ran): {', '.join(starved_all)}; measure again on a quiet "
+                     "machine before trusting them.")
     return notes
 
 
@@ -740,14 +749,20 @@ def target_latency_csv(t: Analysis, ratio: float | None) -> list[Any]:
             f"{roof.get('fraction', 0):.6g}"]
 
 
-def render_peaks(peaks: Any, path: str, fmt: str = "table") -> str:
-    """``costlab calibrate``: the measured peaks (a dict of roofline.Peaks), their ridge and the cache file."""
+def _csv_value(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def render_peaks(peaks: Any, path: str | None, fmt: str = "table") -> str:
+    """``costlab calibrate``: the measured peaks (a dict of roofline.Peaks), their ridge and the cache
+    file (None: a contended calibration, not cached)."""
     if fmt == "json":
         return json.dumps({**peaks, "cache": path}, indent=2) + "\n"
     keys = ["device", "device_name", "threads", "dtype", "gflops", "gbps", "ridge", "matmul_size",
-            "copy_bytes", "host", "torch_version", "measured_at"]
+            "copy_bytes", "cache_gbps", "cache_bytes", "run_share", "contended", "host", "torch_version",
+            "measured_at"]
     if fmt == "csv":
-        return csv_text(keys + ["cache"], [[peaks.get(k, "") for k in keys] + [path]])
+        return csv_text(keys + ["cache"], [[_csv_value(peaks.get(k)) for k in keys] + [path or ""]])
     threads = f", {threads_text(peaks['threads'])}" if peaks["device"] == "cpu" else ""
     rows = [
         ["peak arithmetic", f"{peaks['gflops']:.1f} GFLOP/s",
@@ -756,8 +771,19 @@ def render_peaks(peaks: Any, path: str, fmt: str = "table") -> str:
          f"copy of {peaks['copy_bytes'] / 2**20:.0f} MiB, bytes read + written, best sample"],
         ["ridge point", f"{peaks['ridge']:.1f} FLOP/B", "layers above it are compute-bound, below memory-bound"],
     ]
+    if peaks.get("cache_gbps"):
+        rows.insert(2, ["cache bandwidth", f"{peaks['cache_gbps']:.1f} GB/s",
+                        f"copy within the {peaks['cache_bytes'] / 2**20:.0f} MiB last-level cache: bounds the "
+                        "layers whose bytes fit in it"])
+    share = peaks.get("run_share")
+    conditions = ("" if share is None else
+                  f" Its threads ran {100 * share:.0f} % of the time they were ready to run (lowest timing).")
+    if path is None:
+        cached = (f"Not cached: other work held the CPU in every attempt (contended).{conditions} "
+                  "Calibrate again on a quiet machine.")
+    else:
+        cached = f"Cached in {path} ({peaks['measured_at']}).{conditions}"
     title = f"{peaks['device']} ({peaks['device_name']}{threads}) on {peaks['host']}, torch {peaks['torch_version']}"
     parts = [f"## Roofline peaks: {title}" if fmt == "md" else f"Roofline peaks: {title}", "",
-             grid(["", "measured", "how"], rows, fmt, [False, True, False]), "",
-             f"Cached in {path} ({peaks['measured_at']})."]
+             grid(["", "measured", "how"], rows, fmt, [False, True, False]), "", cached]
     return "\n".join(parts) + "\n"

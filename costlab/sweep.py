@@ -25,11 +25,12 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 from typing import Any, Callable, Mapping, Sequence
 
 from .analysis import FLOPS_PER_MAC, Analysis
 from .errors import CostlabError
+from .sizes import parse_size, size_problem
 from .specs import Shape
 from .targets import analyze_target, is_module_target, parse_input
 from .zoo import find_preset
@@ -38,6 +39,8 @@ from .zoo import find_preset
 RESERVED = ("input", "batch", "freeze")
 #: Most points one sweep may have (values × targets), so that a typo cannot start hours of work.
 MAX_POINTS = 10_000
+#: Largest decimal exponent a range's start, stop or step may have.
+_MAX_EXPONENT = 100
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
@@ -83,14 +86,27 @@ def _resolution_of(value: str) -> str | None:
     return sizes[1] if len(sizes) > 1 and len(set(sizes[1:])) == 1 and sizes[1].isdigit() else None
 
 
+#: Range arithmetic: enough digits for any value a sweep can list, exponents bounded so that no
+#: step of the arithmetic (or a conversion to an integer) can take long.
+_RANGE_CONTEXT = Context(prec=60, Emax=_MAX_EXPONENT, Emin=-_MAX_EXPONENT, traps=[InvalidOperation, Overflow,
+                                                                                  DivisionByZero])
+
+
 def _decimal(text: str, what: str, spec: str) -> Decimal:
     try:
         number = Decimal(text.strip())
     except InvalidOperation:
-        raise SweepError(f"bad --param {spec!r}: {what} {text!r} is not a number") from None
+        raise SweepError(f"bad --param {_short(spec)!r}: {what} {_short(text)!r} is not a number") from None
     if not number.is_finite():
-        raise SweepError(f"bad --param {spec!r}: {what} {text!r} is not a number")
+        raise SweepError(f"bad --param {_short(spec)!r}: {what} {_short(text)!r} is not a number")
+    if number and not -_MAX_EXPONENT <= number.adjusted() <= _MAX_EXPONENT:
+        raise SweepError(f"bad --param {_short(spec)!r}: {what} {_short(text)!r} is out of range "
+                         f"(magnitudes 1e-{_MAX_EXPONENT} to 1e{_MAX_EXPONENT})")
     return number
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "…"
 
 
 def expand_range(text: str, spec: str) -> tuple[str, ...]:
@@ -108,10 +124,16 @@ def expand_range(text: str, spec: str) -> tuple[str, ...]:
         raise SweepError(f"bad --param {spec!r}: the step must be positive")
     if stop < start:
         raise SweepError(f"bad --param {spec!r}: stop {parts[1]} is below start {parts[0]}")
-    count = int((stop - start) / step) + 1
-    if count > MAX_POINTS:
-        raise SweepError(f"bad --param {spec!r}: {count:,} values (at most {MAX_POINTS:,})")
-    return tuple(_plain(start + i * step) for i in range(count))
+    with localcontext(_RANGE_CONTEXT):
+        try:
+            steps = (stop - start) / step
+        except ArithmeticError:
+            raise SweepError(f"bad --param {_short(spec)!r}: the range is out of reach") from None
+        if steps >= MAX_POINTS:  # compared as decimals, before any integer of that size exists
+            raise SweepError(f"bad --param {_short(spec)!r}: more than {MAX_POINTS:,} values (at most "
+                             f"{MAX_POINTS:,} points, a stated limit)")
+        count = int(steps) + 1
+        return tuple(_plain(start + i * step) for i in range(count))
 
 
 def _plain(number: Decimal) -> str:
@@ -274,13 +296,14 @@ def _default_input(target: str, input: Shape | None) -> Shape:
 
 
 def _input_at(value: str, target: str, input: Shape | None) -> Shape:
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         base = _default_input(target, input)
         if len(base) < 2:
             raise SweepError(f"--param input={value}: {target!r} has no spatial axes to resize")
-        if int(value) <= 0:
-            raise SweepError("--param input: a resolution must be positive")
-        return base[:1] + (int(value),) * (len(base) - 1)
+        resolution = parse_size(value)
+        if resolution is None:
+            raise SweepError(f"--param input: {size_problem(value, 'a positive resolution')}")
+        return base[:1] + (resolution,) * (len(base) - 1)
     try:
         return parse_input(value)
     except CostlabError:
@@ -288,9 +311,10 @@ def _input_at(value: str, target: str, input: Shape | None) -> Shape:
 
 
 def _batch_at(value: str) -> int:
-    if not value.isdigit() or int(value) <= 0:
-        raise SweepError(f"bad --param batch value {value!r}: expected a positive integer")
-    return int(value)
+    batch = parse_size(value)
+    if batch is None:
+        raise SweepError(f"bad --param batch value: {size_problem(value)}")
+    return batch
 
 
 def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, batch: int = 1,

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 from .analysis import Analysis
 from .errors import CostlabError, TargetError
 from .expressions import _KERNELED, LAYER_WORDS, analyze_expression
+from .sizes import MAX_SIZE_DIGITS, check_size, parse_size
 from .specs import ACTIVATION_OPS, Shape
 from .zoo import PRESETS, build_preset, find_preset
 
@@ -44,9 +45,11 @@ def _unknown_word(text: str) -> str:
 def parse_input(text: str) -> Shape:
     """'192x28x28' → (192, 28, 28); one to four positive sizes separated by 'x'."""
     parts = text.lower().replace("×", "x").split("x")
-    if not 1 <= len(parts) <= 4 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise CostlabError(f"bad --input {text!r}: expected positive sizes such as 3x224x224")
-    return tuple(int(p) for p in parts)
+    sizes = [parse_size(p.strip()) for p in parts]
+    if not 1 <= len(parts) <= 4 or None in sizes:
+        raise CostlabError(f"bad --input {text[:60]!r}: expected positive sizes such as 3x224x224 "
+                           f"(ASCII digits, at most {MAX_SIZE_DIGITS} each)")
+    return tuple(sizes)  # type: ignore[arg-type]
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, str]:
@@ -150,12 +153,15 @@ def _analyze_file(path: str, input: Shape | None, batch: int, dtype: str,
             spec = json.loads(content)
         except json.JSONDecodeError as error:
             raise TargetError(f"spec file {path} is not valid JSON: {error}") from None
+        except (ValueError, RecursionError) as error:  # an integer past 4,300 digits, nesting too deep
+            raise TargetError(f"spec file {path} cannot be read: {error}") from None
         if not isinstance(spec, dict) or not isinstance(spec.get("expression"), str):
             raise TargetError(f"spec file {path} needs an \"expression\" string")
         if input is None and "input" in spec:
             sizes = spec["input"]
-            if not isinstance(sizes, list) or not all(isinstance(n, int) and n > 0 for n in sizes):
-                raise TargetError(f"spec file {path}: \"input\" must be a list of positive sizes")
+            if not isinstance(sizes, list) or not 1 <= len(sizes) <= 4 or not all(check_size(n) for n in sizes):
+                raise TargetError(f"spec file {path}: \"input\" must be a list of one to four positive "
+                                  f"integer sizes (not true/false; at most {MAX_SIZE_DIGITS} digits)")
             input = tuple(sizes)
         expression, label = spec["expression"], name or spec.get("name", label)
     else:

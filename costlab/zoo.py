@@ -6,6 +6,7 @@ documented options. Classifiers end in logits (no softmax), as torchvision's do.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
@@ -15,6 +16,7 @@ from .blocks import (conv_bn_act, depthwise_separable, inception, inverted_resid
                      residual_basic, residual_bottleneck)
 from .errors import SpecError, TargetError
 from .graph import Net, Value
+from .sizes import parse_size
 from .specs import Activation, AdaptivePool, Dropout, Flatten, Linear, Shape, max_pool2d
 
 BuildFn = Callable[..., Value]
@@ -297,6 +299,8 @@ def convert_option(preset: Preset, key: str, value: Any) -> Any:
         known = ", ".join(preset.options) or "none"
         raise TargetError(f"{preset.name} has no option {key!r} (options: {known})")
     default = preset.options[key]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise TargetError(f"{preset.name}: option {key} expects a float (finite), got {value}")
     if not isinstance(value, str):
         return value
     try:
@@ -306,10 +310,19 @@ def convert_option(preset: Preset, key: str, value: Any) -> Any:
             if value.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError(value)
-        return type(default)(value)
+        if isinstance(default, int):
+            converted = parse_size(value.strip(), 0)
+            if converted is None:
+                raise ValueError(value)
+            return converted
+        converted = type(default)(value)
+        if isinstance(converted, float) and not math.isfinite(converted):
+            raise ValueError(value)
+        return converted
     except ValueError:
-        raise TargetError(f"{preset.name}: option {key} expects a {type(default).__name__}, "
-                          f"got {value!r}") from None
+        kind = {"int": "an int (ASCII digits, at most 100)", "float": "a float (finite)",
+                "bool": "a bool (true or false)"}.get(type(default).__name__, f"a {type(default).__name__}")
+        raise TargetError(f"{preset.name}: option {key} expects {kind}, got {value[:40]!r}") from None
 
 
 def build_preset(name: str, input: Shape | None = None, batch: int = 1, dtype: str = "float32",

@@ -9,6 +9,7 @@ built (training-only heads are not).
 
 from __future__ import annotations
 
+import math
 import operator
 from contextlib import nullcontext
 from typing import Any, Callable, Sequence
@@ -18,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..analysis import Analysis, Layer
-from ..errors import SpecError
+from ..errors import CostlabError, SpecError
 from ..specs import (ACTIVATIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
                      Embedding, Flatten, Linear, Matmul, Norm, Pool, Reshape, Shape, Spec, Upsample)
 
@@ -183,6 +184,30 @@ def _build_scope(layers: Sequence[Layer], prefix: str, inputs: tuple[str, ...],
     return scope
 
 
+#: torch sizes and element counts are signed 64-bit integers.
+TORCH_SIZE_LIMIT = 2**63 - 1
+
+
+def check_torch_sizes(analysis: Analysis) -> None:
+    """A CostlabError, before torch sees them, when a layer's sizes do not fit torch's 64-bit sizes:
+    any dimension or element count of its inputs and output, or its parameter count (costlab's own
+    counts are exact Python integers and need no such limit)."""
+    for layer in analysis.layers:
+        shapes = (*layer.input_shapes, layer.output)
+        largest = max([layer.params, layer.buffers] + [math.prod(shape) for shape in shapes]
+                      + [size for shape in shapes for size in shape])
+        if largest > TORCH_SIZE_LIMIT:
+            raise CostlabError(f"{analysis.name}: layer {layer.name} has sizes past torch's limit of 2^63 − 1 "
+                               f"({_magnitude(largest)}); its counts are exact, but torch cannot build it "
+                               "(drop --check and --latency)")
+
+
+def _magnitude(number: int) -> str:
+    """'9.2e+30'-style text for an integer of any size (no conversion of all its digits)."""
+    digits = number.bit_length() * 0.30103
+    return f"about 10^{int(digits)}" if digits > 300 else f"{float(number):.1e}"
+
+
 def build_module(analysis: Analysis, device: str | torch.device | None = None) -> nn.Module:
     """An ``nn.Module`` that computes ``analysis``'s inference layers, in eval mode.
 
@@ -190,6 +215,7 @@ def build_module(analysis: Analysis, device: str | torch.device | None = None) -
     """
     if not analysis.layers:
         raise SpecError(f"{analysis.name}: nothing to build")
+    check_torch_sizes(analysis)
     output = analysis.layers[-1].name
     with torch.device(device) if device is not None else nullcontext():
         root = _build_scope(analysis.layers, "", ("input",), (output,), root=True)

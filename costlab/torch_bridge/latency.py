@@ -153,6 +153,52 @@ def _load_average() -> float | None:
         return None
 
 
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that can be allocated now: the CUDA device's free memory, or the OS's MemAvailable
+    (None where neither can be read)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def memory_needed(analysis: Analysis, element_bytes: int) -> int:
+    """Bytes measuring ``analysis`` allocates at least, from its own counts: every parameter and buffer
+    (params + buffers) × element size, plus the largest layer's inputs, weights and output (its
+    ``bytes``), which exist together while it runs."""
+    weights = sum(layer.params + layer.buffers for layer in analysis.layers) * element_bytes
+    return weights + max(layer.bytes for layer in analysis.layers)
+
+
+def check_memory(analysis: Analysis, device: torch.device, dtype: torch.dtype) -> None:
+    """A CostlabError, before anything is allocated, when measuring cannot fit in the memory available."""
+    from .build import check_torch_sizes
+
+    check_torch_sizes(analysis)
+    needed = memory_needed(analysis, torch.empty((), dtype=dtype).element_size())
+    available = available_memory(device)
+    if available is not None and needed > available:
+        raise CostlabError(f"{analysis.name}: measuring latency needs at least {_bytes_text(needed)} "
+                           f"(weights and the largest layer's tensors, from the counts), but {device.type} has "
+                           f"{_bytes_text(available)} available; use a smaller --input or --batch")
+
+
+def _bytes_text(count: int) -> str:
+    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
+        if count >= size:
+            return f"{count / size:,.1f} {unit}"
+    return f"{count:,} bytes"
+
+
 # --- measuring -----------------------------------------------------------------------------
 
 def _latency_entry(timing: Timing, name: str, dtype: str) -> dict[str, Any]:
@@ -177,6 +223,7 @@ def measure_latency(analysis: Analysis, settings: LatencySettings | None = None,
     dtype = torch_dtype(analysis.dtype)
     if not analysis.layers:
         raise CostlabError(f"{analysis.name}: no layers to time")
+    check_memory(analysis, device, dtype)
     name = device_name(device)
     load = _load_average()
     with fixed_threads(settings.threads) as threads:
@@ -187,7 +234,7 @@ def measure_latency(analysis: Analysis, settings: LatencySettings | None = None,
         else:
             with torch.device(device):
                 root = build_module(analysis, device).to(dtype=dtype)
-        was_training = root.training
+        modes = [(submodule, submodule.training) for submodule in root.modules()]  # each its own mode
         root.eval()
         try:
             x = network_input(analysis, device, dtype)
@@ -215,7 +262,8 @@ def measure_latency(analysis: Analysis, settings: LatencySettings | None = None,
                     if progress:
                         progress(f"{analysis.name}: {layer.name}")
         finally:
-            root.train(was_training)
+            for submodule, training in modes:
+                submodule.training = training
     target_latency = _latency_entry(whole, name, analysis.dtype)
     if load is not None:
         target_latency["load_1min"] = load  # other work on the machine when the measurement began

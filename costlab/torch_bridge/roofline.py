@@ -11,7 +11,14 @@ is above or below the ridge point peak_flops / peak_bandwidth. Here F = 2 × MAC
 design's convention) and B is the layer's ``bytes`` (input, weights and output, each once).
 
 The peaks are measured, not looked up: a square matrix product (2n³ FLOPs) for compute and
-a large tensor copy (counted as bytes read plus bytes written) for bandwidth. They are cached
+a large tensor copy (counted as bytes read plus bytes written) for bandwidth. On the CPU a
+second, small copy whose two buffers fit in the last-level cache measures the cache's
+bandwidth: a layer whose bytes fit in that cache (per-layer timings reuse their tensors, so
+they stay there) is bounded by it instead of DRAM's (``bandwidth`` says which in each entry).
+
+A calibration records its conditions: the lowest run share of its timings (see
+:mod:`.timing`) and the load average. A *contended* one — starved in every attempt — is
+returned and used for the run that asked, but never cached as the machine's peaks. They are cached
 per host, device, thread count and dtype in a JSON file under the user's cache directory
 (``$COSTLAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/costlab``, else ``~/.cache/costlab``);
 ``costlab calibrate`` measures them again. The arithmetic here needs no torch; only
@@ -32,13 +39,17 @@ from typing import Any, Callable, Mapping
 from ..errors import CostlabError
 
 CACHE_FILE = "peaks.json"
+#: Of the last-level cache, the share the cache-bandwidth copy fills (its two buffers together).
+CACHE_COPY_FILL = 0.5
 CACHE_VERSION = 1
 
 #: Matrix size n of the n×n·n×n product and bytes per buffer of the copy, per device type.
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}
 COPY_BYTES = {"cpu": 128 * 2**20, "cuda": 1024 * 2**20}
-#: How many steps a calibration reports to a progress callback.
-CALIBRATION_STEPS = 2
+#: How each calibration timing is taken (a TimingSettings' fields; starved timings are taken again).
+CALIBRATION_TIMING: dict[str, Any] = {"min_samples": 5, "min_time_s": 0.2, "max_time_s": 2.0, "warmup_s": 0.1}
+#: How many steps a calibration reports to a progress callback (matrix product, copy, cache copy).
+CALIBRATION_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,15 @@ class Peaks:
     torch_version: str = ""
     measured_at: str = ""
     notes: str = ""
+    #: GB/s of a copy whose buffers fit in the last-level cache, and that cache's size in bytes
+    #: (0: not measured; every layer is bounded by gbps)
+    cache_gbps: float = 0.0
+    cache_bytes: int = 0
+    #: conditions: the lowest run share of the calibration's timings (None: not known), the load
+    #: average when it began, and whether it was starved in every attempt (then never cached)
+    run_share: float | None = None
+    load_1min: float | None = None
+    contended: bool = False
 
     def __post_init__(self) -> None:
         if not (self.gflops > 0 and self.gbps > 0):
@@ -107,11 +127,20 @@ class Bound:
         return self.flops / self.bytes if self.bytes else None
 
 
+def bandwidth_for(bytes_moved: int, peaks: Peaks) -> tuple[str, float]:
+    """('cache', cache GB/s) when ``bytes_moved`` fits in the last-level cache measured at calibration,
+    else ('dram', GB/s)."""
+    if peaks.cache_gbps > 0 and bytes_moved <= peaks.cache_bytes:
+        return "cache", peaks.cache_gbps
+    return "dram", peaks.gbps
+
+
 def bound(flops: int, bytes_moved: int, peaks: Peaks) -> Bound:
-    """bound = max(flops / (gflops·10⁹), bytes / (gbps·10⁹))."""
+    """bound = max(flops / (gflops·10⁹), bytes / (GB/s·10⁹)), GB/s the cache's when the bytes fit in it."""
     if flops < 0 or bytes_moved < 0:
         raise CostlabError("FLOPs and bytes cannot be negative")
-    return Bound(flops, bytes_moved, flops / (peaks.gflops * 1e9), bytes_moved / (peaks.gbps * 1e9))
+    return Bound(flops, bytes_moved, flops / (peaks.gflops * 1e9),
+                 bytes_moved / (bandwidth_for(bytes_moved, peaks)[1] * 1e9))
 
 
 def roofline_fields(flops: int, bytes_moved: int, peaks: Peaks, measured_ms: float | None) -> dict[str, Any]:
@@ -125,6 +154,7 @@ def roofline_fields(flops: int, bytes_moved: int, peaks: Peaks, measured_ms: flo
         "flops": flops, "bytes": bytes_moved, "intensity": point.intensity, "ridge": peaks.ridge,
         "compute_ms": point.compute_s * 1e3, "memory_ms": point.memory_s * 1e3,
         "predicted_ms": point.seconds * 1e3, "bound": point.kind,
+        "bandwidth": bandwidth_for(bytes_moved, peaks)[0],
     }
     if measured_ms is not None and measured_ms > 0:
         entry["achieved_gflops"] = flops / (measured_ms * 1e-3) / 1e9
@@ -190,6 +220,29 @@ def save_peaks(peaks: Peaks, path: Path | None = None) -> Path:
 
 # --- measuring the peaks (torch) ------------------------------------------------------------
 
+def last_level_cache_bytes() -> int:
+    """The CPU's largest cache (Linux sysfs, cpu0's highest level), in bytes; 0 where unknown."""
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    largest = 0
+    try:
+        entries = list(base.glob("index*"))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            kind = (entry / "type").read_text().strip()
+            size = (entry / "size").read_text().strip().upper()
+        except OSError:
+            continue
+        if kind == "Instruction" or not size:
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1], 1)
+        digits = size.rstrip("KMG")
+        if digits.isascii() and digits.isdigit():
+            largest = max(largest, int(digits) * scale)
+    return largest
+
+
 def identity(device: str, threads: int | None, dtype: str) -> tuple[str, str, str, int]:
     """(key, device type, device name, threads) of this machine for ``device`` (torch imported)."""
     from .timing import check_device, device_name
@@ -212,8 +265,12 @@ def measure_peaks(device: str = "cpu", threads: int | None = None, dtype: str = 
     parsed = check_device(device)
     kind = parsed.type
     element = torch_dtype(dtype)
+    try:
+        load: float | None = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = None
     n = MATMUL_SIZE[kind]
-    settings = TimingSettings(min_samples=5, min_time_s=0.2, max_time_s=2.0, warmup_s=0.1)
+    settings = TimingSettings(**CALIBRATION_TIMING)
     with fixed_threads(threads if kind == "cpu" else None) as used:
         a = torch.randn(n, n, device=parsed).to(element)
         b = torch.randn(n, n, device=parsed).to(element)
@@ -229,6 +286,16 @@ def measure_peaks(device: str = "cpu", threads: int | None = None, dtype: str = 
         del source, target
         if progress:
             progress("peak GB/s (copy)")
+        cache_bytes = last_level_cache_bytes() if kind == "cpu" else 0
+        cache_copy = None
+        if cache_bytes:
+            small = torch.randn(int(cache_bytes * CACHE_COPY_FILL) // 8, device=parsed)  # two buffers of 4 B
+            small_target = torch.empty_like(small)
+            cache_copy = time_callable(lambda: small_target.copy_(small), parsed, used, settings)
+            cache_elements = small.numel()
+            del small, small_target
+        if progress:
+            progress("cache GB/s (copy within the last-level cache)")
     notes = ""
     if kind == "cuda":
         notes = (f"TF32 for float32 matrix products {'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}, "
@@ -236,16 +303,27 @@ def measure_peaks(device: str = "cpu", threads: int | None = None, dtype: str = 
     # The best sample is the ceiling: a peak is what the machine can do, not what it usually does.
     gflops = 2 * n**3 / min(matmul.samples_s) / 1e9
     gbps = 2 * elements * 4 / min(copy.samples_s) / 1e9
+    # A cache slower than DRAM measured is no cache ceiling (a contended run): DRAM's then bounds all.
+    cache_gbps = 2 * cache_elements * 4 / min(cache_copy.samples_s) / 1e9 if cache_copy is not None else 0.0
+    if cache_gbps <= gbps:
+        cache_gbps, cache_bytes = 0.0, 0
+    timings = [t for t in (matmul, copy, cache_copy) if t is not None]
+    shares = [t.run_share for t in timings if t.run_share is not None]
     return Peaks(device=kind, device_name=device_name(parsed), threads=used if kind == "cpu" else 0,
                  dtype=dtype, gflops=gflops, gbps=gbps, host=socket.gethostname(), matmul_size=n,
                  copy_bytes=elements * 4, torch_version=torch.__version__,
-                 measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), notes=notes)
+                 measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), notes=notes,
+                 cache_gbps=cache_gbps, cache_bytes=cache_bytes, run_share=min(shares) if shares else None,
+                 load_1min=load, contended=any(t.starved for t in timings))
 
 
 def calibrate(device: str = "cpu", threads: int | None = None, dtype: str = "float32",
-              path: Path | None = None, progress: Callable[[str], None] | None = None) -> tuple[Peaks, Path]:
-    """Measure the peaks afresh and store them in the cache; returns them and the cache file."""
+              path: Path | None = None, progress: Callable[[str], None] | None = None) -> tuple[Peaks, Path | None]:
+    """Measure the peaks afresh and store them in the cache; returns them and the cache file —
+    None when the calibration was contended (starved in every attempt): not cached."""
     peaks = measure_peaks(device, threads, dtype, progress)
+    if peaks.contended:
+        return peaks, None
     return peaks, save_peaks(peaks, path)
 
 
