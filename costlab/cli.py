@@ -60,6 +60,25 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
                         help="write to PATH (atomically: a temporary file renamed into place)")
 
 
+def add_view_options(parser: argparse.ArgumentParser) -> None:
+    """--wide, --exact: how the terminal table is drawn (Markdown, CSV and JSON keep everything exact)."""
+    parser.add_argument("--wide", action="store_true",
+                        help="terminal table: every column, however wide (default: the columns that fit "
+                             "the terminal, $COLUMNS or 80; the rest are named under the table)")
+    parser.add_argument("--exact", action="store_true",
+                        help="terminal table: exact integers (4,089,184,256) instead of SI-scaled "
+                             "counts (4.09 G) and binary-scaled bytes (97.5 MiB)")
+
+
+def table_width(args: argparse.Namespace) -> int | None:
+    """The width a terminal table must fit: None with --wide, else the terminal's ($COLUMNS first)."""
+    if getattr(args, "wide", False):
+        return None
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).columns
+
+
 def add_target_options(parser: argparse.ArgumentParser) -> None:
     """Options every command that prices targets takes."""
     parser.add_argument("--input", metavar="CxHxW", help="input shape per sample, e.g. 3x224x224")
@@ -202,6 +221,7 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_options(parser)
     add_convention_option(parser)
     parser.add_argument("--per-layer", action="store_true", help="add each layer with its formula")
+    add_view_options(parser)
 
 
 def run_compare(args: argparse.Namespace) -> tuple[str, int]:
@@ -210,7 +230,8 @@ def run_compare(args: argparse.Namespace) -> tuple[str, int]:
     else:
         analyses = _targets(args, DEFAULT_TARGETS, DEFAULT_INPUT)
     comparison = Comparison(tuple(analyses), args.unit)
-    return render_comparison(comparison, args.format, args.per_layer), _exit_code(args, analyses)
+    return (render_comparison(comparison, args.format, args.per_layer, table_width(args), args.exact),
+            _exit_code(args, analyses))
 
 
 def _analyze_arguments(parser: argparse.ArgumentParser) -> None:
@@ -219,15 +240,18 @@ def _analyze_arguments(parser: argparse.ArgumentParser) -> None:
     add_convention_option(parser)
     parser.add_argument("--depth", type=_positive_int, metavar="N",
                         help="fold layers below N name levels into their blocks, with subtotals")
+    add_view_options(parser)
 
 
 def run_analyze(args: argparse.Namespace) -> tuple[str, int]:
     (analysis,) = _targets(args, [args.target])
-    return render_analysis(analysis, args.format, args.depth, args.unit), _exit_code(args, [analysis])
+    return (render_analysis(analysis, args.format, args.depth, args.unit, table_width(args), args.exact),
+            _exit_code(args, [analysis]))
 
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_options(parser)
+    add_view_options(parser)
 
 
 def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -286,7 +310,7 @@ def run_list(args: argparse.Namespace) -> tuple[str, int]:
     from .report import preset_list
 
     return preset_list([build_preset(name) for name in PRESETS], [p.summary for p in PRESETS.values()],
-                       args.format), 0
+                       args.format, table_width(args), args.exact), 0
 
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -344,12 +368,15 @@ LATENCY_ATTEMPTS = 3
 
 def _claims_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_options(parser)
+    parser.add_argument("--wide", action="store_true",
+                        help="terminal table: the figures' full texts, however wide (default: cut to "
+                             "fit the terminal, $COLUMNS or 80)")
 
 
 def run_claims(args: argparse.Namespace) -> tuple[str, int]:
     from .claims import check_claims, render_claims
 
-    return render_claims(check_claims(), args.format), 0
+    return render_claims(check_claims(), args.format, table_width(args)), 0
 
 
 def _calibrate_arguments(parser: argparse.ArgumentParser) -> None:

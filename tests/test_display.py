@@ -1,0 +1,152 @@
+"""Output people read: SI-scaled numbers, tables that fit 80 columns, --wide, --exact."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from costlab.cli import main
+from costlab.display import Column, binary_bytes, fit, si, wrap
+from conftest import GOLDEN
+
+# Published figures (torchvision's model table; shared/reference.md), not costlab's own output.
+RESNET50_PARAMS, RESNET50_MACS = 25_557_032, 4_089_184_256
+MOBILENET_V2_PARAMS, MOBILENET_V2_MACS = 3_504_872, 300_774_272
+VGG16_PARAMS, VGG16_MACS = 138_357_544, 15_470_264_320
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def three_significant(value: float, prefix: str, scale: float) -> str:
+    """An independent spelling of the SI rule for one known prefix: value/scale to 3 digits."""
+    mantissa = value / scale
+    digits = 2 if mantissa < 10 else 1 if mantissa < 100 else 0
+    return f"{mantissa:.{digits}f} {prefix}"
+
+
+@pytest.mark.parametrize("value, text", [
+    (0, "0"), (7, "7"), (-7, "-7"), (999, "999"), (1000, "1.00 k"), (1234, "1.23 k"), (-1234, "-1.23 k"),
+    (9_995, "10.0 k"), (99_950, "100 k"), (999_499, "999 k"), (999_500, "1.00 M"), (999_950, "1.00 M"),
+    (999.95, "1.00 k"), (12.345, "12.3"), (-999_950_000, "-1.00 G"), (4_089_184_256, "4.09 G"),
+    (25_557_032, "25.6 M"), (10**15, "1.00 P"),
+])
+def test_si_counts(value: float, text: str) -> None:
+    assert si(value) == text
+
+
+@pytest.mark.parametrize("value, text", [
+    (0, "0 B"), (512, "512 B"), (1023, "1023 B"), (1024, "1.00 KiB"), (-2048, "-2.00 KiB"),
+    (1024 * 1024 - 1, "1.00 MiB"), (4 * RESNET50_PARAMS, "97.5 MiB"), (3 * 2**30, "3.00 GiB"),
+])
+def test_binary_bytes(value: int, text: str) -> None:
+    assert binary_bytes(value) == text
+
+
+def test_fit_leaves_out_the_least_important_column_first_then_shortens() -> None:
+    columns = [Column("name", ["a" * 30], keep=None, shrink="tail"), Column("n", ["1"], numeric=True, keep=None),
+               Column("low", ["x" * 20], keep=1), Column("high", ["y" * 20], keep=9)]
+    kept, dropped = fit(columns, 60)
+    assert [c.header for c in kept] == ["name", "n", "high"] and dropped == ["low"]
+    kept, dropped = fit(columns, 40)
+    assert [c.header for c in kept] == ["name", "n"] and dropped == ["low", "high"]
+    kept, _ = fit(columns, 20)
+    assert kept[0].cells == ["…" + "a" * 14] and sum(c.width() for c in kept) + 2 == 20  # "n" is 1 + 2 wide
+    assert fit(columns, None) == (columns, [])
+
+
+def test_wrap_keeps_numbers_with_their_units() -> None:
+    lines = wrap(["word " * 13 + "3.50 M params, 97.5 MiB weights"], 70)
+    assert all(len(line) <= 70 for line in lines) and "3.50 M" in "\n".join(lines)
+
+
+@pytest.mark.parametrize("argv, golden_name", [
+    (("analyze", "resnet50"), "analyze_resnet50_80.txt"),
+    (("compare", "resnet50", "mobilenet-v2", "vgg16"), "compare_backbones_80.txt"),
+])
+def test_80_columns(monkeypatch: pytest.MonkeyPatch, golden, argv: tuple[str, ...], golden_name: str) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = run(*argv)
+    assert (code, err) == (0, "")
+    too_long = [line for line in out.splitlines() if len(line) > 80]
+    assert not too_long, too_long
+    golden(GOLDEN / golden_name, out)
+
+
+def test_80_column_figures_are_the_published_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    _, out, _ = run("compare", "resnet50", "mobilenet-v2", "vgg16")
+    rows = {line.split()[0]: line for line in out.splitlines() if line.split()[:1] in
+            (["resnet50"], ["mobilenet-v2"], ["vgg16"])}
+    for name, macs, params in (("resnet50", RESNET50_MACS, RESNET50_PARAMS),
+                               ("mobilenet-v2", MOBILENET_V2_MACS, MOBILENET_V2_PARAMS),
+                               ("vgg16", VGG16_MACS, VGG16_PARAMS)):
+        giga = three_significant(macs, "G", 1e9) if macs >= 1e9 else three_significant(macs, "M", 1e6)
+        mega = three_significant(params, "M", 1e6)
+        weights = three_significant(4 * params, "MiB", 2**20)  # float32: 4 bytes per parameter
+        assert giga in rows[name] and mega in rows[name] and weights in rows[name], rows[name]
+    assert f"{RESNET50_MACS / MOBILENET_V2_MACS:.2f}× fewer" in rows["mobilenet-v2"]
+    assert f"{VGG16_MACS / RESNET50_MACS:.2f}× more" in rows["vgg16"]
+    _, out, _ = run("analyze", "resnet50")
+    conv1 = next(line for line in out.splitlines() if line.startswith("conv1 "))
+    assert three_significant(7 * 7 * 3 * 112 * 112 * 64, "M", 1e6).replace(".0 M", " M") in conv1  # 118 M
+    assert "Not shown at 80 columns:" in out and "formula" in out
+
+
+def test_exact_gives_exact_integers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    _, out, _ = run("compare", "resnet50", "mobilenet-v2", "--exact")
+    assert f"{RESNET50_MACS:,}" in out and f"{MOBILENET_V2_PARAMS:,}" in out and " G " not in out
+    assert all(len(line) <= 80 for line in out.splitlines())
+    _, out, _ = run("compare", "--exact", "--wide")
+    assert "2,408,448 + 10,035,200" in out and "120,422,400" in out
+
+
+def test_wide_shows_every_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    _, narrow, _ = run("analyze", "resnet50")
+    _, wide, _ = run("analyze", "resnet50", "--wide")
+    header = next(line for line in wide.splitlines() if line.startswith("layer "))
+    assert re.split(r"\s{2,}", header.strip()) == ["layer", "type", "op", "output", "MACs", "params", "ops",
+                                                   "share", "weights", "act. memory", "formula (MACs or ops)"]
+    assert "7·7·3 × 112·112·64 = 118,013,952" in wide and "Not shown" not in wide
+    assert max(len(line) for line in wide.splitlines()) > 80
+    monkeypatch.setenv("COLUMNS", "200")
+    _, roomy, _ = run("analyze", "resnet50")
+    assert "7·7·3 × 112·112·64 = 118,013,952" in roomy and "Not shown" not in roomy
+    assert len(narrow.splitlines()[3]) <= 80
+
+
+def test_markdown_csv_and_json_keep_every_column_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "40")
+    _, md, _ = run("compare", "resnet50", "--format", "md")
+    header = next(line for line in md.splitlines() if line.startswith("| target"))
+    assert [cell.strip() for cell in header.strip("|").split("|")] == [
+        "target", "output", "MACs", "params", "ops", "activations", "weights", "act. memory", "vs first"]
+    assert f"{RESNET50_MACS:,}" in md and f"{4 * RESNET50_PARAMS:,} B" in md
+    _, csv, _ = run("compare", "resnet50", "--format", "csv")
+    header, row = csv.splitlines()[:2]
+    assert str(RESNET50_MACS) in row.split(",") and "weight_bytes" in header.split(",")
+    assert row.split(",")[header.split(",").index("weight_bytes")] == str(4 * RESNET50_PARAMS)
+
+
+def test_list_and_claims_fit_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    for argv in (("list",), ("claims",), ("analyze", "resnet50", "--depth", "2"),
+                 ("compare", "resnet18", "--freeze", "fc"), ("compare",)):
+        _, out, _ = run(*argv)
+        too_long = [line for line in out.splitlines() if len(line) > 80]
+        assert not too_long, (argv, too_long)
+    _, out, _ = run("list", "--exact")
+    assert f"{RESNET50_PARAMS:,}" in out
+
+
+def test_flops_unit_shows_formulas_in_flops() -> None:
+    _, out, _ = run("analyze", "conv5x5:32", "--input", "192x28x28", "--unit", "flops", "--wide")
+    assert f"2 × (5·5·192 × 28·28·32) = {2 * 5 * 5 * 192 * 28 * 28 * 32:,}" in out
+    assert "formula (FLOPs or ops)" in out
