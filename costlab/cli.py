@@ -17,8 +17,8 @@ from typing import Any, Callable, Iterator, Sequence, TextIO
 from .analysis import Analysis, Comparison
 from .errors import CostlabError
 from .report import FORMATS, render_analysis, render_comparison
-from .targets import (DEFAULT_INPUT, DEFAULT_TARGETS, analyze_target, is_module_target, parse_input,
-                      parse_options)
+from .targets import (DEFAULT_INPUT, DEFAULT_TARGETS, analyze_target, is_module_target, module_target,
+                      parse_input, parse_options)
 from .zoo import PRESETS, build_preset
 
 PROG = "costlab"
@@ -90,10 +90,12 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                         help="option for presets and package.module:callable targets (repeatable)")
     parser.add_argument("--unit", choices=["macs", "flops"], default="macs",
                         help="macs (default) or flops = 2 × MACs")
-    parser.add_argument("--freeze", metavar="N|F|NAME",
+    parser.add_argument("--freeze", metavar="N|F|NAMES|requires_grad",
                         help="price one training step with a leading part frozen: the first N layers "
-                             "with parameters, a fraction F of them (0.9), or everything before the "
-                             "layer or block NAME (fc: retrain the last layer); 0 trains everything")
+                             "with parameters, a fraction F of them (0.9), or everything before the first "
+                             "layer or block matching one of NAMES, comma-separated names or glob patterns "
+                             "resolved per target (fc,classifier,head: retrain the head); requires_grad: a "
+                             "module target's own flags; 0 trains everything")
     parser.add_argument("--check", metavar="fvcore,torch",
                         help="cross-check every count against fvcore's FlopCountAnalysis and/or PyTorch's "
                              "FlopCounterMode, per layer and in total (imports torch)")
@@ -147,16 +149,32 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
         from .training import parse_freeze, with_training
 
         freeze = parse_freeze(args.freeze)
-        analyses = [with_training(a, freeze) for a in analyses]
+        if freeze.requires_grad:  # the module's own flags: read from each module target (torch imported)
+            analyses = [with_training(a, _module_flags(a, t, options)) for a, t in zip(analyses, targets)]
+        else:
+            analyses = [with_training(a, freeze) for a in analyses]
     if checks:
         from .torch_bridge.crosscheck import check_target  # torch is imported only here
 
-        analyses = [check_target(a, t, options, checks) for a, t in zip(analyses, targets)]
+        analyses = [check_target(a, *module_target(t, options), checks) for a, t in zip(analyses, targets)]
     if getattr(args, "convention", None):
         analyses = [a.with_convention(args.convention) for a in analyses]
     if getattr(args, "latency", None):
         analyses = _measure_latency(args, targets, analyses)
     return analyses
+
+
+def _module_flags(analysis: Analysis, target: str, options: dict[str, str]) -> Any:
+    """--freeze requires_grad on one target: its module's flags; refused for a target that is no module."""
+    from .training import FreezeError
+
+    if not is_module_target(target) or analysis.kind != "module":
+        raise FreezeError(f"--freeze requires_grad: {analysis.name} is not a module with requires_grad flags "
+                          "(a package.module:callable target)")
+    from .torch_bridge.flags import freeze_from_module
+    from .torch_bridge.latency import load_module
+
+    return freeze_from_module(analysis, load_module(*module_target(target, options)))
 
 
 def _exit_code(args: argparse.Namespace, analyses: Sequence[Analysis]) -> int:
@@ -200,14 +218,17 @@ def _latency_session(args: argparse.Namespace, dtype: str, timings: int) -> Iter
 
 def _measure_latency(args: argparse.Namespace, targets: Sequence[str],
                      analyses: list[Analysis]) -> list[Analysis]:
-    """--latency: time each target and its layers on the device, with the roofline."""
+    """--latency: time each target (and its layers: analyze, compare --per-layer) on the device,
+    with the roofline."""
     from .torch_bridge.latency import LatencySettings, load_module, measure_latency, measurement_count
 
     options = parse_options(args.kwarg)
-    modules = {index: load_module(text, options) for index, (text, analysis) in enumerate(zip(targets, analyses))
+    modules = {index: load_module(*module_target(text, options)) for index, (text, analysis) in enumerate(zip(targets, analyses))
                if is_module_target(text) and analysis.kind == "module"}
-    with _latency_session(args, args.dtype, sum(measurement_count(a) for a in analyses)) as (peaks, advance):
-        settings = LatencySettings(device=args.latency, threads=args.threads)
+    per_layer = getattr(args, "per_layer", True)  # compare times layers only with --per-layer; analyze always
+    with _latency_session(args, args.dtype, sum(measurement_count(a, per_layer) for a in analyses)) \
+            as (peaks, advance):
+        settings = LatencySettings(device=args.latency, threads=args.threads, per_layer=per_layer)
         return [measure_latency(a, settings, module=modules.get(index), peaks=peaks, progress=advance)
                 for index, a in enumerate(analyses)]
 
