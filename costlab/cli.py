@@ -334,9 +334,14 @@ def run_list(args: argparse.Namespace) -> tuple[str, int]:
                        args.format, table_width(args), args.exact), 0
 
 
+#: `costlab report` writes here (relative to the working directory) unless --output-dir says otherwise.
+REPORT_DIRECTORY = "reports"
+
+
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output-dir", default="reports", metavar="DIR",
-                        help="where to write the reports (default: reports)")
+    parser.add_argument("--output-dir", default=REPORT_DIRECTORY, metavar="DIR",
+                        help="where to write the reports, created if missing (default: ./reports, "
+                             "named in the output)")
     add_latency_options(parser)
 
 
@@ -344,9 +349,14 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
     from .reports import build_reports
 
     directory = args.output_dir
-    if not os.path.isdir(directory):
-        raise CostlabError(f"cannot write reports: no directory {directory}")
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise CostlabError(f"cannot write reports: {directory} is not a directory")
     files = build_reports()
+    if not os.path.isdir(directory):  # created only once the reports are built
+        try:
+            os.makedirs(directory)
+        except OSError as error:
+            raise CostlabError(f"cannot write reports: cannot create {directory}: {error.strerror}") from None
     for file in files:
         path = os.path.join(directory, file.path)
         check_writable(path)
@@ -355,7 +365,9 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
     written = [os.path.join(directory, f.path) for f in files]
     if args.latency:
         written += _latency_reports(args, directory)
-    return "".join(f"wrote {path}\n" for path in written), 0
+    default = " (the default; --output-dir DIR writes elsewhere)" if directory == REPORT_DIRECTORY else ""
+    return (f"costlab report: {len(written)} files in {os.path.abspath(directory)}{default}\n"
+            + "".join(f"wrote {path}\n" for path in written)), 0
 
 
 def _latency_reports(args: argparse.Namespace, directory: str) -> list[str]:
@@ -422,6 +434,20 @@ def run_calibrate(args: argparse.Namespace) -> tuple[str, int]:
     return render_peaks(peaks.to_dict(), str(path), args.format), 0
 
 
+def _help_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("topic", nargs="?", metavar="TOPIC", help="expressions: the layer-stack grammar")
+
+
+def run_help(args: argparse.Namespace) -> tuple[str, int]:
+    from .help_topics import help_text
+
+    return help_text(args.topic), 0
+
+
+#: Under every --help: where the grammar and the documentation are.
+EPILOG = ("Expressions: `costlab help expressions` prints the grammar with examples. Documentation: "
+          "docs/cli.md, docs/cost-model.md, docs/python-api.md (source distribution and repository).")
+
 COMMANDS: tuple[Command, ...] = (
     Command("compare", "side-by-side cost of targets (default: the inception 5×5 bottleneck case)",
             _compare_arguments, run_compare),
@@ -434,16 +460,17 @@ COMMANDS: tuple[Command, ...] = (
             "tabulate the cost; CSV by default, --plot for a PNG", _sweep_arguments, run_sweep),
     Command("calibrate", "measure this machine's peak GFLOP/s and GB/s for the roofline and cache them",
             _calibrate_arguments, run_calibrate),
+    Command("help", "the expression grammar with examples (costlab help expressions)", _help_arguments, run_help),
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="What will this layer design cost? MACs, parameters and "
-                                            "memory of CNN layers, blocks and architectures.")
+                                            "memory of CNN layers, blocks and architectures.", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for command in COMMANDS:
-        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        sub = commands.add_parser(command.name, help=command.help, description=command.help, epilog=EPILOG)
         command.add_arguments(sub)
         sub.set_defaults(run=command.run)
     return parser

@@ -164,6 +164,8 @@ def render(columns: Sequence[Column], fmt: str = "table") -> str:
     """Columns as GitHub Markdown ('md', through tabulate) or as a plain terminal grid: headers,
     a rule of dashes, the rows; two spaces between columns (tabulate's 'simple' layout, drawn
     here so that a terminal table needs no tabulate import)."""
+    if fmt == "html":
+        return html_table(columns)
     if fmt == "md":
         from tabulate import tabulate
 
@@ -180,9 +182,23 @@ def render(columns: Sequence[Column], fmt: str = "table") -> str:
     return "\n".join(lines)
 
 
+def html_table(columns: Sequence[Column]) -> str:
+    """Columns as an HTML table (cells escaped; numeric columns right-aligned)."""
+    from html import escape
+
+    right = ' style="text-align: right"'
+
+    def cells(tag: str, texts: Sequence[str]) -> str:
+        return "".join(f"<{tag}{right if c.numeric else ''}>{escape(text)}</{tag}>"
+                       for text, c in zip(texts, columns))
+    body = "".join(f"<tr>{cells('td', row)}</tr>" for row in zip(*(c.cells for c in columns)))
+    return (f"<table><thead><tr>{cells('th', [c.header for c in columns])}</tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
 def fitted(columns: Sequence[Column], width: int | None, fmt: str = "table") -> tuple[str, list[str]]:
     """The table fitted to ``width`` (Markdown always keeps every column) and the headers left out."""
-    if fmt == "md":
+    if fmt in ("md", "html"):
         return render(columns, fmt), []
     kept, dropped = fit(columns, width)
     return render(kept, fmt), dropped

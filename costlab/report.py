@@ -80,7 +80,7 @@ class View:
     def __init__(self, fmt: str = "table", width: int | None = None, exact: bool = False) -> None:
         self.fmt = fmt
         self.width = width if fmt == "table" else None
-        self.exact = exact or fmt != "table"
+        self.exact = exact or fmt not in ("table", "html")
 
     def count(self, value: float) -> str:
         """A count: SI-scaled in the terminal table ('4.09 G'), exact otherwise ('4,089,184,256')."""
@@ -438,13 +438,8 @@ def convention_section(analyses: Sequence[Analysis], fmt: str, view: "View | Non
     return lines + view.prose(notes)
 
 
-def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False,
-                    view: View | None = None) -> str:
-    """The side-by-side table (``fmt`` = table or md), with per-layer tables when asked.
-
-    In the terminal (``view``) counts are SI-scaled and the table fits ``view.width``: the
-    least important columns are left out first and named under the table."""
-    view = view or View(fmt)
+def _comparison_table(c: Comparison, view: View) -> tuple[str, list[str]]:
+    """The side-by-side table in ``view`` and the headers it left out."""
     n = view.count
     same = _same_input(c)
     raw_rows = comparison_summary_rows(c)
@@ -478,15 +473,29 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False,
     if has_latency(c.targets):
         headers, rows, numeric = _with_latency_columns(c, headers, rows, numeric)
         keeps += [90, 85, 35, 33]
+    return view.table(headers, rows, numeric, keeps, ["head"] + [None] * (len(headers) - 1))
+
+
+def _comparison_heading(c: Comparison) -> str:
     first = c.targets[0]
-    heading = (f"input {shape(first.input)}, batch {first.batch}, {first.dtype}" if same
-               else f"inputs per target, {first.dtype}")
+    return (f"input {shape(first.input)}, batch {first.batch}, {first.dtype}" if _same_input(c)
+            else f"inputs per target, {first.dtype}")
+
+
+def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False,
+                    view: View | None = None) -> str:
+    """The side-by-side table (``fmt`` = table or md), with per-layer tables when asked.
+
+    In the terminal (``view``) counts are SI-scaled and the table fits ``view.width``: the
+    least important columns are left out first and named under the table."""
+    view = view or View(fmt)
+    heading = _comparison_heading(c)
     parts = []
     if fmt == "md":
         parts.append(f"## costlab compare ({heading})")
     else:
         parts.append(f"costlab compare: {heading}")
-    table, dropped = view.table(headers, rows, numeric, keeps, ["head"] + [None] * (len(headers) - 1))
+    table, dropped = _comparison_table(c, view)
     parts += ["", table]
     notes = [""] + left_out_note(dropped, view.width) + [convention(c.unit)]
     for t in c.targets:
@@ -567,6 +576,45 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
         rows = [row + target_latency_csv(t, ratio)
                 for row, t, ratio in zip(rows, c.targets, c.latency_ratios or ())]
     return csv_text(headers, rows)
+
+
+# --- notebooks: one-line summaries and HTML ---------------------------------------------------
+
+def analysis_summary(a: Analysis) -> str:
+    """'resnet50: 3×224×224 → 1000, 4.09 G MACs, 25.6 M params, 39.1 M ops, 177 layers'."""
+    return (f"{a.name}: {shape(a.input)} → {shape(a.output)}" + (f" (batch {a.batch})" if a.batch != 1 else "")
+            + f", {si(a.macs)} MACs, {si(a.params)} params, {si(a.ops)} ops, {len(a.layers)} layers")
+
+
+def comparison_summary(c: Comparison) -> str:
+    """'resnet50 4.09 G MACs, mobilenet-v2 301 M (13.60× fewer)'."""
+    parts = [f"{c.targets[0].name} {si(in_unit(c.targets[0].macs, c.unit))} {unit_label(c.unit)}"]
+    parts += [f"{t.name} {si(in_unit(t.macs, c.unit))} ({ratio_text(r, False)})"
+              for t, r in zip(c.targets[1:], c.ratios[1:])]
+    return ", ".join(parts)
+
+
+def _html_paragraphs(lines: Sequence[str]) -> list[str]:
+    from html import escape
+
+    return [f"<p>{escape(line)}</p>" for line in lines if line.strip()]
+
+
+def analysis_html(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
+    """An HTML view for notebooks: the summary, the per-layer table (every column, SI-scaled
+    counts, exact ones on hover) and the notes."""
+    view = View("html")
+    return "\n".join(["<div>"] + _html_paragraphs([analysis_summary(a)])
+                     + [_layer_table(a, "html", unit, depth, share=True, view=view)]
+                     + _html_paragraphs([convention(unit)] + _notes(a, unit)) + ["</div>"])
+
+
+def comparison_html(c: Comparison) -> str:
+    """An HTML view for notebooks: the side-by-side table (every column) and the notes."""
+    table, _ = _comparison_table(c, View("html"))
+    notes = [convention(c.unit)] + [f"{t.name}: {note}" for t in c.targets for note in _notes(t, c.unit)]
+    return "\n".join(["<div>"] + _html_paragraphs([f"costlab compare: {_comparison_heading(c)}"]) + [table]
+                     + _html_paragraphs(notes) + ["</div>"])
 
 
 def render_comparison(c: Comparison, fmt: str = "table", per_layer: bool = False,
