@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence, TextIO
@@ -497,6 +496,8 @@ def check_writable(path: str, option: str = "--output") -> None:
 
 def write_atomically(path: str, data: str | bytes, option: str = "--output") -> None:
     """Write text (UTF-8) or bytes to a temporary file beside ``path``, then rename it into place."""
+    import tempfile  # only when writing a file: `costlab compare` to stdout does without it
+
     directory = os.path.dirname(os.path.abspath(path))
     try:
         handle, temporary = tempfile.mkstemp(prefix=".costlab-", dir=directory)
