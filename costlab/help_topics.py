@@ -13,8 +13,8 @@ EXPRESSION_EXAMPLES = (
     ("conv3x3:5,valid", "3x6x6", "valid padding: 4×4 output"),
     ("dw3x3,valid > pw:5", "3x6x6", "depthwise-separable"),
     ("conv3x3:64,s2,bias > bn > relu", "3x32x32", "stride 2, a bias, batch norm, ReLU"),
-    ("(conv1x1:64 | conv1x1:96 > conv3x3:128 | conv1x1:16 > conv5x5:32 | maxpool3x3,s1,same > pw:32)",
-     "192x28x28", "an inception module: four branches concatenated"),
+    ("(pw:64 | pw:96 > conv3x3:128 | pw:16 > conv5x5:32)", "192x28x28",
+     "inception-style: three branches on one input, concatenated on channels"),
     ("res(conv3x3:64 > bn > relu > conv3x3:64 > bn) > relu", "64x56x56", "a residual basic block"),
     ("conv3x3:32,g4,d2 > gap > fc:10", "32x16x16", "groups, dilation, global pool, linear"),
 )
@@ -35,21 +35,23 @@ def expressions_help() -> str:
     """The grammar, the layer words the parser knows, and examples with their inputs."""
     from .expressions import LAYER_WORDS
 
-    lines = ["Layer-stack expressions (a TARGET of compare, analyze and sweep; needs --input CxHxW)", "",
-             _grammar(), "",
-             "`>` chains layers; ( a | b | ... ) runs branches on the same input and concatenates them on",
-             "channels; res( a ) adds the input back (a strided 1×1 projection when the shape changes).",
-             "", "Layer words: " + ", ".join(LAYER_WORDS) + ".",
-             "Options after commas: s{n} stride, p{n} padding, same (default for conv), valid, g{n} groups,",
-             "d{n} dilation, bias / nobias, ceil (pools). An argument after ':' is the output channels",
-             "(conv, pw, fc), the depth multiplier (dw) or the probability (dropout).", "", "Examples:"]
-    for expression, shape, what in EXPRESSION_EXAMPLES:
-        lines.append(f'  costlab analyze "{expression}" --input {shape}')
-        lines.append(f"      {what}")
-    lines += ["", f"More: {DOCS}."]
     from .display import wrap
 
-    return "\n".join(wrap(lines, 80)) + "\n"
+    lines = ["Layer-stack expressions (a TARGET of compare, analyze and sweep; needs --input CxHxW)", "",
+             _grammar(), "",
+             "`>` chains layers; ( a | b | ... ) runs branches on the same input and concatenates them on "
+             "channels; res( a ) adds the input back (a strided 1×1 projection when the shape changes).",
+             "", "Layer words: " + ", ".join(LAYER_WORDS) + ".",
+             "Options after commas: s{n} stride, p{n} padding, same (default for conv), valid, g{n} groups, "
+             "d{n} dilation, bias / nobias, ceil (pools). An argument after ':' is the output channels "
+             "(conv, pw, fc), the depth multiplier (dw) or the probability (dropout).", "", "Examples:"]
+    examples = []  # never wrapped: each can be pasted as it stands
+    for expression, shape, what in EXPRESSION_EXAMPLES:
+        command = f'  costlab analyze "{expression}" --input {shape}'
+        examples += ([command] if len(command) <= 80 else
+                     [f'  costlab analyze "{expression}" \\', f"      --input {shape}"])
+        examples.append(f"      {what}")
+    return "\n".join(wrap(lines, 80) + examples + wrap(["", f"More: {DOCS}."], 80)) + "\n"
 
 
 TOPICS = {"expressions": expressions_help}

@@ -475,7 +475,15 @@ def _axis_label(sweep: Sweep, y: str) -> str:
 
 
 def sweep_png(sweep: Sweep, y: str | None = None) -> bytes:
-    """A PNG line plot: one line per series of ``y`` (default: MACs) against the parameter.
+    """:func:`sweep_figure` as PNG bytes."""
+    figure = sweep_figure(sweep, y)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def sweep_figure(sweep: Sweep, y: str | None = None) -> Any:
+    """A line plot (a matplotlib Figure): one line per series of ``y`` (default: MACs) against the parameter.
 
     A person reads it at a glance: SI tick labels (120 M, never a 1e8 offset), a reference
     series dashed, the break-even points of each series against the first (or, for ``ratio``,
@@ -503,12 +511,12 @@ def sweep_png(sweep: Sweep, y: str | None = None) -> bytes:
     figure = Figure(figsize=(7.5, 4.5), dpi=120)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
-    second = [m for m in sweep.measures if m.plot_column]
+    second = [m for m in sweep.measures if m.plot_column and m.plot_column != y]  # y itself: not twice
     twin = axes.twinx() if second else None
     plotted: list[float] = []
     curves: dict[str, tuple[list[float], list[float]]] = {}
     for index, series in enumerate(sweep.series):
-        color = f"C{index % 10}"
+        color = "0.35" if series in references else f"C{index % 10}"
         values = [row[y] for row in rows if row["series"] == series]
         xs = [x for x, v in zip(positions, values) if v is not None]
         ys = [float(v) for v in values if v is not None]
@@ -529,17 +537,19 @@ def sweep_png(sweep: Sweep, y: str | None = None) -> bytes:
                           markersize=3, color=color, label=f"{label} ({measure.name})")
     # Break-even: where a series meets the first one (or a ratio meets 1), when the x axis is numeric.
     if numbers is not None and len(sweep.series) > 1:
-        counts = {series: [float(row[unit]) for row in rows if row["series"] == series] for series in sweep.series}
+        # The ratio crosses 1 where the counts cross: found on the counts, which are linear in most parameters.
+        basis = unit if y == "ratio" else y
+        crossing = {series: [row[basis] for row in rows if row["series"] == series] for series in sweep.series}
         if y == "ratio":
             axes.axhline(1.0, linestyle="--", linewidth=1.0, color="0.35", label="ratio 1: break-even")
             plotted.append(1.0)
-        first = counts[sweep.series[0]]
-        for series, (xs, ys) in curves.items():
-            if series == sweep.series[0] or len(xs) != len(positions):
+        first = crossing[sweep.series[0]]
+        for series in sweep.series[1:]:
+            values = crossing[series]
+            if any(v is None for v in values + first) or series not in curves:
                 continue
-            # the crossing of the counts themselves (the ratio's crossing of 1 is the same point)
-            for x in break_even(positions, counts[series], first):
-                level = 1.0 if y == "ratio" else _interpolate(xs, curves.get(sweep.series[0], (xs, ys))[1], x)
+            for x in break_even(positions, [float(v) for v in values], [float(v) for v in first]):
+                level = 1.0 if y == "ratio" else _interpolate(positions, [float(v) for v in first], x)
                 axes.plot([x], [level], marker="D", markersize=7, color="black", zorder=5)
                 axes.axvline(x, linestyle=":", linewidth=0.8, color="0.5")
                 axes.annotate(f"break-even: {sweep.param.name} ≈ {x:.4g}", (x, level), xytext=(8, 10),
@@ -558,7 +568,8 @@ def sweep_png(sweep: Sweep, y: str | None = None) -> bytes:
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # k = 3, 5: no tick at 3.25
         axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: si_tick(value)))
     axes.set_xlabel(sweep.param.axis_label)
-    y_label = _axis_label(sweep, y)
+    y_label = next((m.axis_label for m in sweep.measures if m.plot_column == y and m.axis_label), None) \
+        or _axis_label(sweep, y)
     axes.set_ylabel(y_label.replace(" ÷ ", "\n÷ ", 1), fontsize=9)
     axes.grid(True, alpha=0.3)
     handles, labels = axes.get_legend_handles_labels()
@@ -567,12 +578,12 @@ def sweep_png(sweep: Sweep, y: str | None = None) -> bytes:
         twin.yaxis.set_major_formatter(FuncFormatter(lambda value, _: si_tick(value)))
         more_handles, more_labels = twin.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
-    axes.legend(handles, labels, fontsize=8, loc="best")
+    # Under the plot, where it hides no line (a twin axis has lines "best" cannot see).
+    axes.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+                ncol=2 if len(labels) > 2 else len(labels) or 1, frameon=False)
     axes.set_title(f"costlab sweep: {y_label} against {sweep.param.axis_label}", fontsize=9)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def si_tick(value: float) -> str:

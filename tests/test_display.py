@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
@@ -150,3 +151,122 @@ def test_flops_unit_shows_formulas_in_flops() -> None:
     _, out, _ = run("analyze", "conv5x5:32", "--input", "192x28x28", "--unit", "flops", "--wide")
     assert f"2 × (5·5·192 × 28·28·32) = {2 * 5 * 5 * 192 * 28 * 28 * 32:,}" in out
     assert "formula (FLOPs or ops)" in out
+
+
+# --- notebooks and the REPL -------------------------------------------------------------------
+
+def test_repr_and_str_are_one_line() -> None:
+    import costlab
+
+    a = costlab.analyze("conv1x1:16 > conv5x5:32", input=(192, 28, 28))
+    assert repr(a) == "<Analysis conv1x1:16 > conv5x5:32: 192×28×28 → 32×28×28, 12.4 M MACs, 15.9 k params, 0 ops, 2 layers>"
+    assert str(a) == repr(a)[len("<Analysis "):-1] and "\n" not in repr(a)
+    c = costlab.compare(["conv5x5:32", "conv1x1:16 > conv5x5:32"], input=(192, 28, 28))
+    ratio = (5 * 5 * 192 * 28 * 28 * 32) / (192 * 28 * 28 * 16 + 5 * 5 * 16 * 28 * 28 * 32)
+    assert repr(c) == f"<Comparison conv5x5:32 120 M MACs, conv1x1:16 > conv5x5:32 12.4 M ({ratio:.2f}× fewer)>"
+
+
+def test_repr_html_is_the_table_escaped() -> None:
+    from html.parser import HTMLParser
+
+    import costlab
+
+    c = costlab.compare(["conv5x5:32", "conv1x1:16 > conv5x5:32"], input=(192, 28, 28))
+    html = c._repr_html_()
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self.tags: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:  # type: ignore[type-arg]
+            self.tags.append(tag)
+            if tag == "tr":
+                self.rows.append([])
+            if tag in ("td", "th"):
+                self.rows[-1].append("")
+
+        def handle_data(self, data: str) -> None:
+            if self.tags and self.tags[-1] in ("td", "th"):
+                self.rows[-1][-1] += data
+
+        def handle_endtag(self, tag: str) -> None:
+            self.tags.pop()
+
+    parser = Cells()
+    parser.feed(html)
+    assert parser.tags == []  # every tag closed
+    header, first, second = parser.rows
+    assert header == ["target", "output", "MACs", "= sum of layers", "params", "ops", "activations", "weights",
+                      "act. memory", "vs first"]
+    assert second[0] == "conv1x1:16 > conv5x5:32" and "&gt;" in html  # '>' escaped in the markup
+    assert first[2] == "120 M" and second[2] == "12.4 M" and second[-1] == "9.68× fewer"
+    assert second[header.index("weights")] == f"{4 * (192 * 16 + 16 * 25 * 32) / 1024:.1f} KiB"
+    a = costlab.analyze("conv5x5:32", input=(192, 28, 28))
+    assert "<table>" in a._repr_html_() and "5·5·192 × 28·28·32 = 120,422,400" in a._repr_html_()
+    assert a._repr_markdown_() == a.to_markdown() and c._repr_markdown_() == c.to_markdown()
+
+
+def test_py_typed_is_shipped() -> None:
+    from pathlib import Path
+
+    import costlab
+
+    assert (Path(costlab.__file__).parent / "py.typed").is_file()
+    pyproject = (Path(costlab.__file__).parent.parent / "pyproject.toml").read_text()
+    assert 'costlab = ["py.typed"]' in pyproject
+
+
+# --- help, report, module options ----------------------------------------------------------------
+
+def test_help_expressions_shows_the_parsers_grammar_and_examples_that_run(capsys: pytest.CaptureFixture) -> None:
+    import costlab
+    from costlab import expressions
+    from costlab.help_topics import EXPRESSION_EXAMPLES
+
+    code, out, _ = run("help", "expressions")
+    assert code == 0 and all(len(line) <= 80 for line in out.splitlines())
+    assert 'sequence   := item ( ">" item )*' in out and 'sequence   := item ( ">" item )*' in expressions.__doc__
+    assert all(word in out for word in expressions.LAYER_WORDS)
+    for expression, shape, _ in EXPRESSION_EXAMPLES:
+        assert expression in out
+        costlab.analyze(expression, input=tuple(int(n) for n in shape.split("x")))  # each example parses
+    assert run("compare", "--help")[0] == 0
+    assert "costlab help expressions" in capsys.readouterr().out  # argparse prints --help itself
+    code, _, err = run("help", "grammar")
+    assert code == 2 and err.startswith("costlab: error: no help topic 'grammar'")
+
+
+def test_report_creates_its_directory_and_names_it(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from costlab import reports
+
+    monkeypatch.setattr(reports, "build_reports", lambda: [reports.ReportFile("README.md", "# r\n")])
+    target = tmp_path / "new" / "dir"
+    code, out, err = run("report", "--output-dir", str(target))
+    assert (code, err) == (0, "") and (target / "README.md").read_text() == "# r\n"
+    assert out.splitlines()[0] == f"costlab report: 1 files in {target}"
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run("report")
+    assert code == 0 and (tmp_path / "reports" / "README.md").is_file()
+    assert f"in {tmp_path / 'reports'} (the default" in out.splitlines()[0]
+    (tmp_path / "file").write_text("x")
+    code, out, err = run("report", "--output-dir", str(tmp_path / "file"))
+    assert code == 2 and out == "" and "is not a directory" in err
+
+
+def test_module_targets_take_their_own_options() -> None:
+    pytest.importorskip("torch")
+    from costlab.targets import module_target
+
+    assert module_target("costlab_test_nets:tiny(width=4, classes=(1, 2))", {"classes": "3"}) == (
+        "costlab_test_nets:tiny", {"classes": "(1, 2)", "width": "4"})
+    assert module_target("resnet18", {"a": "1"}) == ("resnet18", {"a": "1"})
+    code, out, err = run("compare", "costlab_test_nets:tiny(width=4)", "costlab_test_nets:tiny(width=16)",
+                         "--input", "3x8x8", "--kwarg", "classes=5", "--format", "json")
+    assert (code, err) == (0, "")
+    narrow, wide = json.loads(out)["targets"]
+    # Tiny: conv 3→w (3×3, no bias), bn (2w), 1×1 conv w→w with bias, fc 2w→classes with bias
+    for target, w in ((narrow, 4), (wide, 16)):
+        assert target["params"] == 27 * w + 2 * w + (w * w + w) + (2 * w * 5 + 5)
+        assert target["macs"] == 27 * w * 64 + w * w * 64 + 2 * w * 5
