@@ -109,8 +109,8 @@ class Column:
         self.min_width = min_width
 
     def width(self) -> int:
-        """Its width in a tabulate 'simple' table: the widest cell, or the header plus 2."""
-        return max([len(self.header) + 2] + [len(cell) for cell in self.cells])
+        """Its width: the widest of its header and cells."""
+        return max([len(self.header)] + [len(cell) for cell in self.cells])
 
     def shortened(self, width: int) -> "Column":
         """This column with every cell longer than ``width`` cut to it, '…' marking the cut."""
@@ -118,8 +118,8 @@ class Column:
             if len(text) <= width:
                 return text
             return (text[:width - 1] + ELLIPSIS) if self.shrink == "head" else (ELLIPSIS + text[-(width - 1):])
-        return Column(self.header if len(self.header) + 2 <= width else cut(self.header),
-                      [cut(cell) for cell in self.cells], self.numeric, self.keep, self.shrink, self.min_width)
+        return Column(cut(self.header), [cut(cell) for cell in self.cells], self.numeric, self.keep, self.shrink,
+                      self.min_width)
 
 
 def table_width(columns: Sequence[Column]) -> int:
@@ -143,8 +143,9 @@ def fit(columns: Sequence[Column], width: int | None) -> tuple[list[Column], lis
         kept.remove(lowest)
         dropped.append(lowest.header)
     excess = table_width(kept) - width
+    stuck: set[int] = set()  # columns that cannot get narrower (a header at its floor)
     while excess > 0:
-        shrinkable = [c for c in kept if c.shrink and c.width() > c.min_width]
+        shrinkable = [c for c in kept if c.shrink and c.width() > c.min_width and id(c) not in stuck]
         if not shrinkable:
             break
         widest = max(shrinkable, key=Column.width)
@@ -154,16 +155,21 @@ def fit(columns: Sequence[Column], width: int | None) -> tuple[list[Column], lis
         if target >= widest.width():
             target = widest.width() - 1
         index = kept.index(widest)
-        kept[index] = widest.shortened(target)
+        narrower = widest.shortened(target)
+        if narrower.width() >= widest.width():
+            stuck.add(id(widest))
+            continue
+        kept[index] = narrower
         excess = table_width(kept) - width
     headers = [c.header for c in columns]
     return kept, sorted(dropped, key=headers.index)
 
 
 def render(columns: Sequence[Column], fmt: str = "table") -> str:
-    """Columns as GitHub Markdown ('md', through tabulate) or as a plain terminal grid: headers,
-    a rule of dashes, the rows; two spaces between columns (tabulate's 'simple' layout, drawn
-    here so that a terminal table needs no tabulate import)."""
+    """Columns as GitHub Markdown ('md', through tabulate), HTML, or a plain terminal grid: headers,
+    a rule of dashes, the rows, two spaces between columns, each as wide as its widest cell or
+    header (tabulate's 'simple' layout without its header padding; drawn here, so that a terminal
+    table needs no tabulate import)."""
     if fmt == "html":
         return html_table(columns)
     if fmt == "md":

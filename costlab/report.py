@@ -91,12 +91,13 @@ class View:
         return f"{value:,} B" if self.exact else binary_bytes(value)
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool],
-              keeps: Sequence[int | None] | None = None, shrinks: Sequence[str | None] | None = None
-              ) -> tuple[str, list[str]]:
+              keeps: Sequence[int | None] | None = None, shrinks: Sequence[str | None] | None = None,
+              min_widths: Sequence[int] | None = None) -> tuple[str, list[str]]:
         """The table fitted to the width (columns of lowest ``keep`` left out first, then
-        ``shrink`` columns cut with '…'), and the headers left out."""
+        ``shrink`` columns cut with '…' down to their ``min_widths``), and the headers left out."""
         columns = [Column(header, [str(row[index]) for row in rows], numeric[index],
-                          keeps[index] if keeps else None, shrinks[index] if shrinks else None)
+                          keeps[index] if keeps else None, shrinks[index] if shrinks else None,
+                          min_widths[index] if min_widths else 8)
                    for index, header in enumerate(headers)]
         return fitted(columns, self.width, self.fmt)
 
@@ -202,16 +203,20 @@ def check_section(a: Analysis, fmt: str, unit: str, view: "View | None" = None) 
             cells = [row_name, view.count(in_unit(costlab, unit))]
             for name, _ in ok:
                 row = per_check.get(name)
+                verdict = row_verdict(row, unit) if row else "exact"
+                if row and view.width is not None and row["agreement"] == "explained":
+                    verdict = "explained"  # which rule explains it: the list under the table
                 cells += ([view.count(row["reference"] * (FLOPS_PER_MAC if unit == "flops" else 1)),
-                           row_verdict(row, unit)] if row else ["0", "exact"])
+                           verdict] if row else ["0", "exact"])
             rows.append(cells)
         footer = ["total", view.count(in_unit(a.macs, unit))]
         for _, entry in ok:
             footer += [view.count(entry["total"] * (FLOPS_PER_MAC if unit == "flops" else 1)), entry["agreement"]]
         rows.append(footer)
         numeric = [False, True] + [True, False] * len(ok)
-        table, dropped = view.table(headers, rows, numeric, [None, None] + [60, None] * len(ok),
-                                    ["tail", None] + [None, "head"] * len(ok))
+        # Counts stay; a long agreement ('explained (batch-norm)') is cut first, its rules listed below.
+        table, dropped = view.table(headers, rows, numeric, [None, None] + [None, None] * len(ok),
+                                    ["tail", None] + [None, "head"] * len(ok), [24, 8] + [8, 9] * len(ok))
         parts += ["", table] + view.prose(left_out_note(dropped, view.width))
         used: dict[str, str] = {}
         for _, entry in ok:

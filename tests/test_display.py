@@ -57,7 +57,7 @@ def test_fit_leaves_out_the_least_important_column_first_then_shortens() -> None
     kept, dropped = fit(columns, 40)
     assert [c.header for c in kept] == ["name", "n"] and dropped == ["low", "high"]
     kept, _ = fit(columns, 20)
-    assert kept[0].cells == ["…" + "a" * 14] and sum(c.width() for c in kept) + 2 == 20  # "n" is 1 + 2 wide
+    assert kept[0].cells == ["…" + "a" * 16] and sum(c.width() for c in kept) + 2 == 20  # "n" is 1 wide
     assert fit(columns, None) == (columns, [])
 
 
@@ -270,3 +270,21 @@ def test_module_targets_take_their_own_options() -> None:
     for target, w in ((narrow, 4), (wide, 16)):
         assert target["params"] == 27 * w + 2 * w + (w * w + w) + (2 * w * 5 + 5)
         assert target["macs"] == 27 * w * 64 + w * w * 64 + 2 * w * 5
+
+
+def test_fit_ends_when_a_header_cannot_get_narrower() -> None:
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(st.text("abcdefghij", min_size=0, max_size=14),
+                              st.lists(st.text("xyz…", max_size=30), min_size=1, max_size=3),
+                              st.sampled_from([None, "head", "tail"]), st.integers(1, 12)),
+                    min_size=1, max_size=5), st.integers(10, 90))
+    def check(specs, width):  # type: ignore[no-untyped-def]
+        rows = min(len(cells) for _, cells, _, _ in specs)
+        columns = [Column(header, cells[:rows], shrink=shrink, min_width=floor)
+                   for header, cells, shrink, floor in specs]
+        kept, _ = fit(columns, width)  # terminates
+        for before, after in zip(columns, kept):
+            assert after.width() <= before.width()
+    check()

@@ -215,6 +215,10 @@ def test_compare_latency_times_whole_targets_unless_per_layer(seeded_cache: Path
     for target in json.loads(out)["targets"]:
         assert target["latency_ms"]["median"] > 0 and "sum_of_layers" not in target["latency_ms"]
         assert all("latency_ms" not in layer for layer in target["layers"])
+        # the target's roofline is still the sum of its layers' bounds (seeded peaks: 100 GFLOP/s, 10 GB/s)
+        bounds = [max(2 * layer["macs"] / 100e9, layer["bytes"] / 10e9) for layer in target["layers"]]
+        assert target["roofline"]["predicted_ms"] == pytest.approx(1e3 * sum(bounds))
+        assert "bound" not in target["roofline"]
     from costlab.torch_bridge.latency import measurement_count
     from costlab import analyze
     assert measurement_count(analyze("dw3x3 > pw:4", input=(4, 8, 8)), per_layer=False) == 1
