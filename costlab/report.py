@@ -541,7 +541,7 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
                     step = per_name.get(layer.name)
                     row += ([step.trainable_params, step.frozen_params,
                              in_unit(step.train_step_macs, c.unit), step.grads] if step else [""] * 4)
-                rows.append(row + [layer.formula])
+                rows.append(row + [formula_in_unit(layer.formula, c.unit)])
         checks = _checks_in(c)
         if checks:
             headers += [column for name in checks for column in (f"{name}_{unit}", f"{name}_agreement")]
@@ -681,7 +681,7 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
             row += [trainable, frozen, in_unit(step, unit), grads]
         if a.convention is not None:
             row.append(convention_count_text(a.convention, r.name).replace(",", ""))
-        rows.append(row + [r.formula])
+        rows.append(row + [formula_in_unit(r.formula, unit)])
     checks = [name for name, entry in _check_entries(a) if entry.get("status") == "ok"]
     if checks:
         headers += [column for name in checks for column in (f"{name}_{unit_name}", f"{name}_agreement")]

@@ -151,6 +151,11 @@ def test_flops_unit_shows_formulas_in_flops() -> None:
     _, out, _ = run("analyze", "conv5x5:32", "--input", "192x28x28", "--unit", "flops", "--wide")
     assert f"2 × (5·5·192 × 28·28·32) = {2 * 5 * 5 * 192 * 28 * 28 * 32:,}" in out
     assert "formula (FLOPs or ops)" in out
+    _, csv_out, _ = run("analyze", "conv5x5:32", "--input", "192x28x28", "--unit", "flops", "--format", "csv")
+    assert f"2 × (5·5·192 × 28·28·32) = {2 * 5 * 5 * 192 * 28 * 28 * 32:,}" in csv_out
+    _, json_out, _ = run("analyze", "conv5x5:32", "--input", "192x28x28", "--unit", "flops", "--format", "json")
+    (layer,) = json.loads(json_out)["targets"][0]["layers"]
+    assert layer["formula"] == f"5·5·192 × 28·28·32 = {5 * 5 * 192 * 28 * 28 * 32:,}"  # JSON: the MACs, unchanged
 
 
 # --- notebooks and the REPL -------------------------------------------------------------------
