@@ -32,20 +32,33 @@ __version__ = "0.1.0"
 
 def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
             name: str | None = None, freeze: Any = None, convention: str | None = None,
-            **options: Any) -> Analysis:
+            inputs: Any = None, seq: int | None = None, check: Any = None, **options: Any) -> Analysis:
     """Cost of one target: a preset name, a layer-stack expression, a spec file,
-    ``"package.module:callable"`` or an ``nn.Module``. ``options`` go to the preset or callable.
+    ``"package.module:callable"``, ``"hf:PATH"`` or an ``nn.Module``. ``options`` go to the preset
+    or callable.
+
+    A module is fed one float tensor of ``input`` shape with ``batch`` in front, or ``inputs``: a
+    tensor (batch axis included, used as given), a tuple of positional arguments or a dict of
+    keyword arguments, whose values may be tensors of any dtype and device, lists, tuples and
+    dicts of them, or plain Python values (:mod:`costlab.inputs`). ``seq``: tokens per sample of
+    an ``hf:`` text model (default 128). ``check`` (a tool name or a list: fvcore, torch, ptflops,
+    thop, torchinfo, torchprofile) fills ``analysis.checks`` as ``--check`` does.
 
     ``freeze`` (a count, a fraction or a layer name, as ``--freeze``) adds the cost of one
     training step with that leading part frozen (``analysis.training``); ``convention``
     (fvcore, ptflops, thop, torchinfo, torchvision, ...) adds what that tool would report
     (``analysis.convention``)."""
     analysis = analyze_target(target, tuple(input) if input is not None else None, batch, dtype,
-                              options, name)
+                              options, name, inputs=inputs, seq=seq)
     if freeze is not None:
         from .training import with_training
 
         analysis = with_training(analysis, freeze)
+    if check:
+        from .targets import check_target
+
+        names = [check] if isinstance(check, str) else list(check)
+        analysis = check_target(analysis, target, options, names)
     return analysis.with_convention(convention) if convention else analysis
 
 

@@ -40,6 +40,8 @@ class Layer:
     formula: str
     training_only: bool = False
     source: str = ""  # what it was read from: a torch module type or function, when traced
+    #: the engine path that priced it, when traced: fx, fx+meta (a call priced alone), meta or cpu
+    engine: str = ""
     #: measured latency of this layer alone (``latency_ms`` in JSON), with --latency
     latency: Mapping[str, Any] | None = field(default=None, hash=False)
     #: its roofline point and bound from the machine's measured peaks, with --latency
@@ -68,6 +70,8 @@ class Layer:
         }
         if self.source:
             entry["source"] = self.source
+        if self.engine:
+            entry["engine"] = self.engine
         if unit == "flops":
             entry["flops"] = FLOPS_PER_MAC * self.macs
         if self.latency is not None:
@@ -132,6 +136,10 @@ class Analysis:
     roofline: Mapping[str, Any] | None = None  # the whole target's roofline, with latency
     training: "TrainingCost | None" = None  # a training step under --freeze (costlab.training)
     convention: "Profile | None" = None  # what another tool would report (--convention)
+    #: a traced module's inputs beyond one float tensor: [{"name", "dtype", "shape"}] (JSON "inputs")
+    inputs: tuple[Mapping[str, Any], ...] = ()
+    #: how a traced module was counted: fx, meta or cpu (JSON "engine"); '' for expressions and presets
+    engine: str = ""
 
     @property
     def macs(self) -> int:
@@ -216,6 +224,10 @@ class Analysis:
                 "macs": self.training_only_macs, "params": self.training_only_params,
                 "layers": [layer.to_dict(unit) for layer in self.training_only],
             }
+        if self.inputs:
+            entry["inputs"] = [dict(i) for i in self.inputs]
+        if self.engine:
+            entry["engine"] = self.engine
         if self.unsupported:
             entry["unsupported"] = [u.to_dict() for u in self.unsupported]
         if self.notes:

@@ -80,7 +80,12 @@ def table_width(args: argparse.Namespace) -> int | None:
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
     """Options every command that prices targets takes."""
-    parser.add_argument("--input", metavar="CxHxW", help="input shape per sample, e.g. 3x224x224")
+    parser.add_argument("--input", action="append", metavar="SPEC",
+                        help="input per sample: CxHxW (float32, e.g. 3x224x224); for module targets also "
+                             "DTYPE:SHAPE (int64:128), NAME=DTYPE:SHAPE for a keyword (input_ids=int64:128) "
+                             "and list:SHAPE for a list of --batch tensors; repeatable, in the forward's order")
+    parser.add_argument("--seq", type=_positive_int, metavar="N",
+                        help="tokens per sample of an hf: text model (default 128)")
     parser.add_argument("--batch", type=_positive_int, default=1, metavar="N", help="batch size (default 1)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16",
                                                                "float64", "int8"],
@@ -95,9 +100,10 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                              "layer or block matching one of NAMES, comma-separated names or glob patterns "
                              "resolved per target (fc,classifier,head: retrain the head); requires_grad: a "
                              "module target's own flags; 0 trains everything")
-    parser.add_argument("--check", metavar="fvcore,torch",
-                        help="cross-check every count against fvcore's FlopCountAnalysis and/or PyTorch's "
-                             "FlopCounterMode, per layer and in total (imports torch)")
+    parser.add_argument("--check", metavar="TOOL,...",
+                        help="cross-check every count against the real tools (fvcore, torch, ptflops, thop, "
+                             "torchinfo, torchprofile; comma-separated), each beside what its own rules "
+                             "predict: per layer for fvcore and torch, in total for the others (imports torch)")
     parser.add_argument("--strict", action="store_true",
                         help="with --check: exit 1 when a difference is not explained by a named convention")
     add_latency_options(parser)
@@ -114,7 +120,8 @@ def add_latency_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
-CHECK_NAMES = ("fvcore", "torch")
+#: The tools --check runs (costlab.torch_bridge.crosscheck.CHECKS, named here so that torch loads only when used).
+CHECK_NAMES = ("fvcore", "torch", "ptflops", "thop", "torchinfo", "torchprofile")
 
 
 def parse_checks(text: str) -> tuple[str, ...]:
@@ -136,14 +143,31 @@ def add_convention_option(parser: argparse.ArgumentParser) -> None:
                              f"that explain the difference ({', '.join(CONVENTION_NAMES)})")
 
 
+def split_inputs(texts: Sequence[str] | None, batch: int) -> tuple[tuple[int, ...] | None, Any]:
+    """--input given once as CxHxW → (that shape, None); typed or repeated → (None, Inputs)."""
+    from .inputs import is_typed, parse_inputs
+
+    texts = list(texts or [])
+    if len(texts) == 1 and not is_typed(texts[0]):
+        return parse_input(texts[0]), None
+    return None, (parse_inputs(texts, batch) if texts else None)
+
+
 def _targets(args: argparse.Namespace, targets: Sequence[str],
              default_input: tuple[int, ...] | None = None) -> list[Analysis]:
-    shape = parse_input(args.input) if args.input else default_input
+    shape, inputs = split_inputs(args.input, args.batch)
+    if shape is None and inputs is None:
+        shape = default_input
+    if (getattr(args, "check", None) or getattr(args, "latency", None)) and (
+            inputs is not None or any(str(t).strip().startswith("hf:") for t in targets)):
+        raise UsageError("--check and --latency take one --input CxHxW (typed inputs and hf: targets are "
+                         "counted only)")
     options = parse_options(args.kwarg)
     checks = parse_checks(args.check) if getattr(args, "check", None) else ()
     if getattr(args, "strict", False) and not checks:
         raise UsageError("--strict needs --check")
-    analyses = [analyze_target(t, shape, args.batch, args.dtype, options) for t in targets]
+    analyses = [analyze_target(t, shape, args.batch, args.dtype, options, inputs=inputs, seq=args.seq)
+                for t in targets]
     if getattr(args, "freeze", None) is not None:
         from .training import parse_freeze, with_training
 
@@ -153,7 +177,7 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
         else:
             analyses = [with_training(a, freeze) for a in analyses]
     if checks:
-        from .torch_bridge.crosscheck import check_target  # torch is imported only here
+        from .targets import check_target  # torch is imported only there
 
         analyses = [check_target(a, *module_target(t, options), checks) for a, t in zip(analyses, targets)]
     if getattr(args, "convention", None):
@@ -300,7 +324,10 @@ def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
                else nullcontext(None))
     with session as timing:
         measures = (_latency_measure(args, *timing),) if timing is not None else ()
-        result = sweep(args.targets, param, parse_input(args.input) if args.input else None, args.batch,
+        shape, typed = split_inputs(args.input, args.batch)
+        if typed is not None:
+            raise UsageError("sweep takes one --input CxHxW")
+        result = sweep(args.targets, param, shape, args.batch,
                        args.dtype, parse_options(args.kwarg), args.freeze, args.unit, measures)
     text = render_sweep(result, args.format)
     if args.plot:

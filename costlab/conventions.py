@@ -27,7 +27,7 @@ from .analysis import Analysis, Layer
 from .errors import CostlabError
 from .formulas import numel
 from .specs import (REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
-                    Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Reduce,
+                    Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Recurrent, Reduce,
                     Reshape, Upsample)
 
 #: macs: the multiply-adds costlab counts as MACs; convention: a documented choice of the tool,
@@ -66,6 +66,7 @@ KIND_OF: Mapping[type, Callable[[Any], str]] = MappingProxyType({
     Reduce: lambda s: f"reduce-{s.kind}",
     Pad: lambda s: "pad",
     Held: lambda s: "held",
+    Recurrent: lambda s: "recurrent",
 })
 
 ACTIVATION_KINDS = ("identity", "relu", "relu6", "hardtanh", "leaky_relu", "elu", "sigmoid", "tanh",
@@ -82,7 +83,7 @@ LAYER_KINDS: tuple[str, ...] = (
        "add", "sub", "mul", "div", "elementwise")
     + UPSAMPLE_KINDS
     + ("concat", "flatten", "reshape", "dropout", "embedding")
-    + tuple(f"reduce-{kind}" for kind in REDUCTIONS) + ("pad", "held")
+    + tuple(f"reduce-{kind}" for kind in REDUCTIONS) + ("pad", "held", "recurrent")
 )
 REDUCE_KINDS = tuple(f"reduce-{kind}" for kind in REDUCTIONS)
 
@@ -241,6 +242,17 @@ def _attention_macs(layer: Layer) -> int:
     return numel(layer.output[:-2]) * q[-2] * k[-2] * (q[-1] + v[-1])
 
 
+def _fvcore_attention(layer: Layer) -> int:
+    """fvcore: SDPA 0; bmm + bmm all; baddbmm (no handle) + bmm: the weighted sum ∏batch·L·S·Ev."""
+    kernel = layer.spec.kernel
+    if kernel == "bmm":
+        return _attention_macs(layer)
+    if kernel == "baddbmm":
+        q, k, v = layer.input_shapes[:3]
+        return numel(layer.output[:-2]) * q[-2] * k[-2] * v[-1]
+    return 0
+
+
 def _affine(layer: Layer) -> bool:
     return bool(layer.spec.affine)
 
@@ -265,6 +277,30 @@ def _spatial_rank(layer: Layer) -> int:
 
 def _zero(layer: Layer) -> int:
     return 0
+
+
+def _recurrent_steps(layer: Layer) -> int:
+    """N · T of a recurrent layer's input."""
+    shape, spec = _in(layer), layer.spec
+    if len(shape) == 2:
+        return shape[0]
+    return shape[0] * shape[1]
+
+
+def _recurrent_cells(layer: Layer) -> int:
+    return layer.spec.num_layers * (2 if layer.spec.bidirectional else 1)
+
+
+def _only_modes(modes: tuple[str, ...], count: CountFn) -> CountFn:
+    """``count`` for recurrent layers of these modes, 0 for the others."""
+    return lambda layer: count(layer) if layer.spec.mode in modes else 0
+
+
+def _not_modelled(tool: str) -> CountFn:
+    def count(layer: Layer) -> int:
+        raise ConventionError(f"{tool}'s rule for {type(layer.spec).__name__.lower()} layers "
+                              f"({layer.name}) is not modelled by costlab")
+    return count
 
 
 def times(k: int, of: CountFn) -> CountFn:
@@ -403,9 +439,10 @@ def _fvcore() -> Convention:
                    "aten::_convolution (transposed): N·∏in·prod(weight), bias ignored")
     linear = _macs("linear", _linear_macs, "aten::linear: prod(input)·out_features, bias ignored")
     matmul = _macs("matmul", _matmul_prod_a_times_m, "aten::matmul: prod(a)·b[-1]")
-    attention = Term("attention (not counted)", _zero, "missed",
-                     "aten::scaled_dot_product_attention has no handle: skipped with a warning",
-                     primary=True)
+    attention = Term("attention by its kernel", _fvcore_attention, "missed",
+                     "scaled_dot_product_attention has no handle (0); nn.MultiheadAttention returning its "
+                     "weights runs aten::bmm twice (counted in full), with a mask aten::baddbmm (no "
+                     "handle) for q·kᵀ and aten::bmm for the weighted sum", primary=True)
 
     def bn(layer: Layer) -> int:
         if layer.spec.track_running_stats:  # eval: running statistics, folded scale-and-shift
@@ -443,6 +480,8 @@ def _fvcore() -> Convention:
         **_all(_zero_term("not counted", "aten::mean / sum / amax / amin have no handle"),
                REDUCE_KINDS),
         "held": (_HELD,),
+        "recurrent": (Term("recurrent (not counted)", _zero, "missed", "aten::lstm / gru / rnn_tanh have "
+                           "no handle: skipped with a warning", primary=True),),
     }
     return Convention(
         "fvcore", "fvcore FlopCountAnalysis", "0.1.5.post20221221",
@@ -465,6 +504,12 @@ def _torch() -> Convention:
         "matmul": (twice("matmul at 2 FLOPs per MAC", _matmul_exact, "aten.mm / bmm: 2·∏batch·n·k·m"),),
         "attention": (twice("attention at 2 FLOPs per MAC", _attention_macs,
                             "scaled dot-product attention: 2·∏batch·L·S·(E + Ev)"),),
+        "recurrent": (Term("GRU and RNN at 2 FLOPs per MAC",
+                           times(2, _only_modes(("gru", "rnn_tanh", "rnn_relu"), lambda l: l.macs)), "macs",
+                           "on the CPU aten.gru / rnn_tanh decompose into the matrix products it counts",
+                           primary=True),
+                      Term("LSTM (not seen)", lambda l: 0, "missed",
+                           "on the CPU aten.lstm runs as one kernel without a formula: 0")),
     }
     rest = _zero_term("not counted", "only matrix products and convolutions have a formula")
     for kind in LAYER_KINDS:
@@ -484,6 +529,8 @@ def _torchvision() -> Convention:
         "linear": (_macs("linear", _linear_macs, "addmm / mm: prod(input)·out_features"),),
         "matmul": (_macs("matmul", _matmul_exact, "mm / bmm: ∏batch·n·k·m"),),
         "attention": (_macs("attention", _attention_macs, "the two matrix products of attention"),),
+        "recurrent": (Term("recurrent (not counted)", _zero, "missed", "no recurrent layer in its models",
+                           primary=True),),
     }
     rest = _zero_term("not counted", "the model table counts convolutions and matrix products only")
     for kind in LAYER_KINDS:
@@ -554,6 +601,8 @@ def _ptflops() -> Convention:
         "embedding": (not_hooked,),
         **_all(not_hooked, REDUCE_KINDS),
         "held": (_HELD,),
+        "recurrent": (Term("recurrent (not modelled)", _not_modelled("ptflops"), "bug",
+                           "ptflops' RNN hooks: not modelled by costlab yet", primary=True),),
         # never modules in PyTorch; listed so that the table covers every kind
         "matmul": (Term("matmul (no module)", _zero, "missed", "not a module", primary=True),),
         "attention": (Term("attention (no module)", _zero, "missed", "not a module", primary=True),),
@@ -634,6 +683,13 @@ def _thop() -> Convention:
                            "rule); no arithmetic either way"),),
         "held": (Term("held parameters", _zero, "zero", "parameters of modules that never run: "
                       "no hook fires, so their params are not counted"),),
+        "recurrent": (_macs("recurrent", lambda l: l.macs, "count_lstm / count_gru / count_rnn: the "
+                            "gate products of every cell and step"),
+                      Term("recurrent element-wise ops", lambda l: _recurrent_steps(l) * _recurrent_cells(l)
+                           * {"lstm": 16, "gru": 13}.get(l.spec.mode, 3) * l.spec.hidden_size
+                           if l.spec.bias else _not_modelled("thop")(l), "convention",
+                           "per cell and step with biases: 16·H (LSTM), 13·H (GRU), 3·H (RNN) for bias "
+                           "adds and gate arithmetic")),
         "matmul": (Term("matmul (no module)", _zero, "missed", "not a module", primary=True),),
         "attention": (Term("attention (no module)", _zero, "missed", "not a module", primary=True),),
         **_all(no_rule, ("add", "sub", "mul", "div", "elementwise")),
@@ -645,7 +701,7 @@ def _thop() -> Convention:
         "thop", "thop profile", "0.1.1.post2209072238",
         "forward hooks on leaf modules of registered types", "1 per multiply-add (MACs)",
         MappingProxyType(modules), MappingProxyType({}), unseen=unseen,
-        params_missed=frozenset({"group-norm", "embedding", "held"}), exact_types=True,
+        params_missed=frozenset({"group-norm", "embedding", "held", "recurrent"}), exact_types=True,
         hooked_params_only=True,
         call="thop.profile(model, (x,)) → (ops, params); params only of modules with a rule.")
 
@@ -679,6 +735,9 @@ def _torchinfo() -> Convention:
                            "multiply-adds per sample"),),
         "matmul": (Term("matmul (no module)", _zero, "missed", "not a module", primary=True),),
         "attention": (Term("attention (no module)", _zero, "missed", "not a module", primary=True),),
+        "recurrent": (Term("recurrent parameters × batch × steps", lambda l: _recurrent_steps(l) * l.params,
+                           "bug", "parameters (biases too) × N·T: every weight priced as one multiply-add "
+                           "per sample and step", primary=True),),
     }
     no_params = _zero_term("no parameters", "torchinfo counts mult-adds only through parameters")
     for kind in LAYER_KINDS:
@@ -734,6 +793,9 @@ def _torchprofile() -> Convention:
         "reduce-mean": (Term("mean 1/output element", _out_numel, "convention",
                              "aten::mean: 1 per output element"),),
         "held": (_HELD,),
+        "recurrent": (_macs("recurrent", _only_modes(("lstm",), lambda l: l.macs),
+                            "aten::lstm: the products of every cell and step; aten::gru and rnn_tanh have "
+                            "no handler (0)"),),
     }
     return Convention(
         "torchprofile", "torchprofile profile_macs", "0.1.0",
@@ -950,7 +1012,7 @@ def check_tables() -> list[str]:
                 problems.append(f"{convention.name}: no rule for {kind}")
                 continue
             primaries = sum(t.primary for t in terms)
-            wanted = 1 if kind in ("conv", "conv-transposed", "linear", "matmul", "attention") else 0
+            wanted = 1 if kind in ("conv", "conv-transposed", "linear", "matmul", "attention", "recurrent") else 0
             if primaries != wanted:
                 problems.append(f"{convention.name}: {kind} has {primaries} primary terms")
     return problems

@@ -16,8 +16,8 @@ from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
 from .errors import SpecError
-from .specs import (ACTIVATION_OPS, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat,
-                    Conv, Dropout, Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm,
+from .specs import (ACTIVATION_OPS, RECURRENT_GATES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat,
+                    Conv, Dropout, Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Recurrent,
                     Pad, Pool, Reduce, Reshape, Shape, Spec, Upsample)
 
 
@@ -242,8 +242,12 @@ def attention_cost(spec: Attention, inputs: Sequence[Shape]) -> Cost:
     length, source, e, ev = q[-2], k[-2], q[-1], v[-1]
     scores = numel(batch) * length * source
     macs = scores * (e + ev)
-    return Cost(batch + (length, ev), macs, ops=4 * scores,
-                formula=f"{dot(batch)} × {length}·{source}·({e} + {ev}) = {group(macs)}")
+    formula = f"{dot(batch)} × {length}·{source}·({e} + {ev}) = {group(macs)}"
+    if spec.causal:  # PyTorch's mask keeps score (i, j) for j ≤ i: Σ_i min(S, i + 1) per head
+        m = min(length, source)
+        kept = numel(batch) * (m * (m + 1) // 2 + (length - m) * source)
+        formula += f" (causal, counted in full; {group(kept)} of {group(scores)} scores unmasked)"
+    return Cost(batch + (length, ev), macs, ops=4 * scores, formula=formula)
 
 
 # --- normalisation, activation, element-wise ----------------------------------------
@@ -401,6 +405,51 @@ def held_cost(spec: Held, inputs: Sequence[Shape]) -> Cost:
     return Cost((), params=spec.params, buffers=spec.buffers, formula="held, not used by the forward pass")
 
 
+def recurrent_cell_ops(mode: str) -> int:
+    """Ops per hidden element per step beyond the products: the gate non-linearities (their
+    ACTIVATION_OPS) and the state update. LSTM: 3 sigmoid + 2 tanh + 4 (f·c + i·g, o·tanh c);
+    GRU: 2 sigmoid + tanh + 5 (r·(W_hn h), (1 − z)·n + z·h); RNN: its tanh or relu."""
+    if mode == "lstm":
+        return 3 * ACTIVATION_OPS["sigmoid"] + 2 * ACTIVATION_OPS["tanh"] + 4
+    if mode == "gru":
+        return 2 * ACTIVATION_OPS["sigmoid"] + ACTIVATION_OPS["tanh"] + 5
+    return ACTIVATION_OPS[mode.split("_")[1]]
+
+
+def recurrent_cost(spec: Recurrent, inputs: Sequence[Shape]) -> Cost:
+    """Per step, layer and direction: MACs = G·H·(I_l + R) + P·H, R = P or H (the recurrent input),
+    I_0 = input size, I_l = D·R after the first layer (D directions); G gates (4 LSTM, 3 GRU, 1 RNN).
+    Total = N·T·Σ_l D·(per step). params per layer and direction: G·H·(I_l + R) + 2·G·H (bias) + P·H.
+    ops per step: G·H (input and hidden sums) + 2·G·H (biases) + H·cell ops (recurrent_cell_ops)."""
+    owner = spec.label()
+    shape = _one_input(owner, inputs)
+    if len(shape) not in (2, 3) or shape[-1] != spec.input_size:
+        raise SpecError(f"{owner}: expects (N, T, {spec.input_size}) or (T, N, {spec.input_size}), "
+                        f"got {shape_text(shape)}")
+    if len(shape) == 2:
+        batch, steps = 1, shape[0]
+    else:
+        batch, steps = (shape[0], shape[1]) if spec.batch_first else (shape[1], shape[0])
+    g, h, p = RECURRENT_GATES[spec.mode], spec.hidden_size, spec.proj_size
+    r = p or h
+    d = 2 if spec.bidirectional else 1
+    per_step = params = 0
+    sizes = []
+    for layer in range(spec.num_layers):
+        i = spec.input_size if layer == 0 else d * r
+        sizes.append(i)
+        per_step += d * (g * h * (i + r) + p * h)
+        params += d * (g * h * (i + r) + (2 * g * h if spec.bias else 0) + p * h)
+    macs = batch * steps * per_step
+    ops_per_step = spec.num_layers * d * (g * h + (2 * g * h if spec.bias else 0) + h * recurrent_cell_ops(spec.mode))
+    ops = batch * steps * ops_per_step
+    output = shape[:-1] + (d * r,)
+    inner = " + ".join(f"{g}·{h}·({i} + {r})" + (f" + {p}·{h}" if p else "") for i in sizes)
+    formula = f"{batch}·{steps} steps × {d} × ({inner}) = {group(macs)}" if d > 1 else \
+        f"{batch}·{steps} steps × ({inner}) = {group(macs)}"
+    return Cost(output, macs, params, 0, ops, formula)
+
+
 FormulaFn = Callable[[Spec, Sequence[Shape]], Cost]
 
 #: Spec type → its formula. Read-only: a new layer type is a new entry here.
@@ -423,6 +472,7 @@ FORMULAS: Mapping[type, FormulaFn] = MappingProxyType({
     Reduce: reduce_cost,
     Pad: pad_cost,
     Held: held_cost,
+    Recurrent: recurrent_cost,
 })
 
 

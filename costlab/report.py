@@ -193,7 +193,8 @@ def check_section(a: Analysis, fmt: str, unit: str, view: "View | None" = None) 
         ran = f" (ran at batch {entry['batch']}, counts × {entry['scale']})" if entry.get("scale", 1) != 1 else ""
         parts += view.prose([f"- {entry['tool']}{ran}: {_number(entry['total'], unit)} vs costlab "
                              f"{_number(entry['costlab'], unit)}: {check_verdict(entry, unit)}"])
-    ok = [(name, entry) for name, entry in entries if entry.get("status") == "ok"]
+    # the per-call-site table: the tools that count per module (the others are compared in total)
+    ok = [(name, entry) for name, entry in entries if entry.get("status") == "ok" and entry.get("layers")]
     if ok:
         headers = ["layer", f"costlab {unit_label(unit)}"]
         for name, _ in ok:

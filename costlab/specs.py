@@ -181,10 +181,24 @@ class Matmul:
 
 @dataclass(frozen=True)
 class Attention:
-    """Scaled dot-product attention softmax(q·kᵀ/√E)·v on inputs q (…, L, E), k (…, S, E), v (…, S, Ev)."""
+    """Scaled dot-product attention softmax(q·kᵀ/√E)·v on inputs q (…, L, E), k (…, S, E), v (…, S, Ev).
+
+    ``causal``: a causal mask; every score is still counted (the kernels compute them all, then
+    mask), so the MACs are those of full attention; the formula says how many scores survive.
+    ``kernel``: how PyTorch computes it — ``sdpa`` (one scaled_dot_product_attention call), ``bmm``
+    (two batched products: nn.MultiheadAttention returning its weights) or ``baddbmm`` (the same
+    with a mask added to the scores); the MACs are the same, other tools' rules are not.
+    """
 
     op: ClassVar[str] = "matmul"
     default_name: ClassVar[str] = "attention"
+
+    causal: bool = False
+    kernel: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        if self.kernel not in ("sdpa", "bmm", "baddbmm"):
+            raise SpecError(f"attention: kernel must be sdpa, bmm or baddbmm, got {self.kernel!r}")
 
     def label(self) -> str:
         return "attention"
@@ -485,6 +499,48 @@ class Embedding:
         return "embedding"
 
 
+#: Gates of each recurrent cell: its weight matrices are GATES·H rows tall.
+RECURRENT_GATES: dict[str, int] = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+
+@dataclass(frozen=True)
+class Recurrent:
+    """A recurrent layer stack (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``): ``num_layers`` layers, each in
+    one or two directions, each running its cell once per time step.
+
+    Input (N, T, I) with ``batch_first``, else (T, N, I); (T, I) unbatched. ``proj_size`` P > 0
+    (LSTM only) projects each hidden state to P features.
+    """
+
+    op: ClassVar[str] = "linear"
+
+    mode: str
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bias: bool = True
+    batch_first: bool = False
+    bidirectional: bool = False
+    proj_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in RECURRENT_GATES:
+            raise SpecError(f"recurrent: mode must be one of {', '.join(RECURRENT_GATES)}, got {self.mode!r}")
+        _positive("recurrent", "input size", self.input_size)
+        _positive("recurrent", "hidden size", self.hidden_size)
+        _positive("recurrent", "number of layers", self.num_layers)
+        _non_negative("recurrent", "projection size", self.proj_size)
+        if self.proj_size and (self.mode != "lstm" or self.proj_size >= self.hidden_size):
+            raise SpecError("recurrent: a projection needs an LSTM and proj_size < hidden_size")
+
+    @property
+    def default_name(self) -> str:  # type: ignore[override]
+        return self.mode.split("_")[0]
+
+    def label(self) -> str:
+        return f"{self.default_name}{self.hidden_size}"
+
+
 #: Ops per output element of each interpolation mode (docs/cost-model.md).
 UPSAMPLE_OPS: dict[str, int] = {"nearest": 0, "nearest-exact": 0, "linear": 3, "bilinear": 7,
                                 "bicubic": 31, "trilinear": 15}
@@ -589,4 +645,4 @@ class Held:
 
 
 Spec = Union[Conv, Linear, Matmul, Attention, Norm, Activation, Pool, AdaptivePool, Elementwise,
-             Concat, Flatten, Reshape, Dropout, Embedding, Upsample, Reduce, Pad, Held]
+             Concat, Flatten, Reshape, Dropout, Embedding, Upsample, Reduce, Pad, Held, Recurrent]

@@ -108,22 +108,41 @@ def _is_module_object(target: object) -> bool:
     return torch is not None and isinstance(target, torch.nn.Module)
 
 
+HF_PREFIX = "hf:"
+
+
 def analyze_target(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
-                   options: Mapping[str, Any] | None = None, name: str | None = None) -> Analysis:
-    """Analyse one target (see the module docstring for what a target may be)."""
+                   options: Mapping[str, Any] | None = None, name: str | None = None,
+                   inputs: Any = None, seq: int | None = None) -> Analysis:
+    """Analyse one target (see the module docstring for what a target may be).
+
+    ``inputs`` (module targets only): what the forward pass is given beyond one float tensor of
+    ``input`` shape (:mod:`costlab.inputs`); ``seq``: tokens per sample for ``hf:`` text models."""
     options = dict(options or {})
     if _is_module_object(target):
         from .torch_bridge.trace import analyze_module
 
-        if input is None:
-            raise TargetError("an nn.Module needs an input shape (input=(C, H, W))")
-        return analyze_module(target, input, batch=batch, dtype=dtype, name=name)
+        if input is None and inputs is None:
+            raise TargetError("an nn.Module needs an input: input=(C, H, W) or inputs=...")
+        return analyze_module(target, input, batch=batch, dtype=dtype, name=name, inputs=inputs)
     if not isinstance(target, str):
         raise TargetError(f"a target is a preset, an expression, a spec file, "
                           f"package.module:callable or an nn.Module; got {type(target).__name__}")
     text = target.strip()
     if not text:
         raise TargetError("empty target")
+    if text.startswith(HF_PREFIX):
+        from .torch_bridge.hf import analyze_hf
+
+        if options:
+            raise TargetError(f"options {', '.join(options)} do not apply to {text}")
+        if input is not None and inputs is None:
+            raise TargetError(f"{text}: give its inputs as --input NAME=DTYPE:SHAPE (or --seq N)")
+        return analyze_hf(text[len(HF_PREFIX):].strip(), inputs, batch, seq, dtype, name)
+    is_module = is_module_target(text)
+    if inputs is not None and not is_module:
+        raise TargetError(f"typed or several inputs (a dtype, a keyword, a list) apply to module targets, "
+                          f"not to {text!r}: give one --input CxHxW")
     call = _PRESET_CALL.match(text)
     preset_name, preset_options = (call.group(1), call.group(2)) if call else (text, "")
     if find_preset(preset_name) is not None:
@@ -131,13 +150,13 @@ def analyze_target(target: Any, input: Shape | None = None, batch: int = 1, dtyp
         return build_preset(preset_name, input, batch, dtype, {**options, **inline}, label=name)
     if os.path.isfile(text):
         return _analyze_file(text, input, batch, dtype, name)
-    if is_module_target(text):
+    if is_module:
         from .torch_bridge.trace import analyze_callable
 
-        if input is None:
-            raise TargetError(f"{text} needs --input CxHxW")
+        if input is None and inputs is None:
+            raise TargetError(f"{text} needs --input CxHxW (or typed inputs: --input NAME=DTYPE:SHAPE)")
         callable_text, options = module_target(text, options)
-        return analyze_callable(callable_text, input, options, batch=batch, dtype=dtype, name=name)
+        return analyze_callable(callable_text, input, options, batch=batch, dtype=dtype, name=name, inputs=inputs)
     if text.endswith(SPEC_FILE_SUFFIXES) or os.sep in text:
         raise TargetError(f"no spec file {text}")
     word = call.group(1) if call and call.group(1) != "res" else text
@@ -178,3 +197,19 @@ def _analyze_file(path: str, input: Shape | None, batch: int, dtype: str,
     if input is None:
         raise TargetError(f"spec file {path} gives no input: pass --input CxHxW")
     return analyze_expression(expression, input, batch, dtype, name=label)
+
+
+def check_target(analysis: Analysis, target: Any, options: Mapping[str, Any] | None,
+                 checks: Sequence[str]) -> Analysis:
+    """The cross-check of a target (torch imported here): a module target's own module (loaded
+    with real weights), anything else built from its specs."""
+    from .torch_bridge.crosscheck import cross_check
+
+    module = None
+    if _is_module_object(target):
+        module = target
+    elif isinstance(target, str) and is_module_target(target) and analysis.kind == "module":
+        from .torch_bridge.trace import load_callable
+
+        module = load_callable(*module_target(target, options))
+    return cross_check(analysis, module, checks)

@@ -65,7 +65,7 @@ def value_dependent() -> nn.Module:
 
 
 class Einsum(nn.Module):
-    """An op fvcore counts and costlab has no rule for: an unexplained difference."""
+    """An op with no function rule: priced through its aten decomposition (a batched matmul)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -80,6 +80,23 @@ def einsum_net() -> nn.Module:
     return Einsum()
 
 
+class GridSample(nn.Module):
+    """An op fvcore counts and costlab has no rule for at any level: an unexplained difference."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        grid = torch.zeros(x.shape[0], 4, 4, 2, device=x.device)
+        return F.grid_sample(y, grid, align_corners=False)
+
+
+def grid_net() -> nn.Module:
+    return GridSample()
+
+
 def raises(**kwargs: object) -> nn.Module:
     raise RuntimeError("this factory always fails\nsecond line that must not show")
 
@@ -89,3 +106,20 @@ def not_a_module() -> object:
 
 
 NOT_CALLABLE = 42
+
+
+class LoopedList(nn.Module):
+    """A ModuleList looped over in forward (never called itself), as FPNs and ASPP heads do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.blocks = nn.ModuleList([nn.Conv2d(8, 8, 3, padding=1) for _ in range(3)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        return torch.cat([block(x) for block in self.blocks], 1)
+
+
+def looped_list() -> nn.Module:
+    return LoopedList()

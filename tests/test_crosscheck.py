@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-import warnings
 
 import pytest
 from hypothesis import assume, given, settings
@@ -28,26 +26,21 @@ from costlab.torch_bridge.crosscheck import cross_check  # noqa: E402
 from costlab.torch_bridge.trace import trace_module  # noqa: E402
 from costlab.zoo import build_preset  # noqa: E402
 
+import costlab_test_nets as nets  # noqa: E402
+from costlab.torch_bridge import peers  # noqa: E402
+
 
 
 def fvcore_count(module: nn.Module, x: "torch.Tensor") -> int:
-    """fvcore's total (1 per multiply-add), its warnings silenced."""
-    logging.getLogger("fvcore").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        counter = fvcore_nn.FlopCountAnalysis(module, x)
-        counter.unsupported_ops_warnings(False)
-        counter.uncalled_modules_warnings(False)
-        return int(counter.total())
+    """fvcore's total (1 per multiply-add), through the one table of runners."""
+    return int(peers.count("fvcore", module, x).macs)
 
 
 def torch_count(module: nn.Module, x: "torch.Tensor") -> int:
-    """PyTorch's counter, halved (it counts 2 FLOPs per multiply-add)."""
-    with FlopCounterMode(display=False) as counter:
-        module(x)
-    flops = counter.get_total_flops()
-    assert flops % 2 == 0
-    return flops // 2
+    """PyTorch's counter, halved (it counts 2 FLOPs per multiply-add), through the runners' table."""
+    counted = peers.count("torch", module, x)
+    assert counted.raw % 2 == 0
+    return int(counted.macs)
 
 
 def agree_everywhere(analysis: costlab.Analysis) -> None:
@@ -130,7 +123,8 @@ def test_adaptive_pool_differs_from_fvcore_by_its_named_convention(size, target,
     assert fvcore_count(module, x) == analysis.macs + 2 * channels * size[0] * size[1]
     checked = cross_check(analysis)
     assert checked.checks["fvcore"]["agreement"] == "explained"
-    assert checked.checks["fvcore"]["conventions"] == {"fvcore-adaptive-avg-pool2d": 2 * channels * size[0] * size[1]}
+    assert checked.checks["fvcore"]["conventions"] == {"adaptive avg pool 1/input element":
+                                                       2 * channels * size[0] * size[1]}
     assert checked.checks["torch"]["agreement"] == "exact"
 
 
@@ -143,7 +137,7 @@ def test_presets_agree_with_both_counters_up_to_named_conventions(name: str, inp
     assert checks["torch"]["flops"] == 2 * analysis.macs
     fv = checks["fvcore"]
     assert fv["agreement"] in ("exact", "explained")
-    assert set(fv["conventions"]) <= {"fvcore-batch-norm", "fvcore-adaptive-avg-pool2d"}
+    assert set(fv["conventions"]) <= {"batch norm 2/element", "adaptive avg pool 1/input element"}
     assert fv["total"] == analysis.macs + sum(fv["conventions"].values())
     assert (fv["batch"], fv["scale"]) == (1, 2)
     rows = {row["name"]: row for row in fv["layers"]}
@@ -155,7 +149,7 @@ def test_presets_agree_with_both_counters_up_to_named_conventions(name: str, inp
         for n in norm.input_shapes[0]:
             elements *= n
         assert rows[norm.name]["reference"] == 2 * elements  # BN with affine at inference
-        assert rows[norm.name]["conventions"] == ["fvcore-batch-norm"]
+        assert rows[norm.name]["conventions"] == ["batch norm 2/element"]
 
 
 class ConventionZoo(nn.Module):
@@ -191,15 +185,19 @@ def test_every_fvcore_difference_is_named() -> None:
     assert checks["torch"]["agreement"] == "exact"
     fv = checks["fvcore"]
     assert fv["agreement"] == "explained", [r for r in fv["layers"] if r["agreement"] == "unexplained"]
-    assert set(fv["conventions"]) == {"fvcore-norm", "fvcore-batch-norm-batch-stats", "fvcore-upsample-nearest2d",
-                                      "fvcore-upsample-bilinear2d", "fvcore-no-baddbmm", "fvcore-no-sdpa"}
-    assert fv["conventions"]["fvcore-upsample-nearest2d"] == 2 * 8 * 8 * 8
-    assert fv["conventions"]["fvcore-upsample-bilinear2d"] == 4 * 2 * 8 * 16 * 16
+    # the same rules, in the same words, as --convention fvcore
+    assert set(fv["conventions"]) == {"norm 5/element", "batch norm 2/element", "upsample 1/output element",
+                                      "upsample 4/output element", "attention by its kernel"}
+    assert fv["conventions"]["upsample 1/output element"] == 2 * 8 * 8 * 8
+    assert fv["conventions"]["upsample 4/output element"] == 4 * 2 * 8 * 16 * 16
+    assert set(fv["explanations"]) == set(fv["conventions"])
+    profiled = costlab.analyze(module, input=(8, 4, 4), batch=2, convention="fvcore").convention
+    assert fv["total"] == fv["expected"] == profiled.total
     assert module.training  # the check ran in eval mode and put the flag back
 
 
 def test_an_unexplained_difference_fails_strict() -> None:
-    argv = ["analyze", "costlab_test_nets:einsum_net", "--input", "4x16", "--check", "fvcore,torch"]
+    argv = ["analyze", "costlab_test_nets:grid_net", "--input", "3x8x8", "--check", "fvcore,torch"]
     out = io.StringIO()
     assert main(argv, stdout=out) == 0
     assert "UNEXPLAINED" in out.getvalue()
@@ -207,11 +205,24 @@ def test_an_unexplained_difference_fails_strict() -> None:
     assert main(argv + ["--strict", "--format", "json"], stdout=out, stderr=err) == 1
     target = json.loads(out.getvalue())["targets"][0]
     assert target["checks"]["fvcore"]["agreement"] == "unexplained"
-    assert {"path": "(top level)", "op": "torch.einsum", "reason": "no cost rule for this function"} \
-        in target["unsupported"]
+    listed = {(u["path"], u["op"]) for u in target["unsupported"]}
+    assert ("(top level)", "aten.grid_sampler_2d") in listed
     row = next(r for r in target["checks"]["fvcore"]["layers"] if r["agreement"] == "unexplained")
-    # fvcore counts the einsum's 4·4·16 multiply-adds; costlab lists the op instead of pricing it
-    assert row["note"] == "costlab lists an unsupported op here" and row["difference"] == 4 * 4 * 16
+    # fvcore counts grid_sample (N·C·H_out·W_out, bilinear); costlab lists the op instead of pricing it
+    assert row["note"] == "costlab lists an unsupported op here" and row["difference"] > 0
+
+
+def test_einsum_is_priced_through_its_aten_decomposition() -> None:
+    module = nets.einsum_net()
+    x = torch.randn(4, 16)
+    a = costlab.analyze(module, inputs=(x.unsqueeze(0).expand(2, 4, 16).contiguous(),))
+    assert not a.unsupported
+    # fc: 2·4 rows × 16 × 16, einsum bij,bkj->bik: 2 × 4·16·4
+    assert a.macs == 2 * 4 * 16 * 16 + 2 * 4 * 16 * 4
+    with FlopCounterMode(display=False) as counter:
+        module(x.unsqueeze(0).expand(2, 4, 16).contiguous())
+    assert a.macs == counter.get_total_flops() // 2
+    assert {layer.engine for layer in a.layers if "einsum" in layer.name} == {"fx+meta"}
 
 
 def test_check_output_in_every_format() -> None:
@@ -233,7 +244,7 @@ def test_check_output_in_every_format() -> None:
             header = text.splitlines()[0].split(",")
             assert {"fvcore_macs", "fvcore_agreement", "torch_macs", "torch_agreement"} <= set(header)
         else:
-            assert "agreement" in text and "explained (batch-norm)" in text
+            assert "agreement" in text and "explained (batch norm 2/element)" in text
     out = io.StringIO()
     assert main(["analyze", "resnet18", "--input", "3x32x32", "--check", "torch", "--format", "csv",
                  "--depth", "1"], stdout=out) == 0
@@ -252,3 +263,41 @@ def test_check_options_are_validated() -> None:
         err = io.StringIO()
         assert main(argv, stdout=io.StringIO(), stderr=err) == 2
         assert err.getvalue().startswith("costlab: error: ") and err.getvalue().count("\n") == 1
+
+
+def test_a_module_list_looped_over_in_forward_checks_exact() -> None:
+    """A container the references never see called is transparent: no negative row, nothing unexplained."""
+    argv = ["analyze", "costlab_test_nets:looped_list", "--input", "3x16x16", "--check", "fvcore,torch", "--strict",
+            "--format", "json"]
+    out = io.StringIO()
+    assert main(argv, stdout=out) == 0
+    target = json.loads(out.getvalue())["targets"][0]
+    for tool in ("fvcore", "torch"):
+        check = target["checks"][tool]
+        assert check["agreement"] == "exact", tool
+        assert all(row["agreement"] == "exact" for row in check["layers"]), tool
+        assert check["total"] == target["macs"] == 16 * 16 * (3 * 9 * 8 + 3 * 8 * 9 * 8)
+
+
+@pytest.mark.parametrize("tool", ["ptflops", "thop", "torchinfo", "torchprofile"])
+def test_check_runs_every_installed_tool_and_names_rules_as_convention_does(tool: str) -> None:
+    pytest.importorskip(tool)
+    analysis = build_preset("resnet18", (3, 32, 32), batch=2)
+    entry = cross_check(analysis, checks=[tool]).checks[tool]
+    assert entry["status"] == "ok" and entry["agreement"] in ("exact", "explained"), entry
+    predicted = costlab.analyze("resnet18", input=(3, 32, 32), batch=2, convention=tool).convention
+    assert entry["expected"] == predicted.total == entry["total"]  # the real tool, as its profile says
+    labels = {d.label for d in predicted.differences()}
+    assert set(entry["conventions"]) <= labels  # the same words as --convention
+    if "params" in entry:
+        assert entry["params"]["tool"] == entry["params"]["expected"]
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["analyze", "resnet18", "--input", "3x32x32", "--check", tool, "--strict"], stdout=out, stderr=err) == 0
+
+
+def test_check_through_the_python_api_equals_the_cli() -> None:
+    a = costlab.analyze("resnet18", input=(3, 32, 32), check=["fvcore", "torch"])
+    out = io.StringIO()
+    assert main(["analyze", "resnet18", "--input", "3x32x32", "--check", "fvcore,torch", "--format", "json"],
+                stdout=out) == 0
+    assert json.loads(out.getvalue())["targets"][0]["checks"] == json.loads(json.dumps(a.checks))

@@ -1,26 +1,27 @@
-"""costlab's MACs beside fvcore's ``FlopCountAnalysis`` and PyTorch's ``FlopCounterMode``, per layer.
+"""costlab's MACs beside the real tools' counts: fvcore, PyTorch's counter, ptflops, thop,
+torchinfo and torchprofile, each predicted by its own rules.
 
-Each reference counts the same ``nn.Module`` — the module itself for a module target, the
-module :func:`~costlab.torch_bridge.build.build_module` makes for an expression or preset —
-and its per-module counts are set beside costlab's layers:
+Each tool counts the same ``nn.Module`` — the module itself for a module target, the module
+:func:`~costlab.torch_bridge.build.build_module` makes for an expression or preset. What it
+should report is stated once, in the tool's convention profile (:mod:`costlab.conventions`, the
+tables ``--convention`` prints): every costlab layer's terms by that tool's rules. The check sets
+the tool's real count beside costlab's MACs and that prediction:
 
-- a *row* is one module call site: a leaf module's layers (``conv1``, or ``relu`` with
-  ``relu_1`` when the module runs twice), or the functional ops a container runs itself
-  (``layer1.0`` for its residual add), whose reference count is the container's own
-  (its total minus its children's);
-- each costlab layer predicts what the reference should report by the reference's own
-  rules (:data:`CONVENTIONS`): fvcore counts 1 per MAC for conv/linear/matmul and also
-  counts batch norm, layer/group/instance norm, nearest/bilinear upsampling and
-  adaptive_avg_pool2d; it has no rule for scaled-dot-product attention or ``baddbmm``.
-  PyTorch's counter counts 2 FLOPs per MAC, halved here, and nothing else;
-- agreement is ``exact`` (reference = costlab), ``explained`` (reference = the prediction,
-  with the named conventions that make the difference) or ``unexplained``.
+- agreement is ``exact`` (the tool = costlab), ``explained`` (the tool = the profile's
+  prediction; the rules that make the difference are named with the same words as
+  ``--convention``) or ``unexplained``;
+- for fvcore and PyTorch's counter, which count per module, a *row* is one module call site: a
+  leaf module's layers (``conv1``, or ``relu`` with ``relu_1`` when the module runs twice), or
+  the functional ops a container runs itself (``layer1.0`` for its residual add), whose count is
+  the container's own (its total minus its children's; a ModuleList the tool never sees called is
+  transparent); the other tools are compared in total, and on parameters where they report them.
 
 Cost of a check: PyTorch's counter runs on a meta-device copy at the full batch (no memory,
-no arithmetic). fvcore needs a real forward pass (``torch.jit`` tracing cannot run on meta
-tensors): it runs at batch 1 and its counts are multiplied by the batch (every fvcore rule
-is linear in the batch axis), and it is skipped, with the reason, when that forward pass
-would need more than :data:`FVCORE_MAX_BYTES` (parameters and activations, float32).
+no arithmetic). The other tools need a real forward pass: fvcore runs at batch 1 and its counts
+are multiplied by the batch (every fvcore rule is linear in the batch axis); ptflops, thop,
+torchinfo and torchprofile run on a copy of the module at the full batch. A real run is skipped,
+with the reason, when it would need more than :data:`FVCORE_MAX_BYTES` (parameters and
+activations, float32).
 """
 
 from __future__ import annotations
@@ -28,98 +29,64 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from ..analysis import Analysis, Layer
+from ..conventions import CONVENTIONS as CONVENTION_TABLES
+from ..conventions import LayerCount, Profile, profile
 from ..errors import CostlabError
 from ..formulas import numel
-from ..specs import AdaptivePool, Attention, Norm, Upsample
+from . import peers
 from .build import build_module
+from .run import real_copy
 from .trace import detached, load_callable, meta_copy, one_line, trace_module
 
-CHECKS = ("fvcore", "torch")
+#: The tools --check can run: those with a convention profile and a runner (costlab.torch_bridge.peers).
+CHECKS = ("fvcore", "torch", "ptflops", "thop", "torchinfo", "torchprofile")
+#: The tools whose counts come per module call site (rows); the others are checked in total.
+PER_MODULE = ("fvcore", "torch")
+#: A tool's unit per multiply-add: PyTorch's counter counts 2 FLOPs (its counts are halved here).
+UNIT = {"torch": 2}
 
-#: Largest real forward pass (parameters + activations, float32 bytes) fvcore may run.
+#: Largest real forward pass (parameters + activations, float32 bytes) a tool may run.
 FVCORE_MAX_BYTES = 2 * 1024 ** 3
 
-#: Named conventions: why a reference's count differs from costlab's MACs.
-CONVENTIONS: Mapping[str, str] = {
-    "fvcore-batch-norm": "fvcore counts batch norm at inference: 1 per element, 2 with affine",
-    "fvcore-batch-norm-batch-stats": "fvcore counts batch norm without running statistics: "
-                                     "4 per element, 5 with affine",
-    "fvcore-norm": "fvcore counts layer, group and instance norm: 4 per element, 5 with affine",
-    "fvcore-adaptive-avg-pool2d": "fvcore counts adaptive_avg_pool2d: 1 per input element",
-    "fvcore-upsample-nearest2d": "fvcore counts upsample_nearest2d: 1 per output element",
-    "fvcore-upsample-bilinear2d": "fvcore counts upsample_bilinear2d: 4 per output element",
-    "fvcore-no-sdpa": "fvcore has no rule for scaled_dot_product_attention (counts 0)",
-    "fvcore-no-baddbmm": "fvcore has no rule for baddbmm: nn.MultiheadAttention's masked q·kᵀ counts 0",
-    "fvcore-matmul-broadcast": "fvcore's matmul rule (elements of the first operand × last size of the "
-                               "second) misses the second operand's broadcast batch axes",
-    "torch-flops": "PyTorch's counter counts 2 FLOPs per MAC (its count is halved here)",
+TOOL_NOTES: Mapping[str, str] = {
+    "torch": "PyTorch's counter counts 2 FLOPs per MAC (its count is halved here)",
 }
 
-TOOLS = {"fvcore": "fvcore FlopCountAnalysis", "torch": "torch.utils.flop_counter.FlopCounterMode ÷ 2"}
 TOP_LEVEL = "(top level)"
 
-_Alternative = tuple[int, tuple[tuple[str, int], ...]]  # (predicted count, ((convention, delta), ...))
+
+def tool_name(check: str) -> str:
+    tool = CONVENTION_TABLES[check].tool
+    return f"{tool} ÷ 2" if check in UNIT else tool
 
 
-# --- what each reference should report for a costlab layer ------------------------------
+# --- what each tool should report, from its profile ---------------------------------------
 
-def fvcore_alternatives(layer: Layer) -> list[_Alternative]:
-    """The counts fvcore may report for ``layer`` by its rules, each with the conventions used."""
-    spec, macs = layer.spec, layer.macs
+@dataclass(frozen=True)
+class _Prediction:
+    """A profile's prediction for some layers, in multiply-adds: the count and each rule's share."""
 
-    def differs(count: int, name: str) -> _Alternative:
-        return (count, ((name, count - macs),) if count != macs else ())
-
-    if isinstance(spec, Norm):
-        elements = numel(layer.input_shapes[0])
-        if spec.kind == "batch" and spec.track_running_stats:
-            return [differs(elements * (2 if spec.affine else 1), "fvcore-batch-norm")]
-        name = "fvcore-batch-norm-batch-stats" if spec.kind == "batch" else "fvcore-norm"
-        return [differs(elements * (5 if spec.affine else 4), name)]
-    if isinstance(spec, AdaptivePool) and spec.mode == "avg" and len(spec.output_size) == 2:
-        return [differs(numel(layer.input_shapes[0]), "fvcore-adaptive-avg-pool2d")]
-    if isinstance(spec, Upsample) and len(spec.size) == 2 and spec.mode in ("nearest", "bilinear"):
-        per_output = 1 if spec.mode == "nearest" else 4
-        return [differs(per_output * numel(layer.output), f"fvcore-upsample-{spec.mode}2d")]
-    if isinstance(spec, Attention):
-        if layer.source == "nn.MultiheadAttention":  # need_weights: bmm, bmm; with a mask: baddbmm, bmm
-            q, k, v = layer.input_shapes
-            weighted_sum = macs * v[-1] // (q[-1] + v[-1])
-            return [(macs, ()), differs(weighted_sum, "fvcore-no-baddbmm"), differs(0, "fvcore-no-sdpa")]
-        return [differs(0, "fvcore-no-sdpa")]
-    if spec.op == "matmul" and len(layer.input_shapes) == 2:
-        a, b = layer.input_shapes
-        if a and b and len(b) > 1:
-            return [differs(numel(a) * b[-1], "fvcore-matmul-broadcast")]
-    return [(macs, ())]
+    count: Fraction
+    shares: Mapping[str, Fraction]
 
 
-def torch_alternatives(layer: Layer) -> list[_Alternative]:
-    """PyTorch's counter, halved, counts exactly the MACs of conv, linear, matmul and attention."""
-    return [(layer.macs, ())]
-
-
-PREDICTORS = {"fvcore": fvcore_alternatives, "torch": torch_alternatives}
-MAX_COMBINATIONS = 256
-
-
-def _combinations(layers: Sequence[Layer], check: str) -> list[_Alternative]:
-    """Every sum the reference may report for a row, from its layers' alternatives."""
-    sums: dict[int, tuple[tuple[str, int], ...]] = {0: ()}
+def _predict(layers: Sequence[LayerCount], check: str) -> _Prediction:
+    unit = UNIT.get(check, 1)
+    count = sum((layer.count for layer in layers), Fraction(0)) / unit
+    shares: dict[str, Fraction] = {}
     for layer in layers:
-        options = PREDICTORS[check](layer)
-        grown: dict[int, tuple[tuple[str, int], ...]] = {}
-        for total, used in sums.items():
-            for count, conventions in options:
-                grown.setdefault(total + count, used + conventions)
-        sums = dict(list(grown.items())[:MAX_COMBINATIONS])
-    return list(sums.items())
+        for term, n in layer.terms:
+            share = n / unit - (layer.macs if term.primary else 0)
+            if share:
+                shares[term.label] = shares.get(term.label, Fraction(0)) + share
+    return _Prediction(count, {k: v for k, v in shares.items() if v})
 
 
 # --- running the references --------------------------------------------------------------
@@ -136,12 +103,20 @@ class Reference:
 
 
 def own_counts(inclusive: Mapping[str, float], module: nn.Module) -> dict[str, float]:
-    """Inclusive per-module counts → each module's own share (minus its direct children's)."""
-    own: dict[str, float] = {}
-    for path, m in module.named_modules():
-        children = [f"{path}.{name}" if path else name for name, _ in m.named_children()]
-        own[path] = inclusive.get(path, 0) - sum(inclusive.get(c, 0) for c in children)
-    return own
+    """Inclusive per-module counts → each module's own share (minus its direct children's).
+
+    A module the reference never saw called (a ModuleList or ModuleDict looped over in the
+    parent's forward) holds exactly its children's counts: it is transparent, its own share 0."""
+    children_of = {path: [f"{path}.{name}" if path else name for name, _ in m.named_children()]
+                   for path, m in module.named_modules()}
+    seen: dict[str, float] = {}
+
+    def total(path: str) -> float:
+        if path not in seen:
+            seen[path] = inclusive[path] if path in inclusive else sum(total(c) for c in children_of.get(path, ()))
+        return seen[path]
+
+    return {path: total(path) - sum(total(c) for c in children) for path, children in children_of.items()}
 
 
 def run_torch(module: nn.Module, input: Sequence[int], batch: int) -> Reference:
@@ -217,17 +192,49 @@ def run_fvcore(module: nn.Module | None, analysis: Analysis) -> Reference:
     operators: dict[str, dict[str, float]] = {}
     for path, m in real.named_modules():
         children = [f"{path}.{name}" if path else name for name, _ in m.named_children()]
+        if path and path not in inclusive:  # never called: transparent, like own_counts
+            operators[path] = {}
+            continue
         mine = dict(by_operator.get(path, {}))
         for child in children:
-            for op, count in by_operator.get(child, {}).items():
+            for op, count in _operators_seen(child, by_operator, inclusive, real).items():
                 mine[op] = mine.get(op, 0) - count
         operators[path] = {op: count * scale for op, count in mine.items() if count}
     return Reference(own, inclusive.get("", 0) * scale, batch, scale,
                      {"skipped_ops": skipped, "operators": operators})
 
 
+def _operators_seen(path: str, by_operator: Mapping[str, Mapping[str, float]], inclusive: Mapping[str, float],
+                    root: nn.Module) -> dict[str, float]:
+    """A module's inclusive per-operator counts; for one never called, the sum of its children's."""
+    if path in inclusive:
+        return dict(by_operator.get(path, {}))
+    summed: dict[str, float] = {}
+    for name, _ in root.get_submodule(path).named_children():
+        for op, count in _operators_seen(f"{path}.{name}", by_operator, inclusive, root).items():
+            summed[op] = summed.get(op, 0) + count
+    return summed
+
+
 class _Skip(Exception):
     """A reference that is not run, with the reason."""
+
+
+def run_peer(check: str, module: nn.Module | None, analysis: Analysis) -> tuple[Reference, int | None]:
+    """ptflops, thop, torchinfo or torchprofile on a copy of the module at the full batch: its total
+    (in multiply-adds) and the parameters it reports."""
+    params = sum(p.numel() for p in module.parameters()) if module is not None else analysis.params
+    if _forward_bytes(analysis, analysis.batch, params) > FVCORE_MAX_BYTES:
+        raise _Skip(f"a real forward pass needs about {_forward_bytes(analysis, analysis.batch, params) / 1024 ** 3:.1f}"
+                    f" GiB (limit {FVCORE_MAX_BYTES / 1024 ** 3:.0f} GiB)")
+    if not peers.available(check):
+        raise _Skip(f"{check} is not installed (pip install costlab[peers])")
+    real = real_copy(_real_module(module, analysis))
+    first = next(iter([*real.parameters(), *real.buffers()]), None)
+    device = first.device if first is not None else torch.device("cpu")
+    x = torch.randn((analysis.batch,) + tuple(analysis.input), device=device)
+    counted = peers.count(check, real, x)
+    return Reference({}, counted.macs, analysis.batch, 1, {"raw": counted.raw}), counted.params
 
 
 # --- comparing ---------------------------------------------------------------------------
@@ -243,94 +250,96 @@ def _owner_of(name: str, owners: Mapping[str, str], paths: Iterable[str]) -> str
     return ""
 
 
-def _number(value: float) -> int | float:
+def _number(value: float | Fraction) -> int | float:
+    if isinstance(value, Fraction):
+        return int(value) if value.denominator == 1 else float(value)
     return int(value) if float(value).is_integer() else value
 
 
-def _agreement(reference: float, costlab: int, options: list[_Alternative]) -> tuple[str, int, dict[str, int]]:
-    """('exact' | 'explained' | 'unexplained', the prediction, convention → its share of the difference)."""
+def _agreement(reference: float, costlab: int, predicted: Fraction) -> str:
     if reference == costlab:
-        return "exact", costlab, {}
-    for predicted, conventions in options:
-        if reference == predicted:
-            shares: dict[str, int] = {}
-            for name, delta in conventions:
-                shares[name] = shares.get(name, 0) + delta
-            return "explained", predicted, {k: v for k, v in shares.items() if v}
-    nearest = min((p for p, _ in options), key=lambda p: abs(p - reference))
-    return "unexplained", nearest, {}
+        return "exact"
+    return "explained" if reference == predicted else "unexplained"
 
 
-def compare_with(analysis: Analysis, owners: Mapping[str, str], module: nn.Module,
-                 reference: Reference, check: str, unsupported_paths: set[str]) -> dict[str, Any]:
-    """The check's JSON entry: rows per call site, the total, and the conventions used."""
-    groups: dict[str, list[Layer]] = {}
-    paths = [p for p, _ in module.named_modules()]
-    for layer in analysis.layers:
-        groups.setdefault(_owner_of(layer.name, owners, paths), []).append(layer)
-    for path, count in reference.own.items():
-        if count and path not in groups:
-            groups[path] = []
+def compare_with(analysis: Analysis, owners: Mapping[str, str], module: nn.Module, reference: Reference,
+                 check: str, unsupported_paths: set[str], tool: Profile, params: int | None = None) -> dict[str, Any]:
+    """The check's JSON entry: the total against costlab and the profile, rows per call site for
+    the tools that count per module, parameters for those that report them."""
+    counts = {layer.name: layer for layer in tool.layers}
     rows = []
-    totals: dict[str, int] = {}
     worst = "exact"
-    expected_total = 0
-    for owner, layers in groups.items():
-        costlab = sum(layer.macs for layer in layers)
-        ref = reference.own.get(owner, 0)
-        options = _combinations(layers, check)
-        agreement, predicted, shares = _agreement(ref, costlab, options)
-        expected_total += predicted
-        if not (costlab or ref or predicted):
-            continue
-        name = layers[0].name if len(layers) == 1 else (owner or TOP_LEVEL)
-        row: dict[str, Any] = {"name": name, "module": owner, "layers": [layer.name for layer in layers],
-                               "costlab": costlab, "reference": _number(ref), "expected": predicted,
-                               "difference": _number(ref - costlab), "agreement": agreement,
-                               "conventions": sorted(shares)}
-        if agreement == "unexplained" and owner in unsupported_paths:
-            row["note"] = "costlab lists an unsupported op here"
-        operators = reference.extra.get("operators", {}).get(owner)
-        if operators:
-            row["operators"] = {op: _number(count) for op, count in operators.items()}
-        rows.append(row)
-        for conv, share in shares.items():
-            totals[conv] = totals.get(conv, 0) + share
-        if agreement == "unexplained":
-            worst = "unexplained"
-        elif agreement == "explained" and worst == "exact":
-            worst = "explained"
+    totals: dict[str, Fraction] = {}
+    if check in PER_MODULE:
+        groups: dict[str, list[Layer]] = {}
+        paths = [p for p, _ in module.named_modules()]
+        for layer in analysis.layers:
+            groups.setdefault(_owner_of(layer.name, owners, paths), []).append(layer)
+        for path, count in reference.own.items():
+            if count and path not in groups:
+                groups[path] = []
+        for owner, layers in groups.items():
+            costlab = sum(layer.macs for layer in layers)
+            ref = reference.own.get(owner, 0)
+            prediction = _predict([counts[layer.name] for layer in layers], check)
+            agreement = _agreement(ref, costlab, prediction.count)
+            if not (costlab or ref or prediction.count):
+                continue
+            name = layers[0].name if len(layers) == 1 else (owner or TOP_LEVEL)
+            shares = prediction.shares if agreement == "explained" else {}
+            row: dict[str, Any] = {"name": name, "module": owner, "layers": [layer.name for layer in layers],
+                                   "costlab": costlab, "reference": _number(ref),
+                                   "expected": _number(prediction.count), "difference": _number(ref - costlab),
+                                   "agreement": agreement, "conventions": sorted(shares)}
+            if agreement == "unexplained" and owner in unsupported_paths:
+                row["note"] = "costlab lists an unsupported op here"
+            operators = reference.extra.get("operators", {}).get(owner)
+            if operators:
+                row["operators"] = {op: _number(count) for op, count in operators.items()}
+            rows.append(row)
+            for label, share in shares.items():
+                totals[label] = totals.get(label, Fraction(0)) + share
+            if agreement == "unexplained":
+                worst = "unexplained"
+            elif agreement == "explained" and worst == "exact":
+                worst = "explained"
+    whole = _predict(tool.layers, check)
     costlab_total = analysis.macs
-    if reference.total == costlab_total:
-        total_agreement = "exact"
-    elif reference.total == expected_total:
-        total_agreement = "explained"
-    else:
-        total_agreement = "unexplained"
+    total_agreement = _agreement(reference.total, costlab_total, whole.count)
+    if check not in PER_MODULE and total_agreement == "explained":
+        totals = dict(whole.shares)
     order = ["exact", "explained", "unexplained"]
     agreement = max(worst, total_agreement, key=order.index)
+    rules = {d.label: d.rule for d in tool.differences()}
     entry: dict[str, Any] = {
-        "tool": TOOLS[check], "status": "ok", "batch": reference.batch, "scale": reference.scale,
-        "total": _number(reference.total), "costlab": costlab_total, "expected": expected_total,
+        "tool": tool_name(check), "status": "ok", "batch": reference.batch, "scale": reference.scale,
+        "total": _number(reference.total), "costlab": costlab_total, "expected": _number(whole.count),
         "difference": _number(reference.total - costlab_total), "agreement": agreement,
-        "conventions": {k: v for k, v in sorted(totals.items())}, "layers": rows,
+        "conventions": {k: _number(v) for k, v in sorted(totals.items())}, "layers": rows,
     }
-    entry["explanations"] = {name: CONVENTIONS[name] for name in entry["conventions"]}
+    entry["explanations"] = {name: rules.get(name, name) for name in entry["conventions"]}
+    if params is not None:
+        entry["params"] = {"tool": params, "expected": tool.params, "costlab": analysis.params,
+                           "agreement": _agreement(params, analysis.params, Fraction(tool.params))}
+        if entry["params"]["agreement"] == "unexplained":
+            entry["agreement"] = "unexplained"
+    if check in TOOL_NOTES:
+        entry["convention"] = TOOL_NOTES[check]
     if check == "torch":
         entry["flops"] = _number(reference.extra["flops"])
-        entry["convention"] = CONVENTIONS["torch-flops"]
     if check == "fvcore":
         entry["skipped_ops"] = dict(reference.extra.get("skipped_ops", {}))
     return entry
 
 
 def cross_check(analysis: Analysis, module: nn.Module | None = None,
-                checks: Sequence[str] = CHECKS) -> Analysis:
-    """``analysis`` with ``checks`` filled: fvcore's and PyTorch's counts beside costlab's.
+                checks: Sequence[str] = ("fvcore", "torch")) -> Analysis:
+    """``analysis`` with ``checks`` filled: each tool's real count beside costlab's and beside what
+    the tool's own rules (its convention profile) predict.
 
     ``module``: the module the analysis describes (a module target); None builds it from the
     analysis with :func:`build_module`. The module is run in eval mode with its hooks detached,
-    and put back as it was.
+    and put back as it was; ptflops, thop, torchinfo and torchprofile run on a copy.
     """
     unknown = [c for c in checks if c not in CHECKS]
     if unknown or not checks:
@@ -340,34 +349,27 @@ def cross_check(analysis: Analysis, module: nn.Module | None = None,
     unsupported_paths = {"" if u.path == TOP_LEVEL else u.path for u in trace.analysis.unsupported}
     results: dict[str, Any] = dict(analysis.checks)
     for check in checks:
+        params = None
         try:
+            tool = profile(analysis, check)
             if check == "torch":
                 reference = run_torch(structure, analysis.input, analysis.batch)
-            else:
+            elif check == "fvcore":
                 reference = run_fvcore(module, analysis)
+            else:
+                reference, params = run_peer(check, module, analysis)
         except _Skip as skip:
-            results[check] = {"tool": TOOLS[check], "status": "skipped", "reason": str(skip)}
+            results[check] = {"tool": tool_name(check), "status": "skipped", "reason": str(skip)}
             continue
-        except CostlabError:
-            raise
-        except Exception as error:  # noqa: BLE001 - a reference that cannot run this module
-            results[check] = {"tool": TOOLS[check], "status": "failed", "reason": one_line(error)}
+        except CostlabError as error:  # a profile that cannot price a layer says so
+            results[check] = {"tool": tool_name(check), "status": "failed", "reason": str(error)}
             continue
-        results[check] = compare_with(analysis, trace.owners, structure, reference, check, unsupported_paths)
+        except Exception as error:  # noqa: BLE001 - a tool that cannot run this module
+            results[check] = {"tool": tool_name(check), "status": "failed", "reason": one_line(error)}
+            continue
+        results[check] = compare_with(analysis, trace.owners, structure, reference, check,
+                                      unsupported_paths, tool, params)
     return replace(analysis, checks=results)
-
-
-def check_target(analysis: Analysis, target: Any, options: Mapping[str, Any] | None,
-                 checks: Sequence[str]) -> Analysis:
-    """The cross-check of a target: a module target's own module, anything else built from specs."""
-    from ..targets import is_module_target
-
-    module = None
-    if isinstance(target, nn.Module):
-        module = target
-    elif isinstance(target, str) and is_module_target(target) and analysis.kind == "module":
-        module = load_callable(target, options)
-    return cross_check(analysis, module, checks)
 
 
 def unexplained(analysis: Analysis) -> list[str]:

@@ -32,7 +32,7 @@ from ..errors import SpecError
 from ..formulas import broadcast, numel
 from ..specs import (PAD_MODES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
                      Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, Reduce,
-                     Reshape, Shape, Spec, Upsample, as_tuple, resolve_padding)
+                     Recurrent, Reshape, Shape, Spec, Upsample, as_tuple, resolve_padding)
 
 
 @dataclass(frozen=True)
@@ -346,7 +346,11 @@ def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) 
     k = ctx.layer(Linear(e, bias, m.kdim), (key,), "k_proj")
     v = ctx.layer(Linear(e, bias, m.vdim), (value,), "v_proj")
     lead = (n, heads) if batched else (heads,)
-    attended = ctx.layer(Attention(), (TensorValue(lead + (length, head_dim), q.producer),
+    masked = arg(args, kwargs, 3, "key_padding_mask", None) is not None or \
+        arg(args, kwargs, 5, "attn_mask", None) is not None
+    kernel = ("baddbmm" if masked else "bmm") if need_weights else "sdpa"
+    causal = bool(arg(args, kwargs, 7, "is_causal", False)) and not need_weights
+    attended = ctx.layer(Attention(causal=causal, kernel=kernel), (TensorValue(lead + (length, head_dim), q.producer),
                                        TensorValue(lead + (source, head_dim), k.producer),
                                        TensorValue(lead + (source, head_dim), v.producer)), "attention")
     merged = TensorValue(query.shape[:-1] + (e,), attended.producer)
@@ -356,6 +360,25 @@ def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) 
         shape = ((n,) if batched else ()) + (() if average else (heads,)) + (length, source)
         weights = TensorValue(shape, attended.producer)
     return out, weights
+
+
+_RECURRENT_MODES: Mapping[type, str] = {nn.LSTM: "lstm", nn.GRU: "gru"}
+
+
+def _recurrent_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+    """nn.LSTM / nn.GRU / nn.RNN: one Recurrent layer; returns (output, h_n) or (output, (h_n, c_n))."""
+    x = tensor_arg(args, kwargs)
+    mode = next((_RECURRENT_MODES[c] for c in type(m).__mro__ if c in _RECURRENT_MODES), None) or \
+        ("rnn_relu" if getattr(m, "nonlinearity", "tanh") == "relu" else "rnn_tanh")
+    spec = Recurrent(mode, m.input_size, m.hidden_size, m.num_layers, bool(m.bias), bool(m.batch_first),
+                     bool(m.bidirectional), int(getattr(m, "proj_size", 0)))
+    out = ctx.layer(spec, (x,))
+    d = 2 if m.bidirectional else 1
+    lead = (d * m.num_layers,) + ((x.shape[0 if m.batch_first else 1],) if len(x.shape) == 3 else ())
+    h = TensorValue(lead + (spec.proj_size or spec.hidden_size,), out.producer)
+    if mode == "lstm":
+        return out, (h, TensorValue(lead + (spec.hidden_size,), out.producer))
+    return out, h
 
 
 #: Leaf module type → rule (looked up along the type's MRO).
@@ -378,6 +401,7 @@ MODULE_RULES: Mapping[type, ModuleRule] = {
     **{cls: _shuffle_module for cls in (nn.ChannelShuffle, nn.PixelShuffle, nn.PixelUnshuffle)},
     nn.MultiheadAttention: _multihead_attention,
     **{cls: _pad_module for cls in _PAD_MODULES},
+    **{cls: _recurrent_module for cls in (nn.LSTM, nn.GRU, nn.RNN)},
 }
 
 
@@ -582,11 +606,25 @@ def _conv(ndim: int, transposed: bool = False) -> FunctionRule:
     return rule
 
 
+def grouped_query(q: TensorValue, k: TensorValue, v: TensorValue) -> tuple[TensorValue, ...]:
+    """k and v broadcast to q's head axis (-3) when they have fewer heads that divide q's."""
+    if len(q.shape) >= 3 and len(k.shape) == len(q.shape) and k.shape[-3] != q.shape[-3] \
+            and k.shape[-3] and q.shape[-3] % k.shape[-3] == 0:
+        heads = q.shape[-3]
+        k = TensorValue(k.shape[:-3] + (heads,) + k.shape[-2:], k.producer, k.tensor)
+        v = TensorValue(v.shape[:-3] + (heads,) + v.shape[-2:], v.producer, v.tensor)
+    return q, k, v
+
+
 def _attention(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """F.scaled_dot_product_attention: Attention on q, k, v. ``is_causal`` is counted in full (the
+    kernels compute every score, then mask); ``enable_gqa`` counts keys and values at the query's
+    head count, as the kernel repeats them."""
     q, k, v = (tensor_arg(args, kwargs, i, name) for i, name in enumerate(("query", "key", "value")))
+    causal = bool(arg(args, kwargs, 4, "is_causal", False))
     if arg(args, kwargs, 7, "enable_gqa", False):
-        raise RuleError("grouped-query attention (enable_gqa)")
-    return ctx.layer(Attention(), (q, k, v))
+        q, k, v = grouped_query(q, k, v)
+    return ctx.layer(Attention(causal=causal), (q, k, v))
 
 
 def _embedding(ctx: Context, args: tuple, kwargs: dict) -> Any:
@@ -779,9 +817,19 @@ def _tensor_list(value: Any, what: str) -> list[TensorValue]:
     return list(value)
 
 
+def is_empty_vector(value: TensorValue) -> bool:
+    """A 1-d tensor of no elements: torch.cat skips it whatever the other shapes (a fresh KV cache)."""
+    return len(value.shape) == 1 and value.shape[0] == 0
+
+
 def _concat(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    tensors = _tensor_list(arg(args, kwargs, 0, "tensors"), "torch.cat")
+    """torch.cat: Concat of the inputs along ``dim``, empty 1-d tensors skipped; one input left is
+    returned as it is (no copy counted)."""
+    given = _tensor_list(arg(args, kwargs, 0, "tensors"), "torch.cat")
+    tensors = [t for t in given if not is_empty_vector(t)]
     dim = arg(args, kwargs, 1, "dim", 0)
+    if len(tensors) <= 1:
+        return tensors[0] if tensors else given[0]
     return ctx.layer(Concat(dim), tuple(tensors), params=_attribute_tensors(tensors))
 
 
@@ -796,6 +844,35 @@ def _stack(ctx: Context, args: tuple, kwargs: dict) -> Any:
 def _same(ctx: Context, args: tuple, kwargs: dict) -> Any:
     """contiguous, to, float, detach, clone, …: the same shape, no layer."""
     return tensor_arg(args, kwargs)
+
+
+def _reshape_as(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """x.reshape_as(other) / x.view_as(other): other's shape, no layer."""
+    x, other = tensor_arg(args, kwargs), tensor_arg(args, kwargs, 1, "other")
+    if numel(x.shape) != numel(other.shape):
+        raise RuleError(f"reshape_as from {x.shape} to {other.shape}")
+    return TensorValue(other.shape, x.producer, x.tensor)
+
+
+def _tensor_split(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """torch.tensor_split(x, sections or indices, dim): views, no layer."""
+    x = tensor_arg(args, kwargs)
+    where = arg(args, kwargs, 1, "indices_or_sections", None)
+    if where is None:
+        where = kwargs.get("indices", kwargs.get("sections"))
+    axis = _axis(arg(args, kwargs, 2, "dim", 0), len(x.shape))
+    length = x.shape[axis]
+    if isinstance(where, int):
+        if where <= 0:
+            raise RuleError(f"tensor_split into {where} sections")
+        base, extra = divmod(length, where)
+        sizes = [base + (1 if i < extra else 0) for i in range(where)]
+    elif isinstance(where, (list, tuple)) and all(isinstance(i, int) for i in where):
+        bounds = [0, *(max(0, min(length, i if i >= 0 else length + i)) for i in where), length]
+        sizes = [max(0, b - a) for a, b in zip(bounds, bounds[1:])]
+    else:
+        raise RuleError(f"tensor_split at {where!r}")
+    return tuple(TensorValue(x.shape[:axis] + (n,) + x.shape[axis + 1:], x.producer, x.tensor) for n in sizes)
 
 
 def _expand(ctx: Context, args: tuple, kwargs: dict) -> Any:
@@ -910,6 +987,11 @@ def _numel(ctx: Context, args: tuple, kwargs: dict) -> Any:
 #: Attributes of a tensor the trace can answer from its shape alone.
 _TENSOR_ATTRIBUTES: Mapping[str, Callable[[TensorValue], Any]] = {
     "shape": lambda x: torch.Size(x.shape), "ndim": lambda x: len(x.shape),
+    # metadata read without arithmetic: an attribute tensor's own, else what a traced input is
+    "dtype": lambda x: x.tensor.dtype if isinstance(x.tensor, torch.Tensor) else torch.float32,
+    "device": lambda x: x.tensor.device if isinstance(x.tensor, torch.Tensor) else torch.device("cpu"),
+    "is_cuda": lambda x: bool(isinstance(x.tensor, torch.Tensor) and x.tensor.is_cuda),
+    "requires_grad": lambda x: bool(isinstance(x.tensor, torch.Tensor) and x.tensor.requires_grad),
 }
 
 
@@ -993,6 +1075,7 @@ FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
     torch.chunk: _named("chunk", _splitter(True)),
     torch.split: _named("split", _splitter(False)),
     torch.unbind: _named("unbind", _unbind),
+    torch.tensor_split: _named("tensor_split", _tensor_split),
     operator.getitem: _named("getitem", _getitem),
     builtins.getattr: _named("getattr", _getattr),
     torch.numel: _named("numel", _numel),
@@ -1027,7 +1110,10 @@ METHOD_RULES: Mapping[str, tuple[str, FunctionRule]] = {
     "squeeze": _named("squeeze", _squeeze), "unsqueeze": _named("unsqueeze", _unsqueeze),
     **{name: _named(name, _same) for name in ("contiguous", "to", "float", "double", "half", "bfloat16",
                                                "type", "type_as", "detach", "clone", "cpu", "cuda",
-                                               "requires_grad_")},
+                                               "requires_grad_", "long", "int", "bool", "short", "byte",
+                                               "char", "detach_", "pin_memory")},
+    "reshape_as": _named("reshape_as", _reshape_as), "view_as": _named("view_as", _reshape_as),
+    "tensor_split": _named("tensor_split", _tensor_split),
     "expand": _named("expand", _expand), "expand_as": _named("expand_as", _expand_as),
     "chunk": _named("chunk", _splitter(True)), "split": _named("split", _splitter(False)),
     "unbind": _named("unbind", _unbind),

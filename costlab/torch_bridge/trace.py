@@ -1,71 +1,76 @@
-"""Count any ``nn.Module``: trace it symbolically and price every node with the core's formulas.
+"""Count any ``nn.Module``: trace it and price every op with the core's formulas.
 
-**The fx path** (default). ``torch.fx`` traces the module (leaf modules are those
-:func:`~costlab.torch_bridge.rules.is_leaf` names), then the graph is walked once,
-propagating shapes (batch axis first) from the input: each leaf module and each functional
-op between modules goes through its rule (:mod:`.rules`) and :func:`costlab.formulas.cost_of`.
-No tensor is allocated and no arithmetic runs.
+The engine is a ladder; each rung is tried only where the one above cannot see:
 
-**The meta-device fallback**, when fx cannot trace the module (control flow on shapes,
-Python loops over sizes, …): a copy of the module whose parameters and buffers live on the
-meta device runs once on a meta input, with forward hooks on its leaf modules and a
-``TorchFunctionMode`` recording the functional ops between them. The same rules price
-what they see. Control flow on tensor *values* cannot run on the meta device and is
-refused with one line.
+1. **The fx walk** (fast; knows module names and hyper-parameters). ``torch.fx`` traces the
+   module (leaf modules are those :func:`~costlab.torch_bridge.rules.is_leaf` names), then the
+   graph is walked once, propagating shapes (batch axis first) from the inputs: each leaf module
+   and each functional op goes through its rule (:mod:`.rules`) and :func:`costlab.formulas.cost_of`.
+   No tensor is allocated and no arithmetic runs. Layers: engine ``fx``.
+2. **A call fx cannot see into** — an fx-wrapped function, a function without a rule, a leaf
+   module without a rule — is run alone on meta tensors under the aten-level recorder
+   (:func:`.run.price_alone`): its inner products, convolutions and attention are priced by the
+   aten rules (:mod:`.aten`) and named after the calling layer. Layers: engine ``fx+meta``.
+3. **Where fx cannot trace or walk the module**, a copy of it on the meta device runs whole under
+   the function-level and aten-level recorders (:mod:`.run`). Layers: engine ``meta``.
+4. **Where a data-dependent op stops the meta run** (``.item()``, ``bool(tensor)``, ``nonzero``,
+   NMS), the same recorders on a copy of the module with real CPU tensors — the user's inputs, or
+   generated ones — and the analysis says that its counts hold for those input values. Layers:
+   engine ``cpu``.
+
+**Inputs** (:mod:`costlab.inputs`): one float tensor of ``--input`` shape with the batch in front,
+or positional and keyword arguments of any kind (tensors of any dtype and device, lists, dicts,
+plain values). Given tensors are never modified: the fx walk reads their shapes, a meta run uses
+meta copies, a CPU run clones them.
 
 **Names.** A leaf module's layer is its module path (``layer1.0.conv1``); a second call of
 the same module is ``path_1``, a third ``path_2``. A functional op is
 ``<enclosing module path>.<op>`` (``layer1.0.add``, ``inception3a.cat``; just ``<op>`` at the
 top level), with ``_1``, ``_2`` for repeats within one scope. In-place and operator
-spellings share the op's name (``+=``, ``add_`` and ``torch.add`` are all ``add``).
+spellings share the op's name (``+=``, ``add_`` and ``torch.add`` are all ``add``). The aten ops
+of a call priced at the aten level are ``<call>.<op>`` (``blocks.0.attn.einsum.matmul``).
 
 **Parameters** are counted once, by tensor identity: a module called twice, or two modules
 sharing a weight, count it at its first use. Parameters and buffers no traced op uses (e.g.
 GoogLeNet's auxiliary heads in eval mode) become ``unused`` layers with no arithmetic, so the
 analysis' params always equal ``sum(p.numel() for p in module.parameters())``.
 
-**Unsupported.** A module or function without a rule, or a call its rule cannot price, is
-listed in ``Analysis.unsupported`` (path, op, reason) and contributes nothing; on the fx path
-its output shape comes from running that one call on meta tensors, and when even that fails
-every op downstream is listed too.
+**Unsupported.** An op no rule prices at any level is listed in ``Analysis.unsupported``
+(path, op, reason) and contributes nothing; it is never counted as zero silently.
 
-The module is analysed in eval mode with its hooks detached; its train/eval flags and hooks
-are put back afterwards, even when the analysis fails. The fallback never touches it.
+**The user's module is left as it was.** The fx walk runs with the module in eval mode, its
+hooks detached, and every module's attributes (and the contents of its dict, list and set
+attributes, such as caches) restored afterwards, even when the analysis fails; the meta and CPU
+runs use copies.
 """
 
 from __future__ import annotations
 
 import ast
-import copy
 import importlib
 import inspect
 import os
 import sys
-from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import fx, nn
-from torch.overrides import TorchFunctionMode
 from torch.utils import _pytree as pytree
 
-from ..analysis import Analysis, Layer, Unsupported
-from ..errors import CostlabError, SpecError, TargetError
-from ..formulas import cost_of, numel
-from ..graph import DTYPE_BYTES, Net
-from ..specs import Held, Shape, Spec
-from .rules import (CREATION_FUNCTIONS, CREATION_METHODS, PYTHON_FUNCTIONS, PYTHON_MODULES,
-                    RuleError, TensorValue, Unknown, function_rule, is_leaf, leaf_modules,
-                    module_rule, op_name, tensor_method_name)
+from ..analysis import Analysis, Unsupported
+from ..errors import CostlabError, TargetError
+from ..graph import Net
+from ..inputs import InputError, Inputs, TensorSpec, describe, headline, tensor_leaves
+from .recorder import (TOP_LEVEL, Recorder, Unpriced, call_function, call_module, detached, has_unknown,
+                       is_value_leaf, one_line, type_name)
+from .rules import (CREATION_FUNCTIONS, CREATION_METHODS, PYTHON_FUNCTIONS, PYTHON_MODULES, TensorValue,
+                    Unknown, function_rule, is_leaf, op_name)
+from .run import meta_copy, price_alone, real_copy, run_module
 
-TOP_LEVEL = "(top level)"
-
-#: The per-module hook dictionaries detached while a module is traced.
-_HOOK_ATTRIBUTES = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
-                    "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_backward_hooks",
-                    "_backward_pre_hooks")
+__all__ = ["Trace", "trace_module", "analyze_module", "load_callable", "analyze_callable", "meta_copy",
+           "detached", "one_line", "preserved"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class Trace:
     """An analysis of a module and, for each layer, the module whose call produced it.
 
     ``owners[layer]`` is the leaf module's path for a module's layer and the enclosing module's
-    path for a functional op ('' for the top level); ``method`` is 'fx' or 'meta'.
+    path for a functional op ('' for the top level); ``method`` is 'fx', 'meta' or 'cpu'.
     """
 
     analysis: Analysis
@@ -81,272 +86,9 @@ class Trace:
     method: str
 
 
-class _Unpriced(Exception):
-    """A call no rule prices: the caller lists it as unsupported."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def one_line(error: BaseException) -> str:
-    """The first non-empty line of an exception's message, prefixed by its type, at most 200 chars."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def type_name(module: nn.Module) -> str:
-    """'nn.Conv2d' for torch's own modules, else 'package.module.Class'."""
-    cls = type(module)
-    if cls.__module__.startswith("torch.nn."):
-        return f"nn.{cls.__qualname__}"
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-@contextmanager
-def detached(module: nn.Module) -> Iterator[None]:
-    """Eval mode and no per-module hooks inside; every module's flag and hooks restored on exit."""
-    saved = [(m, m.training, {a: m.__dict__[a] for a in _HOOK_ATTRIBUTES if m.__dict__.get(a)})
-             for m in module.modules()]
-    try:
-        for m, training, hooks in saved:
-            if training:
-                m.training = False
-            for attribute in hooks:  # only the hook dictionaries that hold hooks
-                m.__dict__[attribute] = OrderedDict()
-        yield
-    finally:
-        for m, training, hooks in saved:
-            if training:
-                m.training = training
-            m.__dict__.update(hooks)
-
-
-# --- recording ----------------------------------------------------------------------------
-
-class _Recorder:
-    """Collects layers, names them, and counts each parameter and buffer once (by identity)."""
-
-    def __init__(self, root: nn.Module, dtype: str) -> None:
-        self.itemsize = DTYPE_BYTES[dtype]
-        self.layers: list[Layer] = []
-        self.owners: dict[str, str] = {}
-        self.unsupported: list[Unsupported] = []
-        self.notes: list[str] = []
-        self.taken: set[str] = {Net.INPUT}
-        self.modules: dict[str, nn.Module] = dict(root.named_modules())
-        self.reserved: set[str] = {path for path in self.modules if path}
-        # (qualified name, tensor) of every parameter and buffer, read in one walk of the modules
-        self.named_params = self._named(root, "_parameters")
-        self.named_buffers = self._named(root, "_buffers")
-        self.param_ids = {id(p) for _, p in self.named_params}
-        self.buffer_ids = {id(b) for _, b in self.named_buffers}
-        self.counted: set[int] = set()
-        self.touched: set[int] = set()  # attribute tensors consumed only by views or unpriced ops
-        self.opaque: list[str] = []  # fx-wrapped Python functions the walk could not see into
-
-    def _named(self, root: nn.Module, attribute: str) -> list[tuple[str, torch.Tensor]]:
-        """Like ``named_parameters()`` / ``named_buffers()``: each tensor once, under its first name."""
-        seen: set[int] = set()
-        found = []
-        for path, module in self.modules.items():
-            for name, tensor in getattr(module, attribute).items():
-                if tensor is not None and id(tensor) not in seen:
-                    seen.add(id(tensor))
-                    found.append((f"{path}.{name}" if path else name, tensor))
-        return found
-
-    def touch(self, values: Any) -> None:
-        """Remember the module attributes among ``values`` (consumed without a layer to count them)."""
-        for leaf in pytree.tree_leaves(values, is_leaf=_is_value_leaf):
-            if isinstance(leaf, TensorValue) and leaf.tensor is not None:
-                self.touched.add(id(leaf.tensor))
-
-    def allocate(self, base: str, own: bool = False) -> str:
-        """``base`` if free (a module's own path is free to it), else base_1, base_2, … (fx's style)."""
-        if base not in self.taken and (own or base not in self.reserved):
-            self.taken.add(base)
-            return base
-        number = 1
-        while f"{base}_{number}" in self.taken or f"{base}_{number}" in self.reserved:
-            number += 1
-        name = f"{base}_{number}"
-        self.taken.add(name)
-        return name
-
-    def record(self, name: str, spec: Spec, inputs: Sequence[TensorValue], owner: str,
-               source: str) -> TensorValue:
-        """Price ``spec`` on the inputs' shapes with the core formula and keep the layer."""
-        shapes = [v.shape for v in inputs]
-        try:
-            cost = cost_of(spec, shapes)
-        except SpecError as error:
-            raise SpecError(f"layer {name!r}: {error}") from None
-        moved = sum(numel(s) for s in shapes) + cost.params + cost.buffers + numel(cost.output)
-        self.layers.append(Layer(
-            name=name, spec=spec, inputs=tuple(v.producer for v in inputs), input_shapes=tuple(shapes),
-            output=cost.output, macs=cost.macs, params=cost.params, buffers=cost.buffers, ops=cost.ops,
-            activations=numel(cost.output), bytes=moved * self.itemsize, formula=cost.formula,
-            source=source))
-        self.taken.add(name)
-        self.owners[name] = owner
-        return TensorValue(cost.output, name)
-
-    def settle(self, start: int, tensors: Sequence[Any], module_path: str | None) -> None:
-        """Give the layers recorded since ``start`` the parameters and buffers not counted yet.
-
-        Where the formula's count equals the fresh tensors' elements, the formula's per-layer
-        split stands; otherwise (a reused module: 0; shared or extra tensors) the first layer
-        takes what is fresh, and a module whose own tensors disagree with the formula is noted.
-        """
-        new = range(start, len(self.layers))
-        unique = list({id(t): t for t in tensors}.values())
-        for kind, ids in (("params", self.param_ids), ("buffers", self.buffer_ids)):
-            owned = [t for t in unique if id(t) in ids]
-            fresh = [t for t in owned if id(t) not in self.counted]
-            actual = sum(t.numel() for t in fresh)
-            if len(new):
-                formula = sum(getattr(self.layers[i], kind) for i in new)
-                if actual != formula:
-                    if module_path is not None and fresh and len(fresh) == len(owned):
-                        self.notes.append(f"{module_path or TOP_LEVEL}: the module holds {actual:,} {kind}, "
-                                          f"the formula counts {formula:,}; the module's count is used")
-                    for j, i in enumerate(new):
-                        self.layers[i] = replace(self.layers[i], **{kind: actual if j == 0 else 0})
-                self.counted.update(id(t) for t in fresh)
-
-    def rollback(self, start: int) -> None:
-        for layer in self.layers[start:]:
-            self.taken.discard(layer.name)
-            self.owners.pop(layer.name, None)
-        del self.layers[start:]
-
-    def hold_unused(self) -> None:
-        """Parameters and buffers no layer counted become held layers, one per owning module:
-        source 'unused' when the forward pass never reads them, 'unpriced' when only views,
-        indexing or unsupported ops do."""
-        groups: dict[tuple[str, str], list[int]] = {}
-        for named, position in ((self.named_params, 0), (self.named_buffers, 1)):
-            for qualified, tensor in named:
-                if id(tensor) in self.counted:
-                    continue
-                self.counted.add(id(tensor))
-                why = "unpriced" if id(tensor) in self.touched else "unused"
-                groups.setdefault((qualified.rpartition(".")[0], why), [0, 0])[position] += tensor.numel()
-        held: dict[str, list[str]] = {"unused": [], "unpriced": []}
-        counts = {"unused": [0, 0], "unpriced": [0, 0]}
-        for (owner, why), (params, buffers) in groups.items():
-            name = self.allocate(owner or "parameters", own=True)
-            spec = Held(params, buffers)
-            cost = cost_of(spec, ())
-            self.layers.append(Layer(name=name, spec=spec, inputs=(), input_shapes=(), output=cost.output,
-                                     macs=0, params=cost.params, buffers=cost.buffers, ops=0, activations=0,
-                                     bytes=0, formula=cost.formula, source=why))
-            self.owners[name] = owner
-            held[why].append(name)
-            counts[why][0] += params
-            counts[why][1] += buffers
-        texts = {"unused": "not used by the forward pass",
-                 "unpriced": "read only by views, indexing or unsupported ops"}
-        for why, names in held.items():
-            if names:
-                params, buffers = counts[why]
-                self.notes.append(f"{params:,} parameters and {buffers:,} buffer elements {texts[why]} are "
-                                  f"counted as held layers: {', '.join(names)}")
-
-
-class _Call:
-    """The context a rule records into: one call of a module, or of a function within a scope."""
-
-    def __init__(self, recorder: _Recorder, owner: str, base: str, own: bool, source: str) -> None:
-        self.recorder, self.owner, self.base, self.own, self.source = recorder, owner, base, own, source
-        self.name: str | None = None
-        self.params: list[Any] = []
-
-    def layer(self, spec: Spec, inputs: Sequence[TensorValue], sub: str | None = None,
-              params: Sequence[Any] = ()) -> TensorValue:
-        if self.name is None:
-            self.name = self.recorder.allocate(self.base, self.own)
-        name = self.name if sub is None else f"{self.name}.{sub}"
-        self.params.extend(params)
-        self.params.extend(v.tensor for v in inputs if v.tensor is not None)
-        return self.recorder.record(name, spec, inputs, self.owner, self.source)
-
-
-def _own_tensors(module: nn.Module) -> list[torch.Tensor]:
-    """The parameters and buffers of ``module`` and its children (read directly for a childless leaf)."""
-    if module._modules:
-        return [*module.parameters(), *module.buffers()]
-    return [t for t in (*module._parameters.values(), *module._buffers.values()) if t is not None]
-
-
-def _has_unknown(values: Any) -> bool:
-    """Whether an Unknown (the output of an unsupported op) is among ``values``, at any depth."""
-    if isinstance(values, Unknown):
-        return True
-    if isinstance(values, (tuple, list)):
-        return any(_has_unknown(v) for v in values)
-    if isinstance(values, dict):
-        return any(_has_unknown(v) for v in values.values())
-    if isinstance(values, (TensorValue, int, float, bool, str, type(None), torch.dtype, torch.device)):
-        return False
-    return any(isinstance(v, Unknown) for v in pytree.tree_leaves(values, is_leaf=_is_value_leaf))
-
-
-def _is_value_leaf(value: Any) -> bool:
-    return isinstance(value, (TensorValue, Unknown))
-
-
-def call_module(recorder: _Recorder, path: str, module: nn.Module, args: tuple, kwargs: dict,
-                base: str | None = None) -> Any:
-    """Price one call of a leaf module; raises _Unpriced when no rule can."""
-    rule = module_rule(module)
-    if rule is None:
-        raise _Unpriced(f"no cost rule for {type_name(module)}")
-    if _has_unknown((args, kwargs)):
-        raise _Unpriced("its input follows an unsupported op")
-    call = _Call(recorder, path, base if base is not None else path, True, type_name(module))
-    start = len(recorder.layers)
-    try:
-        value = rule(call, module, args, kwargs)
-    except RuleError as error:
-        recorder.rollback(start)
-        raise _Unpriced(str(error)) from None
-    except SpecError as error:  # the input does not fit the module: the user's error
-        message = str(error)
-        raise SpecError(message if message.startswith("layer ") else f"layer {call.base!r}: {message}") from None
-    recorder.settle(start, [*_own_tensors(module), *call.params], path)
-    return value
-
-
-def call_function(recorder: _Recorder, scope: str, target: Any, args: tuple, kwargs: dict) -> Any:
-    """Price one functional op (a callable, or a Tensor method name) in ``scope``."""
-    found = function_rule(target)
-    if found is None:
-        raise _Unpriced("no cost rule for this function")
-    if _has_unknown((args, kwargs)):
-        raise _Unpriced("its input follows an unsupported op")
-    name, rule = found
-    call = _Call(recorder, scope, f"{scope}.{name}" if scope else name, False, op_name(target))
-    start = len(recorder.layers)
-    try:
-        value = rule(call, args, kwargs)
-    except RuleError as error:
-        recorder.rollback(start)
-        raise _Unpriced(str(error)) from None
-    except SpecError as error:  # the input does not fit the module: the user's error
-        message = str(error)
-        raise SpecError(message if message.startswith("layer ") else f"layer {call.base!r}: {message}") from None
-    if len(recorder.layers) == start:  # a view or a Python value: attributes it read stay uncounted
-        recorder.touch((args, kwargs))
-    recorder.settle(start, call.params, None)
-    return value
-
-
 def _is_python_call(target: Any, args: Any) -> bool:
     """A function of plain Python values that the trace may evaluate (size arithmetic)."""
-    if any(_is_value_leaf(v) for v in pytree.tree_leaves(args, is_leaf=_is_value_leaf)):
+    if any(is_value_leaf(v) for v in pytree.tree_leaves(args, is_leaf=is_value_leaf)):
         return False
     if target in PYTHON_FUNCTIONS:
         return True
@@ -365,15 +107,194 @@ def _meta_tensor(value: Any) -> Any:
 
 def _shapes_by_meta(run: Callable[..., Any], args: tuple, kwargs: dict, origin: str) -> Any:
     """Run one call on meta tensors (no memory, no arithmetic) to learn its output shapes."""
-    if _has_unknown((args, kwargs)):
+    if has_unknown((args, kwargs)):
         return Unknown(origin)
-    meta_args, meta_kwargs = pytree.tree_map(_meta_tensor, (args, kwargs), is_leaf=_is_value_leaf)
+    meta_args, meta_kwargs = pytree.tree_map(_meta_tensor, (args, kwargs), is_leaf=is_value_leaf)
     try:
         with torch.no_grad():
             out = run(*meta_args, **meta_kwargs)
     except Exception:  # noqa: BLE001 - any failure only means the shape stays unknown
         return Unknown(origin)
     return pytree.tree_map(lambda t: TensorValue(tuple(t.shape)) if isinstance(t, torch.Tensor) else t, out)
+
+
+# --- leaving the user's module as it was -------------------------------------------------
+
+_STRUCTURE = ("_parameters", "_buffers", "_modules")
+#: Attributes every nn.Module has from its __init__ (hook tables, state-dict hooks, flags): kept by
+#: identity; :func:`detached` restores the hook tables' contents.
+_MODULE_INTERNALS = frozenset(nn.Module().__dict__)
+
+
+@contextmanager
+def preserved(module: nn.Module) -> Iterator[None]:
+    """Every submodule's attributes as they were on exit — plain attributes, the contents of its
+    own dict, list and set attributes (caches a forward pass may fill), its parameters, buffers and
+    children, and each parameter's ``requires_grad`` — plus eval mode and detached hooks inside
+    (:func:`detached`)."""
+    saved = []
+    for m in module.modules():
+        attributes = m.__dict__.copy()
+        contents = {key: _copy_of(value) for key, value in attributes.items()
+                    if key not in _MODULE_INTERNALS and isinstance(value, (dict, list, set))}
+        saved.append((m, attributes, contents, m._parameters.copy(), m._buffers.copy(), m._modules.copy()))
+    grads = [(p, p.requires_grad) for p in module.parameters()]
+    try:
+        with detached(module):
+            yield
+    finally:
+        for m, attributes, contents, params, buffers, children in saved:
+            current = m.__dict__
+            if len(current) != len(attributes) or any(current.get(k, _GONE) is not v for k, v in attributes.items()):
+                for key in [k for k in current if k not in attributes]:
+                    del current[key]
+                current.update(attributes)
+            for key, before in contents.items():
+                _refill(attributes[key], before)
+            for table, before in ((m._parameters, params), (m._buffers, buffers), (m._modules, children)):
+                if len(table) != len(before) or any(table.get(k) is not v for k, v in before.items()):
+                    table.clear()
+                    table.update(before)
+        for p, flag in grads:
+            if p.requires_grad != flag:
+                p.requires_grad_(flag)
+
+
+_GONE = object()
+
+
+def _copy_of(value: Any) -> Any:
+    return dict(value) if isinstance(value, dict) else type(value)(value)
+
+
+def _refill(container: Any, contents: Any) -> None:
+    """Put ``contents`` back into ``container`` in place (the object others may hold)."""
+    if isinstance(container, dict):
+        if container.keys() != contents.keys() or any(container[k] is not contents[k] for k in contents):
+            container.clear()
+            container.update(contents)
+    elif isinstance(container, list):
+        if len(container) != len(contents) or any(a is not b for a, b in zip(container, contents)):
+            container[:] = list(contents)
+    elif isinstance(container, set):
+        if container != contents:
+            container.clear()
+            container.update(contents)
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+def _forward_parameters(module: nn.Module) -> tuple[inspect.Signature | None, str]:
+    try:
+        signature = inspect.signature(module.forward)
+    except (TypeError, ValueError):
+        return None, "its forward's parameters cannot be read"
+    names = [p.name for p in signature.parameters.values()
+             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return signature, f"forward({', '.join(names)})" if names else "forward()"
+
+
+def bind_inputs(module: nn.Module, inputs: Inputs, label: str) -> dict[str, Any] | None:
+    """The forward's parameters bound to ``inputs`` (name → value; omitted ones absent), or None
+    when the signature cannot be read. A misspelt, surplus or missing input is refused in one line
+    that names the forward's parameters."""
+    signature, shown = _forward_parameters(module)
+    if signature is None:
+        return None
+    params = signature.parameters
+    named = {p.name for p in params.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    kinds = {p.kind for p in params.values()}
+    only_var = not named and inspect.Parameter.VAR_KEYWORD in kinds
+    for key in inputs.kwargs:
+        if key not in named and not only_var:
+            raise InputError(f"{label}: {shown} has no parameter {key!r}")
+    try:
+        bound = signature.bind(*inputs.args, **inputs.kwargs)
+    except TypeError as error:
+        raise InputError(f"{label}: {error} ({shown})") from None
+    return dict(bound.arguments)
+
+
+def _input_values(inputs: Inputs) -> dict[str, TensorValue]:
+    """Each input tensor's value: the first is 'input', the others 'input.<position or name>'."""
+    values = {}
+    for index, (path, leaf) in enumerate(tensor_leaves(inputs)):
+        values[path] = TensorValue(tuple(leaf.shape), Net.INPUT if index == 0 else f"{Net.INPUT}.{path}")
+    return values
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    return getattr(torch, name)
+
+
+def materialize(inputs: Inputs, device: str, seed: int = 0) -> tuple[tuple, dict, dict[int, TensorValue]]:
+    """Real arguments for a run on ``device`` ('meta' or 'cpu'): specs made, given tensors copied
+    (meta copies, or clones on the CPU) so that the run never touches them; plus each made
+    tensor's value by id. CPU values are uniform in [0, 1) for floats and zeros for integers."""
+    values = _input_values(inputs)
+    made: dict[int, TensorValue] = {}
+    generator = torch.Generator().manual_seed(seed)
+
+    def make(leaf: Any, path: str) -> torch.Tensor:
+        if isinstance(leaf, torch.Tensor) and not (device == "cpu" and leaf.is_meta):
+            tensor = torch.empty_like(leaf, device="meta") if device == "meta" else leaf.detach().clone()
+        else:
+            dtype = _torch_dtype(leaf.dtype if isinstance(leaf, TensorSpec) else str(leaf.dtype).replace("torch.", ""))
+            shape = tuple(leaf.shape)
+            if device == "meta":
+                tensor = torch.empty(shape, dtype=dtype, device="meta")
+            elif dtype.is_floating_point:
+                tensor = torch.rand(shape, generator=generator).to(dtype)
+            else:
+                tensor = torch.zeros(shape, dtype=dtype)
+        made[id(tensor)] = values[path]
+        return tensor
+
+    def visit(item: Any, path: str) -> Any:
+        if isinstance(item, TensorSpec) or isinstance(item, torch.Tensor):
+            return make(item, path)
+        if isinstance(item, (list, tuple)):
+            return type(item)(visit(sub, f"{path}.{i}" if path else str(i)) for i, sub in enumerate(item))
+        if isinstance(item, dict):
+            return {key: visit(sub, f"{path}.{key}" if path else str(key)) for key, sub in item.items()}
+        return item
+
+    args = tuple(visit(a, str(i)) for i, a in enumerate(inputs.args))
+    kwargs = {key: visit(v, key) for key, v in inputs.kwargs.items()}
+    return args, kwargs, made
+
+
+def _fx_bindings(module: nn.Module, inputs: Inputs, label: str) -> tuple[list[Any], dict[str, Any]] | None:
+    """For the fx walk: each forward parameter's value in order (a TensorValue, a plain value or
+    its default) and the concrete (non-tensor) ones fx should not trace; None when fx cannot take
+    these inputs (tensors inside lists or dicts, *args or **kwargs)."""
+    bound = bind_inputs(module, inputs, label)
+    signature, _ = _forward_parameters(module)
+    if bound is None or signature is None:
+        return None
+    values = _input_values(inputs)
+    ordered: list[Any] = []
+    concrete: dict[str, Any] = {}
+    for index, param in enumerate(signature.parameters.values()):
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            if bound.get(param.name):
+                return None
+            continue
+        if param.name in bound:
+            value = bound[param.name]
+            if isinstance(value, (TensorSpec, torch.Tensor)):
+                path = str(index) if index < len(inputs.args) else param.name
+                ordered.append(values[path])
+                continue
+            if tensor_leaves(value):
+                return None
+            concrete[param.name] = value
+        elif param.default is not param.empty:
+            concrete[param.name] = param.default
+        else:
+            return None
+        ordered.append(concrete[param.name])
+    return ordered, concrete
 
 
 # --- the fx path --------------------------------------------------------------------------
@@ -416,7 +337,7 @@ def _scope_of(node: fx.Node) -> str:
     return innermost[0] if isinstance(innermost, tuple) else str(innermost)
 
 
-def _fx_walk(root: nn.Module, graph: fx.Graph, recorder: _Recorder, input_value: TensorValue) -> Any:
+def _fx_walk(root: nn.Module, graph: fx.Graph, recorder: Recorder, values: Sequence[Any]) -> Any:
     env: dict[fx.Node, Any] = {}
     placeholders = 0
 
@@ -425,13 +346,12 @@ def _fx_walk(root: nn.Module, graph: fx.Graph, recorder: _Recorder, input_value:
 
     for node in graph.nodes:
         if node.op == "placeholder":
-            if placeholders == 0:
-                env[node] = input_value
+            if placeholders < len(values):
+                env[node] = values[placeholders]
             elif node.args:
                 env[node] = node.args[0]
             else:
-                raise TargetError(f"forward() takes more than one input ({node.target!r}); costlab "
-                                  "passes one tensor of the --input shape")
+                raise TargetError(f"forward() takes an input costlab was not given ({node.target!r})")
             placeholders += 1
         elif node.op == "get_attr":
             env[node] = _attribute(root, str(node.target))
@@ -442,307 +362,235 @@ def _fx_walk(root: nn.Module, graph: fx.Graph, recorder: _Recorder, input_value:
     return None
 
 
-def _fx_call(root: nn.Module, recorder: _Recorder, node: fx.Node, args: tuple, kwargs: dict) -> Any:
+def _method_caller(name: str) -> Callable[..., Any]:
+    return lambda x, *a, **k: getattr(x, name)(*a, **k)
+
+
+def _fx_call(root: nn.Module, recorder: Recorder, node: fx.Node, args: tuple, kwargs: dict) -> Any:
     if node.op == "call_module":
         path = str(node.target)
         module = recorder.modules.get(path) or root.get_submodule(path)
         try:
             return call_module(recorder, path, module, args, kwargs)
-        except _Unpriced as unpriced:
-            recorder.unsupported.append(Unsupported(path, type_name(module), unpriced.reason))
-            recorder.touch([TensorValue((), "", t) for t in module.state_dict(keep_vars=True).values()])
-            try:
-                clone = meta_copy(module)  # the one leaf, on meta: the user's module is not touched
-            except TargetError:
-                return Unknown(path)
-            return _shapes_by_meta(clone, args, kwargs, path)
+        except Unpriced as unpriced:
+            return _alone(recorder, None, args, kwargs, owner=path, base=path, own=True, source=type_name(module),
+                          module=module, module_path=path, reason=unpriced.reason)
     target = node.target
     scope = _scope_of(node)
     if node.op == "call_method":
         receiver = args[0] if args else None
-        if not _is_value_leaf(receiver):
+        if not is_value_leaf(receiver):
             return getattr(receiver, str(target))(*args[1:], **kwargs)
         if target in CREATION_METHODS:
-            return _shapes_by_meta(lambda x, *a, **k: getattr(x, str(target))(*a, **k), args, kwargs, str(target))
+            return _shapes_by_meta(_method_caller(str(target)), args, kwargs, str(target))
     elif _is_python_call(target, (args, kwargs)):
         return target(*args, **kwargs)
     elif target in CREATION_FUNCTIONS:
         return _shapes_by_meta(target, args, kwargs, op_name(target))
     try:
         return call_function(recorder, scope, target, args, kwargs)
-    except _Unpriced as unpriced:
-        recorder.unsupported.append(Unsupported(scope or TOP_LEVEL, op_name(target), unpriced.reason))
-        recorder.touch((args, kwargs))
-        if node.op == "call_function" and inspect.isfunction(target):
-            recorder.opaque.append(op_name(target))
-        run = (lambda x, *a, **k: getattr(x, str(target))(*a, **k)) if node.op == "call_method" else target
-        return _shapes_by_meta(run, args, kwargs, f"{scope or TOP_LEVEL}: {op_name(target)}")
+    except Unpriced as unpriced:
+        run = _method_caller(str(target)) if node.op == "call_method" else target
+        short = op_name(target).rpartition(".")[2]
+        return _alone(recorder, run, args, kwargs, owner=scope, base=f"{scope}.{short}" if scope else short,
+                      own=False, source=op_name(target), reason=unpriced.reason)
 
 
-# --- the meta-device fallback -------------------------------------------------------------
-
-def meta_copy(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` whose parameters and buffers are meta tensors (no data copied),
-    with tied weights kept tied, hooks removed, in eval mode."""
-    memo: dict[int, Any] = {}
-    for tensor in [*module.parameters(), *module.buffers()]:
-        meta = torch.empty_like(tensor, device="meta")
-        memo[id(tensor)] = (nn.Parameter(meta, requires_grad=tensor.requires_grad)
-                            if isinstance(tensor, nn.Parameter) else meta)
-    try:
-        clone = copy.deepcopy(module, memo)
-    except Exception as error:  # noqa: BLE001 - any copy failure is reported in one line
-        raise TargetError(f"cannot copy the module to the meta device: {one_line(error)}") from None
-    for m in clone.modules():
-        m.training = False
-        for attribute in _HOOK_ATTRIBUTES:
-            if attribute in m.__dict__:
-                m.__dict__[attribute] = OrderedDict()
-    return clone
-
-
-@dataclass
-class _MetaState:
-    recorder: _Recorder
-    names: dict[int, str]  # id of a parameter/buffer of the copy → its qualified name
-    stack: list[str] = field(default_factory=list)
-    depth: int = 0
-    values: dict[int, TensorValue] = field(default_factory=dict)
-    keep: list[torch.Tensor] = field(default_factory=list)  # so that ids stay unique
-
-    def value_of(self, item: Any) -> Any:
-        if not isinstance(item, torch.Tensor):
-            return item
-        known = self.values.get(id(item))
-        if known is not None:
-            return known
-        if id(item) in self.names:
-            return TensorValue(tuple(item.shape), self.names[id(item)], item)
-        return TensorValue(tuple(item.shape))
-
-    def bind(self, value: Any, out: Any, where: str) -> None:
-        """Remember which layer made each output tensor (the rule's values paired with the run's)."""
-        if isinstance(out, torch.Tensor):
-            shape = tuple(out.shape)
-            if isinstance(value, TensorValue):
-                if value.shape != shape:
-                    self.recorder.notes.append(f"{where}: the formula gives shape {value.shape}, the "
-                                               f"meta run {shape}; the run's shape is used downstream")
-                self.values[id(out)] = TensorValue(shape, value.producer, value.tensor)
-            else:
-                self.values[id(out)] = TensorValue(shape)
-            self.keep.append(out)
-        elif isinstance(out, (tuple, list)) and isinstance(value, (tuple, list)) and len(out) == len(value):
-            for v, o in zip(value, out):
-                self.bind(v, o, where)
-        else:
-            for leaf in pytree.tree_leaves(out):
-                if isinstance(leaf, torch.Tensor):
-                    self.bind(None, leaf, where)
-
-
-class _FunctionRecorder(TorchFunctionMode):
-    """Sees every torch function and Tensor method; prices those called outside leaf modules."""
-
-    def __init__(self, state: _MetaState) -> None:
-        super().__init__()
-        self.state = state
-
-    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        state = self.state
-        if state.depth > 0 or not any(isinstance(t, torch.Tensor) for t in pytree.tree_leaves(out)):
-            return out
-        method = tensor_method_name(func)
-        target = method if method is not None else func
-        scope = state.stack[-1] if state.stack else ""
-        if target in CREATION_FUNCTIONS or target in CREATION_METHODS:
-            state.bind(None, out, scope)
-            return out
-        vargs, vkwargs = pytree.tree_map(state.value_of, (tuple(args), dict(kwargs)))
-        value = None
+def _alone(recorder: Recorder, run: Callable[..., Any] | None, args: tuple, kwargs: dict, *, owner: str,
+           base: str, own: bool, source: str, reason: str, module: nn.Module | None = None,
+           module_path: str | None = None) -> Any:
+    """Price a call the rules cannot by running it alone at the aten level; list it when even
+    that fails (its output shape then comes from a plain meta run, if it has one)."""
+    if has_unknown((args, kwargs)):
+        reason = "its input follows an unsupported op"
+    else:
         try:
-            value = call_function(state.recorder, scope, target, vargs, vkwargs)
-        except _Unpriced as unpriced:
-            state.recorder.unsupported.append(Unsupported(scope or TOP_LEVEL, op_name(target), unpriced.reason))
-            state.recorder.touch((vargs, vkwargs))
-        state.bind(value, out, f"{scope or TOP_LEVEL}: {op_name(target)}")
-        return out
-
-
-def _meta_run(module: nn.Module, input_shape: Shape, batch: int, dtype: str,
-              label: str) -> tuple[_Recorder, Any, nn.Module]:
-    """Run a meta copy of ``module`` once; returns what was recorded, the output values, the copy."""
-    clone = meta_copy(module)
-    recorder = _Recorder(clone, dtype)
-    names = {id(t): n for n, t in [*clone.named_parameters(), *clone.named_buffers()]}
-    state = _MetaState(recorder, names)
-    paths: dict[int, str] = {}
-    for path, m in clone.named_modules():
-        paths.setdefault(id(m), path)
-    leaves = {id(m) for m in leaf_modules(clone).values()}
-    handles = []
-
-    def before(m: nn.Module, args: tuple, kwargs: dict) -> None:
-        if id(m) in leaves:
-            state.depth += 1
-        elif state.depth == 0:
-            state.stack.append(paths[id(m)])
-
-    def after(m: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        if id(m) not in leaves:
-            if state.depth == 0:
-                state.stack.pop()
-            return
-        state.depth -= 1
-        if state.depth:
-            return
-        path = paths[id(m)]
-        vargs, vkwargs = pytree.tree_map(state.value_of, (tuple(args), dict(kwargs)))
-        value = None
+            return price_alone(recorder, run if run is not None else module, args, kwargs, owner=owner,
+                               base=base, own=own, source=source, module=module, module_path=module_path)
+        except Unpriced as unpriced:
+            reason = f"{reason}; {unpriced.reason}"
+    recorder.unsupported.append(Unsupported(owner or TOP_LEVEL, source, reason))
+    recorder.touch((args, kwargs))
+    if module is not None:
+        recorder.touch([TensorValue((), "", t) for t in module.state_dict(keep_vars=True).values()])
         try:
-            value = call_module(recorder, path, m, vargs, vkwargs)
-        except _Unpriced as unpriced:
-            recorder.unsupported.append(Unsupported(path, type_name(m), unpriced.reason))
-            recorder.touch([state.value_of(t) for t in m.state_dict(keep_vars=True).values()])
-        state.bind(value, output, path)
-
-    def visit(m: nn.Module) -> None:
-        handles.append(m.register_forward_pre_hook(before, with_kwargs=True))
-        handles.append(m.register_forward_hook(after, with_kwargs=True))
-        if id(m) not in leaves:
-            for child in m.children():
-                visit(child)
-
-    visit(clone)
-    x = torch.empty((batch,) + tuple(input_shape), device="meta")
-    state.values[id(x)] = TensorValue(tuple(x.shape), Net.INPUT)
-    state.keep.append(x)
-    try:
-        with torch.enable_grad(), _FunctionRecorder(state):
-            out = clone(x)
-    except CostlabError:
-        raise
-    except Exception as error:  # noqa: BLE001 - user code failing on the meta device
-        raise TargetError(f"{label}: the forward pass fails on the meta device ({one_line(error)}); "
-                          "control flow on tensor values, or an op without a meta kernel, cannot be "
-                          "counted without running it") from None
-    finally:
-        for handle in handles:
-            handle.remove()
-    output = pytree.tree_map(state.value_of, out)
-    return recorder, output, clone
+            run = meta_copy(module)
+        except TargetError:
+            return Unknown(owner)
+    return _shapes_by_meta(run, args, kwargs, f"{owner or TOP_LEVEL}: {source}")  # type: ignore[arg-type]
 
 
 # --- entry points -------------------------------------------------------------------------
 
 def _first_tensor(value: Any) -> TensorValue | None:
-    for leaf in pytree.tree_leaves(value, is_leaf=_is_value_leaf):
+    for leaf in pytree.tree_leaves(value, is_leaf=is_value_leaf):
         if isinstance(leaf, TensorValue):
             return leaf
     return None
 
 
-def _finish(recorder: _Recorder, root: nn.Module, output: Any, label: str, input_shape: Shape,
-            batch: int, dtype: str, method: str, notes: Sequence[str]) -> Trace:
+def _finish(recorder: Recorder, output: Any, label: str, inputs: Inputs, classic: bool, dtype: str,
+            method: str, notes: Sequence[str]) -> Trace:
     recorder.hold_unused()
     first = _first_tensor(output)
     extra = list(notes)
     if first is None:
         extra.append("the module returns no tensor of known shape")
-    elif len([leaf for leaf in pytree.tree_leaves(output, is_leaf=_is_value_leaf)
+    elif len([leaf for leaf in pytree.tree_leaves(output, is_leaf=is_value_leaf)
               if isinstance(leaf, (TensorValue, Unknown))]) > 1:
         extra.append("the module returns several tensors; 'output' is the first")
-    analysis = Analysis(name=label, input=tuple(input_shape), batch=batch,
+    shape, batch = headline(inputs)
+    analysis = Analysis(name=label, input=tuple(shape), batch=batch,
                         output=first.shape[1:] if first is not None else (),
                         layers=tuple(recorder.layers), unsupported=tuple(recorder.unsupported),
-                        dtype=dtype, kind="module", notes=tuple(extra + recorder.notes))
+                        dtype=dtype, kind="module", notes=tuple(extra + recorder.notes),
+                        inputs=() if classic else tuple(describe(inputs)), engine=method)
     return Trace(analysis, dict(recorder.owners), method)
 
 
-def _leaf_root(module: nn.Module, input_value: TensorValue, dtype: str) -> tuple[_Recorder, Any]:
+def _leaf_root(module: nn.Module, values: Sequence[Any], dtype: str) -> tuple[Recorder, Any]:
     """A module that is a leaf itself (nn.Conv2d, …) is priced by its rule, named after its type."""
-    recorder = _Recorder(module, dtype)
+    recorder = Recorder(module, dtype)
     base = type(module).__name__.lower()
     try:
-        output = call_module(recorder, "", module, (input_value,), {}, base=base)
-    except _Unpriced as unpriced:
-        recorder.unsupported.append(Unsupported(TOP_LEVEL, type_name(module), unpriced.reason))
-        output = Unknown(base)
+        output = call_module(recorder, "", module, tuple(values), {}, base=base)
+    except Unpriced as unpriced:
+        output = _alone(recorder, None, tuple(values), {}, owner="", base=base, own=True,
+                        source=type_name(module), reason=unpriced.reason, module=module, module_path="")
     return recorder, output
 
 
-def trace_module(module: nn.Module, input: Sequence[int], batch: int = 1, dtype: str = "float32",
-                 name: str | None = None, method: str = "auto") -> Trace:
-    """Analyse ``module`` on a batch of ``input``-shaped samples.
+def _is_on_meta(module: nn.Module) -> bool:
+    return any(t.is_meta for t in (*module.parameters(), *module.buffers()))
 
-    ``method``: 'auto' (fx, falling back to the meta device), 'fx' or 'meta'.
+
+def trace_module(module: nn.Module, input: Sequence[int] | None = None, batch: int = 1, dtype: str = "float32",
+                 name: str | None = None, method: str = "auto", inputs: Any = None,
+                 rebuild: Callable[[], nn.Module] | None = None) -> Trace:
+    """Analyse ``module`` on a batch of ``input``-shaped samples, or on ``inputs``.
+
+    ``inputs``: a tensor (used as given, batch axis included), a tuple of positional arguments, a
+    dict of keyword arguments, or :class:`costlab.inputs.Inputs`. ``method``: 'auto' (the ladder of
+    the module docstring), 'fx', 'meta' or 'cpu'. ``rebuild`` makes the module with real weights
+    when it lives on the meta device and only a CPU run can count it.
     """
     if not isinstance(module, nn.Module):
         raise TargetError(f"expected an nn.Module, got {type(module).__name__}")
-    if method not in ("auto", "fx", "meta"):
-        raise CostlabError(f"unknown trace method {method!r} (auto, fx or meta)")
-    input_shape = tuple(Net(tuple(input), batch, dtype).input.shape[1:])  # validates all three
+    if method not in ("auto", "fx", "meta", "cpu"):
+        raise CostlabError(f"unknown trace method {method!r} (auto, fx, meta or cpu)")
     label = name or type(module).__name__
-    input_value = TensorValue((batch,) + input_shape, Net.INPUT)
+    classic = inputs is None
+    if classic:
+        if input is None:
+            raise TargetError(f"{label} needs an input: input=(C, H, W) or inputs=...")
+        input_shape = tuple(Net(tuple(input), batch, dtype).input.shape[1:])  # validates all three
+        inputs = Inputs((TensorSpec((batch,) + input_shape),), {})
+    else:
+        Net((1,), 1, dtype)  # validates the dtype
+        inputs = as_inputs(inputs)
     notes: list[str] = []
-    if is_leaf(module):
-        with detached(module):
-            recorder, output = _leaf_root(module, input_value, dtype)
-            return _finish(recorder, module, output, label, input_shape, batch, dtype, "fx", notes)
-    if method == "meta":
-        return _meta_trace(module, input_shape, batch, dtype, label, notes)
-    with detached(module):
+    bindings = _fx_bindings(module, inputs, label) if method in ("auto", "fx") else None
+    if bindings is None and method == "fx":
+        raise TargetError(f"{label}: torch.fx cannot take these inputs (tensors inside lists or dicts)")
+    if bindings is not None:
+        values, concrete = bindings
+        with preserved(module):
+            if is_leaf(module):
+                recorder, output = _leaf_root(module, values, dtype)
+                return _finish(recorder, output, label, inputs, classic, dtype, "fx", notes)
+            traced = _fx_trace(module, concrete, values, dtype, label, method, notes)
+        if traced is not None:
+            return _finish(*traced, label, inputs, classic, dtype, "fx", notes)
+    elif method in ("auto", "meta"):
+        bind_inputs(module, inputs, label)  # a misspelt input is refused before any run
+    if method in ("auto", "meta"):
         try:
-            graph = _LeafTracer().trace(module)
-        except CostlabError:
-            raise
-        except Exception as error:  # noqa: BLE001 - any fx failure sends us to the fallback
-            if method == "fx":
-                raise TargetError(f"{label}: torch.fx cannot trace it ({one_line(error)})") from None
-            notes.append(f"torch.fx could not trace it ({one_line(error)}); counted by a run on the "
-                         "meta device with hooks")
-            graph = None
-        if graph is not None:
-            recorder = _Recorder(module, dtype)
-            try:
-                output = _fx_walk(module, graph, recorder, input_value)
-            except CostlabError:
-                raise
-            except Exception as error:  # noqa: BLE001 - Python in the graph failing on shapes alone
-                if method == "fx":
-                    raise TargetError(f"{label}: the fx graph cannot be walked ({one_line(error)})") from None
-                notes.append(f"the fx graph could not be walked ({one_line(error)}); counted by a run on "
-                             "the meta device with hooks")
-                graph = None
-    if graph is None:
-        return _meta_trace(module, input_shape, batch, dtype, label, notes)
-    traced = _finish(recorder, module, output, label, input_shape, batch, dtype, "fx", notes)
-    if method == "fx" or not recorder.opaque:
-        return traced
-    # fx kept some Python functions opaque (torch.fx.wrap): a meta run sees inside them
-    opaque = ", ".join(dict.fromkeys(recorder.opaque))
+            return _run_trace(module, inputs, classic, dtype, label, "meta", notes)
+        except _RunFailed as failed:
+            if method == "meta":
+                raise TargetError(f"{label}: the forward pass fails on the meta device ({failed.reason})") from None
+            notes.append(f"the meta run stopped ({failed.reason}); counted by a run on the CPU, so counts "
+                         "that depend on data hold for these input values")
+    if rebuild is None and _is_on_meta(module):
+        raise TargetError(f"{label}: it must run on real tensors ({notes[-1] if notes else 'cpu'}), but its "
+                          "weights are on the meta device")
+    run_on = rebuild() if rebuild is not None and _is_on_meta(module) else module
     try:
-        seen_inside = _meta_trace(module, input_shape, batch, dtype, label, notes + [
-            f"torch.fx keeps {opaque} opaque; counted by a run on the meta device, which sees inside"])
+        return _run_trace(run_on, inputs, classic, dtype, label, "cpu", notes)
+    except _RunFailed as failed:
+        raise TargetError(f"{label}: the forward pass fails ({failed.reason})") from None
+
+
+def _fx_trace(module: nn.Module, concrete: dict[str, Any], values: Sequence[Any], dtype: str, label: str,
+              method: str, notes: list[str]) -> tuple[Recorder, Any] | None:
+    """The fx walk, or None (with a note) where fx cannot trace or walk the module."""
+    try:
+        graph = _LeafTracer().trace(module, concrete_args=concrete or None)
     except CostlabError:
-        return traced
-    if len(seen_inside.analysis.unsupported) >= len(traced.analysis.unsupported):
-        return traced
-    return seen_inside
+        raise
+    except Exception as error:  # noqa: BLE001 - any fx failure sends us down the ladder
+        if method == "fx":
+            raise TargetError(f"{label}: torch.fx cannot trace it ({one_line(error)})") from None
+        notes.append(f"torch.fx could not trace it ({one_line(error)}); counted by a run on the meta device")
+        return None
+    recorder = Recorder(module, dtype)
+    try:
+        return recorder, _fx_walk(module, graph, recorder, values)
+    except CostlabError:
+        raise
+    except Exception as error:  # noqa: BLE001 - Python in the graph failing on shapes alone
+        if method == "fx":
+            raise TargetError(f"{label}: the fx graph cannot be walked ({one_line(error)})") from None
+        notes.append(f"the fx graph could not be walked ({one_line(error)}); counted by a run on the meta device")
+        return None
 
 
-def _meta_trace(module: nn.Module, input_shape: Shape, batch: int, dtype: str, label: str,
-                notes: Sequence[str]) -> Trace:
-    recorder, output, clone = _meta_run(module, input_shape, batch, dtype, label)
-    return _finish(recorder, clone, output, label, input_shape, batch, dtype, "meta", notes)
+class _RunFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
-def analyze_module(module: nn.Module, input: Sequence[int], batch: int = 1, dtype: str = "float32",
-                   name: str | None = None) -> Analysis:
-    """The cost of an ``nn.Module`` on a batch of ``input``-shaped samples (see the module docstring)."""
-    return trace_module(module, input, batch=batch, dtype=dtype, name=name).analysis
+def _run_trace(module: nn.Module, inputs: Inputs, classic: bool, dtype: str, label: str, device: str,
+               notes: list[str]) -> Trace:
+    """A whole run of a copy of ``module`` on ``device`` ('meta' or 'cpu') under the recorders."""
+    clone = meta_copy(module) if device == "meta" else real_copy(module)
+    recorder = Recorder(clone, dtype)
+    recorder.engine = device
+    args, kwargs, values = materialize(inputs, device)
+    try:
+        output = run_module(clone, args, kwargs, recorder, device, values)
+    except CostlabError:
+        raise
+    except Exception as error:  # noqa: BLE001 - user code failing on this device
+        raise _RunFailed(one_line(error)) from None
+    return _finish(recorder, output, label, inputs, classic, dtype, device, notes)
+
+
+def as_inputs(inputs: Any) -> Inputs:
+    """``inputs=`` of the Python API as :class:`Inputs`: a tensor, a tuple of positional arguments,
+    a dict of keyword arguments, or an Inputs."""
+    if isinstance(inputs, Inputs):
+        return inputs
+    if isinstance(inputs, (torch.Tensor, TensorSpec)):
+        return Inputs((inputs,), {})
+    if isinstance(inputs, tuple):
+        return Inputs(inputs, {})
+    if isinstance(inputs, dict):
+        if not all(isinstance(k, str) for k in inputs):
+            raise InputError("keyword inputs need string names")
+        return Inputs((), dict(inputs))
+    if isinstance(inputs, list):
+        return Inputs((inputs,), {})
+    raise InputError(f"inputs must be a tensor, a tuple of positional arguments or a dict of keyword "
+                     f"arguments, got {type(inputs).__name__}")
+
+
+def analyze_module(module: nn.Module, input: Sequence[int] | None = None, batch: int = 1,
+                   dtype: str = "float32", name: str | None = None, inputs: Any = None) -> Analysis:
+    """The cost of an ``nn.Module`` on a batch of ``input``-shaped samples or on ``inputs``
+    (see the module docstring)."""
+    return trace_module(module, input, batch=batch, dtype=dtype, name=name, inputs=inputs).analysis
 
 
 def _literal(value: Any) -> Any:
@@ -769,8 +617,11 @@ def _working_directory_importable() -> Iterator[None]:
         sys.path[:] = saved
 
 
-def load_callable(text: str, options: Mapping[str, Any] | None = None) -> nn.Module:
-    """Import ``package.module:callable``, call it with ``options`` and return the nn.Module it makes."""
+def load_callable(text: str, options: Mapping[str, Any] | None = None, device: str = "cpu") -> nn.Module:
+    """Import ``package.module:callable``, call it with ``options`` and return the nn.Module it makes.
+
+    ``device='meta'`` builds it on the meta device (no weights allocated, nothing initialised),
+    falling back to the CPU when the constructor itself computes with tensors."""
     module_name, _, attribute = text.strip().partition(":")
     try:
         with _working_directory_importable():
@@ -787,6 +638,14 @@ def load_callable(text: str, options: Mapping[str, Any] | None = None) -> nn.Mod
     if not callable(factory):
         raise TargetError(f"{text} is a {type(factory).__name__}, not a callable")
     kwargs = {key: _literal(value) for key, value in (options or {}).items()}
+    if device == "meta":
+        try:
+            with torch.device("meta"):
+                made = factory(**kwargs)
+            if isinstance(made, nn.Module):
+                return made
+        except Exception:  # noqa: BLE001 - a constructor that computes: build it for real below
+            pass
     try:
         made = factory(**kwargs)
     except Exception as error:  # noqa: BLE001 - user code failing
@@ -803,8 +662,11 @@ def callable_label(text: str, options: Mapping[str, Any] | None) -> str:
     return f"{text}({','.join(f'{k}={v}' for k, v in options.items())})"
 
 
-def analyze_callable(text: str, input: Sequence[int], options: Mapping[str, Any] | None = None,
-                     batch: int = 1, dtype: str = "float32", name: str | None = None) -> Analysis:
-    """The cost of the module that ``package.module:callable`` (called with ``options``) returns."""
-    module = load_callable(text, options)
-    return analyze_module(module, input, batch=batch, dtype=dtype, name=name or callable_label(text, options))
+def analyze_callable(text: str, input: Sequence[int] | None, options: Mapping[str, Any] | None = None,
+                     batch: int = 1, dtype: str = "float32", name: str | None = None,
+                     inputs: Any = None) -> Analysis:
+    """The cost of the module that ``package.module:callable`` (called with ``options``) returns,
+    built on the meta device (rebuilt with real weights only if a CPU run is needed)."""
+    module = load_callable(text, options, device="meta")
+    return trace_module(module, input, batch=batch, dtype=dtype, name=name or callable_label(text, options),
+                        inputs=inputs, rebuild=lambda: load_callable(text, options)).analysis

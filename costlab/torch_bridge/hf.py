@@ -1,0 +1,116 @@
+"""``hf:PATH`` targets: a Hugging Face transformers model built from its config, without weights.
+
+``PATH`` is a directory holding ``config.json``, a ``config.json`` file, or a hub name already in
+the local cache (nothing is downloaded here). The model is ``AutoModel.from_config(config)`` built
+on the meta device (rebuilt on the CPU, randomly initialised, only if a data-dependent op needs a
+real run). What it is fed follows its architecture, unless ``--input`` says otherwise:
+
+- ``input_ids``: ``--seq`` tokens per sample (default 128), int64 — text models;
+- ``pixel_values``: ``num_channels × image_size × image_size`` from the config, float — vision;
+- ``input_features``: ``num_mel_bins × 2·max_source_positions`` frames, float — speech (Whisper);
+- ``decoder_input_ids``: ``--seq`` tokens, int64 — encoder-decoders (T5, Whisper).
+
+A model whose forward takes both ``input_ids`` and ``pixel_values`` (CLIP) gets both.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..analysis import Analysis
+from ..errors import TargetError
+from ..inputs import Inputs, TensorSpec
+from .recorder import one_line
+from .trace import trace_module
+
+DEFAULT_SEQ = 128
+
+
+def _transformers() -> Any:
+    try:
+        import transformers
+    except ImportError:
+        raise TargetError("hf: targets need transformers (pip install costlab[hf])") from None
+    transformers.logging.set_verbosity_error()
+    return transformers
+
+
+def load_config(path: str) -> Any:
+    """The transformers config at ``path`` (a directory, a config.json, or a cached hub name)."""
+    transformers = _transformers()
+    source = path
+    try:
+        if os.path.isfile(path):
+            import json
+
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+            kind = data.get("model_type")
+            if not kind:
+                raise TargetError(f"hf:{path}: the config names no model_type")
+            return transformers.AutoConfig.for_model(**data)
+        return transformers.AutoConfig.from_pretrained(source, local_files_only=True)
+    except TargetError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a missing path, a bad config, an unknown model type
+        raise TargetError(f"hf:{path}: cannot read its config ({one_line(error)})") from None
+
+
+def build_model(config: Any, device: str) -> nn.Module:
+    """``AutoModel.from_config(config)`` on ``device`` ('meta': no weights allocated), in eval mode."""
+    transformers = _transformers()
+    try:
+        with torch.device(device):
+            model = transformers.AutoModel.from_config(config)
+    except Exception as error:  # noqa: BLE001 - transformers refusing the config
+        raise TargetError(f"cannot build {type(config).__name__}: {one_line(error)}") from None
+    return model.eval()
+
+
+def _setting(config: Any, name: str, default: Any = None) -> Any:
+    """A config value, looked up in the config and then in its vision / audio sub-configs."""
+    for holder in (config, getattr(config, "vision_config", None), getattr(config, "audio_config", None)):
+        if holder is not None and getattr(holder, name, None) is not None:
+            return getattr(holder, name)
+    return default
+
+
+def default_inputs(model: nn.Module, config: Any, batch: int, seq: int) -> Inputs:
+    """What the architecture takes (see the module docstring), as keyword inputs."""
+    params = inspect.signature(model.forward).parameters
+    main = getattr(model, "main_input_name", "input_ids")
+    kwargs: dict[str, Any] = {}
+    if main == "input_ids" or ("input_ids" in params and "pixel_values" in params):
+        kwargs["input_ids"] = TensorSpec((batch, seq), "int64")
+    if main == "pixel_values" or ("pixel_values" in params and "input_ids" in params):
+        size = _setting(config, "image_size", 224)
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        kwargs["pixel_values"] = TensorSpec((batch, _setting(config, "num_channels", 3), height, width))
+    if main == "input_features":
+        frames = 2 * _setting(config, "max_source_positions", 1500)
+        kwargs["input_features"] = TensorSpec((batch, _setting(config, "num_mel_bins", 80), frames))
+    if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
+        kwargs["decoder_input_ids"] = TensorSpec((batch, seq), "int64")
+    if not kwargs:
+        raise TargetError(f"{type(model).__name__}: costlab does not know what its forward takes "
+                          f"(main input {main!r}); give it with --input NAME=DTYPE:SHAPE")
+    return Inputs((), kwargs)
+
+
+def analyze_hf(path: str, inputs: Inputs | None = None, batch: int = 1, seq: int | None = None,
+               dtype: str = "float32", name: str | None = None) -> Analysis:
+    """The cost of the transformers model that the config at ``path`` describes."""
+    config = load_config(path)
+    model = build_model(config, "meta")
+    if seq is None:  # the default, within the positions the model has (CLIP's text tower: 77)
+        limit = _setting(getattr(config, "text_config", None) or config, "max_position_embeddings") or \
+            _setting(config, "n_positions")
+        seq = min(DEFAULT_SEQ, limit) if isinstance(limit, int) and limit > 0 else DEFAULT_SEQ
+    given = inputs if inputs is not None else default_inputs(model, config, batch, seq)
+    return trace_module(model, None, dtype=dtype, name=name or f"hf:{path}", inputs=given,
+                        rebuild=lambda: build_model(config, "cpu")).analysis

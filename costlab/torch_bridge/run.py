@@ -1,0 +1,378 @@
+"""Counting by running: a recorder at the function level with an aten-level recorder beneath it.
+
+A *run* executes a module (a whole model, or one call fx could not see into) under two modes:
+
+- :class:`FunctionRecorder` (a ``TorchFunctionMode``) prices each torch function and ``Tensor``
+  method that has a rule (:mod:`.rules`) — the same rules the fx walk uses, so names and specs
+  agree across paths;
+- :class:`AtenRecorder` (a ``TorchDispatchMode``) prices, one aten op at a time (:mod:`.aten`),
+  what runs inside a *region*: a torch function without a rule (``einsum``, ``addmm``, a custom
+  op), a leaf module without a rule, or a call the fx walk hands over whole.
+
+Forward hooks on the modules keep the scope (the enclosing module path, for names) and price
+leaf modules that have a rule as a whole. Values are tracked by tensor identity (weakly, so a run
+on real tensors frees what the model frees). A run on the meta device allocates nothing and does
+no arithmetic; a run on real CPU tensors is the last resort when a data-dependent op stops the
+meta run.
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from collections import OrderedDict
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from ..analysis import Unsupported
+from ..errors import SpecError, TargetError
+from ..specs import Elementwise
+from .aten import ATEN_RULES, FREE_OPS, _Free
+from .recorder import (HOOK_ATTRIBUTES, TOP_LEVEL, Call, Recorder, Unpriced, call_function,
+                       call_module, one_line, own_tensors, type_name)
+from .rules import (CREATION_FUNCTIONS, CREATION_METHODS, RuleError, TensorValue, function_rule,
+                    leaf_modules, module_rule, op_name, tensor_method_name)
+
+
+@dataclass
+class Region:
+    """Where aten ops are being priced: the call they belong to and where its layers start."""
+
+    call: Call
+    start: int
+    tensors: Sequence[Any] = ()  # a module's own parameters and buffers, settled at the end
+    module_path: str | None = None
+
+
+class RunState:
+    """What a run knows: the recorder, the scope, open regions, and each tensor's value."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.stack: list[str] = []
+        self.depth = 0  # > 0 inside a leaf module priced by its rule
+        self.regions: list[Region] = []
+        self.entered: list[str] = []  # what each open module call did: skip, scope, rule or region
+        self._values: dict[int, tuple[Any, TensorValue]] = {}
+
+    @property
+    def scope(self) -> str:
+        return self.stack[-1] if self.stack else ""
+
+    def remember(self, tensor: torch.Tensor, value: TensorValue) -> None:
+        try:
+            ref: Any = weakref.ref(tensor)
+        except TypeError:  # pragma: no cover - every torch.Tensor takes weak references
+            ref = lambda tensor=tensor: tensor  # noqa: E731
+        self._values[id(tensor)] = (ref, value)
+
+    def value_of(self, item: Any) -> Any:
+        """A TensorValue for a tensor (its producer when known), anything else as it is."""
+        if not isinstance(item, torch.Tensor):
+            return item
+        known = self._values.get(id(item))
+        if known is not None and known[0]() is item:
+            value = known[1]
+            return value if value.shape == tuple(item.shape) else TensorValue(tuple(item.shape), value.producer,
+                                                                              value.tensor)
+        return TensorValue(tuple(item.shape))
+
+    def bind(self, value: Any, out: Any, where: str) -> None:
+        """Remember which layer made each output tensor: the rule's values paired with the run's."""
+        if isinstance(out, torch.Tensor):
+            shape = tuple(out.shape)
+            if isinstance(value, TensorValue):
+                if value.shape != shape and value.producer:
+                    self.recorder.notes.append(f"{where}: the formula gives shape {value.shape}, the run "
+                                                     f"{shape}; the run's shape is used downstream")
+                self.remember(out, TensorValue(shape, value.producer, value.tensor))
+            else:
+                self.remember(out, TensorValue(shape))
+        elif isinstance(out, (tuple, list)) and isinstance(value, (tuple, list)) and len(out) == len(value):
+            for v, o in zip(value, out):
+                self.bind(v, o, where)
+        else:
+            shared = value if isinstance(value, TensorValue) else None
+            for leaf in pytree.tree_leaves(out):
+                if isinstance(leaf, torch.Tensor):
+                    self.bind(shared, leaf, where)
+
+
+def _tensor_values(values: Any) -> list[TensorValue]:
+    return [v for v in pytree.tree_leaves(values, is_leaf=lambda x: isinstance(x, TensorValue))
+            if isinstance(v, TensorValue)]
+
+
+def _has_tensor(value: Any) -> bool:
+    return any(isinstance(t, torch.Tensor) for t in pytree.tree_leaves(value))
+
+
+def _op_short(target: Any) -> str:
+    return op_name(target).rpartition(".")[2] or "call"
+
+
+class AtenRecorder(TorchDispatchMode):
+    """Prices the aten ops of open regions (see the module docstring); outside them, only runs."""
+
+    def __init__(self, state: RunState) -> None:
+        super().__init__()
+        self.state = state
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        state = self.state
+        if not state.regions or not _has_tensor(out):
+            return out
+        region = state.regions[-1]
+        name = func.overloadpacket.__name__
+        vargs, vkwargs = pytree.tree_map(state.value_of, (tuple(args), dict(kwargs)))
+        operands = _tensor_values((vargs, vkwargs))
+        where = f"{region.call.owner or TOP_LEVEL}: aten.{name}"
+        rule = ATEN_RULES.get(func.overloadpacket)
+        value: Any = None
+        start = len(state.recorder.layers)
+        try:
+            if rule is not None:
+                value = rule(region.call, vargs, vkwargs)
+            elif name in FREE_OPS or name.rstrip("_") in FREE_OPS:
+                raise _Free()
+            elif torch.Tag.pointwise in func.tags and operands:
+                value = region.call.layer(Elementwise(name.rstrip("_")), operands, sub=name.rstrip("_"))
+            else:
+                raise Unpriced("no cost rule for this aten op")
+        except _Free:
+            value = operands[0] if operands else None
+        except (Unpriced, RuleError, SpecError) as error:
+            state.recorder.rollback(start)
+            state.recorder.unsupported.append(Unsupported(region.call.owner or TOP_LEVEL, f"aten.{name}",
+                                                          str(error)))
+            state.recorder.touch((vargs, vkwargs))
+        state.bind(value, out, where)
+        return out
+
+
+class FunctionRecorder(TorchFunctionMode):
+    """Prices torch functions and Tensor methods that have a rule; opens a region for those without."""
+
+    def __init__(self, state: RunState) -> None:
+        super().__init__()
+        self.state = state
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        state = self.state
+        if state.depth > 0 or state.regions:
+            return func(*args, **kwargs)
+        method = tensor_method_name(func)
+        target = method if method is not None else func
+        if target in CREATION_FUNCTIONS or target in CREATION_METHODS:
+            out = func(*args, **kwargs)
+            state.bind(None, out, state.scope)
+            return out
+        if function_rule(target) is None:
+            return self._region(func, target, args, kwargs)
+        out = func(*args, **kwargs)
+        if not _has_tensor(out):
+            return out
+        vargs, vkwargs = pytree.tree_map(state.value_of, (tuple(args), dict(kwargs)))
+        start = len(state.recorder.layers)
+        try:
+            value = call_function(state.recorder, state.scope, target, vargs, vkwargs)
+        except (Unpriced, SpecError):  # the rule cannot price this call (it ran): its aten ops can
+            state.recorder.rollback(start)
+            return self._region(func, target, args, kwargs)
+        state.bind(value, out, f"{state.scope or TOP_LEVEL}: {op_name(target)}")
+        return out
+
+    def _region(self, func: Any, target: Any, args: tuple, kwargs: dict) -> Any:
+        state = self.state
+        scope = state.scope
+        short = _op_short(target)
+        call = Call(state.recorder, scope, f"{scope}.{short}" if scope else short, False, op_name(target))
+        region = Region(call, len(state.recorder.layers))
+        state.regions.append(region)
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            state.regions.pop()
+        state.recorder.settle(region.start, call.params, None)
+        return out
+
+
+def _hooks(state: RunState, root: nn.Module) -> list[Any]:
+    """Forward hooks on ``root``'s modules: scope for containers, rules for leaves with one,
+    a region for leaves without one."""
+    paths: dict[int, str] = {}
+    for path, m in root.named_modules():
+        paths.setdefault(id(m), path)
+    leaves = {id(m) for m in leaf_modules(root).values()}
+    recorder = state.recorder
+    handles = []
+
+    def before(m: nn.Module, args: tuple, kwargs: dict) -> None:
+        if state.depth or state.regions:
+            state.entered.append("skip")  # inside a priced leaf or a region: its ops are seen already
+            return
+        path = paths.get(id(m), "")
+        if id(m) not in leaves:
+            state.stack.append(path)
+            state.entered.append("scope")
+        elif module_rule(m) is not None:
+            state.depth += 1
+            state.entered.append("rule")
+        else:
+            call = Call(recorder, path, path or type(m).__name__.lower(), True, type_name(m))
+            state.regions.append(Region(call, len(recorder.layers), own_tensors(m), path))
+            state.entered.append("region")
+
+    def after(m: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        entered = state.entered.pop() if state.entered else "skip"
+        path = paths.get(id(m), "")
+        if entered == "scope":
+            state.stack.pop()
+        elif entered == "region":
+            region = state.regions.pop()
+            recorder.settle(region.start, [*region.tensors, *region.call.params], path)
+        elif entered == "rule":
+            state.depth -= 1
+            vargs, vkwargs = pytree.tree_map(state.value_of, (tuple(args), dict(kwargs)))
+            value = None
+            start = len(recorder.layers)
+            try:
+                value = call_module(recorder, path, m, vargs, vkwargs)
+            except (Unpriced, SpecError) as unpriced:  # the module ran: its rule is what fails
+                recorder.rollback(start)
+                recorder.unsupported.append(Unsupported(path or TOP_LEVEL, type_name(m), str(unpriced)))
+                recorder.touch([state.value_of(t) for t in m.state_dict(keep_vars=True).values()])
+            state.bind(value, output, path or TOP_LEVEL)
+
+    def visit(m: nn.Module) -> None:
+        handles.append(m.register_forward_pre_hook(before, with_kwargs=True))
+        handles.append(m.register_forward_hook(after, with_kwargs=True))
+        if id(m) not in leaves:
+            for child in m.children():
+                visit(child)
+
+    visit(root)
+    return handles
+
+
+def _modes(state: RunState, device: str) -> ExitStack:
+    stack = ExitStack()
+    if device == "meta":
+        stack.enter_context(torch.device("meta"))  # tensors made without device= land on meta too
+        stack.enter_context(torch.enable_grad())
+    else:
+        stack.enter_context(torch.no_grad())
+    stack.enter_context(FunctionRecorder(state))
+    stack.enter_context(AtenRecorder(state))
+    return stack
+
+
+def run_module(module: nn.Module, args: tuple, kwargs: dict, recorder: Recorder, device: str,
+               inputs: Mapping[int, TensorValue]) -> Any:
+    """Run ``module`` (already a copy the run may use) on ``args``/``kwargs`` under the recorders;
+    ``inputs`` gives the values of the input tensors (by id). Returns the output's values."""
+    state = RunState(recorder)
+    for tensors in (args, kwargs):
+        for leaf in pytree.tree_leaves(tensors):
+            if isinstance(leaf, torch.Tensor) and id(leaf) in inputs:
+                state.remember(leaf, inputs[id(leaf)])
+    for name, tensor in [*recorder.named_params, *recorder.named_buffers]:
+        state.remember(tensor, TensorValue(tuple(tensor.shape), name, tensor))
+    handles = _hooks(state, module)
+    try:
+        with _modes(state, device):
+            out = module(*args, **kwargs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return pytree.tree_map(state.value_of, out)
+
+
+def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs: dict, *, owner: str,
+                base: str, own: bool, source: str, module: nn.Module | None = None,
+                module_path: str | None = None) -> Any:
+    """Price one call fx could not see into by running it alone on meta tensors, its aten ops
+    recorded into a region named ``base``; returns the output's values. ``module``: a leaf
+    module to run (a meta copy of it runs; its tensors are counted as the original's)."""
+    state = RunState(recorder)
+
+    def meta(value: Any) -> Any:
+        if not isinstance(value, TensorValue):
+            return value
+        like = value.tensor
+        dtype = like.dtype if isinstance(like, torch.Tensor) else torch.float32
+        tensor = torch.empty(value.shape, dtype=dtype, device="meta")
+        state.remember(tensor, value)
+        keep.append(tensor)
+        return tensor
+
+    keep: list[torch.Tensor] = []
+    meta_args, meta_kwargs = pytree.tree_map(meta, (tuple(args), dict(kwargs)),
+                                             is_leaf=lambda x: isinstance(x, TensorValue))
+    tensors: list[Any] = []
+    if module is not None:
+        clone = meta_copy(module)
+        for (name, original), (_, copied) in zip(
+                [*module.named_parameters(), *module.named_buffers()],
+                [*clone.named_parameters(), *clone.named_buffers()]):
+            qualified = f"{module_path}.{name}" if module_path else name
+            state.remember(copied, TensorValue(tuple(copied.shape), qualified, original))
+            keep.append(copied)
+        tensors = own_tensors(module)
+        run = clone
+    call = Call(recorder, owner, base, own, source)
+    start, listed = len(recorder.layers), len(recorder.unsupported)
+    state.regions.append(Region(call, start))
+    engine, recorder.engine = recorder.engine, "fx+meta"
+    try:
+        with _modes(state, "meta"):
+            out = run(*meta_args, **meta_kwargs)
+    except Exception as error:  # noqa: BLE001 - the call cannot run alone on meta tensors
+        recorder.rollback(start)
+        del recorder.unsupported[listed:]
+        raise Unpriced(f"it cannot run alone on the meta device ({one_line(error)})") from None
+    finally:
+        recorder.engine = engine
+        state.regions.clear()
+    recorder.settle(start, [*tensors, *call.params], module_path)
+    return pytree.tree_map(state.value_of, out)
+
+
+def meta_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose parameters and buffers are meta tensors (no data copied),
+    with tied weights kept tied, hooks removed, in eval mode."""
+    memo: dict[int, Any] = {}
+    for tensor in [*module.parameters(), *module.buffers()]:
+        meta = torch.empty_like(tensor, device="meta")
+        memo[id(tensor)] = (nn.Parameter(meta, requires_grad=tensor.requires_grad)
+                            if isinstance(tensor, nn.Parameter) else meta)
+    return _copy(module, memo, "the meta device")
+
+
+def real_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with its own parameters and buffers (data copied), hooks removed, in
+    eval mode: a run on real tensors may change what it likes in it."""
+    return _copy(module, {}, "a copy for a CPU run")
+
+
+def _copy(module: nn.Module, memo: dict[int, Any], what: str) -> nn.Module:
+    try:
+        clone = copy.deepcopy(module, memo)
+    except Exception as error:  # noqa: BLE001 - any copy failure is reported in one line
+        raise TargetError(f"cannot copy the module to {what}: {one_line(error)}") from None
+    for m in clone.modules():
+        m.training = False
+        for attribute in HOOK_ATTRIBUTES:
+            if attribute in m.__dict__:
+                m.__dict__[attribute] = OrderedDict()
+    return clone

@@ -1,0 +1,335 @@
+"""The engine's ladder and the inputs of every kind: fx, a call priced alone at the aten level, a
+whole meta run, a CPU run; typed inputs in Python and on the command line; recurrent layers,
+grouped-query and causal attention; the user's module and tensors left as they were.
+
+Every count is held against PyTorch's own counter (FlopCounterMode ÷ 2, grad enabled, math SDPA)
+or an explicit loop.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+import costlab  # noqa: E402
+from costlab.cli import main  # noqa: E402
+from costlab.errors import CostlabError  # noqa: E402
+from costlab.inputs import TensorSpec, parse_inputs  # noqa: E402
+from costlab.torch_bridge.aten import MAC_OPS  # noqa: E402
+from costlab.torch_bridge.trace import trace_module  # noqa: E402
+
+
+def counted(module: nn.Module, *args: object, **kwargs: object) -> int:
+    """PyTorch's counter on the same call, halved; the math SDPA backend so it sees attention."""
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        module(*args, **kwargs)
+    flops = counter.get_total_flops()
+    assert flops % 2 == 0
+    return flops // 2
+
+
+def params_of(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# --- recurrent layers against a hand-written loop --------------------------------------------
+
+def _cell_loop(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """nn.LSTM / GRU / RNN written out step by step with torch.mm on the module's own weights."""
+    mode = type(m).__name__
+    seq = x if not m.batch_first else x.transpose(0, 1)
+    steps, batch = seq.shape[0], seq.shape[1]
+    directions = 2 if m.bidirectional else 1
+    layer_in = seq
+    for layer in range(m.num_layers):
+        outputs = []
+        for d in range(directions):
+            suffix = f"_l{layer}" + ("_reverse" if d else "")
+            w_ih, w_hh = getattr(m, "weight_ih" + suffix), getattr(m, "weight_hh" + suffix)
+            b_ih, b_hh = getattr(m, "bias_ih" + suffix), getattr(m, "bias_hh" + suffix)
+            w_hr = getattr(m, "weight_hr" + suffix, None)
+            size = m.proj_size if getattr(m, "proj_size", 0) else m.hidden_size
+            h = torch.zeros(batch, size)
+            c = torch.zeros(batch, m.hidden_size)
+            order = range(steps - 1, -1, -1) if d else range(steps)
+            out = [None] * steps
+            for t in order:
+                gi = torch.mm(layer_in[t], w_ih.t()) + b_ih
+                gh = torch.mm(h, w_hh.t()) + b_hh
+                if mode == "LSTM":
+                    i, f, g, o = (gi + gh).chunk(4, 1)
+                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                    h = torch.sigmoid(o) * torch.tanh(c)
+                    if w_hr is not None:
+                        h = torch.mm(h, w_hr.t())
+                elif mode == "GRU":
+                    ri, zi, ni = gi.chunk(3, 1)
+                    rh, zh, nh = gh.chunk(3, 1)
+                    r, z = torch.sigmoid(ri + rh), torch.sigmoid(zi + zh)
+                    n = torch.tanh(ni + r * nh)
+                    h = (1 - z) * n + z * h
+                else:
+                    h = torch.tanh(gi + gh)
+                out[t] = h
+            outputs.append(torch.stack(out))
+        layer_in = torch.cat(outputs, -1)
+    return layer_in if not m.batch_first else layer_in.transpose(0, 1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.LSTM(6, 5),
+    lambda: nn.LSTM(6, 5, num_layers=2, bidirectional=True),
+    lambda: nn.LSTM(6, 5, num_layers=2, proj_size=3, batch_first=True),
+    lambda: nn.GRU(6, 5, num_layers=2, bidirectional=True),
+    lambda: nn.RNN(6, 5, batch_first=True),
+], ids=["lstm", "lstm-2-bi", "lstm-proj", "gru-2-bi", "rnn"])
+def test_recurrent_layers_equal_an_explicit_loop(make) -> None:
+    torch.manual_seed(0)
+    m = make().eval()
+    x = torch.randn(3, 4, 6)  # (T, N, I), or (N, T, I) batch-first
+    with torch.no_grad():
+        expected, _ = m(x)
+        looped = _cell_loop(m, x)
+    assert torch.allclose(expected, looped, atol=1e-5)  # the loop is the layer
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        _cell_loop(m, x)
+    a = costlab.analyze(m, inputs=(x,))
+    assert a.macs == counter.get_total_flops() // 2
+    assert a.params == params_of(m)
+    assert a.output == tuple(expected.shape[1:])
+
+
+# --- the ladder ----------------------------------------------------------------------------
+
+@torch.fx.wrap
+def _window_attention(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    q = F.linear(x, weight)
+    return torch.softmax(q @ q.transpose(-1, -2), -1) @ q
+
+
+class Wrapped(nn.Module):
+    """A function fx keeps opaque (as torchvision's Swin does): priced alone at the aten level."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(8, 8))
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(_window_attention(x, self.weight))
+
+
+def test_an_opaque_call_is_priced_alone_and_named_after_its_caller() -> None:
+    m = Wrapped()
+    x = torch.randn(2, 5, 8)
+    trace = trace_module(m, inputs=(x,))
+    assert trace.method == "fx" and not trace.analysis.unsupported
+    engines = {layer.name: layer.engine for layer in trace.analysis.layers}
+    assert engines["fc"] == "fx"
+    assert {e for n, e in engines.items() if n.startswith("_window_attention")} == {"fx+meta"}
+    assert trace.analysis.macs == counted(m, x)
+    assert trace.analysis.params == params_of(m)
+
+
+class Functions(nn.Module):
+    """Functions without a function rule: einsum, addmm, baddbmm, SDPA with GQA and a causal mask."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(16, 16))
+        self.b = nn.Parameter(torch.randn(16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (2, 8, 16)
+        y = torch.addmm(self.b, x.reshape(-1, 16), self.w).reshape(2, 8, 16)
+        y = torch.baddbmm(y, torch.einsum("bij,bkj->bik", y, y), y)  # y + (y·yᵀ)·y
+        q = y.reshape(2, 8, 4, 4).transpose(1, 2)  # 4 heads
+        kv = q[:, :2]  # 2 key/value heads
+        return F.scaled_dot_product_attention(q, kv, kv, is_causal=True, enable_gqa=True)
+
+
+def test_functions_without_a_rule_and_grouped_causal_attention_match_the_counter() -> None:
+    m = Functions()
+    x = torch.randn(2, 8, 16)
+    a = costlab.analyze(m, inputs=(x,))
+    assert not a.unsupported
+    assert a.macs == counted(m, x)
+    attention = next(layer for layer in a.layers if layer.op == "matmul" and "attention" in layer.name)
+    assert "causal" in attention.formula  # counted in full, the unmasked scores said
+    assert attention.macs == 2 * 4 * 8 * 8 * (4 + 4)
+
+
+class ValueBranch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 8)
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.fc(self.embed(ids))
+        if mask is not None:
+            y = y * mask.unsqueeze(-1)
+        if (y.abs().sum() > 0).item():  # data-dependent: stops the meta run
+            y = self.fc(y)
+        return y
+
+
+def test_keyword_integer_inputs_and_a_data_dependent_branch_run_on_the_cpu() -> None:
+    m = ValueBranch()
+    ids = torch.randint(0, 50, (2, 7))
+    mask = torch.ones(2, 7)
+    kept = ids.clone(), mask.clone()
+    trace = trace_module(m, inputs={"ids": ids, "mask": mask})
+    assert trace.method == "cpu"
+    assert any("hold for these input values" in note for note in trace.analysis.notes)
+    assert torch.equal(ids, kept[0]) and torch.equal(mask, kept[1])  # the user's tensors untouched
+    assert trace.analysis.macs == counted(m, ids, mask=mask)
+    assert trace.analysis.params == params_of(m)
+    described = trace.analysis.to_dict()["inputs"]
+    assert [(i["name"], i["dtype"], i["shape"]) for i in described] == [
+        ("ids", "int64", [2, 7]), ("mask", "float32", [2, 7])]
+
+
+def test_a_misspelt_or_missing_input_names_the_forward_parameters() -> None:
+    m = ValueBranch()
+    with pytest.raises(CostlabError) as caught:
+        costlab.analyze(m, inputs={"idz": torch.zeros(2, 7, dtype=torch.long)})
+    assert "forward(ids, mask) has no parameter 'idz'" in str(caught.value)
+    with pytest.raises(CostlabError) as caught:
+        costlab.analyze(m, inputs={"mask": torch.ones(2, 7)})
+    assert "ids" in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(CostlabError):
+        costlab.analyze(m, inputs=32)
+
+
+class Images(nn.Module):
+    """A list of images, as torchvision's detectors take: fx cannot take it, the meta run can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, images: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([self.conv(image.unsqueeze(0)).flatten(1) for image in images])
+
+
+def test_a_list_of_images_from_python_and_from_the_command_line() -> None:
+    m = Images()
+    images = [torch.rand(3, 10, 10), torch.rand(3, 10, 10)]
+    a = costlab.analyze(m, inputs=(images,))
+    assert a.engine == "meta" and (a.input, a.batch) == ((3, 10, 10), 2)
+    assert a.macs == counted(m, images) == 2 * 3 * 3 * 3 * 8 * 8 * 4
+    parsed = parse_inputs(["list:3x10x10"], batch=2)
+    assert parsed.args == ([TensorSpec((3, 10, 10)), TensorSpec((3, 10, 10))],)
+    assert costlab.analyze(m, inputs=parsed).macs == a.macs
+
+
+class Cache(nn.Module):
+    """Fills a dict cache during its forward pass (timm's LeViT does this with attention biases)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.randn(4))
+        self.cache: dict[str, torch.Tensor] = {}
+        self.calls: list[int] = []
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        key = str(x.shape[-1])
+        if key not in self.cache:
+            self.cache[key] = self.bias * 2
+        self.calls.append(1)
+        return self.fc(x) + self.cache[key]
+
+
+def test_the_module_is_left_exactly_as_it_was_and_twice_gives_the_same() -> None:
+    m = Cache()
+    m.fc.weight.requires_grad_(False)
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    first = costlab.analyze(m, input=(4,), batch=3)
+    assert m.cache == {} and m.calls == [] and not m.fc.weight.requires_grad
+    assert all(torch.equal(state[k], v) for k, v in m.state_dict().items())
+    second = costlab.analyze(m, input=(4,), batch=3)
+    assert first.to_dict() == second.to_dict()
+    m(torch.randn(3, 4))  # still a working module
+    assert list(m.cache) == ["4"]
+
+
+def test_cat_with_an_empty_tensor_and_free_ops_are_not_unsupported() -> None:
+    class Free(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            past = torch.empty(0)  # a fresh KV cache
+            y = torch.cat([past, x.flatten()]).reshape_as(x)
+            first, rest = torch.tensor_split(y, (1,), dim=1)
+            return rest.long().float().to(x.dtype) + first
+
+    x = torch.randn(2, 5)
+    a = costlab.analyze(Free(), inputs=(x,))
+    assert not a.unsupported
+    assert a.ops == 2 * 4  # the one add
+
+
+def test_mac_ops_all_have_rules_where_they_have_an_aten_packet() -> None:
+    from costlab.torch_bridge.aten import ATEN_RULES, FREE_OPS
+
+    ruled = {packet.__name__ for packet in ATEN_RULES}
+    missing = {name for name in MAC_OPS if hasattr(torch.ops.aten, name)} - ruled
+    # those decompose above the dispatch level (a recorder never sees them) or have module rules
+    assert missing <= {"matmul", "linear", "einsum", "tensordot", "conv1d", "conv2d", "conv3d", "lstm",
+                       "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell",
+                       "addbmm", "addmv", "addr", "outer", "bilinear", "_trilinear", "conv_tbc",
+                       "cudnn_convolution", "mkldnn_convolution", "scaled_dot_product_attention",
+                       "_scaled_dot_product_attention_math"}, missing
+    assert not MAC_OPS & FREE_OPS
+
+
+# --- the command line ------------------------------------------------------------------------
+
+def test_typed_inputs_on_the_command_line(tmp_path, monkeypatch) -> None:
+    (tmp_path / "typed_net.py").write_text(
+        "import torch\nfrom torch import nn\n"
+        "class Two(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.embed = nn.Embedding(100, 8)\n        self.conv = nn.Conv2d(3, 8, 3)\n"
+        "    def forward(self, image, ids, scale=None):\n"
+        "        y = self.conv(image).mean((2, 3))\n"
+        "        return y + self.embed(ids).mean(1) * scale.unsqueeze(-1)\n"
+        "def two():\n    return Two()\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    argv = ["analyze", "typed_net:two", "--input", "3x12x12", "--input", "int64:9", "--input", "scale=float32:1",
+            "--batch", "2", "--format", "json"]
+    assert main(argv, stdout=out) == 0
+    target = json.loads(out.getvalue())["targets"][0]
+    assert [i["shape"] for i in target["inputs"]] == [[2, 3, 12, 12], [2, 9], [2, 1]]
+    assert target["macs"] == 2 * 3 * 3 * 3 * 10 * 10 * 8
+    for bad, words in ((["--input", "3x12x12", "--input", "int64:9", "--input", "scal=1"], "no parameter 'scal'"),
+                       (["--input", "3x12x12", "--input", "complex:9"], "unknown dtype"),
+                       (["--input", "a=3x3", "--input", "3x3"], "after a keyword")):
+        err = io.StringIO()
+        assert main(["analyze", "typed_net:two", *bad], stdout=io.StringIO(), stderr=err) == 2
+        assert err.getvalue().startswith("costlab: error: ") and words in err.getvalue()
+        assert err.getvalue().count("\n") == 1
+    err = io.StringIO()
+    assert main(["analyze", "resnet18", "--input", "int64:9"], stdout=io.StringIO(), stderr=err) == 2
+    assert "apply to module targets" in err.getvalue()
+
+
+def test_hf_targets_need_transformers_or_say_so(tmp_path) -> None:
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        err = io.StringIO()
+        assert main(["analyze", f"hf:{tmp_path}"], stdout=io.StringIO(), stderr=err) == 2
+        assert "pip install costlab[hf]" in err.getvalue()
+        return
+    err = io.StringIO()
+    assert main(["analyze", f"hf:{tmp_path / 'missing'}"], stdout=io.StringIO(), stderr=err) == 2
+    assert err.getvalue().startswith("costlab: error: hf:")
