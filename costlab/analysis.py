@@ -171,7 +171,7 @@ def _total(layers: Iterable[Layer], attribute: str) -> int:
     return sum(getattr(layer, attribute) for layer in layers)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Analysis:
     """The cost of one target: its layers in execution order and their sums.
 
@@ -329,8 +329,29 @@ class Analysis:
 
         return analysis_markdown(self, depth=depth, unit=unit)
 
+    def __repr__(self) -> str:
+        """The one-line summary: '<Analysis resnet50: 3×224×224 → 1000, 4.09 G MACs, …>'."""
+        from .report import analysis_summary
 
-@dataclass(frozen=True)
+        return f"<Analysis {analysis_summary(self)}>"
+
+    def __str__(self) -> str:
+        from .report import analysis_summary
+
+        return analysis_summary(self)
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter's Markdown view: the per-layer table."""
+        return self.to_markdown()
+
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view: summary, per-layer table, notes."""
+        from .report import analysis_html
+
+        return analysis_html(self)
+
+
+@dataclass(frozen=True, repr=False)
 class Comparison:
     """Several targets side by side; ratios are MACs of the first over MACs of each."""
 
@@ -376,3 +397,24 @@ class Comparison:
         from .report import comparison_markdown
 
         return comparison_markdown(self, per_layer=per_layer)
+
+    def __repr__(self) -> str:
+        """The one-line summary: '<Comparison resnet50 4.09 G MACs, mobilenet-v2 301 M (13.60× fewer)>'."""
+        from .report import comparison_summary
+
+        return f"<Comparison {comparison_summary(self)}>"
+
+    def __str__(self) -> str:
+        from .report import comparison_summary
+
+        return comparison_summary(self)
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter's Markdown view: the side-by-side table."""
+        return self.to_markdown()
+
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view: the side-by-side table and its notes."""
+        from .report import comparison_html
+
+        return comparison_html(self)

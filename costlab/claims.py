@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Literal, Mapping, Sequence, Union
 
-from tabulate import tabulate
 
 from .analysis import Analysis, Layer
 from .blocks import inception, inverted_residual
@@ -683,6 +682,8 @@ def _md_cell(text: str) -> str:
 
 def claims_markdown(results: Sequence[ClaimResult]) -> str:
     """The Markdown report: a summary table, then each claim's figures, how each is computed, and notes."""
+    from tabulate import tabulate  # imported only when a table is drawn
+
     parts = ["# The source text's numeric claims, computed by costlab", "",
              "Each claim of the course notes (listed in the project's reference figures) is restated "
              "as the source writes it; every computed value comes from costlab's presets, "
@@ -708,18 +709,24 @@ def claims_markdown(results: Sequence[ClaimResult]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def claims_table(results: Sequence[ClaimResult]) -> str:
-    """The terminal report: one row per figure, then the notes."""
+def claims_table(results: Sequence[ClaimResult], width: int | None = None) -> str:
+    """The terminal report: one row per figure under its claim's id, then the notes; fitted to
+    ``width`` columns (None: as wide as the cells) by shortening the figure and claim texts."""
+    from .display import Column, fitted, wrap
+
     rows = []
     for r in results:
-        for index, c in enumerate(r.checks):
-            rows.append([r.id if index == 0 else "", c.figure.quantity, c.figure.stated,
-                         show(c.computed.value, c.figure.unit), c.verdict])
-        rows.append(["", "", "", "", f"⇒ {r.verdict_text}"])
-    parts = ["costlab claims: the source text's numeric claims, computed", "",
-             tabulate(rows, headers=["id", "figure", "claimed", "computed", "verdict"], tablefmt="simple",
-                      disable_numparse=True), "", _summary(results), RULES, "", "Notes:"]
-    parts += [f"  {r.id}: {r.note}" for r in results if r.note]
+        off = f"{percent(r.relative_error)} off" if r.relative_error else ""
+        rows.append([r.id, "", off, f"⇒ {r.verdict}"])
+        rows += [[f"  {c.figure.quantity}", c.figure.stated, show(c.computed.value, c.figure.unit), c.verdict]
+                 for c in r.checks]
+    columns = [Column(header, [row[index] for row in rows], keep=None, shrink=shrink, min_width=12)
+               for index, (header, shrink) in enumerate((("claim and figure", "head"), ("claimed", "head"),
+                                                         ("computed", None), ("verdict", None)))]
+    table, _ = fitted(columns, width)
+    notes = [f"  {r.id}: {r.note}" for r in results if r.note]
+    parts = ["costlab claims: the source text's numeric claims, computed", "", table, ""]
+    parts += wrap([_summary(results), RULES, "", "Notes:"] + notes, width)
     return "\n".join(parts) + "\n"
 
 
@@ -738,7 +745,7 @@ def claims_csv(results: Sequence[ClaimResult]) -> str:
     return buffer.getvalue()
 
 
-def render_claims(results: Sequence[ClaimResult], fmt: str = "table") -> str:
+def render_claims(results: Sequence[ClaimResult], fmt: str = "table", width: int | None = None) -> str:
     """``costlab claims`` output in one of FORMATS (JSON: a list of objects, one per claim)."""
     if fmt == "json":
         return json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False) + "\n"
@@ -747,5 +754,5 @@ def render_claims(results: Sequence[ClaimResult], fmt: str = "table") -> str:
     if fmt == "md":
         return claims_markdown(results)
     if fmt == "table":
-        return claims_table(results)
+        return claims_table(results, width)
     raise CostlabError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")

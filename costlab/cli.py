@@ -11,7 +11,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 import warnings
 from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ from .analysis import Analysis, Comparison
 from .errors import CostlabError
 from .sizes import parse_size, size_problem
 from .report import FORMATS, render_analysis, render_comparison
-from .targets import (DEFAULT_INPUT, DEFAULT_TARGETS, analyze_target, is_module_target, parse_input,
-                      parse_options)
+from .targets import (DEFAULT_INPUT, DEFAULT_TARGETS, analyze_target, is_module_target, module_target,
+                      parse_input, parse_options)
 from .zoo import PRESETS, build_preset
 
 PROG = "costlab"
@@ -93,6 +92,25 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
                         help="write to PATH (atomically: a temporary file renamed into place)")
 
 
+def add_view_options(parser: argparse.ArgumentParser) -> None:
+    """--wide, --exact: how the terminal table is drawn (Markdown, CSV and JSON keep everything exact)."""
+    parser.add_argument("--wide", action="store_true",
+                        help="terminal table: every column, however wide (default: the columns that fit "
+                             "the terminal, $COLUMNS or 80; the rest are named under the table)")
+    parser.add_argument("--exact", action="store_true",
+                        help="terminal table: exact integers (4,089,184,256) instead of SI-scaled "
+                             "counts (4.09 G) and binary-scaled bytes (97.5 MiB)")
+
+
+def table_width(args: argparse.Namespace) -> int | None:
+    """The width a terminal table must fit: None with --wide, else the terminal's ($COLUMNS first)."""
+    if getattr(args, "wide", False):
+        return None
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).columns
+
+
 def add_target_options(parser: argparse.ArgumentParser) -> None:
     """Options every command that prices targets takes."""
     parser.add_argument("--input", action="append", metavar="SPEC",
@@ -109,10 +127,12 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                         help="option for presets and package.module:callable targets (repeatable)")
     parser.add_argument("--unit", choices=["macs", "flops"], default="macs",
                         help="macs (default) or flops = 2 × MACs")
-    parser.add_argument("--freeze", metavar="N|F|NAME",
+    parser.add_argument("--freeze", metavar="N|F|NAMES|requires_grad",
                         help="price one training step with a leading part frozen: the first N layers "
-                             "with parameters, a fraction F of them (0.9), or everything before the "
-                             "layer or block NAME (fc: retrain the last layer); 0 trains everything")
+                             "with parameters, a fraction F of them (0.9), or everything before the first "
+                             "layer or block matching one of NAMES, comma-separated names or glob patterns "
+                             "resolved per target (fc,classifier,head: retrain the head); requires_grad: a "
+                             "module target's own flags; 0 trains everything")
     parser.add_argument("--check", metavar="TOOL,...",
                         help="cross-check every count against the real tools (fvcore, torch, ptflops, thop, "
                              "torchinfo, torchprofile; comma-separated), each beside what its own rules "
@@ -185,16 +205,32 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
         from .training import parse_freeze, with_training
 
         freeze = parse_freeze(args.freeze)
-        analyses = [with_training(a, freeze) for a in analyses]
+        if freeze.requires_grad:  # the module's own flags: read from each module target (torch imported)
+            analyses = [with_training(a, _module_flags(a, t, options)) for a, t in zip(analyses, targets)]
+        else:
+            analyses = [with_training(a, freeze) for a in analyses]
     if checks:
         from .targets import check_target  # torch is imported only there
 
-        analyses = [check_target(a, t, options, checks) for a, t in zip(analyses, targets)]
+        analyses = [check_target(a, *module_target(t, options), checks) for a, t in zip(analyses, targets)]
     if getattr(args, "convention", None):
         analyses = [a.with_convention(args.convention) for a in analyses]
     if getattr(args, "latency", None):
         analyses = _measure_latency(args, targets, analyses)
     return analyses
+
+
+def _module_flags(analysis: Analysis, target: str, options: dict[str, str]) -> Any:
+    """--freeze requires_grad on one target: its module's flags; refused for a target that is no module."""
+    from .training import FreezeError
+
+    if not is_module_target(target) or analysis.kind != "module":
+        raise FreezeError(f"--freeze requires_grad: {analysis.name} is not a module with requires_grad flags "
+                          "(a package.module:callable target)")
+    from .torch_bridge.flags import freeze_from_module
+    from .torch_bridge.latency import load_module
+
+    return freeze_from_module(analysis, load_module(*module_target(target, options)))
 
 
 def _exit_code(args: argparse.Namespace, analyses: Sequence[Analysis]) -> int:
@@ -240,7 +276,8 @@ def _latency_session(args: argparse.Namespace, dtype: str, timings: int) -> Iter
 
 def _measure_latency(args: argparse.Namespace, targets: Sequence[str],
                      analyses: list[Analysis]) -> list[Analysis]:
-    """--latency: time each target and its layers on the device, with the roofline."""
+    """--latency: time each target (and its layers: analyze, compare --per-layer) on the device,
+    with the roofline."""
     from .torch_bridge.latency import (LatencySettings, check_memory, load_module, measure_latency,
                                        measurement_count, torch_dtype)
     from .torch_bridge.timing import check_device
@@ -250,10 +287,12 @@ def _measure_latency(args: argparse.Namespace, targets: Sequence[str],
         if analysis.layers:
             check_memory(analysis, device, torch_dtype(analysis.dtype))
     options = parse_options(args.kwarg)
-    modules = {index: load_module(text, options) for index, (text, analysis) in enumerate(zip(targets, analyses))
+    modules = {index: load_module(*module_target(text, options)) for index, (text, analysis) in enumerate(zip(targets, analyses))
                if is_module_target(text) and analysis.kind == "module"}
-    with _latency_session(args, args.dtype, sum(measurement_count(a) for a in analyses)) as (peaks, advance):
-        settings = LatencySettings(device=args.latency, threads=args.threads)
+    per_layer = getattr(args, "per_layer", True)  # compare times layers only with --per-layer; analyze always
+    with _latency_session(args, args.dtype, sum(measurement_count(a, per_layer) for a in analyses)) \
+            as (peaks, advance):
+        settings = LatencySettings(device=args.latency, threads=args.threads, per_layer=per_layer)
         return [measure_latency(a, settings, module=modules.get(index), peaks=peaks, progress=advance)
                 for index, a in enumerate(analyses)]
 
@@ -267,6 +306,7 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_options(parser)
     add_convention_option(parser)
     parser.add_argument("--per-layer", action="store_true", help="add each layer with its formula")
+    add_view_options(parser)
 
 
 def run_compare(args: argparse.Namespace) -> tuple[str, int]:
@@ -275,7 +315,8 @@ def run_compare(args: argparse.Namespace) -> tuple[str, int]:
     else:
         analyses = _targets(args, DEFAULT_TARGETS, DEFAULT_INPUT)
     comparison = Comparison(tuple(analyses), args.unit)
-    return render_comparison(comparison, args.format, args.per_layer), _exit_code(args, analyses)
+    return (render_comparison(comparison, args.format, args.per_layer, table_width(args), args.exact),
+            _exit_code(args, analyses))
 
 
 def _analyze_arguments(parser: argparse.ArgumentParser) -> None:
@@ -284,15 +325,18 @@ def _analyze_arguments(parser: argparse.ArgumentParser) -> None:
     add_convention_option(parser)
     parser.add_argument("--depth", type=_positive_int, metavar="N",
                         help="fold layers below N name levels into their blocks, with subtotals")
+    add_view_options(parser)
 
 
 def run_analyze(args: argparse.Namespace) -> tuple[str, int]:
     (analysis,) = _targets(args, [args.target])
-    return render_analysis(analysis, args.format, args.depth, args.unit), _exit_code(args, [analysis])
+    return (render_analysis(analysis, args.format, args.depth, args.unit, table_width(args), args.exact),
+            _exit_code(args, [analysis]))
 
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_options(parser)
+    add_view_options(parser)
 
 
 def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -354,12 +398,17 @@ def run_list(args: argparse.Namespace) -> tuple[str, int]:
     from .report import preset_list
 
     return preset_list([build_preset(name) for name in PRESETS], [p.summary for p in PRESETS.values()],
-                       args.format), 0
+                       args.format, table_width(args), args.exact), 0
+
+
+#: `costlab report` writes here (relative to the working directory) unless --output-dir says otherwise.
+REPORT_DIRECTORY = "reports"
 
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output-dir", default="reports", metavar="DIR",
-                        help="where to write the reports (default: reports)")
+    parser.add_argument("--output-dir", default=REPORT_DIRECTORY, metavar="DIR",
+                        help="where to write the reports, created if missing (default: ./reports, "
+                             "named in the output)")
     add_latency_options(parser)
 
 
@@ -369,13 +418,23 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
     from .reports import build_reports
 
     directory = args.output_dir
-    if not os.path.isdir(directory):
-        raise CostlabError(f"cannot write --output-dir {directory}: no such directory")
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise CostlabError(f"cannot write --output-dir {directory}: it is not a directory")
+    ancestor = os.path.dirname(os.path.abspath(directory))
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(directory) and not (os.path.isdir(ancestor) and os.access(ancestor, os.W_OK)):
+        raise CostlabError(f"cannot write --output-dir {directory}: cannot create it under {ancestor}")
     if args.latency:
         from .torch_bridge.timing import check_device
 
         check_device(args.latency)  # before the count reports are made
     texts = {file.path: file.text for file in build_reports()}
+    if not os.path.isdir(directory):  # created only once the count reports are made
+        try:
+            os.makedirs(directory)
+        except OSError as error:
+            raise CostlabError(f"cannot write --output-dir {directory}: cannot create it: {error.strerror}") from None
     if args.latency:
         texts.update(_latency_reports(args, directory))
     paths = [os.path.join(directory, name) for name in texts]
@@ -383,7 +442,9 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
         check_writable(path, "--output-dir")
     for path, text in zip(paths, texts.values()):
         write_atomically(path, text, "--output-dir")
-    return "".join(f"wrote {path}\n" for path in paths), 0
+    default = " (the default; --output-dir DIR writes elsewhere)" if directory == REPORT_DIRECTORY else ""
+    return (f"costlab report: {len(paths)} files in {os.path.abspath(directory)}{default}\n"
+            + "".join(f"wrote {path}\n" for path in paths)), 0
 
 
 def _latency_reports(args: argparse.Namespace, directory: str) -> dict[str, str]:
@@ -415,12 +476,15 @@ LATENCY_ATTEMPTS = 3
 
 def _claims_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_options(parser)
+    parser.add_argument("--wide", action="store_true",
+                        help="terminal table: the figures' full texts, however wide (default: cut to "
+                             "fit the terminal, $COLUMNS or 80)")
 
 
 def run_claims(args: argparse.Namespace) -> tuple[str, int]:
     from .claims import check_claims, render_claims
 
-    return render_claims(check_claims(), args.format), 0
+    return render_claims(check_claims(), args.format, table_width(args)), 0
 
 
 def _calibrate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -447,6 +511,20 @@ def run_calibrate(args: argparse.Namespace) -> tuple[str, int]:
     return render_peaks(peaks.to_dict(), str(path) if path is not None else None, args.format), 0
 
 
+def _help_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("topic", nargs="?", metavar="TOPIC", help="expressions: the layer-stack grammar")
+
+
+def run_help(args: argparse.Namespace) -> tuple[str, int]:
+    from .help_topics import help_text
+
+    return help_text(args.topic), 0
+
+
+#: Under every --help: where the grammar and the documentation are.
+EPILOG = ("Expressions: `costlab help expressions` prints the grammar with examples. Documentation: "
+          "docs/cli.md, docs/cost-model.md, docs/python-api.md (source distribution and repository).")
+
 COMMANDS: tuple[Command, ...] = (
     Command("compare", "side-by-side cost of targets (default: the inception 5×5 bottleneck case)",
             _compare_arguments, run_compare),
@@ -459,16 +537,17 @@ COMMANDS: tuple[Command, ...] = (
             "tabulate the cost; CSV by default, --plot for a PNG", _sweep_arguments, run_sweep),
     Command("calibrate", "measure this machine's peak GFLOP/s and GB/s for the roofline and cache them",
             _calibrate_arguments, run_calibrate),
+    Command("help", "the expression grammar with examples (costlab help expressions)", _help_arguments, run_help),
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="What will this layer design cost? MACs, parameters and "
-                                            "memory of CNN layers, blocks and architectures.")
+                                            "memory of CNN layers, blocks and architectures.", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for command in COMMANDS:
-        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        sub = commands.add_parser(command.name, help=command.help, description=command.help, epilog=EPILOG)
         command.add_arguments(sub)
         sub.set_defaults(run=command.run)
     return parser
@@ -520,6 +599,8 @@ def write_atomically(path: str, data: str | bytes, option: str = "--output") -> 
     is followed and its target written the same way (the link stays); a device or FIFO is
     opened and written into, never replaced.
     """
+    import tempfile  # only when writing a file: `costlab compare` to stdout does without it
+
     payload = data.encode("utf-8") if isinstance(data, str) else data
     target = _resolved(path)
     try:

@@ -12,9 +12,9 @@ import io
 import json
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from tabulate import tabulate
-
 from .analysis import FLOPS_PER_MAC, Analysis, Comparison, Layer, Row
+from .display import Column, binary_bytes, fitted, left_out_note, si, wrap
+from .graph import DTYPE_BYTES
 
 if TYPE_CHECKING:
     from .conventions import Profile
@@ -63,10 +63,57 @@ def ratio_text(ratio: float | None, first: bool) -> str:
 
 def grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, numeric: Sequence[bool]) -> str:
     """A table of pre-formatted cells: 'md' gives GitHub Markdown, anything else a plain terminal grid."""
+    from tabulate import tabulate  # imported only when a table is drawn (not for JSON or CSV)
+
     tablefmt = "github" if fmt == "md" else "simple"
     align = ["right" if n else "left" for n in numeric]
     return tabulate(list(rows), headers=list(headers), tablefmt=tablefmt, colalign=align,
                     disable_numparse=True)
+
+
+class View:
+    """How a report is drawn: its format, the terminal width a table must fit (None: every
+    column, as ``--wide``) and whether counts stay exact (``--exact``; always in Markdown)."""
+
+    __slots__ = ("fmt", "width", "exact")
+
+    def __init__(self, fmt: str = "table", width: int | None = None, exact: bool = False) -> None:
+        self.fmt = fmt
+        self.width = width if fmt == "table" else None
+        self.exact = exact or fmt not in ("table", "html")
+
+    def count(self, value: float) -> str:
+        """A count: SI-scaled in the terminal table ('4.09 G'), exact otherwise ('4,089,184,256')."""
+        return _number(value, "macs") if self.exact else si(value)
+
+    def bytes(self, value: int) -> str:
+        """A size: binary-scaled in the terminal table ('97.5 MiB'), exact bytes otherwise."""
+        return f"{value:,} B" if self.exact else binary_bytes(value)
+
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool],
+              keeps: Sequence[int | None] | None = None, shrinks: Sequence[str | None] | None = None,
+              min_widths: Sequence[int] | None = None) -> tuple[str, list[str]]:
+        """The table fitted to the width (columns of lowest ``keep`` left out first, then
+        ``shrink`` columns cut with '…' down to their ``min_widths``), and the headers left out."""
+        columns = [Column(header, [str(row[index]) for row in rows], numeric[index],
+                          keeps[index] if keeps else None, shrinks[index] if shrinks else None,
+                          min_widths[index] if min_widths else 8)
+                   for index, header in enumerate(headers)]
+        return fitted(columns, self.width, self.fmt)
+
+    def prose(self, lines: Sequence[str]) -> list[str]:
+        """Lines of text wrapped at the width (the terminal table only)."""
+        return wrap(lines, self.width)
+
+
+def weight_bytes(a: Analysis) -> int:
+    """Parameters × the element size of the analysis's dtype."""
+    return a.params * DTYPE_BYTES[a.dtype]
+
+
+def activation_bytes(a: Analysis, activations: int | None = None) -> int:
+    """Output elements (of every layer, or ``activations``) × the element size."""
+    return (a.activations if activations is None else activations) * DTYPE_BYTES[a.dtype]
 
 
 def csv_text(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -131,20 +178,21 @@ def check_rows(a: Analysis) -> list[tuple[str, int, dict[str, dict[str, Any]]]]:
     return [(row, costlab, per_check) for row, (costlab, per_check) in merged.items()]
 
 
-def check_section(a: Analysis, fmt: str, unit: str) -> list[str]:
+def check_section(a: Analysis, fmt: str, unit: str, view: "View | None" = None) -> list[str]:
     """The cross-check part of a table or Markdown report: one line per check, a per-layer
     table with an agreement column per check, and the conventions that explain differences."""
     entries = _check_entries(a)
     if not entries:
         return []
+    view = view or View(fmt)
     parts = ["", f"### {a.name}: cross-check" if fmt == "md" else f"Cross-check of {a.name}"]
     for name, entry in entries:
         if entry.get("status") != "ok":
-            parts.append(f"- {entry.get('tool', name)}: {check_verdict(entry, unit)}")
+            parts += view.prose([f"- {entry.get('tool', name)}: {check_verdict(entry, unit)}"])
             continue
         ran = f" (ran at batch {entry['batch']}, counts × {entry['scale']})" if entry.get("scale", 1) != 1 else ""
-        parts.append(f"- {entry['tool']}{ran}: {_number(entry['total'], unit)} vs costlab "
-                     f"{_number(entry['costlab'], unit)}: {check_verdict(entry, unit)}")
+        parts += view.prose([f"- {entry['tool']}{ran}: {_number(entry['total'], unit)} vs costlab "
+                             f"{_number(entry['costlab'], unit)}: {check_verdict(entry, unit)}"])
     # the per-call-site table: the tools that count per module (the others are compared in total)
     ok = [(name, entry) for name, entry in entries if entry.get("status") == "ok" and entry.get("layers")]
     if ok:
@@ -153,17 +201,24 @@ def check_section(a: Analysis, fmt: str, unit: str) -> list[str]:
             headers += [CHECK_LABELS.get(name, name), "agreement"]
         rows = []
         for row_name, costlab, per_check in check_rows(a):
-            cells = [row_name, _number(costlab, unit)]
+            cells = [row_name, view.count(in_unit(costlab, unit))]
             for name, _ in ok:
                 row = per_check.get(name)
-                cells += ([_number(row["reference"], unit), row_verdict(row, unit)] if row else ["0", "exact"])
+                verdict = row_verdict(row, unit) if row else "exact"
+                if row and view.width is not None and row["agreement"] == "explained":
+                    verdict = "explained"  # which rule explains it: the list under the table
+                cells += ([view.count(row["reference"] * (FLOPS_PER_MAC if unit == "flops" else 1)),
+                           verdict] if row else ["0", "exact"])
             rows.append(cells)
-        footer = ["total", _number(a.macs, unit)]
+        footer = ["total", view.count(in_unit(a.macs, unit))]
         for _, entry in ok:
-            footer += [_number(entry["total"], unit), entry["agreement"]]
+            footer += [view.count(entry["total"] * (FLOPS_PER_MAC if unit == "flops" else 1)), entry["agreement"]]
         rows.append(footer)
         numeric = [False, True] + [True, False] * len(ok)
-        parts += ["", grid(headers, rows, fmt, numeric)]
+        # Counts stay; a long agreement ('explained (batch-norm)') is cut first, its rules listed below.
+        table, dropped = view.table(headers, rows, numeric, [None, None] + [None, None] * len(ok),
+                                    ["tail", None] + [None, "head"] * len(ok), [24, 8] + [8, 9] * len(ok))
+        parts += ["", table] + view.prose(left_out_note(dropped, view.width))
         used: dict[str, str] = {}
         for _, entry in ok:
             used.update(entry.get("explanations", {}))
@@ -171,7 +226,7 @@ def check_section(a: Analysis, fmt: str, unit: str) -> list[str]:
                 used["torch-flops"] = entry["convention"]
         if used:
             parts.append("")
-            parts += [f"- {_short(name)}: {text}" for name, text in used.items()]
+            parts += view.prose([f"- {_short(name)}: {text}" for name, text in used.items()])
     return parts
 
 
@@ -201,10 +256,12 @@ def _same_input(c: Comparison) -> bool:
 MAX_TERMS = 4
 
 
-def mac_terms(a: Analysis, unit: str) -> str:
-    """'2,408,448 + 10,035,200' when two to MAX_TERMS layers carry the MACs, else ''."""
+def mac_terms(a: Analysis, unit: str, view: "View | None" = None) -> str:
+    """'2,408,448 + 10,035,200' (in the terminal '2.41 M + 10.0 M') when two to MAX_TERMS layers
+    carry the MACs, else ''."""
     terms = [in_unit(layer.macs, unit) for layer in a.layers if layer.macs]
-    return " + ".join(count(t) for t in terms) if 1 < len(terms) <= MAX_TERMS else ""
+    shown = view.count if view is not None else count
+    return " + ".join(shown(t) for t in terms) if 1 < len(terms) <= MAX_TERMS else ""
 
 
 def _has_training(c: Comparison) -> bool:
@@ -239,44 +296,72 @@ def comparison_summary_rows(c: Comparison) -> list[list[Any]]:
     return rows
 
 
-def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, share: bool = False) -> str:
+def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, share: bool = False,
+                 view: View | None = None) -> str:
+    """The per-layer table (with a total row); in the terminal fitted to ``view.width``, with a
+    line naming the columns left out."""
+    view = view or View(fmt)
+    n = view.count
     rows: list[list[str]] = []
     total = a.macs
     training = a.training
     profile = a.convention
     timed = has_latency((a,))
+    itemsize = DTYPE_BYTES[a.dtype]
     for row in a.rows(depth):
-        cells = [row.name, row.type, row.op, shape(row.output[1:]), count(in_unit(row.macs, unit)),
-                 count(row.params), count(row.ops)]
+        cells = [row.name, row.type, row.op, shape(row.output[1:]), n(in_unit(row.macs, unit)),
+                 n(row.params), n(row.ops)]
         if share:
             cells.append(f"{100 * row.macs / total:.1f} %" if total else "–")
         fields = _row_training(a, row.name)
         if fields is not None:
-            cells += [fields[3], count(in_unit(fields[2], unit))]
+            cells += [fields[3], n(in_unit(fields[2], unit))]
         if profile is not None:
-            cells.append(convention_count_text(profile, row.name))
+            cells.append(convention_count_text(profile, row.name, view))
         if timed:
             cells += row_latency_cells(a, row)
-        cells.append(row.formula)
+        cells += [view.bytes(row.params * itemsize), view.bytes(row.activations * itemsize)]
+        cells.append(formula_in_unit(row.formula, unit))
         rows.append(cells)
-    footer = ["total", "", "", shape(a.output), count(in_unit(a.macs, unit)), count(a.params),
-              count(a.ops)] + (["100.0 %" if total else "–"] if share else [])
+    footer = ["total", "", "", shape(a.output), n(in_unit(a.macs, unit)), n(a.params),
+              n(a.ops)] + (["100.0 %" if total else "–"] if share else [])
     if training is not None:
-        footer += ["", count(in_unit(training.train_step_macs, unit))]
-    footer += [count(profile.total)] if profile is not None else []
+        footer += ["", n(in_unit(training.train_step_macs, unit))]
+    footer += [n(profile.total)] if profile is not None else []
     footer += target_latency_cells(a) if timed else []
+    footer += [view.bytes(weight_bytes(a)), view.bytes(activation_bytes(a))]
     rows.append(footer + [""])
     headers = ["layer", "type", "op", "output", unit_label(unit), "params", "ops"]
     headers += (["share"] if share else [])
     headers += (["grads", f"train-step {unit_label(unit)}"] if training is not None else [])
     headers += [profile.convention.name] if profile is not None else []
     headers += LAYER_LATENCY_HEADERS if timed else []
-    headers += ["formula (MACs or ops)"]
+    headers += ["weights", "act. memory", f"formula ({unit_label(unit)} or ops)"]
     numeric = ([False] * 4 + [True] * (4 if share else 3)
                + ([False, True] if training is not None else [])
                + ([True] if profile is not None else [])
-               + ([True, True, True, False, True] if timed else []) + [False])
-    return grid(headers, rows, fmt, numeric)
+               + ([True, True, True, False, True] if timed else []) + [True, True, False])
+    # What stays when the terminal is narrow: name and count first, the formula last.
+    keeps: list[int | None] = ([None, 45, 8, 50, None, 80, 10] + ([85] if share else [])
+                               + ([40, 75] if training is not None else [])
+                               + ([70] if profile is not None else [])
+                               + ([90, 25, 22, 28, 35] if timed else []) + [30, 20, 5])
+    shrinks: list[str | None] = ["tail"] + [None] * (len(headers) - 1)
+    table, dropped = view.table(headers, rows, numeric, keeps, shrinks)
+    return "\n".join([table] + (view.prose([""] + left_out_note(dropped, view.width)) if dropped else []))
+
+
+def formula_in_unit(formula: str, unit: str) -> str:
+    """A MAC formula in FLOPs with ``--unit flops``: '2 × (7·7·3 × 112·112·64) = 236,027,904';
+    formulas of ops (and blocks) are left as they are."""
+    if unit != "flops" or formula.startswith("ops") or " = " not in formula:
+        return formula
+    expression, _, result = formula.rpartition(" = ")
+    try:
+        macs = int(result.replace(",", ""))
+    except ValueError:
+        return formula
+    return f"2 × ({expression}) = {count(FLOPS_PER_MAC * macs)}"
 
 
 def _training_only_note(a: Analysis, unit: str) -> str:
@@ -303,13 +388,15 @@ def _notes(a: Analysis, unit: str) -> list[str]:
 
 # --- other tools' conventions (--convention) ----------------------------------------------
 
-def convention_count_text(profile: "Profile", row_name: str) -> str:
+def convention_count_text(profile: "Profile", row_name: str, view: "View | None" = None) -> str:
     """The tool's count for a layer, or for all layers of a folded row (name prefix)."""
     from fractions import Fraction
 
     members = [layer.count for layer in profile.layers
                if layer.name == row_name or layer.name.startswith(row_name + ".")]
     value = sum(members, Fraction(0))
+    if view is not None and not view.exact:
+        return view.count(float(value))
     return count(int(value)) if value.denominator == 1 else f"{float(value):,.1f}"
 
 
@@ -319,83 +406,119 @@ def convention_rows(analyses: Sequence[Analysis]) -> list[list[Any]]:
              a.convention.explanation()] for a in analyses if a.convention is not None]
 
 
-def convention_section(analyses: Sequence[Analysis], fmt: str) -> list[str]:
-    """Lines that set each target's total as another tool would report it beside costlab's MACs."""
+def convention_section(analyses: Sequence[Analysis], fmt: str, view: "View | None" = None) -> list[str]:
+    """Lines that set each target's total as another tool would report it beside costlab's MACs.
+
+    In a terminal too narrow for the explanations, they follow the table, one line per target."""
     profiled = [a for a in analyses if a.convention is not None]
     if not profiled:
         return []
+    view = view or View(fmt)
+    n = view.count
     convention = profiled[0].convention.convention  # type: ignore[union-attr]
     name = convention.name
     title = (f"As {convention.tool} {convention.version} would report it ({convention.unit}; "
              f"{convention.mechanism}):")
     headers = ["target", f"{name} total", "costlab MACs", "difference", f"{name} params",
                "explained by (rule: its count − the MACs it stands for)"]
-    rows = [[target, count(total), count(macs), f"{delta:+,}", count(params), why]
-            for target, total, macs, delta, params, why in convention_rows(profiled)]
-    lines = ["", f"### {title}" if fmt == "md" else title, "",
-             grid(headers, rows, fmt, [False, True, True, True, True, False])]
+    raw = convention_rows(profiled)
+    rows = [[target, n(total), n(macs), f"{delta:+,}" if view.exact else ("+" if delta > 0 else "") + si(delta),
+             n(params), why] for target, total, macs, delta, params, why in raw]
+    table, dropped = view.table(headers, rows, [False, True, True, True, True, False],
+                                [None, None, None, 60, 50, 10], ["head", None, None, None, None, None])
+    lines = ["", f"### {title}"] if fmt == "md" else [""] + view.prose([title])
+    lines += ["", table]
+    if headers[-1] in dropped:
+        dropped.remove(headers[-1])
+        lines += view.prose([f"{target}: {why}" for target, *_, why in raw])
+    lines += view.prose(left_out_note(dropped, view.width))
+    notes = []
     if any(term.per_sample for a in profiled for layer in a.convention.layers  # type: ignore[union-attr]
            for term, _ in layer.terms) and any(a.batch != 1 for a in profiled):
-        lines.append(f"{name} divides its module-hook counts by the batch size (per sample); "
+        notes.append(f"{name} divides its module-hook counts by the batch size (per sample); "
                      "costlab's MACs are shown on the same terms.")
     for a in profiled:
         if a.unsupported:
-            lines.append(f"{a.name}: the {len(a.unsupported)} op(s) costlab could not price are left "
+            notes.append(f"{a.name}: the {len(a.unsupported)} op(s) costlab could not price are left "
                          f"out of the {name} profile too.")
-    return lines
+    return lines + view.prose(notes)
 
 
-def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) -> str:
-    """The side-by-side table (``fmt`` = table or md), with per-layer tables when asked."""
+def _comparison_table(c: Comparison, view: View) -> tuple[str, list[str]]:
+    """The side-by-side table in ``view`` and the headers it left out."""
+    n = view.count
     same = _same_input(c)
     raw_rows = comparison_summary_rows(c)
     show_terms = any(raw[5] for raw in raw_rows)
     training = _has_training(c)
     headers = (["target"] + ([] if same else ["input"]) + ["output", unit_label(c.unit)]
                + (["= sum of layers"] if show_terms else [])
-               + ["params", "ops", "activations"]
+               + ["params", "ops", "activations", "weights", "act. memory"]
                + (["trainable", "frozen", f"train-step {unit_label(c.unit)}"] if training else [])
                + ["vs first"])
+    keeps: list[int | None] = ([None] + ([60] if not same else []) + [50, None] + ([45] if show_terms else [])
+                               + [80, 10, 20, 40, 30] + ([70, 55, 75] if training else []) + [None])
+    keeps[headers.index("output")] = 35  # the same for most comparisons: it goes before the memory
     rows = []
     for t, raw in zip(c.targets, raw_rows):
         name, input_text, batch, output, macs, terms, params, ops, activations, _, ratio = raw
-        extra = [v if v == "" else count(v) for v in _training_cells(t, c.unit)] if training else []
-        rows.append([name] + ([] if same else [f"{input_text} ×{batch}"]) + [output, count(macs)]
-                    + ([terms] if show_terms else [])
-                    + [count(params), count(ops), count(activations)] + extra + [ratio])
+        extra = [v if v == "" else n(v) for v in _training_cells(t, c.unit)] if training else []
+        rows.append([name] + ([] if same else [f"{input_text} ×{batch}"]) + [output, n(macs)]
+                    + ([mac_terms(t, c.unit, view)] if show_terms else [])
+                    + [n(params), n(ops), n(activations), view.bytes(weight_bytes(t)),
+                       view.bytes(activation_bytes(t))] + extra + [ratio])
     numeric = ([False] + ([] if same else [False]) + [False, True] + ([True] if show_terms else [])
-               + [True, True, True] + ([True] * 3 if training else []) + [False])
+               + [True] * 5 + ([True] * 3 if training else []) + [False])
     for check in _checks_in(c):
         headers += [CHECK_LABELS.get(check, check), "agreement"]
         numeric += [True, False]
+        keeps += [65, 68]
         for t, cells in zip(c.targets, rows):
             total, agreement = _check_summary(t, check, c.unit)
-            cells += [_number(total, "macs") if total != "" else "", agreement]
+            cells += [n(total) if total != "" else "", agreement]
     if has_latency(c.targets):
         headers, rows, numeric = _with_latency_columns(c, headers, rows, numeric)
+        keeps += [90, 85, 35, 33]
+    return view.table(headers, rows, numeric, keeps, ["head"] + [None] * (len(headers) - 1))
+
+
+def _comparison_heading(c: Comparison) -> str:
     first = c.targets[0]
-    heading = (f"input {shape(first.input)}, batch {first.batch}, {first.dtype}" if same
-               else f"inputs per target, {first.dtype}")
+    return (f"input {shape(first.input)}, batch {first.batch}, {first.dtype}" if _same_input(c)
+            else f"inputs per target, {first.dtype}")
+
+
+def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False,
+                    view: View | None = None) -> str:
+    """The side-by-side table (``fmt`` = table or md), with per-layer tables when asked.
+
+    In the terminal (``view``) counts are SI-scaled and the table fits ``view.width``: the
+    least important columns are left out first and named under the table."""
+    view = view or View(fmt)
+    heading = _comparison_heading(c)
     parts = []
     if fmt == "md":
         parts.append(f"## costlab compare ({heading})")
     else:
         parts.append(f"costlab compare: {heading}")
-    parts += ["", grid(headers, rows, fmt, numeric), "", convention(c.unit)]
+    table, dropped = _comparison_table(c, view)
+    parts += ["", table]
+    notes = [""] + left_out_note(dropped, view.width) + [convention(c.unit)]
     for t in c.targets:
         for note in _notes(t, c.unit):
-            parts.append(f"{t.name}: {note}")
-    parts += convention_section(c.targets, fmt)
-    parts += latency_notes(c.targets)
+            notes.append(f"{t.name}: {note}")
+    parts += view.prose(notes)
+    parts += convention_section(c.targets, fmt, view)
+    parts += view.prose(latency_notes(c.targets))
     if per_layer:
         for t in c.targets:
             title = f"### {t.name}" if fmt == "md" else f"{t.name}"
-            parts += ["", title, "", _layer_table(t, fmt, c.unit)]
-            parts += check_section(t, fmt, c.unit)
+            parts += ["", title, "", _layer_table(t, fmt, c.unit, view=view)]
+            parts += check_section(t, fmt, c.unit, view)
     elif _checks_in(c):
-        for t in c.targets:
-            parts += [f"{t.name}, {t.checks[name].get('tool', name)}: {check_verdict(t.checks[name], c.unit)}"
-                      for name, _ in _check_entries(t)]
+        parts += view.prose([f"{t.name}, {t.checks[name].get('tool', name)}: "
+                             f"{check_verdict(t.checks[name], c.unit)}"
+                             for t in c.targets for name, _ in _check_entries(t)])
     return "\n".join(parts) + "\n"
 
 
@@ -419,7 +542,7 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
                     step = per_name.get(layer.name)
                     row += ([step.trainable_params, step.frozen_params,
                              in_unit(step.train_step_macs, c.unit), step.grads] if step else [""] * 4)
-                rows.append(row + [layer.formula])
+                rows.append(row + [formula_in_unit(layer.formula, c.unit)])
         checks = _checks_in(c)
         if checks:
             headers += [column for name in checks for column in (f"{name}_{unit}", f"{name}_agreement")]
@@ -439,6 +562,8 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
     ratio_column = headers.index("ratio")
     rows = [[("" if v is None else f"{v:.6g}") if i == ratio_column else v for i, v in enumerate(r)]
             for r in comparison_summary_rows(c)]
+    headers += ["weight_bytes", "activation_bytes"]
+    rows = [row + [weight_bytes(t), activation_bytes(t)] for row, t in zip(rows, c.targets)]
     if training:
         headers += training_headers
         rows = [row + _training_cells(t, c.unit) for row, t in zip(rows, c.targets)]
@@ -459,13 +584,54 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
     return csv_text(headers, rows)
 
 
-def render_comparison(c: Comparison, fmt: str = "table", per_layer: bool = False) -> str:
-    """``costlab compare`` output in one of FORMATS."""
+# --- notebooks: one-line summaries and HTML ---------------------------------------------------
+
+def analysis_summary(a: Analysis) -> str:
+    """'resnet50: 3×224×224 → 1000, 4.09 G MACs, 25.6 M params, 39.1 M ops, 177 layers'."""
+    return (f"{a.name}: {shape(a.input)} → {shape(a.output)}" + (f" (batch {a.batch})" if a.batch != 1 else "")
+            + f", {si(a.macs)} MACs, {si(a.params)} params, {si(a.ops)} ops, {len(a.layers)} layers")
+
+
+def comparison_summary(c: Comparison) -> str:
+    """'resnet50 4.09 G MACs, mobilenet-v2 301 M (13.60× fewer)'."""
+    parts = [f"{c.targets[0].name} {si(in_unit(c.targets[0].macs, c.unit))} {unit_label(c.unit)}"]
+    parts += [f"{t.name} {si(in_unit(t.macs, c.unit))} ({ratio_text(r, False)})"
+              for t, r in zip(c.targets[1:], c.ratios[1:])]
+    return ", ".join(parts)
+
+
+def _html_paragraphs(lines: Sequence[str]) -> list[str]:
+    from html import escape
+
+    return [f"<p>{escape(line)}</p>" for line in lines if line.strip()]
+
+
+def analysis_html(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
+    """An HTML view for notebooks: the summary, the per-layer table (every column, SI-scaled
+    counts, exact ones on hover) and the notes."""
+    view = View("html")
+    return "\n".join(["<div>"] + _html_paragraphs([analysis_summary(a)])
+                     + [_layer_table(a, "html", unit, depth, share=True, view=view)]
+                     + _html_paragraphs([convention(unit)] + _notes(a, unit)) + ["</div>"])
+
+
+def comparison_html(c: Comparison) -> str:
+    """An HTML view for notebooks: the side-by-side table (every column) and the notes."""
+    table, _ = _comparison_table(c, View("html"))
+    notes = [convention(c.unit)] + [f"{t.name}: {note}" for t in c.targets for note in _notes(t, c.unit)]
+    return "\n".join(["<div>"] + _html_paragraphs([f"costlab compare: {_comparison_heading(c)}"]) + [table]
+                     + _html_paragraphs(notes) + ["</div>"])
+
+
+def render_comparison(c: Comparison, fmt: str = "table", per_layer: bool = False,
+                      width: int | None = None, exact: bool = False) -> str:
+    """``costlab compare`` output in one of FORMATS; the terminal table fits ``width`` columns
+    (None: every column) with SI-scaled counts unless ``exact``."""
     if fmt == "json":
         return json.dumps(c.to_dict(), indent=2) + "\n"
     if fmt == "csv":
         return comparison_csv(c, per_layer)
-    return comparison_text(c, fmt, per_layer)
+    return comparison_text(c, fmt, per_layer, View(fmt, width, exact))
 
 
 def comparison_markdown(c: Comparison, per_layer: bool = False) -> str:
@@ -474,27 +640,32 @@ def comparison_markdown(c: Comparison, per_layer: bool = False) -> str:
 
 # --- one analysis --------------------------------------------------------------------
 
-def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, unit: str = "macs") -> str:
+def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, unit: str = "macs",
+                  view: View | None = None) -> str:
     """``costlab analyze`` output: a per-layer table (folded to ``depth``) with shares and a total."""
+    view = view or View(fmt)
+    n = view.count
     head = (f"{a.name}: input {shape(a.input)}, batch {a.batch}, {a.dtype} → output {shape(a.output)}; "
-            f"{count(in_unit(a.macs, unit))} {unit_label(unit)}, {count(a.params)} params, "
-            f"{count(a.ops)} ops")
+            f"{n(in_unit(a.macs, unit))} {unit_label(unit)}, {n(a.params)} params, "
+            f"{n(a.ops)} ops")
     if a.training is not None:
-        head += (f"; train step {count(in_unit(a.training.train_step_macs, unit))} {unit_label(unit)}, "
-                 f"{count(a.training.trainable_params)} trainable and "
-                 f"{count(a.training.frozen_params)} frozen params")
-    parts = [f"## {head}" if fmt == "md" else head, "", _layer_table(a, fmt, unit, depth, share=True),
-             "", convention(unit)]
-    parts += _notes(a, unit)
-    parts += check_section(a, fmt, unit)
-    parts += convention_section([a], fmt)
-    parts += latency_notes((a,))
+        head += (f"; train step {n(in_unit(a.training.train_step_macs, unit))} {unit_label(unit)}, "
+                 f"{n(a.training.trainable_params)} trainable and "
+                 f"{n(a.training.frozen_params)} frozen params")
+    parts = ([f"## {head}"] if fmt == "md" else view.prose([head]))
+    parts += ["", _layer_table(a, fmt, unit, depth, share=True, view=view)]
+    parts += view.prose(([] if view.width is not None and "Not shown at" in parts[-1] else [""])
+                        + [convention(unit)] + _notes(a, unit))
+    parts += check_section(a, fmt, unit, view)
+    parts += convention_section([a], fmt, view)
+    parts += view.prose(latency_notes((a,)))
     return "\n".join(parts) + "\n"
 
 
 def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
     unit_name = unit_label(unit).lower()
-    headers = ["layer", "type", "op", "output", unit_name, "params", "ops", "activations"]
+    headers = ["layer", "type", "op", "output", unit_name, "params", "ops", "activations", "weight_bytes",
+               "activation_bytes"]
     if a.training is not None:
         headers += ["trainable_params", "frozen_params", f"train_step_{unit_name}", "grads"]
     if a.convention is not None:
@@ -503,14 +674,15 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
     rows = []
     for r in a.rows(depth):
         row: list[Any] = [r.name, r.type, r.op, shape(r.output[1:]), in_unit(r.macs, unit), r.params,
-                          r.ops, r.activations]
+                          r.ops, r.activations, r.params * DTYPE_BYTES[a.dtype],
+                          r.activations * DTYPE_BYTES[a.dtype]]
         fields = _row_training(a, r.name)
         if fields is not None:
             trainable, frozen, step, grads = fields
             row += [trainable, frozen, in_unit(step, unit), grads]
         if a.convention is not None:
             row.append(convention_count_text(a.convention, r.name).replace(",", ""))
-        rows.append(row + [r.formula])
+        rows.append(row + [formula_in_unit(r.formula, unit)])
     checks = [name for name, entry in _check_entries(a) if entry.get("status") == "ok"]
     if checks:
         headers += [column for name in checks for column in (f"{name}_{unit_name}", f"{name}_agreement")]
@@ -551,13 +723,15 @@ def _layer_check_cells(a: Analysis, checks: Sequence[str], depth: int | None, un
     return cells
 
 
-def render_analysis(a: Analysis, fmt: str = "table", depth: int | None = None, unit: str = "macs") -> str:
-    """``costlab analyze`` output in one of FORMATS (JSON is the compare object with one target)."""
+def render_analysis(a: Analysis, fmt: str = "table", depth: int | None = None, unit: str = "macs",
+                    width: int | None = None, exact: bool = False) -> str:
+    """``costlab analyze`` output in one of FORMATS (JSON is the compare object with one target);
+    the terminal table fits ``width`` with SI-scaled counts unless ``exact``."""
     if fmt == "json":
         return json.dumps(Comparison((a,), unit).to_dict(), indent=2) + "\n"
     if fmt == "csv":
         return analysis_csv(a, depth, unit)
-    return analysis_text(a, fmt, depth, unit)
+    return analysis_text(a, fmt, depth, unit, View(fmt, width, exact))
 
 
 def analysis_markdown(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
@@ -565,7 +739,8 @@ def analysis_markdown(a: Analysis, depth: int | None = None, unit: str = "macs")
 
 
 
-def preset_list(analyses: Sequence[Analysis], summaries: Sequence[str], fmt: str = "table") -> str:
+def preset_list(analyses: Sequence[Analysis], summaries: Sequence[str], fmt: str = "table",
+                width: int | None = None, exact: bool = False) -> str:
     """``costlab list``: one line per preset with its default input, params and MACs."""
     headers = ["preset", "input", "params", "MACs", "description"]
     raw = [[a.name, shape(a.input), a.params, a.macs, summary] for a, summary in zip(analyses, summaries)]
@@ -575,8 +750,11 @@ def preset_list(analyses: Sequence[Analysis], summaries: Sequence[str], fmt: str
                            for a, s in zip(analyses, summaries)], indent=2) + "\n"
     if fmt == "csv":
         return csv_text(["preset", "input", "params", "macs", "description"], raw)
-    rows = [[name, inp, count(params), count(macs), summary] for name, inp, params, macs, summary in raw]
-    return grid(headers, rows, fmt, [False, False, True, True, False]) + "\n"
+    view = View(fmt, width, exact)
+    rows = [[name, inp, view.count(params), view.count(macs), summary] for name, inp, params, macs, summary in raw]
+    table, dropped = view.table(headers, rows, [False, False, True, True, False], [None, None, None, None, None],
+                                [None, None, None, None, "head"])
+    return "\n".join([table] + view.prose(left_out_note(dropped, view.width))) + "\n"
 
 
 # --- latency and the roofline (with --latency) ------------------------------------------------
@@ -699,19 +877,22 @@ def latency_notes(analyses: Sequence[Analysis]) -> list[str]:
         notes.append(f"Got less than {100 * CPU_SHARE_WARNING:.0f} % of its threads' CPU time while measured: "
                      f"{', '.join(starved)}: other work on the machine, or ops that used fewer threads than "
                      "given; measure again on a quiet machine before trusting it.")
-    entries = [(a.name, a.latency) for a in analyses if a.latency]
-    entries += [(f"{a.name}: {layer.name}", layer.latency) for a in analyses for layer in a.layers
-                if layer.latency is not None]
-    noisy = [name for name, latency in entries if latency["noisy"]]
-    starved_all = [f"{name} ({100 * latency['run_share']:.0f} %)" for name, latency in entries
-                   if latency["noisy"] and "starved" in (latency.get("noisy_reason") or "")]
-    if noisy:
+    targets = [a.name for a in analyses if a.latency and a.latency["noisy"]]
+    layers = sum(1 for a in analyses for layer in a.layers if layer.latency is not None and layer.latency["noisy"])
+    if targets or layers:
+        parts = ([f"target{'s' if len(targets) > 1 else ''} {', '.join(targets)}"] if targets else [])
+        parts += [f"{layers} layer{'s' if layers != 1 else ''}"] if layers else []
         notes.append(f"Noisy measurements (IQR/median above the threshold, or starved of CPU in every attempt): "
-                     f"{', '.join(noisy)}.")
-    if starved_all:
+                     f"{' and '.join(parts)}; 'noisy' marks them in the tables, \"noisy\": true in JSON.")
+    starved = [f"{a.name} ({100 * a.latency['run_share']:.0f} %)" for a in analyses
+               if a.latency and a.latency["noisy"] and "starved" in (a.latency.get("noisy_reason") or "")]
+    starved_layers = sum(1 for a in analyses for layer in a.layers if layer.latency is not None
+                         and layer.latency["noisy"] and "starved" in (layer.latency.get("noisy_reason") or ""))
+    if starved or starved_layers:
+        parts = starved + ([f"{starved_layers} layer{'s' if starved_layers != 1 else ''}"] if starved_layers else [])
         notes.append(f"Starved in every attempt (other work held the CPU; in parentheses the share of the time "
-                     f"ready to run that its threads ran): {', '.join(starved_all)}; measure again on a quiet "
-                     "machine before trusting them.")
+                     f"ready to run that its threads ran): {', '.join(parts)}; measure again on a quiet machine "
+                     "before trusting them.")
     return notes
 
 

@@ -468,17 +468,59 @@ def plot_columns(sweep: Sweep) -> tuple[str, ...]:
                                                           "output"))
 
 
-def sweep_png(sweep: Sweep, y: str | None = None) -> bytes:
-    """A PNG line plot: one line per series of ``y`` (default: MACs) against the parameter.
+def reference_series(sweep: Sweep) -> tuple[str, ...]:
+    """The series priced unchanged at every value (no placeholder, neither preset nor module),
+    drawn as a dashed reference line; none when the parameter varies the analysis itself."""
+    if sweep.param.name in RESERVED:
+        return ()
+    return tuple(s for s in sweep.series if not _placeholders(s) and not _takes_options(s))
 
-    A measure with a ``plot_column`` is drawn dashed on a second axis. The y axis is
-    logarithmic when the plotted values span more than two decades. Needs matplotlib
-    (imported here, and only here; no pyplot, no global state).
+
+def break_even(xs: Sequence[float], ys: Sequence[float], reference: Sequence[float]) -> list[float]:
+    """Where ``ys`` crosses ``reference`` (linear interpolation between neighbouring points)."""
+    crossings = []
+    for index in range(1, len(xs)):
+        before, after = ys[index - 1] - reference[index - 1], ys[index] - reference[index]
+        if before == 0 and index == 1:
+            crossings.append(xs[0])
+        if after == 0:
+            crossings.append(xs[index])
+        elif before * after < 0:
+            crossings.append(xs[index - 1] + (xs[index] - xs[index - 1]) * before / (before - after))
+    return crossings
+
+
+def _axis_label(sweep: Sweep, y: str) -> str:
+    """What the y axis shows: 'MACs', 'train step MACs', or which ratio 'ratio' is."""
+    if y == "ratio":
+        name = "FLOPs" if sweep.unit == "flops" else "MACs"
+        return f"ratio: {name} of [1] {sweep.series[0]} ÷ {name} of each (× fewer)"
+    return y.replace("_", " ").replace("macs", "MACs").replace("flops", "FLOPs")
+
+
+def sweep_png(sweep: Sweep, y: str | None = None) -> bytes:
+    """:func:`sweep_figure` as PNG bytes."""
+    figure = sweep_figure(sweep, y)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def sweep_figure(sweep: Sweep, y: str | None = None) -> Any:
+    """A line plot (a matplotlib Figure): one line per series of ``y`` (default: MACs) against the parameter.
+
+    A person reads it at a glance: SI tick labels (120 M, never a 1e8 offset), a reference
+    series dashed, the break-even points of each series against the first (or, for ``ratio``,
+    against 1) marked and labelled, and an axis that says which ratio it shows. A measure with
+    a ``plot_column`` is drawn dotted on a second axis. The y axis is logarithmic when the
+    plotted values span more than two decades. Needs matplotlib (imported here, and only here;
+    no pyplot, no global state).
     """
     try:
         import matplotlib  # noqa: F401  (first, so that a blocked install fails here)
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
     except ImportError:
         raise SweepError("--plot needs matplotlib: pip install 'costlab[plot]' "
                          "(or pip install matplotlib)") from None
@@ -489,43 +531,98 @@ def sweep_png(sweep: Sweep, y: str | None = None) -> bytes:
     numbers = sweep.param.numeric()
     positions = list(numbers) if numbers is not None else list(range(len(sweep.param.values)))
     rows = sweep.rows()
+    references = reference_series(sweep)
     figure = Figure(figsize=(7.5, 4.5), dpi=120)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
-    second = [m for m in sweep.measures if m.plot_column]
+    second = [m for m in sweep.measures if m.plot_column and m.plot_column != y]  # y itself: not twice
     twin = axes.twinx() if second else None
     plotted: list[float] = []
+    curves: dict[str, tuple[list[float], list[float]]] = {}
     for index, series in enumerate(sweep.series):
-        color = f"C{index % 10}"
+        color = "0.35" if series in references else f"C{index % 10}"
         values = [row[y] for row in rows if row["series"] == series]
         xs = [x for x, v in zip(positions, values) if v is not None]
-        ys = [v for v in values if v is not None]
-        plotted += [float(v) for v in ys]
-        axes.plot(xs, ys, marker="o", markersize=3, color=color, label=series)
+        ys = [float(v) for v in values if v is not None]
+        if y == "ratio" and index == 0:
+            continue  # the first series over itself: the line at 1 below stands for it
+        curves[series] = (xs, ys)
+        plotted += ys
+        label = f"[{index + 1}] {series}" if len(sweep.series) > 1 else series
+        if series in references and y != "ratio":
+            axes.plot(xs, ys, linestyle="--", linewidth=1.5, color="0.35", label=f"{label} (reference)")
+        else:
+            axes.plot(xs, ys, marker="o", markersize=3, color=color, label=label)
         for measure in second:
             measured = [row[measure.plot_column] for row in rows if row["series"] == series]
             points = [(x, v) for x, v in zip(positions, measured) if v is not None]
             if twin is not None and points:
-                twin.plot([p[0] for p in points], [p[1] for p in points], linestyle="--", marker="x",
-                          markersize=3, color=color, label=f"{series} ({measure.name})")
+                twin.plot([p[0] for p in points], [p[1] for p in points], linestyle=":", marker="x",
+                          markersize=3, color=color, label=f"{label} ({measure.name})")
+    # Break-even: where a series meets the first one (or a ratio meets 1), when the x axis is numeric.
+    if numbers is not None and len(sweep.series) > 1:
+        # The ratio crosses 1 where the counts cross: found on the counts, which are linear in most parameters.
+        basis = unit if y == "ratio" else y
+        crossing = {series: [row[basis] for row in rows if row["series"] == series] for series in sweep.series}
+        if y == "ratio":
+            axes.axhline(1.0, linestyle="--", linewidth=1.0, color="0.35", label="ratio 1: break-even")
+            plotted.append(1.0)
+        first = crossing[sweep.series[0]]
+        for series in sweep.series[1:]:
+            values = crossing[series]
+            if any(v is None for v in values + first) or series not in curves:
+                continue
+            for x in break_even(positions, [float(v) for v in values], [float(v) for v in first]):
+                level = 1.0 if y == "ratio" else _interpolate(positions, [float(v) for v in first], x)
+                axes.plot([x], [level], marker="D", markersize=7, color="black", zorder=5)
+                axes.axvline(x, linestyle=":", linewidth=0.8, color="0.5")
+                axes.annotate(f"break-even: {sweep.param.name} ≈ {x:.4g}", (x, level), xytext=(8, 10),
+                              textcoords="offset points", fontsize=8,
+                              bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})
     positive = [v for v in plotted if v > 0]
     if positive and max(positive) > 100 * min(positive):
         axes.set_yscale("log")
+        axes.yaxis.set_minor_formatter(NullFormatter())
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: si_tick(value)))
     if numbers is None:
         axes.set_xticks(positions)
         axes.set_xticklabels(sweep.param.values, rotation=45, ha="right", fontsize=8)
+    else:
+        if all(float(x).is_integer() for x in positions):
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # k = 3, 5: no tick at 3.25
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: si_tick(value)))
     axes.set_xlabel(sweep.param.axis_label)
-    y_label = y.replace("_", " ").replace("macs", "MACs").replace("flops", "FLOPs")
-    axes.set_ylabel(y_label)
+    y_label = next((m.axis_label for m in sweep.measures if m.plot_column == y and m.axis_label), None) \
+        or _axis_label(sweep, y)
+    axes.set_ylabel(y_label.replace(" ÷ ", "\n÷ ", 1), fontsize=9)
     axes.grid(True, alpha=0.3)
     handles, labels = axes.get_legend_handles_labels()
     if twin is not None:
         twin.set_ylabel(second[0].axis_label or second[0].plot_column or "")
+        twin.yaxis.set_major_formatter(FuncFormatter(lambda value, _: si_tick(value)))
         more_handles, more_labels = twin.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
-    axes.legend(handles, labels, fontsize=8, loc="best")
-    axes.set_title(f"costlab sweep: {y_label} against {sweep.param.axis_label}", fontsize=10)
+    # Under the plot, where it hides no line (a twin axis has lines "best" cannot see).
+    axes.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+                ncol=2 if len(labels) > 2 else len(labels) or 1, frameon=False)
+    axes.set_title(f"costlab sweep: {y_label} against {sweep.param.axis_label}", fontsize=9)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
+
+
+def si_tick(value: float) -> str:
+    """A tick label: SI-scaled without trailing zeros (80 M, 1.5 k, 0.25), never an offset."""
+    from .display import si
+
+    text = si(round(value, 6))
+    return re.sub(r"\.0+(?= |$)|(?<=\.\d)0(?= |$)", "", text)
+
+
+def _interpolate(xs: Sequence[float], ys: Sequence[float], x: float) -> float:
+    """ys at x, linear between the neighbouring points."""
+    for index in range(1, len(xs)):
+        if xs[index - 1] <= x <= xs[index]:
+            span = xs[index] - xs[index - 1]
+            share = (x - xs[index - 1]) / span if span else 0.0
+            return ys[index - 1] + share * (ys[index] - ys[index - 1])
+    return ys[-1]

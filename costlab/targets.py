@@ -29,6 +29,8 @@ DEFAULT_INPUT: Shape = (192, 28, 28)
 
 _PRESET_CALL = re.compile(r"^([A-Za-z][\w-]*)\((.*)\)$", re.S)
 _MODULE_TARGET = re.compile(r"^([A-Za-z_][\w.]*):([A-Za-z_]\w*)$")
+#: ``package.module:callable(key=value, ...)``: a module target with its own options.
+_MODULE_CALL = re.compile(r"^([A-Za-z_][\w.]*:[A-Za-z_]\w*)\((.*)\)$", re.S)
 _EXPRESSION_WORDS = {w for w in LAYER_WORDS if "{" not in w}
 _BARE_WORD = re.compile(r"^[A-Za-z][\w-]*$")
 SPEC_FILE_SUFFIXES = (".json", ".txt", ".expr")
@@ -64,9 +66,40 @@ def parse_options(pairs: Sequence[str]) -> dict[str, str]:
     return options
 
 
+def _top_level_split(text: str) -> list[str]:
+    """'a=1, b=(1, 2), c="x,y"' → ['a=1', 'b=(1, 2)', 'c="x,y"']: commas outside brackets and quotes."""
+    pieces, depth, quote, start = [], 0, "", 0
+    for index, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            pieces.append(text[start:index])
+            start = index + 1
+    pieces.append(text[start:])
+    return [piece for piece in pieces if piece.strip()]
+
+
+def module_target(text: str, options: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """A module target's callable and its options: ``'timm:create_model(model_name=resnet50d)'`` →
+    ``('timm:create_model', {**options, 'model_name': 'resnet50d'})``; the options in parentheses
+    apply to this target only and win over ``--kwarg``. Any other target is returned unchanged."""
+    call = _MODULE_CALL.match(text.strip())
+    if call is None or not is_module_target(call.group(1)):
+        return text, dict(options or {})
+    return call.group(1), {**(options or {}), **parse_options(_top_level_split(call.group(2)))}
+
+
 def is_module_target(text: str) -> bool:
-    """True for ``package.module:callable`` (and not for an expression such as ``fc:10``)."""
-    match = _MODULE_TARGET.match(text.strip())
+    """True for ``package.module:callable`` or ``package.module:callable(k=v, ...)`` (and not for an
+    expression such as ``fc:10``)."""
+    call = _MODULE_CALL.match(text.strip())
+    match = _MODULE_TARGET.match(call.group(1) if call else text.strip())
     if not match:
         return False
     head = match.group(1)
@@ -125,7 +158,8 @@ def analyze_target(target: Any, input: Shape | None = None, batch: int = 1, dtyp
 
         if input is None and inputs is None:
             raise TargetError(f"{text} needs --input CxHxW (or typed inputs: --input NAME=DTYPE:SHAPE)")
-        return analyze_callable(text, input, options, batch=batch, dtype=dtype, name=name, inputs=inputs)
+        callable_text, options = module_target(text, options)
+        return analyze_callable(callable_text, input, options, batch=batch, dtype=dtype, name=name, inputs=inputs)
     if text.endswith(SPEC_FILE_SUFFIXES) or os.sep in text:
         raise TargetError(f"no spec file {text}")
     word = call.group(1) if call and call.group(1) != "res" else text
@@ -183,5 +217,5 @@ def check_target(analysis: Analysis, target: Any, options: Mapping[str, Any] | N
     elif isinstance(target, str) and is_module_target(target) and analysis.kind == "module":
         from .torch_bridge.trace import load_callable
 
-        module = load_callable(target, options)
+        module = load_callable(*module_target(target, options))
     return cross_check(analysis, module, checks)

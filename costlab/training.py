@@ -58,26 +58,37 @@ class FreezeError(CostlabError):
 
 @dataclass(frozen=True)
 class Freeze:
-    """What to freeze: exactly one of a count, a fraction or a layer name (``text`` as given)."""
+    """What to freeze: exactly one of a count, a fraction, name patterns, or the module's own
+    ``requires_grad`` flags (``text`` as given)."""
 
     text: str
     count: int | None = None
     fraction: Fraction | None = None
-    name: str | None = None
+    name: str | None = None  # the first pattern (kept for callers that read one name)
+    patterns: tuple[str, ...] = ()
+    #: with ``requires_grad``: trainable parameters per layer name, read from the module
+    trainable: Mapping[str, int] | None = None
+    requires_grad: bool = False
 
     def describe(self) -> str:
         if self.count is not None:
             return f"the first {self.count} layers with parameters"
         if self.fraction is not None:
             return f"the first {self.text} of the layers with parameters"
-        return f"everything before {self.name}"
+        if self.requires_grad:
+            return "the parameters whose requires_grad is False"
+        return f"everything before {' or '.join(self.patterns)}"
 
 
 NOTHING = Freeze("0", count=0)
+#: ``--freeze requires_grad``: the module's own flags decide (module targets only).
+REQUIRES_GRAD = "requires_grad"
+_PATTERN = re.compile(r"^[A-Za-z_*?\[][\w.\-*?\[\]!]*$")
 
 
 def parse_freeze(value: "str | int | float | Fraction | Freeze") -> Freeze:
-    """'40' → count, '0.9' → fraction, 'fc' → layer name; ints and floats from the Python API too."""
+    """'40' → count, '0.9' → fraction, 'fc' or 'fc,classifier,head*' → name patterns,
+    'requires_grad' → the module's own flags; ints and floats from the Python API too."""
     if isinstance(value, Freeze):
         return value
     if isinstance(value, bool):
@@ -98,10 +109,18 @@ def parse_freeze(value: "str | int | float | Fraction | Freeze") -> Freeze:
             raise FreezeError(f"bad --freeze {text}: a fraction lies between 0 and 1 "
                               "(a count is written without a decimal point)")
         return Freeze(text, fraction=fraction)
-    if _NAME.match(text) and not text.endswith("."):
-        return Freeze(text, name=text)
-    raise FreezeError(f"bad --freeze {text!r}: expected a count (40), a fraction (0.9) or a layer "
-                      "name (fc, layer4)")
+    if text == REQUIRES_GRAD:
+        return Freeze(text, requires_grad=True)
+    patterns = tuple(part.strip() for part in text.split(","))
+    if patterns and all(_PATTERN.match(p) and not p.endswith(".") for p in patterns):
+        return Freeze(text, name=patterns[0], patterns=patterns)
+    raise FreezeError(f"bad --freeze {text!r}: expected a count (40), a fraction (0.9), layer names or "
+                      "patterns (fc, layer4, fc,classifier,head*) or requires_grad")
+
+
+def with_flags(freeze: Freeze, trainable: Mapping[str, int]) -> Freeze:
+    """``--freeze requires_grad`` resolved for one module: its trainable parameters per layer."""
+    return Freeze(freeze.text, requires_grad=True, trainable=dict(trainable))
 
 
 def parametrised(analysis: "Analysis") -> tuple["Layer", ...]:
@@ -111,6 +130,17 @@ def parametrised(analysis: "Analysis") -> tuple["Layer", ...]:
 
 def _in_block(layer_name: str, name: str) -> bool:
     return layer_name == name or layer_name.startswith(name + ".")
+
+
+def matches(layer_name: str, pattern: str) -> bool:
+    """True when the layer, or a block it is in, matches the glob ``pattern``: 'head' matches
+    'head.fc', 'layer4' matches 'layer4.0.conv1' (not 'layer40'), 'head*' matches 'head_drop'."""
+    if not any(char in pattern for char in "*?["):
+        return _in_block(layer_name, pattern)
+    from fnmatch import fnmatchcase
+
+    parts = layer_name.split(".")
+    return any(fnmatchcase(".".join(parts[:depth]), pattern) for depth in range(1, len(parts) + 1))
 
 
 def _block_names(analysis: "Analysis") -> list[str]:
@@ -133,14 +163,20 @@ def frozen_layers(analysis: "Analysis", freeze: Freeze) -> tuple[str, ...]:
         return tuple(layer.name for layer in candidates[:freeze.count])
     if freeze.fraction is not None:
         return tuple(layer.name for layer in candidates[:math.floor(freeze.fraction * total)])
-    assert freeze.name is not None
+    if freeze.requires_grad:
+        if freeze.trainable is None:
+            raise FreezeError(f"--freeze {REQUIRES_GRAD}: {analysis.name} is not a module with requires_grad "
+                              "flags (a package.module:callable target or an nn.Module)")
+        return tuple(layer.name for layer in candidates if freeze.trainable.get(layer.name, layer.params) == 0)
     for index, layer in enumerate(analysis.layers):
-        if _in_block(layer.name, freeze.name):
+        if any(matches(layer.name, pattern) for pattern in freeze.patterns):
             return tuple(before.name for before in analysis.layers[:index] if before.params)
-    close = difflib.get_close_matches(freeze.name, _block_names(analysis), n=3)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    raise FreezeError(f"--freeze {freeze.name}: {analysis.name} has no layer or block called "
-                      f"{freeze.name!r}{hint}")
+    close = [name for pattern in freeze.patterns
+             for name in difflib.get_close_matches(pattern, _block_names(analysis), n=3)]
+    hint = f"; did you mean {' or '.join(dict.fromkeys(close))}?" if close else ""
+    what = f"called {freeze.patterns[0]!r}" if len(freeze.patterns) == 1 else \
+        f"matching any of {', '.join(freeze.patterns)}"
+    raise FreezeError(f"--freeze {freeze.text}: {analysis.name} has no layer or block {what}{hint}")
 
 
 @dataclass(frozen=True)
@@ -255,9 +291,10 @@ def attention_backward_macs(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int
             + scores * e * need_q + scores * e * need_k)
 
 
-def _layer_training(layer: "Layer", frozen: bool, needs: tuple[bool, ...]) -> LayerTraining:
+def _layer_training(layer: "Layer", trainable: int, needs: tuple[bool, ...]) -> LayerTraining:
+    """A layer's training step with ``trainable`` of its parameters trainable (a layer with some
+    parameters trainable computes its weight gradient)."""
     spec, forward = layer.spec, layer.macs
-    trainable = 0 if frozen else layer.params
     weight_grad = trainable > 0 and not isinstance(spec, Held)  # held parameters get no gradient
     input_grad = any(needs)
     input_macs = weight_macs = 0
@@ -307,11 +344,15 @@ def train_step(analysis: "Analysis", freeze: "Freeze | str | int | float" = NOTH
     frozen_set = set(frozen)
     requires_grad: dict[str, bool] = {}
     priced = []
+    flags = freeze.trainable if freeze.requires_grad else None
     for layer in analysis.layers:
         needs = tuple(requires_grad.get(name, False) for name in layer.inputs)
-        is_frozen = layer.name in frozen_set
-        priced.append(_layer_training(layer, is_frozen, needs))
-        requires_grad[layer.name] = (layer.params > 0 and not is_frozen) or any(needs)
+        if flags is not None:
+            trainable = flags.get(layer.name, layer.params)
+        else:
+            trainable = 0 if layer.name in frozen_set else layer.params
+        priced.append(_layer_training(layer, trainable, needs))
+        requires_grad[layer.name] = trainable > 0 or any(needs)
     return TrainingCost(freeze, frozen, len(parametrised(analysis)), tuple(priced))
 
 

@@ -23,12 +23,16 @@ def run(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_default_compare_is_the_inception_case(golden) -> None:
+def test_default_compare_is_the_inception_case(golden, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
     code, out, err = run("compare")
     assert (code, err) == (0, "")
-    assert "120,422,400" in out and "12,443,648" in out
-    assert "2,408,448 + 10,035,200" in out and "9.68× fewer" in out
+    assert "120 M" in out and "12.4 M" in out  # 5·5·192·28·28·32 and 1·1·192·28·28·16 + 5·5·16·28·28·32
+    assert "2.41 M + 10.0 M" in out and "9.68× fewer" in out
     golden(GOLDEN / "compare_default.txt", out)
+    code, out, err = run("compare", "--exact", "--wide")
+    assert f"{5 * 5 * 192 * 28 * 28 * 32:,}" in out and f"{192 * 28 * 28 * 16 + 5 * 5 * 16 * 28 * 28 * 32:,}" in out
+    assert f"{192 * 28 * 28 * 16:,} + {5 * 5 * 16 * 28 * 28 * 32:,}" in out
 
 
 def test_headline_cases_as_json() -> None:
@@ -70,7 +74,7 @@ def test_flops_unit_doubles_the_count() -> None:
     data = json.loads(out)
     assert data["unit"] == "flops"
     assert [t["flops"] for t in data["targets"]] == [2 * t["macs"] for t in data["targets"]]
-    _, text, _ = run("compare", "--unit", "flops")
+    _, text, _ = run("compare", "--unit", "flops", "--exact")
     assert "240,844,800" in text and "FLOPs" in text
 
 

@@ -138,7 +138,7 @@ def test_bad_convention_is_one_line_exit_2() -> None:
 def test_convention_in_every_format(fmt: str) -> None:
     stream = __import__("io").StringIO()
     assert main(["analyze", "mobilenet-v2", "--input", "3x32x32", "--convention", "thop", "--format",
-                 fmt, "--depth", "1"], stream) == 0
+                 fmt, "--depth", "1", "--exact"], stream) == 0
     text = stream.getvalue()
     total = profile(build_preset("mobilenet-v2", (3, 32, 32)), "thop").total
     assert (f"{total:,}" if fmt != "csv" else "thop") in text
@@ -169,8 +169,9 @@ def test_cost_model_doc_lists_every_rule(update_golden: bool) -> None:
     assert text == fresh, "docs/cost-model.md's rule tables differ: run pytest --update-golden"
 
 
-def test_cli_doc_example_is_real() -> None:
-    """The --convention example in docs/cli.md is what costlab prints."""
+def test_cli_doc_example_is_real(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The --convention example in docs/cli.md is what costlab prints (in an 80-column terminal)."""
+    monkeypatch.setenv("COLUMNS", "80")
     doc = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     stream = __import__("io").StringIO()
     assert main(["compare", "resnet50", "mobilenet-v2", "vgg16", "--convention", "thop"], stream) == 0

@@ -123,6 +123,7 @@ COUNTING = [  # (arguments after the command) for both compare and analyze
     ("relu", *X, "--latency", "cpu", "--dtype", "int8"), ("relu", *X, "--threads", "0"),
     ("relu", *X, "--threads", "100000", "--latency", "cpu"), ("relu", *X, "--threads", "x"),
     ("relu", *X, "--format", "xml"), ("relu", *X, "--convention", "nope"), ("relu", *X, "--quiet=1"),
+    ("relu", *X, "--wide=1"), ("relu", *X, "--exact=yes"),
     ("conv3x3:²", *X), ("conv3x3:0", *X), ("conv0x3:4", *X), ("conv3x3:4,s2,s3", *X),
     ("conv3x3:4,bias,nobias", *X), ("conv3x3:4,same,p1", *X), ("conv3x3:4,q9", *X),
     (f"conv3x3:{BIG}", *X), (f"conv{BIG}x3:4", *X), (f"conv3x3:4,s{BIG}", *X), ("(", *X), (")", *X),
@@ -142,6 +143,7 @@ COUNTING = [  # (arguments after the command) for both compare and analyze
     ("conv3x3:100000", "--input", "3x4096x4096", "--latency", "cpu"),
 ]
 OTHERS = [
+    ("help", "nope"), ("help", "expressions", "extra"),
     ("analyze", "relu", *X, "--depth", "0"), ("analyze", "relu", *X, "--depth", "-1"),
     ("analyze", "relu", "relu", *X), ("analyze",), ("compare", "relu", *X, "--per-layer=yes"),
     ("sweep", "conv3x3:{w}", *X, "--param", "w=1:1e5000:1"),
@@ -169,8 +171,8 @@ OTHERS = [
     ("calibrate", "--device", "tpu"), ("calibrate", "--threads", "0"), ("calibrate", "--threads", "100000"),
     ("calibrate", "--dtype", "int8"), ("calibrate", "--quiet=yes"), ("calibrate", "--format", "yaml"),
     ("sweep", "conv3x3:{w}", *X, "--param", "w=1,2", "--quiet=1"), ("report", "--quiet=no"),
-    ("report", "--output-dir", "/nonexistent/reports"), ("report", "--output-dir", ""),
-    ("report", "--output-dir", "{dir}/missing", "--latency", "cpu"), ("report", "--latency", "tpu"),
+    ("report", "--output-dir", "/dev/null/reports"), ("report", "--output-dir", ""),
+    ("report", "--output-dir", "/dev/null/reports", "--latency", "cpu"), ("report", "--latency", "tpu"),
     ("report", "--threads", "0"), ("frobnicate",), ("--nope",),
 ]
 OUTPUT_CASES = [  # bad --output values themselves
@@ -220,7 +222,7 @@ def test_bad_input_gets_one_error_line_and_leaves_the_output_alone(case: tuple[s
 
 def test_errors_name_what_the_user_typed(files: Path) -> None:
     assert run("calibrate", "--device", "tpu")[2].startswith("costlab: error: argument --device")
-    assert "--output-dir" in run("report", "--output-dir", "/nonexistent/reports")[2]
+    assert "--output-dir" in run("report", "--output-dir", "/dev/null/reports")[2]
     assert "bad --input '-3x32x32'" in run("analyze", "relu", "--input", "-3x32x32")[2]
     assert "argument --threads: 100000 threads asked" in run("analyze", "relu", *X, "--threads", "100000")[2]
     assert "sys.exit(3)" in run("analyze", "hardening_user:exits_with_three", *X)[2]

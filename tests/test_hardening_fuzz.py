@@ -50,7 +50,7 @@ SPECIAL = {
     "--latency": st.sampled_from(["tpu", "", "gpu", "CPU"]),
     "--check": st.sampled_from(["", "nope", ",", "torch", "fvcore,nope", " torch "]),
     "--device": st.sampled_from(["tpu", "", "gpu"]),
-    "--output-dir": st.sampled_from(["/nonexistent/reports", ""]),
+    "--output-dir": st.sampled_from(["/dev/null/reports", ""]),
     "--output": PATH,
     "--plot": st.sampled_from([str(PLOT), "", "/nonexistent/plot.png"]),
     "--param": PARAM,

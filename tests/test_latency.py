@@ -205,7 +205,7 @@ def seeded_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_compare_with_latency_as_json(seeded_cache: Path) -> None:
     code, out, err = run("compare", "conv3x3:4", "dw3x3 > pw:4", "--input", "4x8x8", "--latency", "cpu",
-                         "--format", "json", "--quiet")
+                         "--format", "json", "--quiet", "--per-layer")
     assert (code, err) == (0, "")
     data = json.loads(out)
     assert len(data["latency_ratios"]) == 2 and data["latency_ratios"][0] == 1.0
@@ -215,6 +215,22 @@ def test_compare_with_latency_as_json(seeded_cache: Path) -> None:
         assert target["roofline"]["peaks"]["gflops"] == 100.0
         for layer in target["layers"]:
             assert layer["latency_ms"]["median"] > 0 and layer["roofline"]["bound"] in ("compute", "memory")
+
+
+def test_compare_latency_times_whole_targets_unless_per_layer(seeded_cache: Path) -> None:
+    code, out, err = run("compare", "conv3x3:4", "dw3x3 > pw:4", "--input", "4x8x8", "--latency", "cpu",
+                         "--format", "json", "--quiet")
+    assert (code, err) == (0, "")
+    for target in json.loads(out)["targets"]:
+        assert target["latency_ms"]["median"] > 0 and "sum_of_layers" not in target["latency_ms"]
+        assert all("latency_ms" not in layer for layer in target["layers"])
+        # the target's roofline is still the sum of its layers' bounds (seeded peaks: 100 GFLOP/s, 10 GB/s)
+        bounds = [max(2 * layer["macs"] / 100e9, layer["bytes"] / 10e9) for layer in target["layers"]]
+        assert target["roofline"]["predicted_ms"] == pytest.approx(1e3 * sum(bounds))
+        assert "bound" not in target["roofline"]
+    from costlab.torch_bridge.latency import measurement_count
+    from costlab import analyze
+    assert measurement_count(analyze("dw3x3 > pw:4", input=(4, 8, 8)), per_layer=False) == 1
 
 
 def test_progress_bar_on_stderr_unless_quiet(seeded_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:

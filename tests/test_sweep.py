@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -254,3 +255,36 @@ def test_sweep_and_freeze_import_neither_torch_nor_pandas() -> None:
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
+
+
+# --- plots a person reads --------------------------------------------------------------------------
+
+def test_break_even_of_the_bottleneck_is_found_and_marked() -> None:
+    from costlab.sweep import break_even, reference_series, si_tick, sweep_figure
+
+    result = run_sweep(["conv5x5:32", "conv1x1:{w} > conv5x5:32"], parse_param("w=4:192:4"), input=(192, 28, 28))
+    assert reference_series(result) == ("conv5x5:32",)
+    # MACs of the bottleneck: 28·28·w·(192 + 5·5·32), equal to the plain 5·5·192·28·28·32 at w*
+    exact = 5 * 5 * 192 * 28 * 28 * 32 / (28 * 28 * (192 + 5 * 5 * 32))
+    xs = [float(v) for v in result.param.values]
+    plain = [float(p.analysis.macs) for p in result.of("conv5x5:32")]
+    bottleneck = [float(p.analysis.macs) for p in result.of("conv1x1:{w} > conv5x5:32")]
+    (found,) = break_even(xs, bottleneck, plain)
+    assert found == pytest.approx(exact)  # the cost is linear in w: interpolation is exact
+    assert si_tick(80e6) == "80 M" and si_tick(1.5e3) == "1.5 k" and si_tick(0.25) == "0.25" and si_tick(0) == "0"
+    pytest.importorskip("matplotlib")
+    for y in ("macs", "ratio"):
+        figure = sweep_figure(result, y)
+        axes = figure.axes[0]
+        figure.canvas.draw()
+        assert [t.get_text() for t in axes.texts] == [f"break-even: w ≈ {exact:.4g}"]
+        assert axes.yaxis.get_offset_text().get_text() == ""  # no 1e8 above the axis
+        labels = [t.get_text() for t in axes.get_yticklabels() if t.get_text()]
+        assert labels and all(re.fullmatch(r"-?[\d.]+( [kMG])?", text) for text in labels), labels
+        styles = {line.get_label(): line.get_linestyle() for line in axes.get_lines()}
+        if y == "macs":
+            assert styles["[1] conv5x5:32 (reference)"] == "--" and styles["[2] conv1x1:{w} > conv5x5:32"] == "-"
+            assert "120 M" in labels
+        else:
+            assert styles["ratio 1: break-even"] == "--"
+            assert "MACs of [1] conv5x5:32" in axes.get_ylabel() and "÷ MACs of each" in axes.get_ylabel()

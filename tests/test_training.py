@@ -114,7 +114,7 @@ def test_json_and_tables_carry_the_training_step(tmp_path) -> None:
     column = header.index("train_step_macs")
     a = analyze("resnet18", freeze="fc")
     assert sum(int(r[column]) for r in rows) == a.training.train_step_macs
-    code, out, _ = run("compare", "resnet18", "--freeze", "fc", "--unit", "flops")
+    code, out, _ = run("compare", "resnet18", "--freeze", "fc", "--unit", "flops", "--exact", "--wide")
     assert f"{2 * a.training.train_step_macs:,}" in out and "--freeze fc" in out
     code, out, _ = run("analyze", "resnet18", "--freeze", "fc", "--format", "md")
     assert "train-step MACs" in out and f"{a.training.train_step_macs:,}" in out

@@ -33,7 +33,7 @@ from ..analysis import FLOPS_PER_MAC, Analysis, Layer
 from ..errors import CostlabError, SpecError
 from ..specs import Embedding, Held, Pad, Reduce, Spec
 from .build import build_module, function_for, module_for
-from .roofline import Peaks, peaks_for, roofline_fields
+from .roofline import Peaks, bound, peaks_for, roofline_fields
 from .timing import Timing, TimingSettings, check_device, device_name, fixed_threads, time_callable
 
 Progress = Callable[[str], None]
@@ -283,6 +283,15 @@ def measure_latency(analysis: Analysis, settings: LatencySettings | None = None,
             target_latency["untimed_layers"] = [entry.split(" (", 1)[0] for entry in untimed]
             notes = notes + (f"Not timed alone (no latency, not in sum_of_layers or the roofline sum): "
                              f"{'; '.join(untimed)}.",)
+    else:
+        # Whole targets only (compare without --per-layer): the target's bound is still the sum of
+        # its layers' bounds, computed from their counts (no layer is timed for it).
+        points = [bound(FLOPS_PER_MAC * layer.macs, layer.bytes, peaks) for layer in layers]
+        target_roofline["predicted_ms"] = sum(point.seconds for point in points) * 1e3
+        target_roofline["fraction"] = target_roofline["predicted_ms"] / target_latency["median"]
+        target_roofline["compute_bound_layers"] = sum(point.kind == "compute" for point in points)
+        target_roofline["memory_bound_layers"] = sum(point.kind == "memory" for point in points)
+        del target_roofline["bound"]  # a network is not one roofline point
     target_roofline["peaks"] = peaks.to_dict()
     return replace(analysis, layers=tuple(layers), latency=target_latency, roofline=target_roofline,
                    notes=notes)
