@@ -422,6 +422,15 @@ OPERATOR_METHODS: Mapping[str, str] = MappingProxyType({
     "torch.Tensor.matmul": "operator.matmul"})
 
 
+#: torch.nn.functional functions that are C builtins, as the torch bridge names them (by their
+#: module: torch._C._nn.gelu is F.gelu, named ``torch.gelu``) → the F name a tool that patches F
+#: sees. torch.prelu, torch.avg_pool1d and torch.adaptive_avg_pool1d are F's functions themselves:
+#: a call of either spelling is read as F's.
+FUNCTIONAL_BUILTINS: Mapping[str, str] = MappingProxyType({
+    f"torch.{name}": f"torch.nn.functional.{name}"
+    for name in ("gelu", "avg_pool2d", "avg_pool3d", "prelu", "avg_pool1d", "adaptive_avg_pool1d")})
+
+
 @dataclass(frozen=True)
 class Convention:
     """A tool's counting rules: a term table per call form, and how it reads params and the batch.
@@ -478,6 +487,7 @@ class Convention:
             return (_standing_in(self.leaf_function_params, layer),), form
         if self.by_function:
             name = function_name(layer)
+            name = FUNCTIONAL_BUILTINS.get(name, name)
             if self.operators_as_methods and layer.engine in RUN_ENGINES:
                 name = OPERATOR_METHODS.get(name, name)
             if name in self.functions:
@@ -925,6 +935,9 @@ def _torchinfo() -> Convention:
                                              primary=True),),))))
 
 
+_MM = frozenset({"torch.mm", "torch.Tensor.mm"})
+
+
 def _torchprofile() -> Convention:
     affine_norm = Term("norm 1/element (affine)", lambda l: _out_numel(l) if _affine(l) else 0, "convention",
                        "aten::*_norm: 1 per output element when affine, else 0")
@@ -939,7 +952,10 @@ def _torchprofile() -> Convention:
                                  "else C_in", primary=True),),
         "linear": (_macs("linear", lambda l: numel(l.output[:-1]) * _in(l)[-1] * l.spec.out_features,
                          "aten::linear: ∏leading·in·out, bias ignored"),),
-        "matmul": (_macs("matmul", _matmul_exact, "aten::matmul: ∏batch·n·k·m"),),
+        "matmul": (_macs("matmul", _matmul_exact, "aten::matmul / bmm: ∏batch·n·k·m"),
+                   Term("mm (no handler)", lambda l: -_matmul_exact(l) if function_name(l) in _MM else 0,
+                        "missed", "torch.mm / Tensor.mm trace as aten::mm, which has no handler: skipped "
+                        "with a warning")),
         "attention": (_macs("attention", _attention_macs,
                             "aten::scaled_dot_product_attention: ∏batch·L·S·(E + Ev)"),),
         "batch-norm": (affine_norm,), "layer-norm": (affine_norm,), "group-norm": (affine_norm,),
@@ -1166,6 +1182,9 @@ def rules_markdown() -> str:
             for terms, names in by_terms.items():
                 lines.append(f"- {', '.join(f'`{n}`' for n in names)}: "
                              + "; ".join(f"**{t.label}**: {t.rule}" for t in terms))
+            lines.append("- " + ", ".join(f"`{n}`" for n in FUNCTIONAL_BUILTINS)
+                         + ": read as the F function of that name (C builtins of torch.nn.functional, "
+                           "named by their module; the last three are also torch's own attributes)")
         if c.unseen is not None:
             lines.append(("- any other function" if c.by_function else "\nLayers called as functions")
                          + f": **{c.unseen.label}**: {c.unseen.rule}")

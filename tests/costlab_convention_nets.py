@@ -112,6 +112,80 @@ class Functional(nn.Module):
         return torch.cat([y, z, m], dim=-1).sum(-1) + x.mean(-1)
 
 
+class Methods(nn.Module):
+    """The method spellings (x.add, x.mul, x.matmul, x.bmm, x.mm) beside the operators, and in-place +=."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.a = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.a(x)
+        s = a.add(x).mul(a)
+        s += x
+        scores = s.matmul(a.transpose(1, 2)).bmm(x)
+        flat = scores.flatten(0, 1).mm(self.a.weight)
+        return flat.reshape(x.shape) * 2 + a.sub(x).div(3)
+
+
+class Dynamic(nn.Module):
+    """Functional ops behind shape-dependent control flow: fx cannot trace it, so a meta run prices
+    it and records `+`, `*` and `@` as Tensor.add, Tensor.mul and Tensor.matmul."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.a = nn.Linear(dim, dim)
+        self.b = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.a(x), self.b(x)
+        while a.shape[1] > 4:  # shape-dependent: halve the sequence until 4 long
+            a, b = a[:, ::2], b[:, ::2]
+        y = (a + b) * a @ b.transpose(1, 2)
+        return torch.cat([y @ a, torch.mul(a, b), a - b], -1)
+
+
+class FunctionalLayers(nn.Module):
+    """Parameters held by the module, used through F.conv_transpose2d, F.group_norm, F.layer_norm,
+    F.linear and F.scaled_dot_product_attention on 3-d (math path) inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = nn.Parameter(torch.randn(4, 3, 2, 2))
+        self.gn = nn.Parameter(torch.ones(3))
+        self.ln_w = nn.Parameter(torch.ones(8))
+        self.ln_b = nn.Parameter(torch.zeros(8))
+        self.fc = nn.Parameter(torch.randn(8, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv_transpose2d(x, self.up, stride=2)  # (N, 3, 8, 8)
+        y = F.group_norm(y, 3, self.gn)
+        t = y.flatten(2)[:, :, :8]  # (N, 3, 8)
+        t = F.layer_norm(t, (8,), self.ln_w, self.ln_b)
+        t = F.gelu(F.linear(t, self.fc))
+        return F.scaled_dot_product_attention(t, t, t)
+
+
+class FunctionalActivations(nn.Module):
+    """Activations and pools as functions (Python ones and C builtins of torch.nn.functional) and
+    as modules that call patched functions (nn.GELU, nn.Softmax, nn.Upsample)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.gelu = nn.GELU()
+        self.softmax = nn.Softmax(dim=1)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.gelu(self.conv(x))
+        y = F.avg_pool2d(F.relu6(y), 2) + F.max_pool2d(torch.sigmoid(y), 2)
+        y = self.up(F.silu(self.gelu(y)))
+        y = F.interpolate(torch.relu(y), scale_factor=0.5, mode="nearest")
+        y = F.adaptive_avg_pool2d(self.softmax(y), 2) * F.softmax(F.adaptive_max_pool2d(y, 2), dim=-1)
+        return F.leaky_relu(y.flatten(1)) + torch.tanh(y).mean((2, 3)).repeat(1, 4)
+
+
 class Recurrent(nn.Module):
     """An LSTM or GRU (or RNN) stack followed by a linear read-out of its outputs."""
 
@@ -186,6 +260,10 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "sequence-norm": (SequenceNorm, (2, 5, 16)),
     "transposed": (Transposed, (1, 4, 3, 3)),
     "functional": (Functional, (2, 5, 8)),
+    "methods": (Methods, (2, 5, 8)),
+    "functional-layers": (FunctionalLayers, (2, 4, 4, 4)),
+    "functional-activations": (FunctionalActivations, (2, 3, 8, 8)),
+    "dynamic": (Dynamic, (2, 8, 8)),
     "lstm": (lambda: Recurrent("lstm"), (2, 5, 6)),
     "lstm-2-layers-bidirectional": (lambda: Recurrent("lstm", layers=2, bidirectional=True), (1, 4, 6)),
     "lstm-seq-first-no-bias": (lambda: Recurrent("lstm", batch_first=False, bias=False), (4, 2, 6)),
