@@ -348,9 +348,14 @@ def _scores(layer: Layer) -> int:
 
 def _cpu_flash(layer: Layer) -> bool:
     """Whether CPU attention runs as aten._scaled_dot_product_flash_attention_for_cpu (PyTorch 2.13):
-    4-d q, k, v with one head size; else the math path (bmm)."""
+    scaled_dot_product_attention on 4-d q, k, v with one head size; else the math path (bmm)."""
     q, k, v = layer.input_shapes[:3]
-    return len(q) == len(k) == len(v) == 4 and q[-1] == k[-1] == v[-1]
+    return layer.spec.kernel == "sdpa" and len(q) == len(k) == len(v) == 4 and q[-1] == k[-1] == v[-1]
+
+
+def _bmm_kernel(layer: Layer) -> bool:
+    """nn.MultiheadAttention's attention computed by torch.bmm / torch.baddbmm (need_weights=True)."""
+    return layer.spec.kernel != "sdpa"
 
 
 def _only_modes(modes: tuple[str, ...], count: CountFn) -> CountFn:
@@ -544,10 +549,9 @@ _HELD = _zero_term("held parameters", "parameters the forward pass never uses: n
 
 
 _MHA_PARTS = ("q_proj", "k_proj", "v_proj", "attention", "out_proj")
-_MHA_PATH = ("nn.MultiheadAttention called with need_weights=True (its default) and no mask: q·kᵀ and "
-             "the weighted sum are two torch.bmm (with need_weights=False it calls "
-             "scaled_dot_product_attention instead, which costlab's trace does not record: the default "
-             "is assumed)")
+_MHA_KERNELS = ("nn.MultiheadAttention's attention by the kernel the trace records: need_weights=True (its "
+                "default) runs q·kᵀ and the weighted sum as two torch.bmm (bmm), torch.baddbmm and torch.bmm "
+                "with a mask (baddbmm); need_weights=False calls scaled_dot_product_attention (sdpa)")
 
 
 def _mha(linear: tuple[Term, ...], attention: tuple[Term, ...], params: bool = True) -> Mapping[str, Composite]:
@@ -611,10 +615,7 @@ def _fvcore() -> Convention:
         "fvcore", "fvcore FlopCountAnalysis", "0.1.5.post20221221",
         "torch.jit.trace of the forward pass; a handle per aten op", "1 per multiply-add",
         MappingProxyType(table), MappingProxyType(table),
-        call="FlopCountAnalysis(model, inputs).total(); traces the model in its current mode.",
-        composites=_mha((linear,), (_macs("attention as two bmm", _attention_macs,
-                                          f"aten::bmm ×2: ∏batch·L·S·(E + Ev). {_MHA_PATH}; with a mask "
-                                          "the first is aten::baddbmm, which has no handle"),)))
+        call="FlopCountAnalysis(model, inputs).total(); traces the model in its current mode.")
 
 
 def _torch() -> Convention:
@@ -630,9 +631,11 @@ def _torch() -> Convention:
                          "aten.addmm / mm: 2·m·n·k, bias ignored"),),
         "matmul": (twice("matmul at 2 FLOPs per MAC", _matmul_exact, "aten.mm / bmm: 2·∏batch·n·k·m"),),
         "attention": (twice("attention at 2 FLOPs per MAC", _attention_macs,
-                            "scaled dot-product attention on the math path (bmm): 2·∏batch·L·S·(E + Ev)"),
+                            "scaled dot-product attention on the math path, and nn.MultiheadAttention's "
+                            "bmm / baddbmm: 2·∏batch·L·S·(E + Ev)"),
                       Term("CPU flash attention not counted", lambda l: -2 * _attention_macs(l) if _cpu_flash(l)
-                           else 0, "bug", "4-d q, k, v with one head size run on the CPU as "
+                           else 0, "bug", "scaled_dot_product_attention on 4-d q, k, v with one head size (and "
+                           "nn.MultiheadAttention with need_weights=False) runs on the CPU as "
                            "aten._scaled_dot_product_flash_attention_for_cpu, which has no formula (the CUDA "
                            "flash kernel has one): 0")),
         "recurrent": (twice("recurrent at 2 FLOPs per MAC", lambda l: l.macs,
@@ -651,11 +654,7 @@ def _torch() -> Convention:
         "a dispatch mode that sees every aten op", "FLOPs: 2 per multiply-add",
         MappingProxyType(table), MappingProxyType(table),
         call="FlopCounterMode().get_total_flops() around model(x), grad enabled: convolutions and matrix "
-             "products only, 2 per MAC.",
-        composites=_mha(table["linear"], (twice("attention as two bmm at 2 FLOPs per MAC", _attention_macs,
-                                                f"aten.bmm ×2: 2·∏batch·L·S·(E + Ev). {_MHA_PATH}; under "
-                                                "no_grad in eval a batch-first self-attention takes "
-                                                "torch._native_multi_head_attention, which has no formula"),)))
+             "products only, 2 per MAC.")
 
 
 def _torchvision() -> Convention:
@@ -787,12 +786,18 @@ def _ptflops() -> Convention:
                           primary=True),
                      hook("MHA hook: q scaling and softmax", lambda l: numel(l.input_shapes[0]) + _scores(l),
                           "convention", "L·E for the scaling of q, num_heads·L·S for the softmax"),
-                     Term("patched F.softmax 1/score", _scores, "convention",
-                          f"{_MHA_PATH}; its softmax calls the patched F.softmax: 1 per score (not divided by "
-                          "the batch)"),
-                     Term("heads counted again (patched torch.bmm)", _attention_macs, "bug",
-                          "the two torch.bmm are patched: the products the module hook counted are counted a "
-                          "second time (and not divided by the batch)"))
+                     Term("patched F.softmax 1/score", lambda l: _scores(l) if _bmm_kernel(l) else 0,
+                          "convention", f"{_MHA_KERNELS}. On bmm and baddbmm its softmax calls the patched "
+                          "F.softmax: 1 per score (not divided by the batch)"),
+                     Term("heads counted again (patched torch.bmm)", lambda l: _attention_macs(l)
+                          if _bmm_kernel(l) else 0, "bug",
+                          "on bmm and baddbmm the patched torch.bmm / torch.baddbmm count the products the "
+                          "module hook counted a second time (and not divided by the batch)"),
+                     Term("patched torch.baddbmm adds the mask", lambda l: l.output[-2] * l.input_shapes[1][-2]
+                          if l.spec.kernel == "baddbmm" else 0, "convention",
+                          "+ numel of the mask baddbmm adds: L·S for a 2-d attn_mask (costlab's trace does not "
+                          "record the mask's shape: a 2-d attn_mask is assumed; a key_padding_mask makes it "
+                          "N·heads·S)"))
     mha = MappingProxyType({"nn.MultiheadAttention": Composite(MappingProxyType({
         "q_proj": in_proj, "k_proj": in_proj, "v_proj": in_proj, "attention": mha_attention,
         "out_proj": out_proj}))})
@@ -996,9 +1001,10 @@ def _torchprofile() -> Convention:
         MappingProxyType(table), MappingProxyType(table),
         call="profile_macs(model, x)",
         composites=_mha(table["linear"], (
-            _macs("attention as two bmm", _attention_macs, f"aten::bmm ×2: ∏batch·L·S·(E + Ev). {_MHA_PATH}"),
-            Term("q scaling 1/element", lambda l: numel(l.input_shapes[0]), "convention",
-                 "aten::mul of q by √(1/E): 1 per element of q"),
+            _macs("attention", _attention_macs, f"{_MHA_KERNELS}: aten::bmm, baddbmm and "
+                  "scaled_dot_product_attention, each ∏batch·L·S·(E + Ev) in all"),
+            Term("q scaling 1/element", lambda l: numel(l.input_shapes[0]) if _bmm_kernel(l) else 0, "convention",
+                 "on bmm and baddbmm, aten::mul of q by √(1/E): 1 per element of q"),
             shape_arithmetic)))
 
 

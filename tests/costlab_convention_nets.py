@@ -22,13 +22,20 @@ class Attention(nn.Module):
     """nn.MultiheadAttention as a self-attention layer, optionally asking for the weights."""
 
     def __init__(self, dim: int = 16, heads: int = 2, batch_first: bool = True,
-                 need_weights: bool = True, bias: bool = True) -> None:
+                 need_weights: bool = True, bias: bool = True, mask: str = "") -> None:
         super().__init__()
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=batch_first, bias=bias)
-        self.need_weights = need_weights
+        self.need_weights, self.mask = need_weights, mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attn(x, x, x, need_weights=self.need_weights)[0]
+        length = x.shape[1] if self.attn.batch_first else x.shape[0]
+        masks: dict[str, torch.Tensor] = {}
+        if self.mask == "causal":  # a float mask over the scores
+            masks["attn_mask"] = torch.full((length, length), float("-inf")).triu(1)
+        elif self.mask == "padding":  # the last key of every sequence is padding
+            batch = x.shape[0] if self.attn.batch_first else x.shape[1]
+            masks["key_padding_mask"] = torch.arange(length).expand(batch, length) == length - 1
+        return self.attn(x, x, x, need_weights=self.need_weights, **masks)[0]
 
 
 class SDPA(nn.Module):
@@ -254,6 +261,9 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "mha-batch-first-b2": (lambda: Attention(16, 2, batch_first=True), (2, 5, 16)),
     "mha-seq-first-no-weights": (lambda: Attention(16, 4, batch_first=False, need_weights=False), (5, 2, 16)),
     "mha-no-bias": (lambda: Attention(8, 2, batch_first=True, bias=False), (1, 4, 8)),
+    "mha-causal-mask": (lambda: Attention(8, 2, batch_first=True, mask="causal"), (2, 4, 8)),
+    "mha-padding-mask": (lambda: Attention(8, 2, batch_first=False, mask="padding"), (4, 1, 8)),
+    "mha-causal-mask-no-weights": (lambda: Attention(8, 2, need_weights=False, mask="causal"), (1, 4, 8)),
     "sdpa": (lambda: SDPA(16, 2), (2, 6, 16)),
     "sdpa-causal": (lambda: SDPA(16, 4, causal=True), (1, 6, 16)),
     "norms": (Norms, (2, 3, 6, 6)),
