@@ -287,12 +287,13 @@ def _recurrent_steps(layer: Layer) -> int:
     return shape[0] * shape[1]
 
 
-def _recurrent_cells(layer: Layer) -> int:
-    return layer.spec.num_layers * (2 if layer.spec.bidirectional else 1)
-
-
 def _recurrent_directions(layer: Layer) -> int:
     return 2 if layer.spec.bidirectional else 1
+
+
+def _recurrent_cells(layer: Layer) -> int:
+    """Layers × directions: the cells run at every step."""
+    return layer.spec.num_layers * _recurrent_directions(layer)
 
 
 def _lead_product(layer: Layer) -> int:
@@ -356,18 +357,6 @@ def _cpu_flash(layer: Layer) -> bool:
 def _bmm_kernel(layer: Layer) -> bool:
     """nn.MultiheadAttention's attention computed by torch.bmm / torch.baddbmm (need_weights=True)."""
     return layer.spec.kernel != "sdpa"
-
-
-def _only_modes(modes: tuple[str, ...], count: CountFn) -> CountFn:
-    """``count`` for recurrent layers of these modes, 0 for the others."""
-    return lambda layer: count(layer) if layer.spec.mode in modes else 0
-
-
-def _not_modelled(tool: str) -> CountFn:
-    def count(layer: Layer) -> int:
-        raise ConventionError(f"{tool}'s rule for {type(layer.spec).__name__.lower()} layers "
-                              f"({layer.name}) is not modelled by costlab")
-    return count
 
 
 def times(k: int, of: CountFn) -> CountFn:
@@ -776,13 +765,16 @@ def _ptflops() -> Convention:
                     "(0 when kdim = vdim = E)"),
                hook("MHA hook: in-projection bias", lambda l: _out_numel(l) if l.spec.bias else 0, "convention",
                     "(L + 2·S)·E bias adds when in_proj_bias is set"))
-    out_proj = (hook("MHA hook: output projection", _linear_macs, "macs", "L·vdim·vdim per sample",
+    out_proj = (hook("MHA hook: output projection", _linear_macs, "macs",
+                     "L·vdim·vdim per sample, vdim the value's size: priced here at embed_dim (the "
+                     "layer does not carry vdim), which is ptflops' count when vdim = embed_dim",
                      primary=True),
                 hook("MHA hook: output bias", lambda l: _out_numel(l) if l.spec.bias else 0, "convention",
                      "L·vdim bias adds"),
                 hook("MHA hook: output bias without a bias", lambda l: 0 if l.spec.bias else _out_numel(l), "bug",
                      "L·vdim bias adds counted even when out_proj has no bias ('bias is always enabled')"))
-    mha_attention = (hook("MHA hook: heads", _attention_macs, "macs", "num_heads·(L·S·E_h + L·S·Ev_h) per sample",
+    mha_attention = (hook("MHA hook: heads", _attention_macs, "macs", "num_heads·(L·S·E_h + L·S·Ev_h) per sample, "
+                          "Ev_h = vdim / num_heads (as out_proj: embed_dim assumed)",
                           primary=True),
                      hook("MHA hook: q scaling and softmax", lambda l: numel(l.input_shapes[0]) + _scores(l),
                           "convention", "L·E for the scaling of q, num_heads·L·S for the softmax"),
@@ -1225,7 +1217,8 @@ def rules_markdown() -> str:
 
 
 def check_tables() -> list[str]:
-    """Problems with the tables (a kind without rule, a MAC layer kind without one primary term)."""
+    """Problems with the tables (a kind without rule, a MAC layer kind or a composite's part without
+    one primary term, a composite missing a part)."""
     problems = []
     for convention in CONVENTIONS.values():
         for kind in LAYER_KINDS:
@@ -1237,6 +1230,13 @@ def check_tables() -> list[str]:
             wanted = 1 if kind in ("conv", "conv-transposed", "linear", "matmul", "attention", "recurrent") else 0
             if primaries != wanted:
                 problems.append(f"{convention.name}: {kind} has {primaries} primary terms")
+        for source, composite in convention.composites.items():
+            if source == "nn.MultiheadAttention" and set(composite.terms) != set(_MHA_PARTS):
+                problems.append(f"{convention.name}: {source} parts {sorted(composite.terms)}")
+            for part, terms in composite.terms.items():
+                if sum(t.primary for t in terms) != 1:  # every part has MACs: one term stands in for them
+                    problems.append(f"{convention.name}: {source} {part} has "
+                                    f"{sum(t.primary for t in terms)} primary terms")
     return problems
 
 

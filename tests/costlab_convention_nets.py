@@ -38,6 +38,19 @@ class Attention(nn.Module):
         return self.attn(x, x, x, need_weights=self.need_weights, **masks)[0]
 
 
+class CrossAttention(nn.Module):
+    """nn.MultiheadAttention with kdim = vdim ≠ embed_dim: queries attend to a shorter memory."""
+
+    def __init__(self, dim: int = 16, memory: int = 12, heads: int = 2) -> None:
+        super().__init__()
+        self.memory = nn.Linear(dim, memory)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True, kdim=memory, vdim=memory)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.memory(x[:, :3])  # (N, 3, memory)
+        return self.attn(x, m, m)[0]
+
+
 class SDPA(nn.Module):
     """q, k, v from one linear, split into heads, scaled-dot-product attention, output projection."""
 
@@ -260,6 +273,7 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "mha-batch-first": (lambda: Attention(16, 2, batch_first=True), (1, 5, 16)),
     "mha-batch-first-b2": (lambda: Attention(16, 2, batch_first=True), (2, 5, 16)),
     "mha-seq-first-no-weights": (lambda: Attention(16, 4, batch_first=False, need_weights=False), (5, 2, 16)),
+    "mha-cross-kdim": (CrossAttention, (2, 5, 16)),
     "mha-no-bias": (lambda: Attention(8, 2, batch_first=True, bias=False), (1, 4, 8)),
     "mha-causal-mask": (lambda: Attention(8, 2, batch_first=True, mask="causal"), (2, 4, 8)),
     "mha-padding-mask": (lambda: Attention(8, 2, batch_first=False, mask="padding"), (4, 1, 8)),
