@@ -18,7 +18,7 @@ difference broken down by rule (:meth:`Profile.differences`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
@@ -28,7 +28,7 @@ from .formulas import numel
 if TYPE_CHECKING:  # the results are read, never built, here: no import of costlab.analysis at run time
     from .analysis import Analysis, Layer
 
-from .specs import (ACTIVATIONS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
+from .specs import (ACTIVATIONS, RECURRENT_GATES, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
                     Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Recurrent, Reduce,
                     Reshape, Upsample)
 
@@ -268,20 +268,76 @@ def _recurrent_steps(layer: Layer) -> int:
     return shape[0] * shape[1]
 
 
+def _recurrent_directions(layer: Layer) -> int:
+    return 2 if layer.spec.bidirectional else 1
+
+
 def _recurrent_cells(layer: Layer) -> int:
-    return layer.spec.num_layers * (2 if layer.spec.bidirectional else 1)
+    """Layers × directions: the cells run at every step."""
+    return layer.spec.num_layers * _recurrent_directions(layer)
 
 
-def _only_modes(modes: tuple[str, ...], count: CountFn) -> CountFn:
-    """``count`` for recurrent layers of these modes, 0 for the others."""
-    return lambda layer: count(layer) if layer.spec.mode in modes else 0
+def _lead_product(layer: Layer) -> int:
+    """input.shape[0]·input.shape[1] of a recurrent layer: N·T batched (either layout), T·I unbatched
+    (ptflops' and thop's batch × steps, read from the input without its layout)."""
+    return numel(_in(layer)[:2])
 
 
-def _not_modelled(tool: str) -> CountFn:
-    def count(layer: Layer) -> int:
-        raise ConventionError(f"{tool}'s rule for {type(layer.spec).__name__.lower()} layers "
-                              f"({layer.name}) is not modelled by costlab")
-    return count
+def _thop_recurrent_products(layer: Layer) -> int:
+    """thop's gate products: N·T·Σ_l D·G·H·(I_l + H), I_0 = input size, I_l = D·H after the first
+    layer (the projection of an LSTM with proj_size is ignored and H used for P)."""
+    spec, d = layer.spec, _recurrent_directions(layer)
+    g, h = RECURRENT_GATES[spec.mode], spec.hidden_size
+    per_step = sum(d * g * h * ((spec.input_size if i == 0 else d * h) + h) for i in range(spec.num_layers))
+    return _lead_product(layer) * per_step
+
+
+def _thop_recurrent_elementwise(layer: Layer) -> int:
+    """thop's other ops per cell and step: (8 + 8·bias)·H LSTM, (7 + 6·bias)·H GRU, (1 + 2·bias)·H RNN."""
+    spec = layer.spec
+    base, with_bias = {"lstm": (8, 8), "gru": (7, 6)}.get(spec.mode, (1, 2))
+    per_cell = (base + (with_bias if spec.bias else 0)) * spec.hidden_size
+    return _lead_product(layer) * _recurrent_cells(layer) * per_cell
+
+
+def _ptflops_recurrent_elementwise(layer: Layer) -> int:
+    """ptflops' rnn_flops extras per cell and step: 10·H LSTM, 7·H GRU, H RNN, + 2·G·H bias adds."""
+    spec = layer.spec
+    g, h = RECURRENT_GATES[spec.mode], spec.hidden_size
+    per_cell = {"lstm": 10, "gru": 7}.get(spec.mode, 1) * h + (2 * g * h if spec.bias else 0)
+    return _lead_product(layer) * _recurrent_cells(layer) * per_cell
+
+
+def _recurrent_projection(layer: Layer) -> int:
+    """The projection products of an LSTM with proj_size P: N·T·L·D·P·H (0 without one)."""
+    spec = layer.spec
+    return _lead_product(layer) * _recurrent_cells(layer) * spec.proj_size * spec.hidden_size
+
+
+def _torchprofile_lstm(layer: Layer) -> int:
+    """torchprofile's aten::lstm: out[0]·out[1] · D · Σ_l 4·R·(I_l + R), R read from h_n (P with a
+    projection, else H), I_l = D·R after the first layer; the projection's own products ignored."""
+    spec, d = layer.spec, _recurrent_directions(layer)
+    r = spec.proj_size or spec.hidden_size
+    per_step = sum(4 * r * ((spec.input_size if i == 0 else d * r) + r) for i in range(spec.num_layers))
+    return numel(layer.output[:2]) * d * per_step
+
+
+def _scores(layer: Layer) -> int:
+    """Attention scores ∏batch·L·S of an attention layer (q (…, L, E), k (…, S, E))."""
+    return numel(layer.output[:-1]) * layer.input_shapes[1][-2]
+
+
+def _cpu_flash(layer: Layer) -> bool:
+    """Whether CPU attention runs as aten._scaled_dot_product_flash_attention_for_cpu (PyTorch 2.13):
+    scaled_dot_product_attention on 4-d q, k, v with one head size; else the math path (bmm)."""
+    q, k, v = layer.input_shapes[:3]
+    return layer.spec.kernel == "sdpa" and len(q) == len(k) == len(v) == 4 and q[-1] == k[-1] == v[-1]
+
+
+def _bmm_kernel(layer: Layer) -> bool:
+    """nn.MultiheadAttention's attention computed by torch.bmm / torch.baddbmm (need_weights=True)."""
+    return layer.spec.kernel != "sdpa"
 
 
 def times(k: int, of: CountFn) -> CountFn:
@@ -319,6 +375,38 @@ Table = Mapping[str, tuple[Term, ...]]
 
 
 @dataclass(frozen=True)
+class Composite:
+    """How a tool prices one ``torch.nn`` module that costlab splits into several layers
+    (``nn.MultiheadAttention``: q_proj, k_proj, v_proj, attention, out_proj): the tool's terms
+    for each part, by the part's name (the last component of the layer name the torch bridge
+    gives it), and whether the tool counts the module's params."""
+
+    terms: Table
+    params: bool = True
+
+
+#: Engines that price a layer by running it (a torch-function mode): they record ``x * y`` and
+#: ``x.mul(y)`` alike as the method ``Tensor.mul`` (``+``, ``@`` likewise); only the fx walk
+#: tells an operator from a method call.
+RUN_ENGINES = frozenset({"meta", "cpu", "fx+meta"})
+
+#: The method each operator dispatches as, as a run records it.
+OPERATOR_METHODS: Mapping[str, str] = MappingProxyType({
+    "torch.Tensor.add": "operator.add", "torch.Tensor.sub": "operator.sub",
+    "torch.Tensor.mul": "operator.mul", "torch.Tensor.div": "operator.truediv",
+    "torch.Tensor.matmul": "operator.matmul"})
+
+
+#: torch.nn.functional functions that are C builtins, as the torch bridge names them (by their
+#: module: torch._C._nn.gelu is F.gelu, named ``torch.gelu``) → the F name a tool that patches F
+#: sees. torch.prelu, torch.avg_pool1d and torch.adaptive_avg_pool1d are F's functions themselves:
+#: a call of either spelling is read as F's.
+FUNCTIONAL_BUILTINS: Mapping[str, str] = MappingProxyType({
+    f"torch.{name}": f"torch.nn.functional.{name}"
+    for name in ("gelu", "avg_pool2d", "avg_pool3d", "prelu", "avg_pool1d", "adaptive_avg_pool1d")})
+
+
+@dataclass(frozen=True)
 class Convention:
     """A tool's counting rules: a term table per call form, and how it reads params and the batch.
 
@@ -330,7 +418,12 @@ class Convention:
     torch.nn's own (a traced layer whose source is not ``nn.…``) gets no rule;
     ``hooked_params_only``: params only of the module-form layers it has a rule for (thop);
     ``leaf_function_params``: the term of a function-form layer that carries parameters inside a
-    leaf module (torchinfo prices every leaf module from its parameters, whatever it calls).
+    leaf module (torchinfo prices every leaf module from its parameters, whatever it calls);
+    ``composites``: by module source (``nn.MultiheadAttention``), the tool's terms for the parts
+    of a module costlab prices as several layers;
+    ``operators_as_methods``: a function-form layer recorded by a run (RUN_ENGINES) as one of
+    OPERATOR_METHODS is read as the operator — the common spelling, ``y * 0.5`` — for a tool
+    that tells them apart (ptflops patches ``torch.Tensor.mul``, which ``*`` does not call).
     """
 
     name: str
@@ -347,6 +440,8 @@ class Convention:
     hooked_params_only: bool = False
     leaf_function_params: Term | None = None
     call: str = ""  # how the tool is called to get the total this convention reproduces
+    composites: Mapping[str, Composite] = field(default_factory=lambda: MappingProxyType({}))
+    operators_as_methods: bool = False
 
     def terms(self, layer: Layer, in_leaf_module: bool = False) -> tuple[tuple[Term, ...], CallForm]:
         """The terms this tool counts for ``layer``, and the call form they were chosen by.
@@ -355,6 +450,9 @@ class Convention:
         """
         kind = layer_kind(layer)
         form = call_form(layer)
+        composite = self.composites.get(layer.source) if form == "module" else None
+        if composite is not None:
+            return composite.terms[layer.name.rpartition(".")[2]], form
         if form == "module":
             if self.exact_types and not _torch_nn_module(layer):
                 return (_standing_in(_UNREGISTERED, layer),), form
@@ -364,6 +462,9 @@ class Convention:
             return (_standing_in(self.leaf_function_params, layer),), form
         if self.by_function:
             name = function_name(layer)
+            name = FUNCTIONAL_BUILTINS.get(name, name)
+            if self.operators_as_methods and layer.engine in RUN_ENGINES:
+                name = OPERATOR_METHODS.get(name, name)
             if name in self.functions:
                 return self.functions[name], form
             return (_standing_in(self.unseen, layer),), form
@@ -373,6 +474,9 @@ class Convention:
 
     def counts_params(self, layer: Layer) -> bool:
         """Whether the tool's params include this layer's."""
+        composite = self.composites.get(layer.source) if call_form(layer) == "module" else None
+        if composite is not None:
+            return composite.params
         if layer_kind(layer) in self.params_missed:
             return False
         if not self.hooked_params_only:
@@ -412,6 +516,19 @@ _LAYOUT = ("concat", "flatten", "reshape", "dropout", "pad")
 _NO_ARITHMETIC = _zero_term("no arithmetic", "layout change, padding or identity at inference: "
                             "nothing to count")
 _HELD = _zero_term("held parameters", "parameters the forward pass never uses: no arithmetic")
+
+
+_MHA_PARTS = ("q_proj", "k_proj", "v_proj", "attention", "out_proj")
+_MHA_KERNELS = ("nn.MultiheadAttention's attention by the kernel the trace records: need_weights=True (its "
+                "default) runs q·kᵀ and the weighted sum as two torch.bmm (bmm), torch.baddbmm and torch.bmm "
+                "with a mask (baddbmm); need_weights=False calls scaled_dot_product_attention (sdpa)")
+
+
+def _mha(linear: tuple[Term, ...], attention: tuple[Term, ...], params: bool = True) -> Mapping[str, Composite]:
+    """The composites table of a tool that prices nn.MultiheadAttention's projections as linears."""
+    parts = {part: linear for part in _MHA_PARTS if part != "attention"}
+    return MappingProxyType({"nn.MultiheadAttention": Composite(MappingProxyType({**parts, "attention": attention}),
+                                                                params)})
 
 
 def _fvcore() -> Convention:
@@ -484,13 +601,20 @@ def _torch() -> Convention:
                          "aten.addmm / mm: 2·m·n·k, bias ignored"),),
         "matmul": (twice("matmul at 2 FLOPs per MAC", _matmul_exact, "aten.mm / bmm: 2·∏batch·n·k·m"),),
         "attention": (twice("attention at 2 FLOPs per MAC", _attention_macs,
-                            "scaled dot-product attention: 2·∏batch·L·S·(E + Ev)"),),
-        "recurrent": (Term("GRU and RNN at 2 FLOPs per MAC",
-                           times(2, _only_modes(("gru", "rnn_tanh", "rnn_relu"), lambda l: l.macs)), "macs",
-                           "on the CPU aten.gru / rnn_tanh decompose into the matrix products it counts",
-                           primary=True),
-                      Term("LSTM (not seen)", lambda l: 0, "missed",
-                           "on the CPU aten.lstm runs as one kernel without a formula: 0")),
+                            "scaled dot-product attention on the math path, and nn.MultiheadAttention's "
+                            "bmm / baddbmm: 2·∏batch·L·S·(E + Ev)"),
+                      Term("CPU flash attention not counted", lambda l: -2 * _attention_macs(l) if _cpu_flash(l)
+                           else 0, "bug", "scaled_dot_product_attention on 4-d q, k, v with one head size (and "
+                           "nn.MultiheadAttention with need_weights=False) runs on the CPU as "
+                           "aten._scaled_dot_product_flash_attention_for_cpu, which has no formula (the CUDA "
+                           "flash kernel has one): 0")),
+        "recurrent": (twice("recurrent at 2 FLOPs per MAC", lambda l: l.macs,
+                            "on the CPU aten.gru / rnn_tanh / rnn_relu, and aten.lstm with proj_size, run as the "
+                            "matrix products it counts (mm, addmm)"),
+                      Term("oneDNN LSTM not counted", lambda l: -2 * l.macs if l.spec.mode == "lstm" and
+                           not l.spec.proj_size else 0, "missed",
+                           "on the CPU an LSTM without projection runs as aten.mkldnn_rnn_layer, which has no "
+                           "formula: 0")),
     }
     rest = _zero_term("not counted", "only matrix products and convolutions have a formula")
     for kind in LAYER_KINDS:
@@ -499,7 +623,8 @@ def _torch() -> Convention:
         "torch", "torch.utils.flop_counter.FlopCounterMode", "2.13",
         "a dispatch mode that sees every aten op", "FLOPs: 2 per multiply-add",
         MappingProxyType(table), MappingProxyType(table),
-        call="FlopCounterMode().get_total_flops(): convolutions and matrix products only, 2 per MAC.")
+        call="FlopCounterMode().get_total_flops() around model(x), grad enabled: convolutions and matrix "
+             "products only, 2 per MAC.")
 
 
 def _torchvision() -> Convention:
@@ -582,8 +707,14 @@ def _ptflops() -> Convention:
         "embedding": (not_hooked,),
         **_all(not_hooked, REDUCE_KINDS),
         "held": (_HELD,),
-        "recurrent": (Term("recurrent (not modelled)", _not_modelled("ptflops"), "bug",
-                           "ptflops' RNN hooks: not modelled by costlab yet", primary=True),),
+        "recurrent": (hook("recurrent", lambda l: l.macs, "macs",
+                           "rnn_flops_counter_hook: x.shape[0]·x.shape[1]·D·Σ_l (w_ih.numel() + w_hh.numel()), "
+                           "the gate products of every cell and step", primary=True),
+                      hook("LSTM projection not counted", lambda l: -_recurrent_projection(l), "bug",
+                           "the projection weights (weight_hr_l*) of an LSTM with proj_size are not read: "
+                           "its P·H products per cell and step are missing"),
+                      hook("recurrent element-wise ops", _ptflops_recurrent_elementwise, "convention",
+                           "per cell and step: 10·H (LSTM), 7·H (GRU), H (RNN), + 2·G·H bias adds")),
         # never modules in PyTorch; listed so that the table covers every kind
         "matmul": (Term("matmul (no module)", _zero, "missed", "not a module", primary=True),),
         "attention": (Term("attention (no module)", _zero, "missed", "not a module", primary=True),),
@@ -607,6 +738,42 @@ def _ptflops() -> Convention:
         **{name: (elementwise,) for name in ("torch.add", "torch.Tensor.add", "torch.mul",
                                              "torch.Tensor.mul")},
     }
+    in_proj = (hook("MHA hook: projection", _linear_macs, "macs",
+                    "multihead_attention_counter_hook: L·E·E (q), S·kdim·kdim (k), S·vdim·vdim (v) per sample",
+                    primary=True),
+               hook("MHA hook: projection at kdim²", lambda l: _in_numel(l) * _in(l)[-1] - _linear_macs(l), "bug",
+                    "the k and v projections are priced kdim·kdim and vdim·vdim, not E·kdim and E·vdim "
+                    "(0 when kdim = vdim = E)"),
+               hook("MHA hook: in-projection bias", lambda l: _out_numel(l) if l.spec.bias else 0, "convention",
+                    "(L + 2·S)·E bias adds when in_proj_bias is set"))
+    out_proj = (hook("MHA hook: output projection", _linear_macs, "macs",
+                     "L·vdim·vdim per sample, vdim the value's size: priced here at embed_dim (the "
+                     "layer does not carry vdim), which is ptflops' count when vdim = embed_dim",
+                     primary=True),
+                hook("MHA hook: output bias", lambda l: _out_numel(l) if l.spec.bias else 0, "convention",
+                     "L·vdim bias adds"),
+                hook("MHA hook: output bias without a bias", lambda l: 0 if l.spec.bias else _out_numel(l), "bug",
+                     "L·vdim bias adds counted even when out_proj has no bias ('bias is always enabled')"))
+    mha_attention = (hook("MHA hook: heads", _attention_macs, "macs", "num_heads·(L·S·E_h + L·S·Ev_h) per sample, "
+                          "Ev_h = vdim / num_heads (as out_proj: embed_dim assumed)",
+                          primary=True),
+                     hook("MHA hook: q scaling and softmax", lambda l: numel(l.input_shapes[0]) + _scores(l),
+                          "convention", "L·E for the scaling of q, num_heads·L·S for the softmax"),
+                     Term("patched F.softmax 1/score", lambda l: _scores(l) if _bmm_kernel(l) else 0,
+                          "convention", f"{_MHA_KERNELS}. On bmm and baddbmm its softmax calls the patched "
+                          "F.softmax: 1 per score (not divided by the batch)"),
+                     Term("heads counted again (patched torch.bmm)", lambda l: _attention_macs(l)
+                          if _bmm_kernel(l) else 0, "bug",
+                          "on bmm and baddbmm the patched torch.bmm / torch.baddbmm count the products the "
+                          "module hook counted a second time (and not divided by the batch)"),
+                     Term("patched torch.baddbmm adds the mask", lambda l: l.output[-2] * l.input_shapes[1][-2]
+                          if l.spec.kernel == "baddbmm" else 0, "convention",
+                          "+ numel of the mask baddbmm adds: L·S for a 2-d attn_mask (costlab's trace does not "
+                          "record the mask's shape: a 2-d attn_mask is assumed; a key_padding_mask makes it "
+                          "N·heads·S)"))
+    mha = MappingProxyType({"nn.MultiheadAttention": Composite(MappingProxyType({
+        "q_proj": in_proj, "k_proj": in_proj, "v_proj": in_proj, "attention": mha_attention,
+        "out_proj": out_proj}))})
     unseen = _zero_term("functional op (not seen)",
                         "a function ptflops does not patch (the `+` of a residual is "
                         "Tensor.__add__, not torch.add): no hook sees it", "missed")
@@ -617,7 +784,8 @@ def _ptflops() -> Convention:
         MappingProxyType(modules), MappingProxyType(functions), by_function=True, unseen=unseen,
         exact_types=True,
         call="get_model_complexity_info(model, (C, H, W), as_strings=False): hook counts are "
-            "divided by the batch size (MACs per sample), counts of patched functions are not.")
+            "divided by the batch size (MACs per sample), counts of patched functions are not.",
+        composites=mha, operators_as_methods=True)
 
 
 def _thop() -> Convention:
@@ -664,13 +832,14 @@ def _thop() -> Convention:
                            "rule); no arithmetic either way"),),
         "held": (Term("held parameters", _zero, "zero", "parameters of modules that never run: "
                       "no hook fires, so their params are not counted"),),
-        "recurrent": (_macs("recurrent", lambda l: l.macs, "count_lstm / count_gru / count_rnn: the "
-                            "gate products of every cell and step"),
-                      Term("recurrent element-wise ops", lambda l: _recurrent_steps(l) * _recurrent_cells(l)
-                           * {"lstm": 16, "gru": 13}.get(l.spec.mode, 3) * l.spec.hidden_size
-                           if l.spec.bias else _not_modelled("thop")(l), "convention",
-                           "per cell and step with biases: 16·H (LSTM), 13·H (GRU), 3·H (RNN) for bias "
-                           "adds and gate arithmetic")),
+        "recurrent": (_macs("recurrent", lambda l: l.macs, "count_lstm / count_gru / count_rnn: "
+                            "x.size(0)·x.size(1)·Σ_l D·G·H·(I_l + H), the gate products of every cell and step"),
+                      Term("LSTM projection ignored", lambda l: _thop_recurrent_products(l) - l.macs, "bug",
+                           "proj_size is ignored: H is used for P in the recurrent products and the next "
+                           "layer's input, and the projection itself is not counted"),
+                      Term("recurrent element-wise ops", _thop_recurrent_elementwise, "convention",
+                           "per cell and step: (8 + 8·bias)·H (LSTM), (7 + 6·bias)·H (GRU), (1 + 2·bias)·H "
+                           "(RNN) for the gate sums, bias adds and state update")),
         "matmul": (Term("matmul (no module)", _zero, "missed", "not a module", primary=True),),
         "attention": (Term("attention (no module)", _zero, "missed", "not a module", primary=True),),
         **_all(no_rule, ("add", "sub", "mul", "div", "elementwise")),
@@ -682,9 +851,11 @@ def _thop() -> Convention:
         "thop", "thop profile", "0.1.1.post2209072238",
         "forward hooks on leaf modules of registered types", "1 per multiply-add (MACs)",
         MappingProxyType(modules), MappingProxyType({}), unseen=unseen,
-        params_missed=frozenset({"group-norm", "embedding", "held", "recurrent"}), exact_types=True,
+        params_missed=frozenset({"group-norm", "embedding", "held"}), exact_types=True,
         hooked_params_only=True,
-        call="thop.profile(model, (x,)) → (ops, params); params only of modules with a rule.")
+        call="thop.profile(model, (x,)) → (ops, params); params only of modules with a rule.",
+        composites=_mha(*(2 * ((_zero_term("no rule", "nn.MultiheadAttention has no rule: zero ops, its "
+                                             "params not counted", "missed", primary=True),),)), params=False))
 
 
 def _torchinfo() -> Convention:
@@ -735,7 +906,14 @@ def _torchinfo() -> Convention:
         "forward hooks on every module; leaf modules' mult-adds from their parameters",
         "1 per multiply-add", MappingProxyType(modules), MappingProxyType({}), unseen=unseen,
         leaf_function_params=leaf,
-        call="summary(model, input_data=x).total_mult_adds")
+        call="summary(model, input_data=x).total_mult_adds",
+        composites=_mha(*(2 * ((_zero_term("not a leaf module", "nn.MultiheadAttention has a child "
+                                             "(out_proj), so it is no leaf and its mult-adds are not summed; "
+                                             "out_proj is never called as a module: 0", "missed",
+                                             primary=True),),))))
+
+
+_MM = frozenset({"torch.mm", "torch.Tensor.mm"})
 
 
 def _torchprofile() -> Convention:
@@ -752,7 +930,10 @@ def _torchprofile() -> Convention:
                                  "else C_in", primary=True),),
         "linear": (_macs("linear", lambda l: numel(l.output[:-1]) * _in(l)[-1] * l.spec.out_features,
                          "aten::linear: ∏leading·in·out, bias ignored"),),
-        "matmul": (_macs("matmul", _matmul_exact, "aten::matmul: ∏batch·n·k·m"),),
+        "matmul": (_macs("matmul", _matmul_exact, "aten::matmul / bmm: ∏batch·n·k·m"),
+                   Term("mm (no handler)", lambda l: -_matmul_exact(l) if function_name(l) in _MM else 0,
+                        "missed", "torch.mm / Tensor.mm trace as aten::mm, which has no handler: skipped "
+                        "with a warning")),
         "attention": (_macs("attention", _attention_macs,
                             "aten::scaled_dot_product_attention: ∏batch·L·S·(E + Ev)"),),
         "batch-norm": (affine_norm,), "layer-norm": (affine_norm,), "group-norm": (affine_norm,),
@@ -774,15 +955,30 @@ def _torchprofile() -> Convention:
         "reduce-mean": (Term("mean 1/output element", _out_numel, "convention",
                              "aten::mean: 1 per output element"),),
         "held": (_HELD,),
-        "recurrent": (_macs("recurrent", _only_modes(("lstm",), lambda l: l.macs),
-                            "aten::lstm: the products of every cell and step; aten::gru and rnn_tanh have "
-                            "no handler (0)"),),
+        "recurrent": (_macs("recurrent", lambda l: l.macs,
+                            "aten::lstm: out[0]·out[1]·D·Σ_l 4·H·(I_l + H), the gate products of every "
+                            "cell and step"),
+                      Term("GRU and RNN (no handler)", lambda l: -l.macs if l.spec.mode != "lstm" else 0,
+                           "missed", "aten::gru / rnn_tanh / rnn_relu have no handler: skipped with a warning"),
+                      Term("LSTM projection misread", lambda l: _torchprofile_lstm(l) - l.macs
+                           if l.spec.mode == "lstm" else 0, "bug",
+                           "with proj_size P the hidden size is read from h_n (P, not H) and the projection's "
+                           "own products are left out: 4·P·(I_l + P) per cell and step")),
     }
+    shape_arithmetic = Term("traced shape arithmetic", lambda l: 4, "bug",
+                            "the traced bsz·num_heads of the q, k, v views and tgt_len·bsz of the output "
+                            "are aten::mul on 0-d tensors: 1 each, 4 per call")
     return Convention(
         "torchprofile", "torchprofile profile_macs", "0.1.0",
         "torch.jit trace of the forward pass; a handler per aten op", "1 per multiply-add (MACs)",
         MappingProxyType(table), MappingProxyType(table),
-        call="profile_macs(model, x)")
+        call="profile_macs(model, x)",
+        composites=_mha(table["linear"], (
+            _macs("attention", _attention_macs, f"{_MHA_KERNELS}: aten::bmm, baddbmm and "
+                  "scaled_dot_product_attention, each ∏batch·L·S·(E + Ev) in all"),
+            Term("q scaling 1/element", lambda l: numel(l.input_shapes[0]) if _bmm_kernel(l) else 0, "convention",
+                 "on bmm and baddbmm, aten::mul of q by √(1/E): 1 per element of q"),
+            shape_arithmetic)))
 
 
 #: Convention name → its rules. The first five are the ``--convention`` targets of the issue;
@@ -965,6 +1161,9 @@ def rules_markdown() -> str:
             for terms, names in by_terms.items():
                 lines.append(f"- {', '.join(f'`{n}`' for n in names)}: "
                              + "; ".join(f"**{t.label}**: {t.rule}" for t in terms))
+            lines.append("- " + ", ".join(f"`{n}`" for n in FUNCTIONAL_BUILTINS)
+                         + ": read as the F function of that name (C builtins of torch.nn.functional, "
+                           "named by their module; the last three are also torch's own attributes)")
         if c.unseen is not None:
             lines.append(("- any other function" if c.by_function else "\nLayers called as functions")
                          + f": **{c.unseen.label}**: {c.unseen.rule}")
@@ -974,6 +1173,21 @@ def rules_markdown() -> str:
         if c.exact_types:
             lines.append(f"- a module of a class that is not torch.nn's own: **{_UNREGISTERED.label}**: "
                          f"{_UNREGISTERED.rule}")
+        if c.operators_as_methods:
+            lines.append("- a layer a run (engine meta, cpu or fx+meta) recorded as "
+                         + ", ".join(f"`{n.replace('torch.', '')}`" for n in OPERATOR_METHODS)
+                         + ": read as the operator (`+`, `-`, `*`, `/`, `@`), which a run cannot tell "
+                           "from the method call and this tool does")
+        for source, composite in c.composites.items():
+            lines += ["", f"`{source}`, priced as its parts"
+                      + ("" if composite.params else " (its params not counted)") + ":", ""]
+            by_part: dict[tuple[Term, ...], list[str]] = {}
+            for part, terms in composite.terms.items():
+                by_part.setdefault(terms, []).append(part)
+            for terms, parts in by_part.items():
+                counted = "; ".join(f"**{t.label}**: {t.rule}" + (" (÷ batch)" if t.per_sample else "")
+                                    for t in terms)
+                lines.append(f"- {', '.join(parts)}: {counted}")
         if c.params_missed or c.hooked_params_only:
             missed = ", ".join(sorted(c.params_missed))
             lines += ["", "Params: " + ("only those of module calls it has a rule for" if c.hooked_params_only
@@ -984,7 +1198,8 @@ def rules_markdown() -> str:
 
 
 def check_tables() -> list[str]:
-    """Problems with the tables (a kind without rule, a MAC layer kind without one primary term)."""
+    """Problems with the tables (a kind without rule, a MAC layer kind or a composite's part without
+    one primary term, a composite missing a part)."""
     problems = []
     for convention in CONVENTIONS.values():
         for kind in LAYER_KINDS:
@@ -996,6 +1211,13 @@ def check_tables() -> list[str]:
             wanted = 1 if kind in ("conv", "conv-transposed", "linear", "matmul", "attention", "recurrent") else 0
             if primaries != wanted:
                 problems.append(f"{convention.name}: {kind} has {primaries} primary terms")
+        for source, composite in convention.composites.items():
+            if source == "nn.MultiheadAttention" and set(composite.terms) != set(_MHA_PARTS):
+                problems.append(f"{convention.name}: {source} parts {sorted(composite.terms)}")
+            for part, terms in composite.terms.items():
+                if sum(t.primary for t in terms) != 1:  # every part has MACs: one term stands in for them
+                    problems.append(f"{convention.name}: {source} {part} has "
+                                    f"{sum(t.primary for t in terms)} primary terms")
     return problems
 
 
