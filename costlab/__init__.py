@@ -48,17 +48,11 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     training step with that leading part frozen (``analysis.training``); ``convention``
     (fvcore, ptflops, thop, torchinfo, torchvision, ...) adds what that tool would report
     (``analysis.convention``)."""
-    analysis = analyze_target(target, _shape(input), batch, dtype, options, name, inputs=inputs, seq=seq)
-    if freeze is not None:
-        from .training import with_training
+    from .pipeline import Steps, price
 
-        analysis = with_training(analysis, freeze)
-    if check:
-        from .targets import check_target
-
-        names = [check] if isinstance(check, str) else list(check)
-        analysis = check_target(analysis, target, options, names)
-    return analysis.with_convention(convention) if convention else analysis
+    checks = () if not check else ((check,) if isinstance(check, str) else tuple(check))
+    return price(target, _shape(input), batch, dtype, options, name, inputs=inputs, seq=seq,
+                 steps=Steps(freeze=freeze, check=checks, convention=convention))
 
 
 def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,

@@ -199,38 +199,15 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
     checks = parse_checks(args.check) if getattr(args, "check", None) is not None else ()
     if getattr(args, "strict", False) and not checks:
         raise UsageError("--strict needs --check")
-    analyses = [analyze_target(t, shape, args.batch, args.dtype, options, inputs=inputs, seq=args.seq)
+    from .pipeline import Steps, prepare
+
+    steps = Steps(freeze=getattr(args, "freeze", None), check=checks, convention=getattr(args, "convention", None))
+    prepared = [prepare(t, shape, args.batch, args.dtype, options, inputs=inputs, seq=args.seq, steps=steps)
                 for t in targets]
-    if getattr(args, "freeze", None) is not None:
-        from .training import parse_freeze, with_training
-
-        freeze = parse_freeze(args.freeze)
-        if freeze.requires_grad:  # the module's own flags: read from each module target (torch imported)
-            analyses = [with_training(a, _module_flags(a, t, options)) for a, t in zip(analyses, targets)]
-        else:
-            analyses = [with_training(a, freeze) for a in analyses]
-    if checks:
-        from .targets import check_target  # torch is imported only there
-
-        analyses = [check_target(a, *module_target(t, options), checks) for a, t in zip(analyses, targets)]
-    if getattr(args, "convention", None):
-        analyses = [a.with_convention(args.convention) for a in analyses]
+    analyses = [analysis for analysis, _ in prepared]
     if getattr(args, "latency", None):
-        analyses = _measure_latency(args, targets, analyses)
+        analyses = _measure_latency(args, analyses, [module for _, module in prepared])
     return analyses
-
-
-def _module_flags(analysis: Analysis, target: str, options: dict[str, str]) -> Any:
-    """--freeze requires_grad on one target: its module's flags; refused for a target that is no module."""
-    from .training import FreezeError
-
-    if not is_module_target(target) or analysis.kind != "module":
-        raise FreezeError(f"--freeze requires_grad: {analysis.name} is not a module with requires_grad flags "
-                          "(a package.module:callable target)")
-    from .torch_bridge.flags import freeze_from_module
-    from .torch_bridge.latency import load_module
-
-    return freeze_from_module(analysis, load_module(*module_target(target, options)))
 
 
 def _exit_code(args: argparse.Namespace, analyses: Sequence[Analysis]) -> int:
@@ -274,27 +251,22 @@ def _latency_session(args: argparse.Namespace, dtype: str, timings: int) -> Iter
         bar.close()
 
 
-def _measure_latency(args: argparse.Namespace, targets: Sequence[str],
-                     analyses: list[Analysis]) -> list[Analysis]:
+def _measure_latency(args: argparse.Namespace, analyses: list[Analysis], modules: Sequence[Any]) -> list[Analysis]:
     """--latency: time each target (and its layers: analyze, compare --per-layer) on the device,
-    with the roofline."""
-    from .torch_bridge.latency import (LatencySettings, check_memory, load_module, measure_latency,
-                                       measurement_count, torch_dtype)
+    with the roofline; a module target is timed on the module the pipeline built for it."""
+    from .torch_bridge.latency import LatencySettings, check_memory, measure_latency, measurement_count, torch_dtype
     from .torch_bridge.timing import check_device
 
     device = check_device(args.latency)
     for analysis in analyses:  # refused before the progress bar starts and before anything is allocated
         if analysis.layers:
             check_memory(analysis, device, torch_dtype(analysis.dtype))
-    options = parse_options(args.kwarg)
-    modules = {index: load_module(*module_target(text, options)) for index, (text, analysis) in enumerate(zip(targets, analyses))
-               if is_module_target(text) and analysis.kind == "module"}
     per_layer = getattr(args, "per_layer", True)  # compare times layers only with --per-layer; analyze always
     with _latency_session(args, args.dtype, sum(measurement_count(a, per_layer) for a in analyses)) \
             as (peaks, advance):
         settings = LatencySettings(device=args.latency, threads=args.threads, per_layer=per_layer)
-        return [measure_latency(a, settings, module=modules.get(index), peaks=peaks, progress=advance)
-                for index, a in enumerate(analyses)]
+        return [measure_latency(a, settings, module=module, peaks=peaks, progress=advance)
+                for a, module in zip(analyses, modules)]
 
 
 # --- commands ----------------------------------------------------------------------------

@@ -32,7 +32,8 @@ from .analysis import FLOPS_PER_MAC, Analysis
 from .errors import CostlabError
 from .sizes import parse_size, size_problem
 from .specs import Shape
-from .targets import analyze_target, is_module_target, parse_input
+from .pipeline import Steps, price
+from .targets import is_module_target, parse_input
 from .zoo import find_preset
 
 #: Parameters that vary the analysis itself rather than a placeholder or an option.
@@ -321,7 +322,7 @@ def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, 
               dtype: str = "float32", options: Mapping[str, Any] | None = None,
               freeze: Any = None, unit: str = "macs", measures: Sequence[Measure] = ()) -> Sweep:
     """Price every target at every value of ``param`` (see the module docstring for the rules)."""
-    from .training import parse_freeze, with_training
+    from .training import parse_freeze
 
     if not targets:
         raise SweepError("sweep needs at least one target")
@@ -355,10 +356,8 @@ def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, 
                 text = _PLACEHOLDER.sub(value, target)
             elif _takes_options(target):
                 point_options[param.name] = value
-            try:
-                analysis = analyze_target(text, point_input, point_batch, dtype, point_options)
-                if point_freeze is not None:
-                    analysis = with_training(analysis, point_freeze)
+            try:  # the same pipeline as costlab.analyze and compare
+                analysis = price(text, point_input, point_batch, dtype, point_options, steps=Steps(freeze=point_freeze))
             except CostlabError as error:
                 raise SweepError(f"at {param.name}={value}: {error}") from None
             measured: dict[str, Any] = {}

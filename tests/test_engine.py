@@ -333,3 +333,26 @@ def test_hf_targets_need_transformers_or_say_so(tmp_path) -> None:
     err = io.StringIO()
     assert main(["analyze", f"hf:{tmp_path / 'missing'}"], stdout=io.StringIO(), stderr=err) == 2
     assert err.getvalue().startswith("costlab: error: hf:")
+
+
+def test_one_pipeline_builds_a_module_target_once(tmp_path, monkeypatch) -> None:
+    """compare/analyze, costlab.analyze and sweep share costlab.pipeline: a package.module:callable
+    target with --check and --freeze requires_grad is built once (with real weights) for every step."""
+    (tmp_path / "counted_net.py").write_text(
+        "import torch\nfrom torch import nn\nBUILT = []\n"
+        "def net():\n    BUILT.append(1)\n    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 1))\n"
+        "    m[0].requires_grad_(False)\n    return m\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import counted_net
+
+    out = io.StringIO()
+    argv = ["analyze", "counted_net:net", "--input", "3x8x8", "--check", "torch", "--freeze", "requires_grad",
+            "--format", "json"]
+    assert main(argv, stdout=out) == 0
+    assert len(counted_net.BUILT) == 1
+    target = json.loads(out.getvalue())["targets"][0]
+    assert target["checks"]["torch"]["agreement"] == "exact"
+    assert target["frozen_params"] == 3 * 4 * 9 + 4  # the first conv's own requires_grad=False
+    a = costlab.analyze("counted_net:net", input=(3, 8, 8), check="torch")
+    assert len(counted_net.BUILT) == 2 and a.checks["torch"]["agreement"] == "exact"

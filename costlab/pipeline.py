@@ -1,0 +1,108 @@
+"""One pipeline: a target priced, then each feature that was asked for, in one order.
+
+``costlab.analyze`` in Python, the command line and ``costlab sweep`` all go through
+:func:`price`: count the target (:func:`costlab.targets.analyze_target`), then price a training
+step (``freeze``), cross-check it against the real tools (``check``), add another tool's profile
+(``convention``), and measure its latency (``latency``). A ``package.module:callable`` target is
+built once per run: on the meta device when only counts are asked for, with real weights on the
+CPU when a check, a latency measurement or its own ``requires_grad`` flags need them — and that
+one module serves every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from .analysis import Analysis
+from .errors import CostlabError
+from .specs import Shape
+from .targets import analyze_target, is_module_target, module_target
+
+#: A latency step: (analysis, the real module or None) → the analysis with its latency.
+Measure = Callable[[Analysis, Any], Analysis]
+
+
+@dataclass(frozen=True)
+class Steps:
+    """What to add to each analysis: ``freeze`` (as --freeze: a count, a fraction, names, or
+    'requires_grad'), ``check`` (tool names), ``convention`` (a tool name), ``measure`` (the latency
+    step, made by the caller that owns the progress bar and the peaks)."""
+
+    freeze: Any = None
+    check: tuple[str, ...] = ()
+    convention: str | None = None
+    measure: Measure | None = None
+
+    def needs_real_module(self, freeze_requires_grad: bool) -> bool:
+        return bool(self.check) or self.measure is not None or freeze_requires_grad
+
+
+def _freeze(value: Any) -> Any:
+    from .training import parse_freeze
+
+    return parse_freeze(value) if isinstance(value, str) else value
+
+
+def price(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
+          options: Mapping[str, Any] | None = None, name: str | None = None, inputs: Any = None,
+          seq: int | None = None, steps: Steps = Steps()) -> Analysis:
+    """The analysis of one target with every step of ``steps`` applied (see the module docstring)."""
+    analysis, module = prepare(target, input, batch, dtype, options, name, inputs, seq, steps)
+    return steps.measure(analysis, module) if steps.measure is not None else analysis
+
+
+def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
+            options: Mapping[str, Any] | None = None, name: str | None = None, inputs: Any = None,
+            seq: int | None = None, steps: Steps = Steps()) -> tuple[Analysis, Any]:
+    """Every step but the latency measurement, and the real module the steps used (None when none
+    was needed): a caller that measures several targets under one progress bar measures them next."""
+    freeze = _freeze(steps.freeze) if steps.freeze is not None else None
+    requires_grad = bool(getattr(freeze, "requires_grad", False))
+    module = None
+    subject = target
+    if isinstance(target, str) and is_module_target(target) and steps.needs_real_module(requires_grad):
+        from .torch_bridge.trace import callable_label, load_callable
+
+        text, opts = module_target(target, options)
+        module = load_callable(text, opts)  # real weights, built once for every step below
+        subject, options, name = module, {}, name or callable_label(text, opts)
+    elif _is_module(target):
+        module = target
+    analysis = analyze_target(subject, input, batch, dtype, options, name, inputs=inputs, seq=seq)
+    if freeze is not None:
+        from .training import with_training
+
+        if requires_grad:
+            if module is None:
+                from .training import FreezeError
+
+                raise FreezeError(f"--freeze requires_grad: {analysis.name} is not a module with requires_grad "
+                                  "flags (a package.module:callable target)")
+            from .torch_bridge.flags import freeze_from_module
+
+            freeze = freeze_from_module(analysis, module)
+        analysis = with_training(analysis, freeze)
+    if steps.check:
+        from .torch_bridge.crosscheck import cross_check
+
+        analysis = cross_check(analysis, module, steps.check)
+    if steps.convention:
+        analysis = analysis.with_convention(steps.convention)
+    return analysis, module
+
+
+def _is_module(target: Any) -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(target, torch.nn.Module)
+
+
+def price_all(targets: Sequence[Any], input: Shape | None = None, batch: int = 1, dtype: str = "float32",
+              options: Mapping[str, Any] | None = None, inputs: Any = None, seq: int | None = None,
+              steps: Steps = Steps()) -> list[Analysis]:
+    """:func:`price` for each target, in order."""
+    if isinstance(targets, str):
+        raise CostlabError("price_all() takes a list of targets")
+    return [price(t, input, batch, dtype, options, None, inputs, seq, steps) for t in targets]
