@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from . import report as _report  # installs the results' own rendering (costlab.analysis.RENDERING)
 from .analysis import Analysis, Comparison, Layer, Row, Unsupported
 from .errors import CostlabError, ExpressionError, SpecError, TargetError
 from .graph import Net, Value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
 from .errors import CostlabError
 from .specs import Conv, Held, Shape, Spec
@@ -19,6 +19,21 @@ if TYPE_CHECKING:  # pandas is imported only by to_frame()
 
     from .training import TrainingCost
     from .conventions import Profile
+
+#: How results render themselves (Markdown tables, one-line summaries, HTML): the rendering layer
+#: (costlab.report) puts its functions here when the package is imported, so that the results call
+#: it without importing it (the layers import one way: core ← torch bridge ← rendering ← application).
+RENDERING: dict[str, Callable[..., str]] = {}
+
+
+def rendered(kind: str, *args: Any, **kwargs: Any) -> str:
+    """RENDERING[kind](*args, **kwargs); a CostlabError when no renderer is installed."""
+    try:
+        render = RENDERING[kind]
+    except KeyError:
+        raise CostlabError(f"no {kind} renderer: import costlab (it installs costlab.report's)") from None
+    return render(*args, **kwargs)
+
 
 UNITS = ("macs", "flops")
 FLOPS_PER_MAC = 2
@@ -325,20 +340,14 @@ class Analysis:
 
     def to_markdown(self, depth: int | None = None, unit: str = "macs") -> str:
         """Per-layer Markdown table with a total row."""
-        from .report import analysis_markdown
-
-        return analysis_markdown(self, depth=depth, unit=unit)
+        return rendered("analysis_markdown", self, depth=depth, unit=unit)
 
     def __repr__(self) -> str:
         """The one-line summary: '<Analysis resnet50: 3×224×224 → 1000, 4.09 G MACs, …>'."""
-        from .report import analysis_summary
-
-        return f"<Analysis {analysis_summary(self)}>"
+        return f"<Analysis {rendered('analysis_summary', self)}>"
 
     def __str__(self) -> str:
-        from .report import analysis_summary
-
-        return analysis_summary(self)
+        return rendered("analysis_summary", self)
 
     def _repr_markdown_(self) -> str:
         """Jupyter's Markdown view: the per-layer table."""
@@ -346,9 +355,7 @@ class Analysis:
 
     def _repr_html_(self) -> str:
         """Jupyter's HTML view: summary, per-layer table, notes."""
-        from .report import analysis_html
-
-        return analysis_html(self)
+        return rendered("analysis_html", self)
 
 
 @dataclass(frozen=True, repr=False)
@@ -394,20 +401,14 @@ class Comparison:
         ])
 
     def to_markdown(self, per_layer: bool = False) -> str:
-        from .report import comparison_markdown
-
-        return comparison_markdown(self, per_layer=per_layer)
+        return rendered("comparison_markdown", self, per_layer=per_layer)
 
     def __repr__(self) -> str:
         """The one-line summary: '<Comparison resnet50 4.09 G MACs, mobilenet-v2 301 M (13.60× fewer)>'."""
-        from .report import comparison_summary
-
-        return f"<Comparison {comparison_summary(self)}>"
+        return f"<Comparison {rendered('comparison_summary', self)}>"
 
     def __str__(self) -> str:
-        from .report import comparison_summary
-
-        return comparison_summary(self)
+        return rendered("comparison_summary", self)
 
     def _repr_markdown_(self) -> str:
         """Jupyter's Markdown view: the side-by-side table."""
@@ -415,6 +416,4 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         """Jupyter's HTML view: the side-by-side table and its notes."""
-        from .report import comparison_html
-
-        return comparison_html(self)
+        return rendered("comparison_html", self)

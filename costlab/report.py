@@ -12,7 +12,7 @@ import io
 import json
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .analysis import FLOPS_PER_MAC, Analysis, Comparison, Layer, Row
+from .analysis import FLOPS_PER_MAC, RENDERING, Analysis, Comparison, Layer, Row
 from .display import Column, binary_bytes, fitted, left_out_note, si, wrap
 from .graph import DTYPE_BYTES
 
@@ -968,3 +968,9 @@ def render_peaks(peaks: Any, path: str | None, fmt: str = "table") -> str:
     parts = [f"## Roofline peaks: {title}" if fmt == "md" else f"Roofline peaks: {title}", "",
              grid(["", "measured", "how"], rows, fmt, [False, True, False]), "", cached]
     return "\n".join(parts) + "\n"
+
+
+# the results' own rendering (Analysis.to_markdown, repr/str, the notebook view) calls these
+RENDERING.update({"analysis_markdown": analysis_markdown, "analysis_summary": analysis_summary,
+                  "analysis_html": analysis_html, "comparison_markdown": comparison_markdown,
+                  "comparison_summary": comparison_summary, "comparison_html": comparison_html})

@@ -34,21 +34,10 @@ from ..errors import CostlabError, SpecError
 from ..specs import Embedding, Held, Pad, Reduce, Spec
 from .build import build_module, function_for, module_for
 from .roofline import Peaks, bound, peaks_for, roofline_fields
+from .timing import torch_dtype
 from .timing import Timing, TimingSettings, check_device, device_name, fixed_threads, time_callable
 
 Progress = Callable[[str], None]
-
-_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64,
-                                   "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def torch_dtype(dtype: str) -> torch.dtype:
-    """The torch dtype latency is measured in; int8 only sizes the bytes column and cannot run."""
-    if dtype not in _DTYPES:
-        raise CostlabError(f"latency is measured in a floating dtype ({', '.join(_DTYPES)}), "
-                           f"not {dtype}")
-    return _DTYPES[dtype]
-
 
 @dataclass(frozen=True)
 class LatencySettings:

@@ -259,7 +259,7 @@ def measure_peaks(device: str = "cpu", threads: int | None = None, dtype: str = 
     """Measure peak GFLOP/s (n×n matrix product, 2n³ FLOPs) and GB/s (copy: 2 × buffer bytes)."""
     import torch
 
-    from .latency import torch_dtype
+    from .timing import torch_dtype
     from .timing import TimingSettings, check_device, device_name, fixed_threads, time_callable
 
     parsed = check_device(device)

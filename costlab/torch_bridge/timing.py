@@ -53,6 +53,18 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
+
+_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64,
+                                   "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def torch_dtype(dtype: str) -> torch.dtype:
+    """The torch dtype latency is measured in; int8 only sizes the bytes column and cannot run."""
+    if dtype not in _DTYPES:
+        raise CostlabError(f"latency is measured in a floating dtype ({', '.join(_DTYPES)}), "
+                           f"not {dtype}")
+    return _DTYPES[dtype]
+
 @dataclass(frozen=True)
 class Timing:
     """Samples of the time per call (seconds) and how they were taken."""
