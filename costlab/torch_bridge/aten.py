@@ -293,5 +293,5 @@ FREE_OPS: frozenset[str] = frozenset({
     "channel_shuffle", "native_channel_shuffle", "split_copy", "unbind_copy", "view_copy", "permute_copy",
     "transpose_copy", "expand_copy", "slice_copy", "select_copy", "_assert_async", "_assert_tensor_metadata",
     "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk", "_unsafe_view",
-    "_functional_assert_async",
+    "_functional_assert_async", "im2col",
 })
