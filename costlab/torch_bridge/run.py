@@ -154,8 +154,15 @@ class AtenRecorder(TorchDispatchMode):
                 value = region.call.layer(Elementwise(name.rstrip("_")), operands, sub=name.rstrip("_"))
             else:
                 raise Unpriced("no cost rule for this aten op")
-        except _Free:
-            value = operands[0] if operands else None
+        except _Free:  # the output keeps its input's producer, at the run's shape (views, copies, casts)
+            first = operands[0] if operands else None
+            value = None
+            if first is not None:
+                state.bind(None, out, where)
+                for leaf in pytree.tree_leaves(out):
+                    if isinstance(leaf, torch.Tensor):
+                        state.remember(leaf, TensorValue(tuple(leaf.shape), first.producer, first.tensor))
+                return out
         except (Unpriced, RuleError, SpecError) as error:
             state.recorder.rollback(start)
             state.recorder.unsupported.append(Unsupported(region.call.owner or TOP_LEVEL, f"aten.{name}",
@@ -337,6 +344,7 @@ def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs
     keep: list[torch.Tensor] = []
     meta_args, meta_kwargs = pytree.tree_map(meta, (tuple(args), dict(kwargs)),
                                              is_leaf=lambda x: isinstance(x, TensorValue))
+    meta_args, meta_kwargs = _mutable((meta_args, meta_kwargs))  # as the call would get them outside fx
     tensors: list[Any] = []
     if module is not None:
         clone = meta_copy(module)
@@ -364,6 +372,18 @@ def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs
         state.regions.clear()
     recorder.settle(start, [*tensors, *call.params], module_path)
     return pytree.tree_map(state.value_of, out)
+
+
+def _mutable(value: Any) -> Any:
+    """fx's immutable_list / immutable_dict (what a traced graph holds) as plain lists and dicts:
+    a function run alone may mutate its arguments, as it can when the model runs."""
+    if isinstance(value, dict):
+        return {key: _mutable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mutable(item) for item in value]
+    if isinstance(value, tuple):
+        return type(value)(*map(_mutable, value)) if hasattr(value, "_fields") else tuple(map(_mutable, value))
+    return value
 
 
 def meta_copy(module: nn.Module) -> nn.Module:
