@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from costlab.torch_bridge.latency import LatencySettings, measure_latency
-    from costlab.torch_bridge.latency_report import LATENCY_CASES, case_markdown, measure_case
+    from costlab.latency_report import LATENCY_CASES, case_markdown, measure_case
     from costlab.torch_bridge.roofline import calibrate
 
     card = torch.cuda.get_device_name() if device == "cuda" else "CPU DRY RUN, not a GPU result"

@@ -422,9 +422,9 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
 def _latency_reports(args: argparse.Namespace, directory: str) -> dict[str, str]:
     """report --latency: the two canonical comparisons and the augmentations measured here, by file
     name (torch imported here); the files' paths are checked before anything is measured."""
-    from .torch_bridge.augment_timing import (AUGMENTATION_MEASUREMENTS, augmentation_latency_markdown,
+    from .latency_augmentation import (AUGMENTATION_MEASUREMENTS, augmentation_latency_markdown,
                                               measure_augmentations)
-    from .torch_bridge.latency_report import LATENCY_CASES, case_measurement_count, latency_report, report_filename
+    from .latency_report import LATENCY_CASES, case_measurement_count, latency_report, report_filename
 
     augmentation_file = f"latency-augmentation{'' if args.latency == 'cpu' else '-' + args.latency}.md"
     for filename in [report_filename(case, args.latency) for case in LATENCY_CASES.values()] + [augmentation_file]:

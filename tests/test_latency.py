@@ -292,7 +292,7 @@ def test_cuda_latency_is_timed_with_events() -> None:
 def test_separable_report_states_mac_and_latency_ratios_from_the_same_run() -> None:
     import re
 
-    from costlab.torch_bridge.latency_report import LATENCY_CASES, case_markdown, measure_case
+    from costlab.latency_report import LATENCY_CASES, case_markdown, measure_case
 
     case = LATENCY_CASES["separable"]
     assert case.input == (512, 14, 14)
@@ -314,7 +314,7 @@ def test_separable_report_states_mac_and_latency_ratios_from_the_same_run() -> N
 
 
 def test_unknown_latency_report() -> None:
-    from costlab.torch_bridge.latency_report import latency_report
+    from costlab.latency_report import latency_report
 
     with pytest.raises(CostlabError):
         latency_report("nope")
@@ -382,7 +382,7 @@ def test_a_report_is_measured_again_while_other_work_holds_the_cpu(monkeypatch: 
     from dataclasses import replace
 
     from costlab.analysis import Comparison
-    from costlab.torch_bridge import latency_report as reports
+    from costlab import latency_report as reports
 
     case = reports.LATENCY_CASES["inception"]
     shares = iter([0.5, 0.9, 1.0])

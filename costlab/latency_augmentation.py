@@ -12,11 +12,11 @@ from typing import Callable
 
 import torch
 
-from ..augment import augmentation_costs
-from ..report import count, grid, shape
-from ..zoo import build_preset
-from .build import build_module
-from .timing import Timing, TimingSettings, check_device, device_name, fixed_threads, time_callable
+from .augment import augmentation_costs
+from .report import count, grid, shape
+from .zoo import build_preset
+from .torch_bridge.build import build_module
+from .torch_bridge.timing import Timing, TimingSettings, check_device, device_name, fixed_threads, time_callable
 
 IMAGE = (3, 256, 256)
 #: timings taken by :func:`measure_augmentations`: three steps and the forward pass (for a progress bar)
