@@ -32,7 +32,8 @@ __version__ = "0.1.0"
 
 def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
             name: str | None = None, freeze: Any = None, convention: str | None = None,
-            inputs: Any = None, seq: int | None = None, check: Any = None, **options: Any) -> Analysis:
+            inputs: Any = None, seq: int | None = None, check: Any = None, memory: bool = False,
+            optimizer: str | None = None, **options: Any) -> Analysis:
     """Cost of one target: a preset name, a layer-stack expression, a spec file,
     ``"package.module:callable"``, ``"hf:PATH"`` or an ``nn.Module``. ``options`` go to the preset
     or callable.
@@ -47,7 +48,8 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     ``freeze`` (a count, a fraction or a layer name, as ``--freeze``) adds the cost of one
     training step with that leading part frozen (``analysis.training``); ``convention``
     (fvcore, ptflops, thop, torchinfo, torchvision, ...) adds what that tool would report
-    (``analysis.convention``)."""
+    (``analysis.convention``); ``memory=True`` (or an ``optimizer``: sgd, momentum, adam, adamw;
+    default adam) adds the bytes held at inference and in a training step (``analysis.memory``)."""
     analysis = analyze_target(target, tuple(input) if input is not None else None, batch, dtype,
                               options, name, inputs=inputs, seq=seq)
     if freeze is not None:
@@ -59,12 +61,28 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
 
         names = [check] if isinstance(check, str) else list(check)
         analysis = check_target(analysis, target, options, names)
+    if memory or optimizer is not None:
+        analysis = _with_memory(analysis, target, optimizer or "adam", options)
     return analysis.with_convention(convention) if convention else analysis
+
+
+def _with_memory(analysis: Analysis, target: Any, optimizer: str, options: Any) -> Analysis:
+    """The analysis with its memory; a module's in-place activations are read from the module."""
+    from .memory import with_memory
+
+    inplace: tuple[str, ...] = ()
+    if analysis.kind == "module":
+        from .torch_bridge.memory import module_of, inplace_layers
+
+        module = module_of(target, options)
+        if module is not None:
+            inplace = inplace_layers(module, analysis)
+    return with_memory(analysis, optimizer, inplace)
 
 
 def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
             dtype: str = "float32", unit: str = "macs", freeze: Any = None,
-            convention: str | None = None,
+            convention: str | None = None, memory: bool = False, optimizer: str | None = None,
             **options: Any) -> Comparison:
     """Several targets side by side; ``ratios`` are MACs of the first over MACs of each."""
     if isinstance(targets, str):
@@ -74,5 +92,5 @@ def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
     if not targets:
         raise CostlabError("compare() needs at least one target")
     return Comparison(tuple(analyze(t, input, batch, dtype, freeze=freeze, convention=convention,
-                                    **options)
+                                    memory=memory, optimizer=optimizer, **options)
                             for t in targets), unit)

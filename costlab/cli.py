@@ -159,6 +159,7 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
         analyses = [check_target(a, t, options, checks) for a, t in zip(analyses, targets)]
     if getattr(args, "convention", None):
         analyses = [a.with_convention(args.convention) for a in analyses]
+    analyses = _with_memory(args, targets, analyses)
     if getattr(args, "latency", None):
         analyses = _measure_latency(args, targets, analyses)
     return analyses
@@ -217,6 +218,43 @@ def _measure_latency(args: argparse.Namespace, targets: Sequence[str],
                 for index, a in enumerate(analyses)]
 
 
+# --- memory (--memory, --optimizer) ---------------------------------------------------------
+
+OPTIMIZER_NAMES = ("sgd", "momentum", "adam", "adamw")
+
+
+def add_memory_options(parser: argparse.ArgumentParser) -> None:
+    """--memory and --optimizer (compare and analyze): bytes held at inference and in a training step."""
+    parser.add_argument("--memory", action="store_true",
+                        help="add weights, the inference peak and the training-step peak in bytes "
+                             "(liveness over the layer graph; costlab.memory)")
+    parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, metavar="sgd|momentum|adam",
+                        help="with --memory: the optimizer of the training step (default adam; adamw "
+                             "holds what adam holds)")
+
+
+def _with_memory(args: argparse.Namespace, targets: Sequence[str], analyses: list[Analysis]) -> list[Analysis]:
+    """--memory: each analysis with its memory; a traced module's in-place activations are read
+    from the module (torch imported only then)."""
+    if not getattr(args, "memory", False):
+        if getattr(args, "optimizer", None):
+            raise UsageError("--optimizer needs --memory")
+        return analyses
+    from .memory import with_memory
+
+    options = parse_options(args.kwarg)
+    result = []
+    for text, analysis in zip(targets, analyses):
+        inplace: tuple[str, ...] = ()
+        if analysis.kind == "module" and is_module_target(text):
+            from .torch_bridge.latency import load_module
+            from .torch_bridge.memory import inplace_layers
+
+            inplace = inplace_layers(load_module(text, options), analysis)
+        result.append(with_memory(analysis, args.optimizer or "adam", inplace))
+    return result
+
+
 # --- commands ----------------------------------------------------------------------------
 
 def _compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -225,6 +263,7 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
                              "the 5×5 convolution on 28×28×192 without and with a 1×1 bottleneck")
     add_target_options(parser)
     add_convention_option(parser)
+    add_memory_options(parser)
     parser.add_argument("--per-layer", action="store_true", help="add each layer with its formula")
 
 
@@ -241,6 +280,7 @@ def _analyze_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", metavar="TARGET")
     add_target_options(parser)
     add_convention_option(parser)
+    add_memory_options(parser)
     parser.add_argument("--depth", type=_positive_int, metavar="N",
                         help="fold layers below N name levels into their blocks, with subtotals")
 

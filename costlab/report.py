@@ -229,6 +229,56 @@ def _row_training(a: Analysis, name: str) -> tuple[int, int, int, str] | None:
             sum(t.train_step_macs for t in members), grads.pop() if len(grads) == 1 else "mixed")
 
 
+# --- memory (--memory) --------------------------------------------------------------------
+
+MEMORY_HEADERS = ["weights", "inference peak", "training peak"]
+MEMORY_CSV = ["optimizer", "weights_bytes", "inference_peak_bytes", "training_peak_bytes"]
+LAYER_MEMORY_HEADERS = ["live", "saved"]
+LAYER_MEMORY_CSV = ["live_bytes", "saved_bytes"]
+
+
+def mebibytes(n: int) -> str:
+    """Bytes in binary units with two decimals: 102,228,128 → '97.49 MiB', 6,088 → '5.95 KiB'."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.2f} {unit}"
+    return f"{n} B"
+
+
+def _has_memory(targets: Sequence[Analysis]) -> bool:
+    return any(t.memory is not None for t in targets)
+
+
+def _memory_cells(t: Analysis) -> list[Any]:
+    """weights, inference peak, training peak of a target in bytes (blank without --memory)."""
+    m = t.memory
+    return ["", "", ""] if m is None else [m.weights, m.inference_peak, m.training_peak]
+
+
+def _row_memory(a: Analysis, name: str) -> tuple[int, int] | None:
+    """(largest live bytes at inference, bytes saved for backward) of a row: a layer or a folded block."""
+    if a.memory is None:
+        return None
+    members = [m for m in a.memory.layers if m.name == name or m.name.startswith(name + ".")]
+    if not members:
+        return None
+    return max(m.inference_live for m in members), sum(m.saved for m in members)
+
+
+def memory_notes(a: Analysis) -> list[str]:
+    """The memory summary of a target under --memory, with its closed forms."""
+    m = a.memory
+    if m is None:
+        return []
+    lines = [f"memory ({m.dtype}, {m.optimizer}): weights {mebibytes(m.weights)}, inference peak "
+             f"{mebibytes(m.inference_peak)} at {m.inference_peak_at}, training-step peak "
+             f"{mebibytes(m.training_peak)} ({m.training_peak_at}); saved for backward "
+             f"{mebibytes(m.saved)}, optimizer state {mebibytes(m.optimizer_state)}"]
+    lines += [f"  {key}: {text}" for key, text in m.formulas.items()]
+    lines += [f"  {note}" for note in m.notes]
+    return lines
+
+
 def comparison_summary_rows(c: Comparison) -> list[list[Any]]:
     """Raw rows (numbers as numbers) of the side-by-side table."""
     rows = []
@@ -253,6 +303,9 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
         fields = _row_training(a, row.name)
         if fields is not None:
             cells += [fields[3], count(in_unit(fields[2], unit))]
+        if a.memory is not None:
+            held = _row_memory(a, row.name)
+            cells += [mebibytes(held[0]), mebibytes(held[1])] if held is not None else ["", ""]
         if profile is not None:
             cells.append(convention_count_text(profile, row.name))
         if timed:
@@ -263,17 +316,21 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
               count(a.ops)] + (["100.0 %" if total else "–"] if share else [])
     if training is not None:
         footer += ["", count(in_unit(training.train_step_macs, unit))]
+    if a.memory is not None:
+        footer += [mebibytes(a.memory.inference_peak), mebibytes(a.memory.saved)]
     footer += [count(profile.total)] if profile is not None else []
     footer += target_latency_cells(a) if timed else []
     rows.append(footer + [""])
     headers = ["layer", "type", "op", "output", unit_label(unit), "params", "ops"]
     headers += (["share"] if share else [])
     headers += (["grads", f"train-step {unit_label(unit)}"] if training is not None else [])
+    headers += LAYER_MEMORY_HEADERS if a.memory is not None else []
     headers += [profile.convention.name] if profile is not None else []
     headers += LAYER_LATENCY_HEADERS if timed else []
     headers += ["formula (MACs or ops)"]
     numeric = ([False] * 4 + [True] * (4 if share else 3)
                + ([False, True] if training is not None else [])
+               + ([True, True] if a.memory is not None else [])
                + ([True] if profile is not None else [])
                + ([True, True, True, False, True] if timed else []) + [False])
     return grid(headers, rows, fmt, numeric)
@@ -298,6 +355,7 @@ def _notes(a: Analysis, unit: str) -> list[str]:
         notes.append(_unsupported_note(a))
     if a.training is not None:
         notes.append(a.training.summary())
+    notes += memory_notes(a)
     return notes
 
 
@@ -355,16 +413,20 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False) 
                + (["= sum of layers"] if show_terms else [])
                + ["params", "ops", "activations"]
                + (["trainable", "frozen", f"train-step {unit_label(c.unit)}"] if training else [])
+               + (MEMORY_HEADERS if _has_memory(c.targets) else [])
                + ["vs first"])
     rows = []
     for t, raw in zip(c.targets, raw_rows):
         name, input_text, batch, output, macs, terms, params, ops, activations, _, ratio = raw
         extra = [v if v == "" else count(v) for v in _training_cells(t, c.unit)] if training else []
+        if _has_memory(c.targets):
+            extra += [v if v == "" else mebibytes(v) for v in _memory_cells(t)]
         rows.append([name] + ([] if same else [f"{input_text} ×{batch}"]) + [output, count(macs)]
                     + ([terms] if show_terms else [])
                     + [count(params), count(ops), count(activations)] + extra + [ratio])
     numeric = ([False] + ([] if same else [False]) + [False, True] + ([True] if show_terms else [])
-               + [True, True, True] + ([True] * 3 if training else []) + [False])
+               + [True, True, True] + ([True] * 3 if training else [])
+               + ([True] * 3 if _has_memory(c.targets) else []) + [False])
     for check in _checks_in(c):
         headers += [CHECK_LABELS.get(check, check), "agreement"]
         numeric += [True, False]
@@ -409,6 +471,8 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
                    "formula"]
         if training:
             headers[-1:-1] = training_headers + ["grads"]
+        if _has_memory(c.targets):
+            headers[-1:-1] = LAYER_MEMORY_CSV
         rows = []
         for t in c.targets:
             per_name = t.training.by_name() if t.training is not None else {}
@@ -419,6 +483,9 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
                     step = per_name.get(layer.name)
                     row += ([step.trainable_params, step.frozen_params,
                              in_unit(step.train_step_macs, c.unit), step.grads] if step else [""] * 4)
+                if _has_memory(c.targets):
+                    held = t.memory.by_name().get(layer.name) if t.memory is not None else None
+                    row += [held.inference_live, held.saved] if held is not None else ["", ""]
                 rows.append(row + [layer.formula])
         checks = _checks_in(c)
         if checks:
@@ -442,6 +509,10 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
     if training:
         headers += training_headers
         rows = [row + _training_cells(t, c.unit) for row, t in zip(rows, c.targets)]
+    if _has_memory(c.targets):
+        headers += MEMORY_CSV
+        rows = [row + [t.memory.optimizer if t.memory is not None else ""] + _memory_cells(t)
+                for row, t in zip(rows, c.targets)]
     for check in _checks_in(c):
         headers += [f"{check}_{unit}", f"{check}_agreement"]
         for t, row in zip(c.targets, rows):
@@ -483,6 +554,9 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
         head += (f"; train step {count(in_unit(a.training.train_step_macs, unit))} {unit_label(unit)}, "
                  f"{count(a.training.trainable_params)} trainable and "
                  f"{count(a.training.frozen_params)} frozen params")
+    if a.memory is not None:
+        head += (f"; weights {mebibytes(a.memory.weights)}, inference peak {mebibytes(a.memory.inference_peak)}, "
+                 f"training peak {mebibytes(a.memory.training_peak)} ({a.memory.optimizer})")
     parts = [f"## {head}" if fmt == "md" else head, "", _layer_table(a, fmt, unit, depth, share=True),
              "", convention(unit)]
     parts += _notes(a, unit)
@@ -497,6 +571,8 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
     headers = ["layer", "type", "op", "output", unit_name, "params", "ops", "activations"]
     if a.training is not None:
         headers += ["trainable_params", "frozen_params", f"train_step_{unit_name}", "grads"]
+    if a.memory is not None:
+        headers += LAYER_MEMORY_CSV
     if a.convention is not None:
         headers.append(a.convention.convention.name)
     headers.append("formula")
@@ -508,6 +584,9 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
         if fields is not None:
             trainable, frozen, step, grads = fields
             row += [trainable, frozen, in_unit(step, unit), grads]
+        if a.memory is not None:
+            held = _row_memory(a, r.name)
+            row += list(held) if held is not None else ["", ""]
         if a.convention is not None:
             row.append(convention_count_text(a.convention, r.name).replace(",", ""))
         rows.append(row + [r.formula])
