@@ -483,38 +483,29 @@ def _backward(layers: Sequence["Layer"], needs: dict[str, bool], itemsize: int, 
     # the output (the loss reads it) is freed after the sum unless saved
     extra = sum(saved_extra.values())
     param_grads = 0
-    # gradient buffers waiting for a layer: name → list of (key, bytes)
-    pending: dict[str, int] = {}
+    pending: dict[str, str] = {}  # tensor → the key of its gradient so far
     grad_storage: dict[str, int] = {}  # live gradient tensors: key → bytes
     peak, at = base + sum(kept.values()) + extra, "loss"
-    consumers: dict[str, int] = {}
-    for layer in layers:
-        for name in layer.inputs:
-            if needs.get(name, False):
-                consumers[name] = consumers.get(name, 0) + 1
-    arrived: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    fresh: set[str] = set()  # gradient tensors that own their storage alone (can be added into)
     key_counter = 0
     for layer in reversed(layers):
         if not needs.get(layer.name, False):
             continue
         incoming = pending.pop(layer.name, None)  # grad of the output: a key in grad_storage
         new_keys: list[tuple[str, str]] = []
-        allocated = 0
-        for name in layer.inputs:
-            if not needs.get(name, False):
+        for name, shape in zip(layer.inputs, layer.input_shapes):
+            sizes[name] = numel(shape) * itemsize
+            if not needs.get(name, False) or any(name == seen for seen, _ in new_keys):
                 continue
             if _grad_is_view(layer) and incoming is not None:
-                key = incoming
+                key = incoming  # passed on as it is, or as views of it: no longer one owner's
+                fresh.discard(key)
             else:
                 key_counter += 1
                 key = f"g{key_counter}"
-                size = 0
-                for n, shape in zip(layer.inputs, layer.input_shapes):
-                    if n == name:
-                        size = numel(shape) * itemsize
-                        break
-                grad_storage[key] = size
-                allocated += size
+                grad_storage[key] = sizes[name]
+                fresh.add(key)
             new_keys.append((name, key))
         param_grads += grads_of[layer.name]
         total = (base + sum(kept.values()) + extra + param_grads
@@ -523,16 +514,24 @@ def _backward(layers: Sequence["Layer"], needs: dict[str, bool], itemsize: int, 
             peak, at = total, layer.name
         # accumulate into the buffers of the inputs
         for name, key in new_keys:
-            arrived[name] = arrived.get(name, 0) + 1
             if name in pending:
+                # a second gradient for a tensor read twice (autograd's InputBuffer): added in place
+                # into whichever of the two is a fresh tensor no one else holds, else summed anew
                 previous = pending[name]
-                key_counter += 1
-                summed = f"g{key_counter}"
-                grad_storage[summed] = grad_storage.get(key, 0) or grad_storage.get(previous, 0)
-                total = base + sum(kept.values()) + extra + param_grads + sum(grad_storage.values())
-                if total > peak:
-                    peak, at = total, layer.name
-                pending[name] = summed
+                users = list(pending.values())
+                if previous in fresh and users.count(previous) == 1:
+                    pending[name] = previous
+                elif key in fresh and key not in users and key != incoming:
+                    pending[name] = key
+                else:
+                    key_counter += 1
+                    summed = f"g{key_counter}"
+                    grad_storage[summed] = sizes[name]
+                    fresh.add(summed)
+                    total = base + sum(kept.values()) + extra + param_grads + sum(grad_storage.values())
+                    if total > peak:
+                        peak, at = total, layer.name
+                    pending[name] = summed
                 _release(grad_storage, pending, previous, incoming)
                 _release(grad_storage, pending, key, incoming)
             else:

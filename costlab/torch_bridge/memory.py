@@ -152,6 +152,13 @@ class LayerRunner(nn.Module):
         return env[self.layers[-1].name]
 
 
+class _NoHook:
+    """Stands for the gradient hook MemTracker would register on a frozen parameter (it cannot)."""
+
+    def remove(self) -> None:
+        pass
+
+
 def measure_memory(module: nn.Module, inputs: torch.Tensor, optimizer: str = "adam",
                    frozen: Iterable[nn.Parameter] = (), steps: int = 2,
                    copy_module: bool = True) -> MeasuredMemory:
@@ -168,8 +175,6 @@ def measure_memory(module: nn.Module, inputs: torch.Tensor, optimizer: str = "ad
     for parameter in module.parameters():
         parameter.grad = None
         parameter.requires_grad_(True)
-    for parameter in frozen:
-        parameter.requires_grad_(False)
 
     module.eval()
     tracker = MemTracker()
@@ -180,18 +185,27 @@ def measure_memory(module: nn.Module, inputs: torch.Tensor, optimizer: str = "ad
     inference, inference_parts = _total(tracker.get_tracker_snapshot("peak"), device)
 
     module.train()
-    opt = make_optimizer((p for p in module.parameters() if p.requires_grad), optimizer)
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    opt = make_optimizer(trainable, optimizer) if trainable else None  # all frozen: forward only
     tracker = MemTracker()
+    for parameter in frozen:  # MemTracker hooks every parameter's gradient; a frozen one has none
+        tracker._param_to_grad_hook_handles[parameter] = (_NoHook(), _NoHook())
     tracker.track_external(module, opt, inputs)
     with tracker:
         for _ in range(steps):
             tracker.reset_mod_stats()  # per-module statistics only; the global peak stays
-            opt.zero_grad(set_to_none=True)
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
             loss = module(inputs).sum()
-            loss.backward()
+            if opt is not None:
+                loss.backward()
             del loss
-            opt.step()
-        opt.zero_grad(set_to_none=True)
+            if opt is not None:
+                opt.step()
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
     training, training_parts = _total(tracker.get_tracker_snapshot("peak"), device)
     return MeasuredMemory(inference, training, inference_parts, training_parts, parse_optimizer(optimizer))
 
