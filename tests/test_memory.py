@@ -173,3 +173,38 @@ def test_python_api_returns_a_typed_memory() -> None:
     assert a.memory.trainable == a.layer("fc").params * FLOAT32
     c = costlab.compare(["lenet5", "alexnet"], memory=True)
     assert all(t.memory is not None for t in c.targets)
+
+
+def test_memory_report_headlines_from_first_principles() -> None:
+    """The block's inference peak is at the expansion's batch norm: the input, the expansion's output
+    and the norm's output alive together, plus weights and buffers (float32, batch 1)."""
+    from costlab.reports import PROJECTION_BLOCK, memory_cases
+
+    c, n, t = PROJECTION_BLOCK["channels"], PROJECTION_BLOCK["size"], PROJECTION_BLOCK["expansion"]
+    cases = dict(memory_cases())
+    for projection in ("with", "without"):
+        a = cases[f"inverted residual {projection} projection, batch 1"]
+        expected = (a.params + a.buffers + c * n * n + 2 * c * t * n * n) * FLOAT32
+        assert memory(a).inference_peak == expected
+    with_, without = cases["mobilenet-v2, batch 1"], cases["mobilenet-v2 without projections, batch 1"]
+    assert without.params > with_.params and memory(with_).inference_peak < memory(without).inference_peak
+
+
+def test_committed_measured_report_matches_the_prediction_within_10_percent() -> None:
+    """reports/memory-measured.md (MemTracker, committed): its predicted columns are today's prediction
+    and every ratio lies within the tests' 10 %."""
+    from costlab.reports import MEASURED_MEMORY_REPORT, memory_cases
+
+    text = (ROOT / "reports" / MEASURED_MEMORY_REPORT).read_text(encoding="utf-8")
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and cells[1][:1].isdigit():
+            rows[cells[0]] = [int(cells[i].replace(",", "")) for i in (1, 2, 4, 5)]
+    cases = memory_cases()
+    assert set(rows) == {label for label, _ in cases}
+    for label, analysis in cases:
+        m = memory(analysis, "adam")
+        inference, inference_measured, training, training_measured = rows[label]
+        assert (inference, training) == (m.inference_peak, m.training_peak), label
+        assert abs(inference / inference_measured - 1) <= 0.10 and abs(training / training_measured - 1) <= 0.10
