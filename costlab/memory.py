@@ -269,7 +269,8 @@ def memory(analysis: "Analysis", optimizer: str = "adam", freeze: "Freeze | str 
 
     ``optimizer``: sgd, momentum, adam or adamw; ``freeze`` as ``--freeze`` (default: the
     analysis' own training freeze, else nothing); ``inplace``: names of layers computed in
-    place; ``implementation``: 'single' (PyTorch's CPU optimizers) or 'foreach' (CUDA's).
+    place; ``implementation``: 'single' (PyTorch's CPU defaults: single-tensor optimizers) or
+    'foreach' (its CUDA defaults: foreach optimizers, one-byte dropout masks).
     """
     from .training import NOTHING, train_step
 

@@ -183,3 +183,19 @@ def test_saved_tensors_of_functions(kind: str) -> None:
     assert (out.untyped_storage().data_ptr() in storages) == keeps_output
     assert sum(n for p, n in storages.items() if p not in ptrs and p not in params
                and p != out.untyped_storage().data_ptr()) == new
+
+
+def test_cli_memory_on_a_module_target() -> None:
+    import io
+    import json
+
+    from costlab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["analyze", "costlab_test_nets:tiny", "--input", "3x16x16", "--batch", "2", "--memory",
+                 "--format", "json"], stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    target = json.loads(out.getvalue())["targets"][0]
+    measured = measure_memory(nets.tiny(), torch.randn(2, 3, 16, 16), "adam")
+    assert _within(target["memory"]["inference_peak"], measured.inference_peak)
+    assert _within(target["memory"]["training_peak"], measured.training_peak)

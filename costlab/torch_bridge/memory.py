@@ -235,3 +235,44 @@ def measure_analysis(analysis: Analysis, optimizer: str = "adam", module: nn.Mod
     if inputs is None:
         inputs = example_input(analysis, device=device)
     return measure_memory(module, inputs, optimizer, frozen, copy_module=not own)
+
+
+def measure_cuda_allocated(analysis: Analysis, optimizer: str = "adam", steps: int = 2) -> MeasuredMemory:
+    """The same inference and training steps on CUDA, measured by ``torch.cuda.max_memory_allocated``
+    (minus what was allocated before the model was built). It counts what the caching allocator handed
+    out: every tensor rounded up to 512-byte blocks, and workspaces made as tensors (cuDNN's)."""
+    from .build import build_module, example_input
+
+    if not torch.cuda.is_available():
+        raise CostlabError("measuring CUDA memory needs a CUDA device")
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    before = torch.cuda.memory_allocated()
+    built = build_module(analysis, device="cuda")
+    runner = LayerRunner(built, analysis)
+    frozen = frozen_parameters(built, analysis)
+    inputs = example_input(analysis, device="cuda")
+    torch.cuda.reset_peak_memory_stats()
+    runner.eval()
+    with torch.no_grad():
+        output = runner(inputs)
+        del output
+    torch.cuda.synchronize()
+    inference = torch.cuda.max_memory_allocated() - before
+    runner.train()
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    trainable = [p for p in runner.parameters() if p.requires_grad]
+    opt = make_optimizer(trainable, optimizer) if trainable else None
+    torch.cuda.reset_peak_memory_stats()
+    for _ in range(steps):
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
+        loss = runner(inputs).sum()
+        if opt is not None:
+            loss.backward()
+            opt.step()
+        del loss
+    torch.cuda.synchronize()
+    training = torch.cuda.max_memory_allocated() - before
+    return MeasuredMemory(inference, training, {}, {}, parse_optimizer(optimizer))
