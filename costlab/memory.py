@@ -74,7 +74,7 @@ SAVES_OUTPUT = frozenset({"relu", "sigmoid", "tanh", "softmax", "log_softmax"})
 IMPLEMENTATIONS = ("single", "foreach")
 
 
-class MemoryError_(CostlabError):  # noqa: N801 - MemoryError is a builtin
+class MemoryModelError(CostlabError):
     """An optimizer or option the memory model does not know."""
 
 
@@ -82,7 +82,7 @@ def parse_optimizer(name: str) -> str:
     """'sgd', 'momentum', 'adam' or 'adamw' (case-insensitive) → its canonical name."""
     key = str(name).strip().lower()
     if key not in OPTIMIZERS:
-        raise MemoryError_(f"bad --optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
+        raise MemoryModelError(f"bad --optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
     return key
 
 
@@ -276,7 +276,7 @@ def memory(analysis: "Analysis", optimizer: str = "adam", freeze: "Freeze | str 
 
     optimizer = parse_optimizer(optimizer)
     if implementation not in IMPLEMENTATIONS:
-        raise MemoryError_(f"unknown optimizer implementation {implementation!r}")
+        raise MemoryModelError(f"unknown optimizer implementation {implementation!r}")
     itemsize = DTYPE_BYTES[analysis.dtype]
     layers = tuple(layer for layer in analysis.layers if not isinstance(layer.spec, Held))
     inplace = frozenset(inplace)
@@ -292,8 +292,8 @@ def memory(analysis: "Analysis", optimizer: str = "adam", freeze: "Freeze | str 
     inputs = sum(external.values())
 
     # --- inference ---
-    inference_live, inference_peak, inference_at = _forward(layers, inplace, False, itemsize,
-                                                            weights + buffers + inputs, {})
+    inference_live, inference_peak, inference_at = _forward(layers, inplace, itemsize,
+                                                            weights + buffers + inputs)
     if analysis.training is not None and freeze is None:
         cost = analysis.training
     else:
@@ -314,7 +314,7 @@ def memory(analysis: "Analysis", optimizer: str = "adam", freeze: "Freeze | str 
     base = weights + buffers + inputs + state
 
     # --- training forward: what each layer saves ---
-    saves: dict[str, tuple[tuple[int, ...], bool, int]] = {}
+    saves: Saves = {}
     for layer in layers:
         if needs[layer.name]:
             saves[layer.name] = saved_by(layer, [needs.get(n, False) for n in layer.inputs], itemsize,
@@ -326,7 +326,7 @@ def memory(analysis: "Analysis", optimizer: str = "adam", freeze: "Freeze | str 
     # --- backward ---
     grads_of = {layer.name: per_layer[layer.name].trainable_params * itemsize for layer in layers}
     backward_peak, backward_at = _backward(layers, needs, itemsize, base, saves, storage, keep,
-                                           saved_extra, grads_of, external)
+                                           saved_extra, grads_of)
     if optimizer in ("adam", "adamw"):
         largest = max((_largest_tensor(layer, params) for layer, params in trainable_layers), default=0)
         temporaries = (trainable if implementation == "foreach" else 2 * largest * itemsize)
@@ -382,22 +382,22 @@ def _largest_tensor(layer: "Layer", params: int) -> int:
     return params
 
 
-def _forward(layers: Sequence["Layer"], inplace: Collection[str], training: bool, itemsize: int,
-             base: int, keep_until: dict[str, int]) -> tuple[dict[str, int], int, str]:
-    """Live bytes once each layer has written its output; the peak and where it is."""
+def _forward(layers: Sequence["Layer"], inplace: Collection[str], itemsize: int,
+             base: int) -> tuple[dict[str, int], int, str]:
+    """Inference: live bytes once each layer has written its output; the peak and where it is.
+    (A view of the network's input shares the input's storage, already in ``base``.)"""
     last = _lifetimes(layers)
     owner: dict[str, str] = {}
     ends: dict[str, int] = {}
     sizes: dict[str, int] = {}
     for index, layer in enumerate(layers):
-        if shares_input(layer, inplace, training) and layer.inputs[0] in owner:
+        if shares_input(layer, inplace, False) and layer.inputs[0] in owner:
             owner[layer.name] = owner[layer.inputs[0]]
         else:
             owner[layer.name] = layer.name
-            sizes[layer.name] = numel(layer.output) * itemsize
+            sizes[layer.name] = 0 if shares_input(layer, inplace, False) else numel(layer.output) * itemsize
         root = owner[layer.name]
         ends[root] = max(ends.get(root, index), last.get(layer.name, index))
-    live: dict[str, int] = {}
     per_layer: dict[str, int] = {}
     peak, at = base, "input"
     alive: dict[str, int] = {}
@@ -411,12 +411,15 @@ def _forward(layers: Sequence["Layer"], inplace: Collection[str], training: bool
             peak, at = total, layer.name
         for name in [r for r in alive if ends[r] <= index]:
             del alive[name]
-    live.update(per_layer)
-    return live, peak, at
+    return per_layer, peak, at
+
+
+Saves = dict[str, tuple[tuple[int, ...], bool, int]]  # layer → what saved_by returns for it
 
 
 def _train_forward(layers: Sequence["Layer"], inplace: Collection[str], itemsize: int, base: int,
-                   saves: dict[str, tuple[tuple[int, ...], bool, int]]):  # type: ignore[no-untyped-def]
+                   saves: Saves) -> tuple[dict[str, int], int, str, dict[str, tuple[str, int]],
+                                          dict[str, int], set[str]]:
     """The training forward: storages a backward saves stay alive past their last forward use.
 
     Returns (live per layer, peak, where, storage {tensor: (root, bytes)}, new saved bytes per
@@ -428,7 +431,8 @@ def _train_forward(layers: Sequence["Layer"], inplace: Collection[str], itemsize
         if shares_input(layer, inplace, True) and layer.inputs[0] in storage:
             storage[layer.name] = storage[layer.inputs[0]]
         else:
-            storage[layer.name] = (layer.name, numel(layer.output) * itemsize)
+            shared = shares_input(layer, inplace, True)  # a view of the network's input: no new bytes
+            storage[layer.name] = (layer.name, 0 if shared else numel(layer.output) * itemsize)
         root = storage[layer.name][0]
         ends[root] = max(ends.get(root, index), last.get(layer.name, index))
     keep: set[str] = set()
@@ -460,13 +464,12 @@ def _train_forward(layers: Sequence["Layer"], inplace: Collection[str], itemsize
             peak, at = total, layer.name
         for name in [r for r in alive if ends[r] <= index and r not in keep]:
             del alive[name]
-    return per_layer, peak, at, {n: s for n, s in storage.items()}, saved_extra, keep
+    return per_layer, peak, at, storage, saved_extra, keep
 
 
 def _backward(layers: Sequence["Layer"], needs: dict[str, bool], itemsize: int, base: int,
-              saves: dict[str, tuple[tuple[int, ...], bool, int]], storage: dict[str, tuple[str, int]],
-              keep: set[str], saved_extra: dict[str, int], grads_of: dict[str, int],
-              external: dict[str, int]) -> tuple[int, str]:
+              saves: Saves, storage: dict[str, tuple[str, int]], keep: set[str],
+              saved_extra: dict[str, int], grads_of: dict[str, int]) -> tuple[int, str]:
     """Walk the layers in reverse; the peak of live bytes and the layer where it is."""
     # which layers (in backward order) still hold each kept storage
     holders: dict[str, set[str]] = {root: set() for root in keep}
