@@ -12,7 +12,7 @@ Parts, in order (each timed; the whole is meant to take well under 3 minutes):
    (skipped when the time budget is spent);
 5. memory: costlab's predicted inference and Adam training-step peaks (foreach Adam, CUDA's default)
    against ``torch.cuda.max_memory_allocated`` for ResNet-50 and MobileNet v2 at batch 1 and 32 (the
-   dry run measures with MemTracker on the CPU instead).
+   dry run measures batch 1 with MemTracker on the CPU instead).
 
 It writes to DIR (default: $OUT when that is set, else reports/gpu/), every file naming the card:
 ``gpu-check.md`` (summary), ``gpu-check.json`` (everything, the JSON contract per comparison),
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         log("  resnet50 per layer: skipped (budget spent)")
 
     log("part 5: memory, predicted against measured")
-    memory_rows = memory_part(device, batches)
+    memory_rows = memory_part(device, batches if device == "cuda" else batches[:1])  # MemTracker on CPU is slow
     t = lap("memory", t)
 
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
