@@ -9,7 +9,10 @@ Parts, in order (each timed; the whole is meant to take well under 3 minutes):
 3. the two canonical latency reports (inception bottleneck, depthwise-separable 512 → 512 at 14×14) on
    the card at batch 1, and both cases again at batch 32 (where a GPU is busy enough to approach its roofline);
 4. whole-model latency of ResNet-50 and MobileNet v2 at batch 1 and 32, and ResNet-50 per layer at batch 32
-   (skipped when the time budget is spent).
+   (skipped when the time budget is spent);
+5. memory: costlab's predicted inference and Adam training-step peaks (foreach Adam, CUDA's default)
+   against ``torch.cuda.max_memory_allocated`` for ResNet-50 and MobileNet v2 at batch 1 and 32 (the
+   dry run measures batch 1 with MemTracker on the CPU instead).
 
 It writes to DIR (default: $OUT when that is set, else reports/gpu/), every file naming the card:
 ``gpu-check.md`` (summary), ``gpu-check.json`` (everything, the JSON contract per comparison),
@@ -78,6 +81,33 @@ def counts_table(rows: list[dict[str, Any]]) -> str:
     headers = list(rows[0])
     return tabulate([[f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()] for row in rows],
                     headers=headers, tablefmt="github", disable_numparse=True)
+
+
+MEMORY_HEADERS = ["model@batch", "inference predicted", "measured", "ratio", "training predicted (Adam)",
+                  "measured", "ratio"]
+
+
+def memory_part(device: str, batches: tuple[int, ...]) -> list[list[str]]:
+    """Predicted against measured peaks: max_memory_allocated on CUDA, MemTracker on the CPU."""
+    from costlab.memory import memory
+    from costlab.torch_bridge.memory import measure_analysis, measure_cuda_allocated
+
+    rows = []
+    for name in MODELS:
+        for batch in batches:
+            analysis = analyze_target(name, None, batch)
+            if device == "cuda":
+                predicted = memory(analysis, "adam", implementation="foreach")
+                measured = measure_cuda_allocated(analysis, "adam")
+            else:
+                predicted = memory(analysis, "adam")
+                measured = measure_analysis(analysis, "adam")
+            rows.append([f"{name}@{batch}", f"{predicted.inference_peak:,}", f"{measured.inference_peak:,}",
+                         f"{predicted.inference_peak / measured.inference_peak:.3f}",
+                         f"{predicted.training_peak:,}", f"{measured.training_peak:,}",
+                         f"{predicted.training_peak / measured.training_peak:.3f}"])
+            log("  " + "  ".join(rows[-1]))
+    return rows
 
 
 def default_output_dir() -> Path:
@@ -158,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         log("  resnet50 per layer: skipped (budget spent)")
 
+    log("part 5: memory, predicted against measured")
+    memory_rows = memory_part(device, batches if device == "cuda" else batches[:1])  # MemTracker on CPU is slow
+    t = lap("memory", t)
+
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     versions = (f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}; "
                 f"{peaks.notes or 'TF32 not applicable'}")
@@ -189,13 +223,19 @@ def main(argv: list[str] | None = None) -> int:
         "", "## Whole models", "",
         tabulate(model_rows, headers=["model@batch", "MACs", "ms (median ± IQR)", "achieved GFLOP/s", "noisy"],
                  tablefmt="github", disable_numparse=True),
+        "", "## Memory: predicted against measured (bytes; ratio = predicted ÷ measured)", "",
+        ("Measured by `torch.cuda.max_memory_allocated` (tensors rounded to 512-byte blocks, cuDNN "
+         "workspaces included); predicted for the foreach Adam and 1-byte dropout masks."
+         if device == "cuda" else "CPU dry run: measured by MemTracker on the CPU."), "",
+        tabulate(memory_rows, headers=MEMORY_HEADERS, tablefmt="github", disable_numparse=True),
         "", "Per-part time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ".",
     ]
     (out / "gpu-check.md").write_text("\n".join(summary) + "\n", encoding="utf-8")
     payload = {"card": card, "measured_at": when, "versions": versions, "counts": rows, "counts_agree": agree,
                "peaks": peaks.to_dict(), "timings_s": timings,
                "cases": {k: c.to_dict() for k, c in reports.items()},
-               "models": {k: a.to_dict() for k, a in models.items()}}
+               "models": {k: a.to_dict() for k, a in models.items()},
+               "memory": [dict(zip(MEMORY_HEADERS, row)) for row in memory_rows]}
     (out / "gpu-check.json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     print("\n".join(summary))
     log(f"wrote {out}/gpu-check.md, gpu-check.json and the two latency-*-{device}.md reports")

@@ -33,7 +33,8 @@ __version__ = "0.1.0"
 
 def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
             name: str | None = None, freeze: Any = None, convention: str | None = None,
-            inputs: Any = None, seq: int | None = None, check: Any = None, **options: Any) -> Analysis:
+            inputs: Any = None, seq: int | None = None, check: Any = None, memory: bool = False,
+            optimizer: str | None = None, **options: Any) -> Analysis:
     """Cost of one target: a preset name, a layer-stack expression, a spec file,
     ``"package.module:callable"``, ``"hf:PATH"`` or an ``nn.Module``. ``options`` go to the preset
     or callable.
@@ -48,17 +49,19 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     ``freeze`` (a count, a fraction or a layer name, as ``--freeze``) adds the cost of one
     training step with that leading part frozen (``analysis.training``); ``convention``
     (fvcore, ptflops, thop, torchinfo, torchvision, ...) adds what that tool would report
-    (``analysis.convention``)."""
+    (``analysis.convention``); ``memory=True`` (or an ``optimizer``: sgd, momentum, adam, adamw;
+    default adam) adds the bytes held at inference and in a training step (``analysis.memory``)."""
     from .pipeline import Steps, price
 
     checks = () if not check else ((check,) if isinstance(check, str) else tuple(check))
     return price(target, _shape(input), batch, dtype, options, name, inputs=inputs, seq=seq,
-                 steps=Steps(freeze=freeze, check=checks, convention=convention))
+                 steps=Steps(freeze=freeze, check=checks, convention=convention,
+                             memory=(optimizer or "adam") if memory or optimizer is not None else None))
 
 
 def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
             dtype: str = "float32", unit: str = "macs", freeze: Any = None,
-            convention: str | None = None,
+            convention: str | None = None, memory: bool = False, optimizer: str | None = None,
             **options: Any) -> Comparison:
     """Several targets side by side; ``ratios`` are MACs of the first over MACs of each."""
     if isinstance(targets, str):
@@ -68,7 +71,7 @@ def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
     if not targets:
         raise CostlabError("compare() needs at least one target")
     return Comparison(tuple(analyze(t, input, batch, dtype, freeze=freeze, convention=convention,
-                                    **options)
+                                    memory=memory, optimizer=optimizer, **options)
                             for t in targets), unit)
 
 

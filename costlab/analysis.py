@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pandas is imported only by to_frame()
 
     from .training import TrainingCost
     from .conventions import Profile
+    from .memory import Memory
 
 #: How results render themselves (Markdown tables, one-line summaries, HTML): the rendering layer
 #: (costlab.report) puts its functions here when the package is imported, so that the results call
@@ -213,6 +214,7 @@ class Analysis:
     inputs: tuple[Mapping[str, Any], ...] = ()
     #: how a traced module was counted: fx, meta or cpu (JSON "engine"); '' for expressions and presets
     engine: str = ""
+    memory: "Memory | None" = None  # bytes held at inference and in a training step (--memory)
 
     @property
     def macs(self) -> int:
@@ -322,6 +324,12 @@ class Analysis:
             per_layer = self.training.by_name()
             for layer_entry in entry["layers"]:
                 layer_entry.update(per_layer[layer_entry["name"]].to_dict())
+        if self.memory is not None:
+            entry["memory"] = self.memory.to_dict()
+            per_layer_memory = self.memory.by_name()
+            for layer_entry in entry["layers"]:
+                if layer_entry["name"] in per_layer_memory:
+                    layer_entry.update(per_layer_memory[layer_entry["name"]].to_dict())
         return entry
 
     def with_convention(self, name: str) -> "Analysis":

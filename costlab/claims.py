@@ -15,7 +15,8 @@ Rules (docs/cost-model.md, "Claims of the source text"):
 - ``about X`` / ``around X`` *holds* when equal, *approximately holds* when the computed
   value lies within half a unit of X's last significant digit (``about 60,000``: ±5,000;
   ``about 12.4 million``: ±50,000; ``about 20 %``: ±5 points), else *does not hold*;
-- ``X or more`` *holds* at X or above, *approximately holds* within that tolerance below X.
+- ``X or more`` *holds* at X or above, *approximately holds* within that tolerance below X;
+- ``below X`` *holds* when the computed value is less than X, else *does not hold*.
 
 A claim's verdict is the worst verdict of its figures. Nothing here imports torch.
 """
@@ -35,7 +36,7 @@ from .analysis import Analysis, Layer
 from .blocks import inception, inverted_residual
 from .errors import CostlabError
 from .expressions import analyze_expression
-from .formulas import cost_of
+from .formulas import cost_of, numel
 from .graph import Net
 from .specs import Conv, Elementwise, Linear, conv2d
 from .zoo import MOBILENET_V2_PLAN, build_preset
@@ -48,12 +49,12 @@ FAILS = "does not hold"
 VERDICTS = (HOLDS, APPROXIMATELY, FAILS)  # best to worst
 
 Value = Union[Fraction, str]  # a number (exact), or a shape / text compared as text
-Rule = Literal["exact", "about", "at least"]
+Rule = Literal["exact", "about", "at least", "below"]
 
 
 # --- figures as the source writes them -----------------------------------------------------
 
-_NUMBER = re.compile(r"^(?:(?P<approx>about|around)\s+)?(?P<digits>\d[\d,]*(?:\.\d+)?)"
+_NUMBER = re.compile(r"^(?:(?P<approx>about|around)\s+|(?P<below>below)\s+)?(?P<digits>\d[\d,]*(?:\.\d+)?)"
                      r"(?:\s+(?P<scale>thousand|million|billion))?(?:\s*(?P<unit>%|times))?"
                      r"(?P<more>\s+or more)?$")
 _SHAPE = re.compile(r"^(?:\d+|n)(?:×(?:\d+|n))+$")
@@ -93,6 +94,8 @@ class Figure:
             return "exact"
         if match.group("more"):
             return "at least"
+        if match.group("below"):
+            return "below"
         return "about" if match.group("approx") else "exact"
 
     @property
@@ -109,7 +112,7 @@ class Figure:
     def tolerance(self) -> Fraction:
         """Half a unit of the last significant digit (0 for exact figures and volumes)."""
         match = _NUMBER.match(self.stated)
-        if match is None or self.rule == "exact":
+        if match is None or self.rule in ("exact", "below"):
             return Fraction(0)
         digits = match.group("digits").replace(",", "")
         if "." in digits:
@@ -162,6 +165,8 @@ def judge(figure: Figure, computed: Value) -> str:
     claimed = figure.value
     if isinstance(claimed, str) or isinstance(computed, str):
         return HOLDS if claimed == computed else FAILS
+    if figure.rule == "below":
+        return HOLDS if computed < claimed else FAILS
     if figure.rule == "at least":
         if computed >= claimed:
             return HOLDS
@@ -295,7 +300,7 @@ def stated_figure(claim_id: str, quantity: str) -> Figure:
 
 def check_claims(claims: Sequence[Claim] | None = None) -> tuple[ClaimResult, ...]:
     """Check every claim of :data:`CLAIMS` (or the ones given), in order."""
-    return tuple(check(claim) for claim in (CLAIMS if claims is None else claims))
+    return tuple(check(claim) for claim in (CLAIMS + MEMORY_CLAIMS if claims is None else claims))
 
 
 # --- helpers for the computations ------------------------------------------------------------
@@ -655,11 +660,61 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+GIGABYTE = 10**9
+
+
+def _mobilenet_ram() -> Computation:
+    """MobileNet v1 and v2 at inference, batch 1 (float32): the bytes they hold, in gigabytes."""
+    from .memory import memory
+
+    figures = {}
+    notes = []
+    for name in ("mobilenet-v1", "mobilenet-v2"):
+        a = build_preset(name)
+        m = memory(a, "sgd")
+        figures[f"{name} inference peak, GB"] = Computed(
+            Fraction(m.inference_peak, GIGABYTE),
+            f"{name} preset, batch 1, float32: costlab.memory inference peak ({m.inference_peak:,} B)")
+        notes.append(f"{name}: {m.inference_peak:,} B at inference, {m.training_peak:,} B for an SGD "
+                     "training step at batch 1")
+    return Computation(figures, "; ".join(notes) + " (reports/memory.md).")
+
+
+def _mobilenet_v2_projection() -> Computation:
+    """MobileNet v2 against the same network with every 1×1 projection removed (reports/memory.md)."""
+    from .memory import memory
+    from .zoo import mobilenet_v2_without_projections, projection_block
+
+    with_projection = memory(build_preset("mobilenet-v2"), "sgd")
+    without = memory(mobilenet_v2_without_projections(1), "sgd")
+    share = Fraction(with_projection.inference_peak, without.inference_peak)
+    block_with, block_without = projection_block(1, True), projection_block(1, False)
+    handed = Fraction(numel(block_with.output), numel(block_without.output))
+    return Computation(
+        {"inference peak with the projections, as a share of without": Computed(
+            share, f"mobilenet-v2 preset ({with_projection.inference_peak:,} B) ÷ the same network without "
+                   f"its 1×1 projections ({without.inference_peak:,} B), batch 1")},
+        f"Within one block the peak hardly changes (it sits at the expansion); what the projection "
+        f"shrinks is the tensor each block hands on and keeps for the skip: {show(handed, '%')} of it, "
+        "and the weights of the next expansion.")
+
+
+#: Memory claims of the course notes (quoted in issue 14; not yet in reference.md's claims table).
+MEMORY_CLAIMS: tuple[Claim, ...] = (
+    Claim("mobilenet-ram", "MobileNet was made for devices \"still below the double-digit RAM gigabytes\"",
+          (Figure("mobilenet-v1 inference peak, GB", "below 10"),
+           Figure("mobilenet-v2 inference peak, GB", "below 10")), _mobilenet_ram),
+    Claim("mobilenet-v2-projection", "MobileNet v2's 1×1 projection is there \"to keep the memory usage low\"",
+          (Figure("inference peak with the projections, as a share of without", "below 100 %"),),
+          _mobilenet_v2_projection),
+)
+
+
 # --- rendering ---------------------------------------------------------------------------------
 
 RULES = ("Rules: a figure written plainly must equal costlab's computation; \"about X\" approximately "
          "holds within half a unit of X's last significant digit (about 60,000: ±5,000); \"X or more\" "
-         "holds at X or above. A claim's verdict is the worst of its figures'.")
+         "holds at X or above; \"below X\" holds under X. A claim's verdict is the worst of its figures'.")
 
 
 def _claimed_text(r: ClaimResult) -> str:

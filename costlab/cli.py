@@ -201,7 +201,11 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
         raise UsageError("--strict needs --check")
     from .pipeline import Steps, prepare
 
-    steps = Steps(freeze=getattr(args, "freeze", None), check=checks, convention=getattr(args, "convention", None))
+    if getattr(args, "optimizer", None) and not getattr(args, "memory", False):
+        raise UsageError("--optimizer needs --memory")
+    memory = (args.optimizer or "adam") if getattr(args, "memory", False) else None
+    steps = Steps(freeze=getattr(args, "freeze", None), check=checks, convention=getattr(args, "convention", None),
+                  memory=memory)
     prepared = [prepare(t, shape, args.batch, args.dtype, options, inputs=inputs, seq=args.seq, steps=steps)
                 for t in targets]
     analyses = [analysis for analysis, _ in prepared]
@@ -269,6 +273,21 @@ def _measure_latency(args: argparse.Namespace, analyses: list[Analysis], modules
                 for a, module in zip(analyses, modules)]
 
 
+# --- memory (--memory, --optimizer) ---------------------------------------------------------
+
+OPTIMIZER_NAMES = ("sgd", "momentum", "adam", "adamw")
+
+
+def add_memory_options(parser: argparse.ArgumentParser) -> None:
+    """--memory and --optimizer (compare and analyze): bytes held at inference and in a training step."""
+    parser.add_argument("--memory", action="store_true",
+                        help="add weights, the inference peak and the training-step peak in bytes "
+                             "(liveness over the layer graph; costlab.memory)")
+    parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, metavar="sgd|momentum|adam",
+                        help="with --memory: the optimizer of the training step (default adam; adamw "
+                             "holds what adam holds)")
+
+
 # --- commands ----------------------------------------------------------------------------
 
 def _compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -277,6 +296,7 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
                              "the 5×5 convolution on 28×28×192 without and with a 1×1 bottleneck")
     add_target_options(parser)
     add_convention_option(parser)
+    add_memory_options(parser)
     parser.add_argument("--per-layer", action="store_true", help="add each layer with its formula")
     add_view_options(parser)
 
@@ -295,6 +315,7 @@ def _analyze_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", metavar="TARGET")
     add_target_options(parser)
     add_convention_option(parser)
+    add_memory_options(parser)
     parser.add_argument("--depth", type=_positive_int, metavar="N",
                         help="fold layers below N name levels into their blocks, with subtotals")
     add_view_options(parser)

@@ -3,8 +3,9 @@
 ``costlab.analyze`` in Python, the command line and ``costlab sweep`` all go through
 :func:`price`: count the target (:func:`costlab.targets.analyze_target`), then price a training
 step (``freeze``), cross-check it against the real tools (``check``), add another tool's profile
-(``convention``), and measure its latency (``latency``). A ``package.module:callable`` target is
-built once per run: on the meta device when only counts are asked for, with real weights on the
+(``convention``), the bytes it holds (``memory``), and measure its latency (``measure``). A
+``package.module:callable`` target is built once per run: on the meta device when only counts
+(and memory, which reads its modules' in-place flags) are asked for, with real weights on the
 CPU when a check, a latency measurement or its own ``requires_grad`` flags need them — and that
 one module serves every step.
 """
@@ -32,6 +33,7 @@ class Steps:
     freeze: Any = None
     check: tuple[str, ...] = ()
     convention: str | None = None
+    memory: str | None = None  # the optimizer of the training step whose bytes to add (--memory)
     measure: Measure | None = None
 
     def needs_real_module(self, freeze_requires_grad: bool) -> bool:
@@ -60,16 +62,20 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     freeze = _freeze(steps.freeze) if steps.freeze is not None else None
     requires_grad = bool(getattr(freeze, "requires_grad", False))
     module = None
-    subject = target
-    if isinstance(target, str) and is_module_target(target) and steps.needs_real_module(requires_grad):
-        from .torch_bridge.trace import callable_label, load_callable
+    if isinstance(target, str) and is_module_target(target) and (steps.needs_real_module(requires_grad)
+                                                                  or steps.memory):
+        from .torch_bridge.trace import callable_label, load_callable, trace_module
 
         text, opts = module_target(target, options)
-        module = load_callable(text, opts)  # real weights, built once for every step below
-        subject, options, name = module, {}, name or callable_label(text, opts)
-    elif _is_module(target):
-        module = target
-    analysis = analyze_target(subject, input, batch, dtype, options, name, inputs=inputs, seq=seq)
+        real = steps.needs_real_module(requires_grad)
+        # built once for every step below: with real weights when a step runs it, else on meta
+        module = load_callable(text, opts, device="cpu" if real else "meta")
+        analysis = trace_module(module, input, batch=batch, dtype=dtype, name=name or callable_label(text, opts),
+                                inputs=inputs, rebuild=None if real else (lambda: load_callable(text, opts))).analysis
+    else:
+        if _is_module(target):
+            module = target
+        analysis = analyze_target(target, input, batch, dtype, options, name, inputs=inputs, seq=seq)
     if freeze is not None:
         from .training import with_training
 
@@ -89,6 +95,15 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
         analysis = cross_check(analysis, module, steps.check)
     if steps.convention:
         analysis = analysis.with_convention(steps.convention)
+    if steps.memory:
+        from .memory import with_memory
+
+        inplace: tuple[str, ...] = ()
+        if module is not None and analysis.kind == "module":
+            from .torch_bridge.memory import inplace_layers
+
+            inplace = inplace_layers(module, analysis)  # a module's own in-place activations
+        analysis = with_memory(analysis, steps.memory, inplace)
     return analysis, module
 
 

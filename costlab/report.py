@@ -286,6 +286,56 @@ def _row_training(a: Analysis, name: str) -> tuple[int, int, int, str] | None:
             sum(t.train_step_macs for t in members), grads.pop() if len(grads) == 1 else "mixed")
 
 
+# --- memory (--memory) --------------------------------------------------------------------
+
+MEMORY_HEADERS = ["weights", "inference peak", "training peak"]
+MEMORY_CSV = ["optimizer", "weights_bytes", "inference_peak_bytes", "training_peak_bytes"]
+LAYER_MEMORY_HEADERS = ["live", "saved"]
+LAYER_MEMORY_CSV = ["live_bytes", "saved_bytes"]
+
+
+def mebibytes(n: int) -> str:
+    """Bytes in binary units with two decimals: 102,228,128 → '97.49 MiB', 6,088 → '5.95 KiB'."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.2f} {unit}"
+    return f"{n} B"
+
+
+def _has_memory(targets: Sequence[Analysis]) -> bool:
+    return any(t.memory is not None for t in targets)
+
+
+def _memory_cells(t: Analysis) -> list[Any]:
+    """weights, inference peak, training peak of a target in bytes (blank without --memory)."""
+    m = t.memory
+    return ["", "", ""] if m is None else [m.weights, m.inference_peak, m.training_peak]
+
+
+def _row_memory(a: Analysis, name: str) -> tuple[int, int] | None:
+    """(largest live bytes at inference, bytes saved for backward) of a row: a layer or a folded block."""
+    if a.memory is None:
+        return None
+    members = [m for m in a.memory.layers if m.name == name or m.name.startswith(name + ".")]
+    if not members:
+        return None
+    return max(m.inference_live for m in members), sum(m.saved for m in members)
+
+
+def memory_notes(a: Analysis) -> list[str]:
+    """The memory summary of a target under --memory, with its closed forms."""
+    m = a.memory
+    if m is None:
+        return []
+    lines = [f"memory ({m.dtype}, {m.optimizer}): weights {mebibytes(m.weights)}, inference peak "
+             f"{mebibytes(m.inference_peak)} at {m.inference_peak_at}, training-step peak "
+             f"{mebibytes(m.training_peak)} ({m.training_peak_at}); saved for backward "
+             f"{mebibytes(m.saved)}, optimizer state {mebibytes(m.optimizer_state)}"]
+    lines += [f"  {key}: {text}" for key, text in m.formulas.items()]
+    lines += [f"  {note}" for note in m.notes]
+    return lines
+
+
 def comparison_summary_rows(c: Comparison) -> list[list[Any]]:
     """Raw rows (numbers as numbers) of the side-by-side table."""
     rows = []
@@ -316,6 +366,9 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
         fields = _row_training(a, row.name)
         if fields is not None:
             cells += [fields[3], n(in_unit(fields[2], unit))]
+        if a.memory is not None:
+            held = _row_memory(a, row.name)
+            cells += [view.bytes(held[0]), view.bytes(held[1])] if held is not None else ["", ""]
         if profile is not None:
             cells.append(convention_count_text(profile, row.name, view))
         if timed:
@@ -327,6 +380,8 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
               n(a.ops)] + (["100.0 %" if total else "–"] if share else [])
     if training is not None:
         footer += ["", n(in_unit(training.train_step_macs, unit))]
+    if a.memory is not None:
+        footer += [view.bytes(a.memory.inference_peak), view.bytes(a.memory.saved)]
     footer += [n(profile.total)] if profile is not None else []
     footer += target_latency_cells(a) if timed else []
     footer += [view.bytes(weight_bytes(a)), view.bytes(activation_bytes(a))]
@@ -334,16 +389,19 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
     headers = ["layer", "type", "op", "output", unit_label(unit), "params", "ops"]
     headers += (["share"] if share else [])
     headers += (["grads", f"train-step {unit_label(unit)}"] if training is not None else [])
+    headers += LAYER_MEMORY_HEADERS if a.memory is not None else []
     headers += [profile.convention.name] if profile is not None else []
     headers += LAYER_LATENCY_HEADERS if timed else []
     headers += ["weights", "act. memory", f"formula ({unit_label(unit)} or ops)"]
     numeric = ([False] * 4 + [True] * (4 if share else 3)
                + ([False, True] if training is not None else [])
+               + ([True, True] if a.memory is not None else [])
                + ([True] if profile is not None else [])
                + ([True, True, True, False, True] if timed else []) + [True, True, False])
     # What stays when the terminal is narrow: name and count first, the formula last.
     keeps: list[int | None] = ([None, 45, 8, 50, None, 80, 10] + ([85] if share else [])
                                + ([40, 75] if training is not None else [])
+                               + ([65, 60] if a.memory is not None else [])
                                + ([70] if profile is not None else [])
                                + ([90, 25, 22, 28, 35] if timed else []) + [30, 20, 5])
     shrinks: list[str | None] = ["tail"] + [None] * (len(headers) - 1)
@@ -383,6 +441,7 @@ def _notes(a: Analysis, unit: str) -> list[str]:
         notes.append(_unsupported_note(a))
     if a.training is not None:
         notes.append(a.training.summary())
+    notes += memory_notes(a)
     return notes
 
 
@@ -455,20 +514,25 @@ def _comparison_table(c: Comparison, view: View) -> tuple[str, list[str]]:
                + (["= sum of layers"] if show_terms else [])
                + ["params", "ops", "activations", "weights", "act. memory"]
                + (["trainable", "frozen", f"train-step {unit_label(c.unit)}"] if training else [])
+               + (MEMORY_HEADERS[1:] if _has_memory(c.targets) else [])
                + ["vs first"])
+    memory = _has_memory(c.targets)
     keeps: list[int | None] = ([None] + ([60] if not same else []) + [50, None] + ([45] if show_terms else [])
-                               + [80, 10, 20, 40, 30] + ([70, 55, 75] if training else []) + [None])
+                               + [80, 10, 20, 40, 30] + ([70, 55, 75] if training else [])
+                               + ([62, 58] if memory else []) + [None])
     keeps[headers.index("output")] = 35  # the same for most comparisons: it goes before the memory
     rows = []
     for t, raw in zip(c.targets, raw_rows):
         name, input_text, batch, output, macs, terms, params, ops, activations, _, ratio = raw
         extra = [v if v == "" else n(v) for v in _training_cells(t, c.unit)] if training else []
+        if memory:  # the weights' bytes are the table's own 'weights' column
+            extra += [v if v == "" else view.bytes(v) for v in _memory_cells(t)[1:]]
         rows.append([name] + ([] if same else [f"{input_text} ×{batch}"]) + [output, n(macs)]
                     + ([mac_terms(t, c.unit, view)] if show_terms else [])
                     + [n(params), n(ops), n(activations), view.bytes(weight_bytes(t)),
                        view.bytes(activation_bytes(t))] + extra + [ratio])
     numeric = ([False] + ([] if same else [False]) + [False, True] + ([True] if show_terms else [])
-               + [True] * 5 + ([True] * 3 if training else []) + [False])
+               + [True] * 5 + ([True] * 3 if training else []) + ([True] * 2 if memory else []) + [False])
     for check in _checks_in(c):
         headers += [CHECK_LABELS.get(check, check), "agreement"]
         numeric += [True, False]
@@ -532,6 +596,8 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
                    "formula"]
         if training:
             headers[-1:-1] = training_headers + ["grads"]
+        if _has_memory(c.targets):
+            headers[-1:-1] = LAYER_MEMORY_CSV
         rows = []
         for t in c.targets:
             per_name = t.training.by_name() if t.training is not None else {}
@@ -542,6 +608,9 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
                     step = per_name.get(layer.name)
                     row += ([step.trainable_params, step.frozen_params,
                              in_unit(step.train_step_macs, c.unit), step.grads] if step else [""] * 4)
+                if _has_memory(c.targets):
+                    held = t.memory.by_name().get(layer.name) if t.memory is not None else None
+                    row += [held.inference_live, held.saved] if held is not None else ["", ""]
                 rows.append(row + [formula_in_unit(layer.formula, c.unit)])
         checks = _checks_in(c)
         if checks:
@@ -567,6 +636,10 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
     if training:
         headers += training_headers
         rows = [row + _training_cells(t, c.unit) for row, t in zip(rows, c.targets)]
+    if _has_memory(c.targets):
+        headers += MEMORY_CSV
+        rows = [row + [t.memory.optimizer if t.memory is not None else ""] + _memory_cells(t)
+                for row, t in zip(rows, c.targets)]
     for check in _checks_in(c):
         headers += [f"{check}_{unit}", f"{check}_agreement"]
         for t, row in zip(c.targets, rows):
@@ -652,6 +725,9 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
         head += (f"; train step {n(in_unit(a.training.train_step_macs, unit))} {unit_label(unit)}, "
                  f"{n(a.training.trainable_params)} trainable and "
                  f"{n(a.training.frozen_params)} frozen params")
+    if a.memory is not None:
+        head += (f"; weights {view.bytes(a.memory.weights)}, inference peak {view.bytes(a.memory.inference_peak)}, "
+                 f"training peak {view.bytes(a.memory.training_peak)} ({a.memory.optimizer})")
     parts = ([f"## {head}"] if fmt == "md" else view.prose([head]))
     parts += ["", _layer_table(a, fmt, unit, depth, share=True, view=view)]
     parts += view.prose(([] if view.width is not None and "Not shown at" in parts[-1] else [""])
@@ -668,6 +744,8 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
                "activation_bytes"]
     if a.training is not None:
         headers += ["trainable_params", "frozen_params", f"train_step_{unit_name}", "grads"]
+    if a.memory is not None:
+        headers += LAYER_MEMORY_CSV
     if a.convention is not None:
         headers.append(a.convention.convention.name)
     headers.append("formula")
@@ -680,6 +758,9 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
         if fields is not None:
             trainable, frozen, step, grads = fields
             row += [trainable, frozen, in_unit(step, unit), grads]
+        if a.memory is not None:
+            held = _row_memory(a, r.name)
+            row += list(held) if held is not None else ["", ""]
         if a.convention is not None:
             row.append(convention_count_text(a.convention, r.name).replace(",", ""))
         rows.append(row + [formula_in_unit(r.formula, unit)])

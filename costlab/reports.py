@@ -7,14 +7,18 @@ them and fails when a committed one differs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .analysis import Comparison
 from .augment import augmentation_costs
 from .expressions import analyze_expression
 from .report import comparison_text, convention, count, csv_text, grid, shape
-from .zoo import PRESETS, build_preset
+from .zoo import PRESETS, PROJECTION_BLOCK, build_preset, mobilenet_v2_without_projections, projection_block
+
+if TYPE_CHECKING:
+    from .analysis import Analysis
 
 
 @dataclass(frozen=True)
@@ -170,11 +174,81 @@ def crosscheck_report() -> list[ReportFile]:
     return [ReportFile("crosscheck.md", md), ReportFile("crosscheck.csv", table)]
 
 
-#: The deterministic reports, in the order `costlab report` writes them.
-REPORTS: tuple[Callable[[], list[ReportFile]], ...] = (
-    inception_report, separable_report, classics_report, claims_report, crosscheck_report,
-    augmentation_report,
-)
+# --- memory ------------------------------------------------------------------------------------
+
+#: The inverted residual the memory report prices: MobileNet v2's stage at 56×56 (24 channels, t = 6).
+MEMORY_BATCHES = (1, 32)
+MEMORY_NETWORKS = ("mobilenet-v1", "mobilenet-v2", "resnet50")
+
+
+MEASURED_MEMORY_REPORT = "memory-measured.md"
+
+
+def memory_cases() -> list[tuple[str, "Analysis"]]:
+    """The analyses of the memory report, keyed by a label: the block with and without its projection,
+    MobileNet v2 with and without projections, and the three networks, at each batch of MEMORY_BATCHES."""
+    cases = []
+    for batch in MEMORY_BATCHES:
+        for projection in (True, False):
+            a = projection_block(batch, projection)
+            cases.append((f"inverted residual {a.name}, batch {batch}", a))
+        without = mobilenet_v2_without_projections(batch)
+        cases.append((f"{without.name}, batch {batch}", without))
+        for name in MEMORY_NETWORKS:
+            cases.append((f"{name}, batch {batch}", build_preset(name, batch=batch)))
+    return cases
+
+
+def memory_report() -> list[ReportFile]:
+    """Weights, inference peak and Adam training-step peak of the MobileNet v2 projection case and of
+    MobileNet v1, v2 and ResNet-50 at batch 1 and 32 (predicted by costlab.memory; measured in
+    reports/memory-measured.md)."""
+    from .memory import memory
+    from .report import mebibytes
+
+    headers = ["case", "params", "weights", "inference peak", "at", "output handed on",
+               "saved for backward", "training peak (Adam)", "where"]
+    rows, raw = [], []
+    predicted = {}
+    for label, a in memory_cases():
+        m = memory(a, "adam")
+        predicted[label] = m
+        output = math.prod((a.batch,) + tuple(a.output)) * 4
+        rows.append([label, count(a.params), mebibytes(m.weights), mebibytes(m.inference_peak),
+                     m.inference_peak_at, mebibytes(output), mebibytes(m.saved), mebibytes(m.training_peak),
+                     m.training_peak_at])
+        raw.append([label, a.params, m.weights, m.buffers, m.inputs, m.inference_peak, m.inference_peak_at,
+                    output, m.saved, m.optimizer_state, m.training_peak, m.training_peak_at])
+    block = {p: predicted[f"inverted residual {'with' if p else 'without'} projection, batch 1"] for p in (True, False)}
+    net = {p: predicted["mobilenet-v2, batch 1" if p else "mobilenet-v2 without projections, batch 1"]
+           for p in (True, False)}
+    c, n, t = PROJECTION_BLOCK["channels"], PROJECTION_BLOCK["size"], PROJECTION_BLOCK["expansion"]
+    md = "\n".join([
+        "# Memory: what a design holds at inference and in a training step", "",
+        "Predicted by `costlab.memory` from liveness over each design's layer graph (float32; a tensor "
+        "is freed after its last use; docs/cost-model.md, \"Memory\"). The training step is the steady "
+        "state of Adam: weights, two state tensors per trainable parameter, the gradients, and what "
+        "autograd saves for the backward pass. [memory-measured.md](memory-measured.md) holds the same "
+        "cases measured by PyTorch's MemTracker on CPU, with the ratios.", "",
+        "## MobileNet v2's 1×1 projection", "",
+        f"The inverted residual on {c}×{n}×{n} (expansion {t}: 1×1 to {c * t} channels, 3×3 depthwise, "
+        f"1×1 projection back to {c}, and the skip) against the same block without its projection. "
+        f"Within the block the peak is where the expansion and its batch norm are both alive: "
+        f"{mebibytes(block[True].inference_peak)} with the projection, {mebibytes(block[False].inference_peak)} "
+        f"without. The projection pays off in what the block hands to the next one and keeps for "
+        f"the skip ({c} channels instead of {c * t}), and in the next block's expansion weights: the "
+        f"whole MobileNet v2 peaks at {mebibytes(net[True].inference_peak)} at inference, against "
+        f"{mebibytes(net[False].inference_peak)} for the same network with every projection removed "
+        f"({100 * net[True].inference_peak / net[False].inference_peak:.1f} %).", "",
+        grid(headers, rows, "md", [False, True, True, True, False, True, True, True, False]), "",
+        "`at`: the layer whose output, once written, brings the inference peak; `where`: the phase of "
+        "the training step at its peak and the layer it is at. The input is held by the caller throughout; parameters are "
+        "float32 whatever the batch, so at batch 1 the weights dominate and at batch 32 the "
+        "activations saved for backward do.", "", REGENERATE, ""])
+    table = csv_text(["case", "params", "weights_bytes", "buffers_bytes", "input_bytes", "inference_peak_bytes",
+                      "inference_peak_at", "output_bytes", "saved_bytes", "adam_state_bytes",
+                      "training_peak_bytes", "training_peak_at"], raw)
+    return [ReportFile("memory.md", md), ReportFile("memory.csv", table)]
 
 
 def index(files: Sequence[ReportFile]) -> ReportFile:
@@ -194,11 +268,22 @@ def index(files: Sequence[ReportFile]) -> ReportFile:
               "measured latency and the roofline; [latency-augmentation.md](latency-augmentation.md): the "
               "augmentations measured beside a forward pass; `costlab report --latency cpu` (or `cuda`)",
               "- [peers.md](peers.md) ([csv](peers.csv)): costlab beside fvcore, PyTorch's counter, ptflops, "
-              "thop, torchinfo and torchprofile, counts and speed; `python benchmarks/peers.py`"]
+              "thop, torchinfo and torchprofile, counts and speed; `python benchmarks/peers.py`",
+              f"- [{MEASURED_MEMORY_REPORT}]({MEASURED_MEMORY_REPORT}): the memory report's cases measured by "
+              "MemTracker on CPU beside the prediction (exact bytes, but minutes of CPU and gigabytes of "
+              "memory); `python benchmarks/bench_memory_model.py --report`"]
     return ReportFile("README.md", "\n".join(lines) + "\n")
+
+
+#: The deterministic reports, in the order `costlab report` writes them.
+REPORTS: tuple[Callable[[], list[ReportFile]], ...] = (
+    inception_report, separable_report, classics_report, claims_report, crosscheck_report,
+    augmentation_report, memory_report,
+)
 
 
 def build_reports() -> list[ReportFile]:
     """Every deterministic report, built from scratch, and the index."""
     files = [file for make in REPORTS for file in make()]
     return files + [index(files)]
+

@@ -342,3 +342,51 @@ def build_preset(name: str, input: Shape | None = None, batch: int = 1, dtype: s
         if kwargs:
             label += "(" + ",".join(f"{key}={value}" for key, value in kwargs.items()) + ")"
     return net.analysis(label, output, kind="preset")
+
+
+# --- the memory report's variants of MobileNet v2 (reports/memory.md, costlab claims) -----------
+
+#: The inverted residual the projection claim is computed on: 24 channels at 56×56, expansion 6.
+PROJECTION_BLOCK = {"channels": 24, "size": 56, "expansion": 6}
+
+
+def projection_block(batch: int, projection: bool) -> Analysis:
+    """MobileNet v2's inverted residual on 24×56×56 (expansion 6): with its 1×1 projection back to 24
+    channels and the skip, or the same block without the projection (its output is the expanded,
+    depthwise-filtered 144-channel tensor; no skip can be added)."""
+    c, n, t = PROJECTION_BLOCK["channels"], PROJECTION_BLOCK["size"], PROJECTION_BLOCK["expansion"]
+    net = Net((c, n, n), batch=batch)
+    if projection:
+        y = inverted_residual(net, net.input, c, 1, t, name="block")
+    else:
+        with net.scope("block"), net.scope("conv"):
+            y = conv_bn_act(net, net.input, c * t, 1, act="relu6", names=("0", "1", "2"), name="0")
+            y = conv_bn_act(net, y, c * t, 3, 1, groups=c * t, act="relu6", names=("0", "1", "2"), name="1")
+    return net.analysis("with projection" if projection else "without projection", y)
+
+
+def mobilenet_v2_without_projections(batch: int) -> Analysis:
+    """MobileNet v2 with every block's 1×1 projection (and so its skip) removed: each block keeps
+    its expansion to t × the designed input width and its depthwise convolution, and hands the wide
+    tensor to the next block."""
+    net = Net((3, 224, 224), batch=batch)
+    numbered = ("0", "1", "2")
+    with net.scope("features"):
+        x = conv_bn_act(net, net.input, 32, 3, 2, act="relu6", names=numbered, name="0")
+        designed, index = 32, 1
+        for t, c, repeats, s in MOBILENET_V2_PLAN:
+            for repeat in range(repeats):
+                hidden = designed * t
+                with net.scope(str(index)), net.scope("conv"):
+                    if t != 1:
+                        x = conv_bn_act(net, x, hidden, 1, act="relu6", names=numbered, name="0")
+                    x = conv_bn_act(net, x, hidden, 3, s if repeat == 0 else 1, groups=hidden, act="relu6",
+                                    names=numbered, name="1")
+                designed, index = c, index + 1
+        x = conv_bn_act(net, x, 1280, 1, act="relu6", names=numbered, name=str(index))
+    x = net.add(AdaptivePool("avg", (1, 1)), x, name="adaptive_avg_pool2d")
+    x = net.add(Flatten(), x, name="flatten")
+    with net.scope("classifier"):
+        x = net.add(Dropout(0.2), x, name="0")
+        x = net.add(Linear(1000), x, name="1")
+    return net.analysis("mobilenet-v2 without projections", x)

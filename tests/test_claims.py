@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from costlab.claims import (APPROXIMATELY, CLAIMS, FAILS, HOLDS, Claim, Computed, Computation, Figure,
-                            check, check_claims, judge, render_claims)
+from costlab.claims import (APPROXIMATELY, CLAIMS, FAILS, HOLDS, MEMORY_CLAIMS, Claim, Computed, Computation,
+                            Figure, check, check_claims, judge, render_claims)
 from costlab.cli import main
 from conftest import find_reference
 from costlab.errors import CostlabError
@@ -31,6 +31,8 @@ CLAIM_IDS = ["lenet5-params", "alexnet-params", "vgg16-params", "classic-200m", 
              "inception-stack", "inception-5x5", "bottleneck-reduce", "bottleneck-5x5", "bottleneck-total",
              "dsc-standard", "dsc-depthwise", "dsc-pointwise", "dsc-total", "dsc-tenfold",
              "mobilenet-v1-layers", "mobilenet-v2-blocks", "mobilenet-v2-example"]
+# the course notes' memory claims (issue 14), after them
+MEMORY_CLAIM_IDS = ["mobilenet-ram", "mobilenet-v2-projection"]
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +204,7 @@ def test_json_is_a_list_of_claim_objects() -> None:
     code, out, err = run("claims", "--format", "json")
     assert (code, err) == (0, "")
     data = json.loads(out)
-    assert [item["id"] for item in data] == CLAIM_IDS
+    assert [item["id"] for item in data] == CLAIM_IDS + MEMORY_CLAIM_IDS
     for item in data:
         assert {"id", "claim", "claimed", "computed", "verdict", "relative_error", "note", "figures"} <= set(item)
         assert item["verdict"] in (HOLDS, APPROXIMATELY, FAILS)
@@ -216,8 +218,8 @@ def test_table_csv_and_output(tmp_path: Path) -> None:
     assert code == 0 and "does not hold" in out and "dsc-standard" in out
     _, out, _ = run("claims", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert {r["id"] for r in rows} == set(CLAIM_IDS)
-    assert sum(len(c.figures) for c in CLAIMS) == len(rows)
+    assert {r["id"] for r in rows} == set(CLAIM_IDS + MEMORY_CLAIM_IDS)
+    assert sum(len(c.figures) for c in CLAIMS + MEMORY_CLAIMS) == len(rows)
     target = tmp_path / "claims.md"
     code, out, _ = run("claims", "--format", "md", "--output", str(target))
     assert (code, out) == (0, "") and os.listdir(tmp_path) == ["claims.md"]
@@ -235,3 +237,21 @@ def test_claims_import_no_torch() -> None:
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
+
+
+def test_memory_claims_against_the_chain_rule(results: dict) -> None:
+    """MobileNet v1 is a chain: its inference peak is weights + buffers + input + the largest pair of
+    adjacent activations (float32), computed here by an explicit loop."""
+    import math
+
+    from costlab.zoo import build_preset
+
+    a = build_preset("mobilenet-v1")
+    sizes = [math.prod(layer.output) * 4 for layer in a.layers]
+    pair = max([sizes[0]] + [x + y for x, y in zip(sizes, sizes[1:])])
+    peak = (a.params + a.buffers + math.prod(a.input)) * 4 + pair
+    found = figure(results, "mobilenet-ram", "mobilenet-v1 inference peak, GB")
+    assert found.computed.value == Fraction(peak, 10**9) and found.verdict == HOLDS
+    assert judge(Figure("x", "below 10"), Fraction(10)) == FAILS
+    assert judge(Figure("x", "below 100 %"), Fraction(99, 100)) == HOLDS
+    assert results["mobilenet-v2-projection"].verdict == HOLDS

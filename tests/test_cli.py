@@ -185,7 +185,8 @@ def test_python_module_entry_point() -> None:
 
 
 @pytest.mark.parametrize("extra", [[], ["--freeze", "2"], ["--convention", "fvcore"], ["--check", "torch"],
-                                   ["--freeze", "2", "--convention", "thop", "--check", "torch"]])
+                                   ["--freeze", "2", "--convention", "thop", "--check", "torch"],
+                                   ["--memory"], ["--memory", "--freeze", "2", "--convention", "thop"]])
 @pytest.mark.parametrize("command", [["analyze", "lenet5"], ["analyze", "lenet5", "--depth", "1"],
                                      ["compare", "lenet5", "conv3x3:4 > gap > fc:10", "--per-layer"],
                                      ["compare", "lenet5", "conv3x3:4 > gap > fc:10"]])

@@ -1,0 +1,201 @@
+"""The memory model held against PyTorch: what autograd saves (saved_tensors_hooks) and what
+MemTracker measures for presets and traced nets, inference and training step, within ±10 %.
+
+Every preset is measured at batch 1 and 8 at its default input. The CI set is the presets
+that fit the CI budget on a 2-core machine; ``COSTLAB_MEMORY_ALL=1`` adds the heavy ones
+(VGG-11…19, ResNet-34/101/152: gigabytes of Adam state, minutes of CPU)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torch.distributed._tools.mem_tracker")
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+import costlab  # noqa: E402
+from costlab.memory import memory, saved_by  # noqa: E402
+from costlab.torch_bridge.build import build_module  # noqa: E402
+from costlab.torch_bridge.memory import inplace_layers, measure_analysis, measure_memory  # noqa: E402
+from costlab.zoo import PRESETS  # noqa: E402
+
+import costlab_test_nets as nets  # noqa: E402
+
+TOLERANCE = 0.10
+LIGHT = ["lenet5", "alexnet", "resnet18", "resnet50", "googlenet", "mobilenet-v1", "mobilenet-v2"]
+HEAVY = [name for name in PRESETS if name not in LIGHT]
+ALL = os.environ.get("COSTLAB_MEMORY_ALL") == "1"
+
+
+def _within(predicted: int, measured: int) -> bool:
+    return abs(predicted - measured) <= TOLERANCE * measured
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("name", LIGHT + [pytest.param(n, marks=pytest.mark.skipif(
+    not ALL, reason="heavy preset: set COSTLAB_MEMORY_ALL=1")) for n in HEAVY])
+def test_preset_peaks_match_memtracker(name: str, batch: int) -> None:
+    a = costlab.analyze(name, batch=batch)
+    predicted = memory(a, "adam")
+    measured = measure_analysis(a, "adam")
+    assert _within(predicted.inference_peak, measured.inference_peak), (predicted.inference_peak, measured)
+    assert _within(predicted.training_peak, measured.training_peak), (predicted.training_peak, measured)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adamw"])
+@pytest.mark.parametrize("freeze", ["0", "0.5", "fc"])
+def test_optimizers_and_freezing_match_memtracker(optimizer: str, freeze: str) -> None:
+    a = costlab.analyze("resnet18", input=(3, 64, 64), batch=4, freeze=freeze)
+    predicted = memory(a, optimizer)
+    measured = measure_analysis(a, optimizer)
+    assert _within(predicted.training_peak, measured.training_peak), (predicted.training_peak, measured)
+    assert measured.training_breakdown.get("Gradient", 0) <= predicted.gradients
+
+
+def test_everything_frozen_measures_no_gradient_and_no_state() -> None:
+    a = costlab.analyze("mobilenet-v2", input=(3, 64, 64), batch=2, freeze="1.0")
+    measured = measure_analysis(a, "adam")
+    assert measured.training_breakdown.get("Gradient", 0) == 0
+    assert measured.training_breakdown.get("Optstate", 0) == 0
+    assert _within(memory(a, "adam").training_peak, measured.training_peak)
+
+
+class InPlace(nn.Module):
+    """Conv → BN → ReLU(inplace) twice, a residual add and a classifier: in-place storage sharing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.conv2, self.bn2 = nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu(self.bn1(self.conv1(x)))
+        z = self.relu(self.bn2(self.conv2(y)))
+        return self.fc(F.adaptive_avg_pool2d(z + y, 1).flatten(1))
+
+
+@pytest.mark.parametrize("factory, shape", [(nets.tiny, (3, 16, 16)), (nets.shape_dependent, (3, 32, 32)),
+                                            (InPlace, (3, 24, 24))])
+@pytest.mark.parametrize("batch", [1, 8])
+def test_traced_nets_match_memtracker(factory, shape, batch: int) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    module = factory()
+    a = costlab.analyze(module, input=shape, batch=batch)
+    inplace = inplace_layers(module, a)
+    assert bool(inplace) == (factory is InPlace)
+    predicted = memory(a, "adam", inplace=inplace)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    measured = measure_memory(module, torch.randn((batch,) + shape), "adam")
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())  # the user's module is untouched
+    assert _within(predicted.inference_peak, measured.inference_peak), (predicted, measured)
+    assert _within(predicted.training_peak, measured.training_peak), (predicted, measured)
+
+
+def test_analyze_reads_in_place_flags_from_the_module() -> None:
+    a = costlab.analyze(InPlace(), input=(3, 8, 8), memory=True)
+    assert a.memory is not None and a.memory.inplace and all("relu" in n for n in a.memory.inplace)
+
+
+# --- what autograd saves, per op --------------------------------------------------------------
+
+CASES = [
+    "conv3x3:8", "conv3x3:8,bias", "fc:6", "bn", "relu", "relu6", "sigmoid", "tanh", "gelu", "silu",
+    "maxpool2x2", "avgpool2x2", "gap", "flatten", "dw3x3", "hardswish",
+]
+
+
+def _saved_storages(module: nn.Module, x: torch.Tensor) -> tuple[set[str], int]:
+    """Which of (input, output) autograd saves for ``module`` on ``x``, and the bytes of every other
+    saved storage that is not a parameter or buffer (new tensors the op keeps)."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = module(x)
+    known = {p.untyped_storage().data_ptr() for p in list(module.parameters()) + list(module.buffers())}
+    which = set()
+    if x.untyped_storage().data_ptr() in storages:
+        which.add("input")
+    if out.untyped_storage().data_ptr() in storages and out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr():
+        which.add("output")
+    extra = sum(n for ptr, n in storages.items()
+                if ptr not in known and ptr not in (x.untyped_storage().data_ptr(), out.untyped_storage().data_ptr()))
+    return which, extra
+
+
+@pytest.mark.parametrize("expression", CASES)
+def test_saved_tensors_are_what_autograd_saves(expression: str) -> None:
+    text = expression if expression != "fc:6" else "flatten > fc:6"
+    a = costlab.analyze(text, input=(4, 6, 6), batch=2)
+    layer = a.layers[-1]
+    built = build_module(a).train()
+    modules = dict(built.named_modules())
+    module = modules.get(layer.name)
+    if module is None:
+        pytest.skip("a function layer")
+    x = torch.randn(layer.input_shapes[0], requires_grad=True)
+    which, extra = _saved_storages(module, x)
+    inputs, output, new = saved_by(layer, [True], 4)
+    expected = ({"input"} if 0 in inputs else set()) | ({"output"} if output else set())
+    assert (which, extra) == (expected, new)
+
+
+@pytest.mark.parametrize("kind", ["add", "mul", "cat", "matmul", "attention", "layer_norm", "dropout"])
+def test_saved_tensors_of_functions(kind: str) -> None:
+    from costlab.specs import Attention, Concat, Dropout, Elementwise, Matmul, Norm
+
+    shape = (2, 3, 5, 4)
+    specs = {"add": Elementwise("add"), "mul": Elementwise("mul", 1), "cat": Concat(1), "matmul": Matmul(),
+             "attention": Attention(), "layer_norm": Norm("layer", normalized_shape=(4,)), "dropout": Dropout(0.5)}
+    arity = {"attention": 3, "layer_norm": 1, "dropout": 1}.get(kind, 2)
+    shapes = [shape] * arity if kind != "matmul" else [shape, (2, 3, 4, 5)]
+    from costlab.graph import Net
+
+    net = Net(shape[1:], batch=shape[0])
+    values = [net.input] * arity if kind != "matmul" else [net.input, net.add(costlab.specs.Reshape((2, 3, 4, 5)),
+                                                                               net.input, name="r")]
+    net.add(specs[kind], *values, name="op")
+    layer = net.analysis("x").layer("op")
+    xs = [torch.randn(s, requires_grad=True) for s in shapes]
+    calls = {"add": lambda a, b: a + b, "mul": lambda a, b: a * b, "cat": lambda a, b: torch.cat([a, b], 1),
+             "matmul": torch.matmul, "attention": F.scaled_dot_product_attention,
+             "layer_norm": nn.LayerNorm(4), "dropout": nn.Dropout(0.5).train()}
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = calls[kind](*xs)
+    params = {p.untyped_storage().data_ptr() for p in getattr(calls[kind], "parameters", lambda: [])()}
+    inputs, keeps_output, new = saved_by(layer, [True] * arity, 4)
+    ptrs = {x.untyped_storage().data_ptr(): i for i, x in enumerate(xs)}
+    assert {ptrs[p] for p in storages if p in ptrs} == set(inputs)
+    assert (out.untyped_storage().data_ptr() in storages) == keeps_output
+    assert sum(n for p, n in storages.items() if p not in ptrs and p not in params
+               and p != out.untyped_storage().data_ptr()) == new
+
+
+def test_cli_memory_on_a_module_target() -> None:
+    import io
+    import json
+
+    from costlab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["analyze", "costlab_test_nets:tiny", "--input", "3x16x16", "--batch", "2", "--memory",
+                 "--format", "json"], stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    target = json.loads(out.getvalue())["targets"][0]
+    measured = measure_memory(nets.tiny(), torch.randn(2, 3, 16, 16), "adam")
+    assert _within(target["memory"]["inference_peak"], measured.inference_peak)
+    assert _within(target["memory"]["training_peak"], measured.training_peak)
