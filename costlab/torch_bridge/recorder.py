@@ -282,16 +282,22 @@ def call_module(recorder: Recorder, path: str, module: nn.Module, args: tuple, k
         raise Unpriced("its input follows an unsupported op")
     call = Call(recorder, path, base if base is not None else path, True, module_site(module))
     start = len(recorder.layers)
+    value = _apply(recorder, call, start, rule, module, args, kwargs)
+    recorder.settle(start, [*own_tensors(module), *call.params], path)
+    return value
+
+
+def _apply(recorder: Recorder, call: Call, start: int, rule: Any, *arguments: Any) -> Any:
+    """``rule(call, *arguments)``: a RuleError rolls its layers back (Unpriced); a SpecError is the
+    input not fitting the module — the user's error — named after the layer."""
     try:
-        value = rule(call, module, args, kwargs)
+        return rule(call, *arguments)
     except RuleError as error:
         recorder.rollback(start)
         raise Unpriced(str(error)) from None
-    except SpecError as error:  # the input does not fit the module: the user's error
+    except SpecError as error:
         message = str(error)
         raise SpecError(message if message.startswith("layer ") else f"layer {call.base!r}: {message}") from None
-    recorder.settle(start, [*own_tensors(module), *call.params], path)
-    return value
 
 
 def call_function(recorder: Recorder, scope: str, target: Any, args: tuple, kwargs: dict) -> Any:
@@ -304,14 +310,7 @@ def call_function(recorder: Recorder, scope: str, target: Any, args: tuple, kwar
     name, rule = found
     call = Call(recorder, scope, f"{scope}.{name}" if scope else name, False, function_site(target))
     start = len(recorder.layers)
-    try:
-        value = rule(call, args, kwargs)
-    except RuleError as error:
-        recorder.rollback(start)
-        raise Unpriced(str(error)) from None
-    except SpecError as error:  # the input does not fit the module: the user's error
-        message = str(error)
-        raise SpecError(message if message.startswith("layer ") else f"layer {call.base!r}: {message}") from None
+    value = _apply(recorder, call, start, rule, args, kwargs)
     if len(recorder.layers) == start:  # a view or a Python value: attributes it read stay uncounted
         recorder.touch((args, kwargs))
     recorder.settle(start, call.params, None)

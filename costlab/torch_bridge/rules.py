@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..analysis import CallSite
 from ..errors import SpecError
 from ..formulas import broadcast, numel
 from ..specs import (ACTIVATIONS, PAD_MODES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
@@ -1180,17 +1181,6 @@ def qualified_name(target: Any) -> str:
 
 
 def op_name(target: Any) -> str:
-    """A readable name of a callable or method for reports: 'torch.cat', 'F.relu', 'Tensor.view'."""
-    if isinstance(target, str):
-        return f"Tensor.{target}"
-    name = getattr(target, "__name__", repr(target))
-    module = getattr(target, "__module__", None) or ""
-    if module == "torch.nn.functional":
-        return f"F.{name}"
-    if module == "torch" or module.startswith("torch."):
-        return f"torch.{name}"
-    if module in ("_operator", "operator"):
-        return f"operator.{name}"
-    if module == "builtins":
-        return name
-    return f"{module}.{name}" if module else name
+    """A readable name of a callable or method for reports: 'torch.cat', 'F.relu', 'Tensor.view'
+    (the short form of :func:`qualified_name`)."""
+    return CallSite("function", qualified_name(target)).short
