@@ -15,7 +15,8 @@ from costlab.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What an example needs beyond `pip install -e .[test]`: (argument pattern, module, extra).
-NEEDS = ((r"^torchvision\.", "torchvision", "vision"), (r"^--plot$", "matplotlib", "plot"))
+NEEDS = ((r"^torchvision\.", "torchvision", "vision"), (r"^--plot$", "matplotlib", "plot"),
+         (r"^hf:", "transformers", "hf"))
 #: Commands whose terminal tables must fit the 80 columns.
 FITTED = ("compare", "analyze", "list", "claims")
 
@@ -52,6 +53,7 @@ def test_readme_example_runs(argv: list[str], scratch: Path, monkeypatch: pytest
         from costlab import reports  # here only the command and its default directory are exercised
 
         monkeypatch.setattr(reports, "build_reports", lambda: [reports.ReportFile("README.md", "# reports\n")])
+    argv = [arg.replace("hf:examples/", f"hf:{ROOT}/examples/") for arg in argv]  # run from a scratch directory
     for pattern, module, extra in NEEDS:
         if any(re.match(pattern, arg) for arg in argv) and importlib.util.find_spec(module) is None:
             pytest.skip(f"needs the [{extra}] extra (pip install -e '.[{extra}]'): {module} is not installed")
