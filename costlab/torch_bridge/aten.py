@@ -172,6 +172,17 @@ def _reduce(kind: str) -> AtenRule:
     return rule
 
 
+def _vector_norm(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """linalg_vector_norm(x, ord, dim, keepdim): |x|^ord per element (1 op), then a sum over dim
+    (Reduce: n − 1 per output); the root per output is not counted."""
+    x = tensor_arg(args, kwargs, 0, "self")
+    dim = arg(args, kwargs, 2, "dim", None)
+    keepdim = bool(arg(args, kwargs, 3, "keepdim", False))
+    dims = () if dim is None else ((dim,) if isinstance(dim, int) else tuple(dim))
+    powered = ctx.layer(Elementwise("pow"), (x,), sub="pow")
+    return ctx.layer(Reduce("sum", dims, keepdim), (powered,), sub="sum")
+
+
 def _cat(ctx: Context, args: tuple, kwargs: dict) -> Any:
     """cat(tensors, dim): empty 1-d tensors are skipped, as torch.cat skips them."""
     tensors = [t for t in arg(args, kwargs, 0, "tensors") if isinstance(t, TensorValue)
@@ -248,7 +259,7 @@ def _table() -> dict[Any, AtenRule]:
         "_adaptive_avg_pool2d": _adaptive("avg", 2), "adaptive_avg_pool1d": _adaptive("avg", 1),
         "_adaptive_avg_pool3d": _adaptive("avg", 3), "adaptive_max_pool2d": _adaptive("max", 2),
         "mean": _reduce("mean"), "sum": _reduce("sum"), "amax": _reduce("amax"), "amin": _reduce("amin"),
-        "cat": _cat, "stack": _stack, "embedding": _embedding, "cumsum": _scan("cumsum"),
+        "linalg_vector_norm": _vector_norm, "cat": _cat, "stack": _stack, "embedding": _embedding, "cumsum": _scan("cumsum"),
         "cumprod": _scan("cumprod"),
         "constant_pad_nd": _pad("constant"), "reflection_pad1d": _pad("reflect"),
         "reflection_pad2d": _pad("reflect"), "replication_pad2d": _pad("replicate"),

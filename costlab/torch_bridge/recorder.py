@@ -300,15 +300,18 @@ def _apply(recorder: Recorder, call: Call, start: int, rule: Any, *arguments: An
         raise SpecError(message if message.startswith("layer ") else f"layer {call.base!r}: {message}") from None
 
 
-def call_function(recorder: Recorder, scope: str, target: Any, args: tuple, kwargs: dict) -> Any:
-    """Price one functional op (a callable, or a Tensor method name) in ``scope``."""
+def call_function(recorder: Recorder, scope: str, target: Any, args: tuple, kwargs: dict,
+                  owner: str | None = None) -> Any:
+    """Price one functional op (a callable, or a Tensor method name) in ``scope``; ``owner``: the
+    module whose call it belongs to, when that is not the scope (a function priced alone)."""
     found = function_rule(target)
     if found is None:
         raise Unpriced("no cost rule for this function")
     if has_unknown((args, kwargs)):
         raise Unpriced("its input follows an unsupported op")
     name, rule = found
-    call = Call(recorder, scope, f"{scope}.{name}" if scope else name, False, function_site(target))
+    call = Call(recorder, scope if owner is None else owner, f"{scope}.{name}" if scope else name, False,
+                function_site(target))
     start = len(recorder.layers)
     value = _apply(recorder, call, start, rule, args, kwargs)
     if len(recorder.layers) == start:  # a view or a Python value: attributes it read stay uncounted

@@ -19,6 +19,7 @@ meta run.
 from __future__ import annotations
 
 import copy
+import inspect
 import weakref
 from collections import OrderedDict
 from contextlib import ExitStack
@@ -66,6 +67,7 @@ class RunState:
         self.depth = 0  # > 0 inside a leaf module priced by its rule
         self.regions: list[Region] = []
         self.entered: list[str] = []  # what each open module call did: skip, scope, rule or region
+        self.owner: str | None = None  # the module a function priced alone belongs to
         self._values: dict[int, tuple[Any, TensorValue]] = {}
 
     @property
@@ -198,7 +200,7 @@ class FunctionRecorder(TorchFunctionMode):
         vargs, vkwargs = pytree.tree_map(state.value_of, (tuple(args), dict(kwargs)))
         start = len(state.recorder.layers)
         try:
-            value = call_function(state.recorder, state.scope, target, vargs, vkwargs)
+            value = call_function(state.recorder, state.scope, target, vargs, vkwargs, owner=state.owner)
         except (Unpriced, SpecError):  # the rule cannot price this call (it ran): its aten ops can
             state.recorder.rollback(start)
             return self._region(func, target, args, kwargs)
@@ -209,7 +211,8 @@ class FunctionRecorder(TorchFunctionMode):
         state = self.state
         scope = state.scope
         short = _op_short(target)
-        call = Call(state.recorder, scope, f"{scope}.{short}" if scope else short, False, function_site(target))
+        call = Call(state.recorder, scope if state.owner is None else state.owner,
+                    f"{scope}.{short}" if scope else short, False, function_site(target))
         region = Region(call, len(state.recorder.layers))
         state.regions.append(region)
         try:
@@ -358,10 +361,18 @@ def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs
         run = clone
     call = Call(recorder, owner, base, own, site)
     start, listed = len(recorder.layers), len(recorder.unsupported)
-    state.regions.append(Region(call, start))
+    # a Python function (one fx keeps opaque) runs under the function-level rules, its ops named
+    # <base>.<op>; anything else (a torch function without a rule, a leaf module) at the aten level
+    python = module is None and inspect.isfunction(run) and \
+        (getattr(run, "__module__", None) or "").split(".")[0] != "torch"  # torch's own: seen as one call
+    if python:
+        state.stack.append(base)
+        state.owner = owner
+    else:
+        state.regions.append(Region(call, start))
     engine, recorder.engine = recorder.engine, "fx+meta"
     try:
-        with _modes(state, "meta", aten=True):
+        with _modes(state, "meta", aten=not python):
             out = run(*meta_args, **meta_kwargs)
     except Exception as error:  # noqa: BLE001 - the call cannot run alone on meta tensors
         recorder.rollback(start)
@@ -370,7 +381,8 @@ def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs
     finally:
         recorder.engine = engine
         state.regions.clear()
-    recorder.settle(start, [*tensors, *call.params], module_path)
+    if not python:  # a Python function's ops settled their own parameters, call by call
+        recorder.settle(start, [*tensors, *call.params], module_path)
     return pytree.tree_map(state.value_of, out)
 
 
