@@ -1128,7 +1128,8 @@ OPTIONAL_FUNCTION_RULES: Mapping[tuple[str, str], tuple[str, FunctionRule]] = {
 CREATION_FUNCTIONS: frozenset[Any] = frozenset({
     torch.zeros, torch.ones, torch.empty, torch.full, torch.arange, torch.rand, torch.randn,
     torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_like, torch.rand_like,
-    torch.randn_like, torch.tensor, torch.linspace, torch.eye,
+    torch.randn_like, torch.tensor, torch.linspace, torch.eye, torch.as_tensor, torch.randint,
+    torch.randperm, torch.empty_strided, torch.scalar_tensor, torch.logspace,
 })
 CREATION_METHODS = frozenset({"new_zeros", "new_ones", "new_empty", "new_full", "new_tensor"})
 

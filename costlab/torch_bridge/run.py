@@ -68,6 +68,7 @@ class RunState:
         self.regions: list[Region] = []
         self.entered: list[str] = []  # what each open module call did: skip, scope, rule or region
         self.owner: str | None = None  # the module a function priced alone belongs to
+        self.device: str | None = None  # where tensors made without device= go (the meta run's device)
         self._values: dict[int, tuple[Any, TensorValue]] = {}
 
     @property
@@ -189,6 +190,9 @@ class FunctionRecorder(TorchFunctionMode):
         method = tensor_method_name(func)
         target = method if method is not None else func
         if target in CREATION_FUNCTIONS or target in CREATION_METHODS:
+            if state.device is not None and target in CREATION_FUNCTIONS and kwargs.get("device") is None \
+                    and not getattr(target, "__name__", "").endswith("_like"):
+                kwargs = {**kwargs, "device": state.device}  # made without device=: on the run's device
             out = func(*args, **kwargs)
             state.bind(None, out, state.scope)
             return out
@@ -291,7 +295,7 @@ def _modes(state: RunState, device: str, aten: bool = False) -> ExitStack:
     one throughout when ``aten`` (a call priced alone); otherwise regions enter their own."""
     stack = ExitStack()
     if device == "meta":
-        stack.enter_context(torch.device("meta"))  # tensors made without device= land on meta too
+        state.device = "meta"  # tensors made without device= land on meta too (FunctionRecorder)
         stack.enter_context(torch.enable_grad())
     else:
         stack.enter_context(torch.no_grad())
