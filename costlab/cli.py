@@ -411,6 +411,8 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
     from .reports import build_reports
 
     directory = args.output_dir
+    if not directory:
+        raise CostlabError("--output-dir needs a directory")
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise CostlabError(f"cannot write --output-dir {directory}: it is not a directory")
     ancestor = os.path.dirname(os.path.abspath(directory))

@@ -124,6 +124,7 @@ COUNTING = [  # (arguments after the command) for both compare and analyze
     ("relu", *X, "--threads", "100000", "--latency", "cpu"), ("relu", *X, "--threads", "x"),
     ("relu", *X, "--format", "xml"), ("relu", *X, "--convention", "nope"), ("relu", *X, "--quiet=1"),
     ("relu", *X, "--wide=1"), ("relu", *X, "--exact=yes"),
+    ("relu", *X, "--optimizer", "adam"), ("relu", *X, "--memory", "--optimizer", "rmsprop"), ("relu", *X, "--memory=1"),
     ("conv3x3:²", *X), ("conv3x3:0", *X), ("conv0x3:4", *X), ("conv3x3:4,s2,s3", *X),
     ("conv3x3:4,bias,nobias", *X), ("conv3x3:4,same,p1", *X), ("conv3x3:4,q9", *X),
     (f"conv3x3:{BIG}", *X), (f"conv{BIG}x3:4", *X), (f"conv3x3:4,s{BIG}", *X), ("(", *X), (")", *X),
