@@ -9,8 +9,10 @@ Kept fast: no value that would really time anything (``--latency`` gets only val
 from __future__ import annotations
 
 import argparse
+import atexit
 import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,6 +27,7 @@ COMMANDS: dict[str, argparse.ArgumentParser] = next(
     a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction)).choices  # type: ignore[assignment]
 
 WORKSPACE = Path(tempfile.mkdtemp(prefix="costlab-fuzz-"))
+atexit.register(shutil.rmtree, WORKSPACE, True)  # the scratch directory goes with the session
 OUTPUT = WORKSPACE / "out.txt"
 PLOT = WORKSPACE / "plot.png"
 
