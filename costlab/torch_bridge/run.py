@@ -290,13 +290,15 @@ def _hooks(state: RunState, root: nn.Module) -> list[Any]:
     return handles
 
 
-def _modes(state: RunState, device: str, aten: bool = False) -> ExitStack:
+def _modes(state: RunState, device: str, aten: bool = False, grad: bool = True) -> ExitStack:
     """The run's context: the device and grad mode, the function-level recorder, and the aten-level
-    one throughout when ``aten`` (a call priced alone); otherwise regions enter their own."""
+    one throughout when ``aten`` (a call priced alone); otherwise regions enter their own. A meta
+    run keeps grad mode (modules with fused inference paths take their decomposed one) unless
+    ``grad`` is off: a Python function priced by its function rules alone runs faster without it."""
     stack = ExitStack()
     if device == "meta":
         state.device = "meta"  # tensors made without device= land on meta too (FunctionRecorder)
-        stack.enter_context(torch.enable_grad())
+        stack.enter_context(torch.enable_grad() if grad else torch.no_grad())
     else:
         stack.enter_context(torch.no_grad())
     stack.enter_context(FunctionRecorder(state))
@@ -376,7 +378,7 @@ def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs
         state.regions.append(Region(call, start))
     engine, recorder.engine = recorder.engine, "fx+meta"
     try:
-        with _modes(state, "meta", aten=not python):
+        with _modes(state, "meta", aten=not python, grad=not python):
             out = run(*meta_args, **meta_kwargs)
     except Exception as error:  # noqa: BLE001 - the call cannot run alone on meta tensors
         recorder.rollback(start)
