@@ -28,7 +28,7 @@ from .formulas import numel
 if TYPE_CHECKING:  # the results are read, never built, here: no import of costlab.analysis at run time
     from .analysis import Analysis, Layer
 
-from .specs import (ACTIVATIONS, RECURRENT_GATES, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
+from .specs import (ACTIVATIONS, ARITHMETIC, RECURRENT_GATES, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
                     Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Recurrent, Reduce,
                     Reshape, Upsample)
 
@@ -46,7 +46,8 @@ class ConventionError(CostlabError):
 
 # --- layer kinds ------------------------------------------------------------------------
 
-_ELEMENTWISE_KINDS = MappingProxyType({"add": "add", "sub": "sub", "mul": "mul", "div": "div"})
+_ELEMENTWISE_KINDS = MappingProxyType({kind: kind for kind in ARITHMETIC})  # from the catalog
+ARITHMETIC_KINDS = tuple(ARITHMETIC)
 
 #: Spec type → its layer kind (a function of the spec, for the types with variants).
 KIND_OF: Mapping[type, Callable[[Any], str]] = MappingProxyType({
@@ -80,7 +81,7 @@ LAYER_KINDS: tuple[str, ...] = (
      "batch-norm", "layer-norm", "group-norm", "instance-norm")
     + ACTIVATION_KINDS
     + ("max-pool", "avg-pool", "adaptive-max-pool", "adaptive-avg-pool",
-       "add", "sub", "mul", "div", "elementwise")
+       *ARITHMETIC_KINDS, "elementwise")
     + UPSAMPLE_KINDS
     + ("concat", "flatten", "reshape", "dropout", "embedding")
     + tuple(f"reduce-{kind}" for kind in REDUCTIONS) + ("pad", "held", "recurrent")
@@ -99,8 +100,7 @@ def layer_kind(layer: Layer) -> str:
 #: The function costlab's builder (torch_bridge/build.py) calls for the specs that are not
 #: modules in PyTorch; every other spec is an ``nn.Module`` call there.
 BUILDER_FUNCTIONS: Mapping[type, Callable[[Any], str]] = MappingProxyType({
-    Elementwise: lambda s: {"add": "operator.add", "sub": "operator.sub", "mul": "operator.mul",
-                            "div": "operator.truediv"}.get(s.kind, f"operator.{s.kind}"),
+    Elementwise: lambda s: f"operator.{ARITHMETIC[s.kind].operator if s.kind in ARITHMETIC else s.kind}",
     Concat: lambda s: "torch.cat",
     Matmul: lambda s: "torch.matmul",
     Attention: lambda s: "torch.nn.functional.scaled_dot_product_attention",
@@ -565,7 +565,7 @@ def _fvcore() -> Convention:
                                    lambda l: _in_numel(l) if _spatial_rank(l) == 2 else 0,
                                    "convention", "aten::adaptive_avg_pool2d: 1 per input element "
                                    "(the 1-d and 3-d ops have no handle)"),),
-        **_all(skipped, ("add", "sub", "mul", "div", "elementwise")),
+        **_all(skipped, (*ARITHMETIC_KINDS, "elementwise")),
         **_all(skipped, UPSAMPLE_KINDS),
         "upsample-nearest": (Term("upsample 1/output element",
                                   lambda l: _out_numel(l) if _spatial_rank(l) == 2 else 0,
@@ -718,7 +718,7 @@ def _ptflops() -> Convention:
         # never modules in PyTorch; listed so that the table covers every kind
         "matmul": (Term("matmul (no module)", _zero, "missed", "not a module", primary=True),),
         "attention": (Term("attention (no module)", _zero, "missed", "not a module", primary=True),),
-        **_all(not_hooked, ("add", "sub", "mul", "div", "elementwise")),
+        **_all(not_hooked, (*ARITHMETIC_KINDS, "elementwise")),
     }
     numel_in = Term("patched functional op 1/input element", _in_numel, "convention",
                     "patched torch.nn.functional op: 1 per input element")
@@ -842,7 +842,7 @@ def _thop() -> Convention:
                            "(RNN) for the gate sums, bias adds and state update")),
         "matmul": (Term("matmul (no module)", _zero, "missed", "not a module", primary=True),),
         "attention": (Term("attention (no module)", _zero, "missed", "not a module", primary=True),),
-        **_all(no_rule, ("add", "sub", "mul", "div", "elementwise")),
+        **_all(no_rule, (*ARITHMETIC_KINDS, "elementwise")),
     }
     unseen = _zero_term("functional op (not seen)",
                         "forward hooks on modules only: functions (the residual `+`, torch.cat, "

@@ -414,7 +414,29 @@ class AdaptivePool:
         return self.default_name
 
 
-ELEMENTWISE_CATEGORY = {"add": "add", "sub": "add", "mul": "mul", "div": "mul"}
+@dataclass(frozen=True)
+class ArithmeticKind:
+    """One binary arithmetic op, stated once: its JSON category and the names it goes by in Python
+    and PyTorch; the bridge's rules, the builder and the conventions derive theirs from it."""
+
+    category: str  # JSON op category
+    operator: str  # the operator module's function (and operator.i<name> in place)
+    torch_functions: tuple[str, ...]
+    methods: tuple[str, ...]  # Tensor methods and dunders, reflected one last
+    reflected: str
+
+
+#: The binary arithmetic catalog: kind → its category and names.
+ARITHMETIC: Mapping[str, ArithmeticKind] = MappingProxyType({
+    "add": ArithmeticKind("add", "add", ("add",), ("add", "add_", "__add__", "__iadd__"), "__radd__"),
+    "sub": ArithmeticKind("add", "sub", ("sub", "subtract"), ("sub", "sub_", "__sub__", "__isub__"), "__rsub__"),
+    "mul": ArithmeticKind("mul", "mul", ("mul", "multiply"), ("mul", "mul_", "__mul__", "__imul__"), "__rmul__"),
+    "div": ArithmeticKind("mul", "truediv", ("div", "divide", "true_divide"),
+                          ("div", "div_", "__truediv__", "__itruediv__", "__div__"), "__rtruediv__"),
+})
+
+#: JSON category of each arithmetic kind (from the catalog); other element-wise kinds are 'other'.
+ELEMENTWISE_CATEGORY: Mapping[str, str] = MappingProxyType({k: a.category for k, a in ARITHMETIC.items()})
 
 
 @dataclass(frozen=True)

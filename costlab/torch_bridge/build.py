@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from ..analysis import Analysis, Layer
 from ..errors import CostlabError, SpecError
-from ..specs import (ACTIVATIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
+from ..specs import (ACTIVATIONS, ARITHMETIC, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
                      Embedding, Flatten, Linear, Matmul, Norm, Pool, Reshape, Shape, Spec, Upsample)
 
 def _activation(kind: str) -> nn.Module:
@@ -29,8 +29,8 @@ def _activation(kind: str) -> nn.Module:
     return getattr(nn, entry.module)(**dict(entry.module_kwargs))
 
 
-_ELEMENTWISE: dict[str, Callable[..., Any]] = {"add": operator.add, "sub": operator.sub,
-                                               "mul": operator.mul, "div": operator.truediv}
+_ELEMENTWISE: dict[str, Callable[..., Any]] = {kind: getattr(operator, a.operator)
+                                               for kind, a in ARITHMETIC.items()}  # from the catalog
 
 
 def module_for(spec: Spec, inputs: Sequence[Shape]) -> nn.Module | None:

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from ..analysis import CallSite
 from ..errors import SpecError
 from ..formulas import broadcast, numel
-from ..specs import (ACTIVATIONS, PAD_MODES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
+from ..specs import (ACTIVATIONS, ARITHMETIC, PAD_MODES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
                      Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, Reduce,
                      Recurrent, Reshape, Shape, Spec, Upsample, as_tuple, resolve_padding)
 
@@ -451,8 +451,7 @@ def _attribute_tensors(values: Sequence[Any]) -> list[Any]:
 
 
 _PYTHON_BINARY: Mapping[str, Callable[[Any, Any], Any]] = {
-    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
-}
+    kind: getattr(operator, a.operator) for kind, a in ARITHMETIC.items()}
 
 
 def _elementwise(kind: str, reflected: bool = False) -> FunctionRule:
@@ -1022,12 +1021,9 @@ def _named(name: str, rule: FunctionRule) -> tuple[str, FunctionRule]:
 
 #: Callable → (op name for layer names, rule). Several objects may name the same op.
 FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
-    **{fn: _named(kind, _elementwise(kind)) for kind, fns in {
-        "add": (operator.add, operator.iadd, torch.add),
-        "sub": (operator.sub, operator.isub, torch.sub, torch.subtract),
-        "mul": (operator.mul, operator.imul, torch.mul, torch.multiply),
-        "div": (operator.truediv, operator.itruediv, torch.div, torch.divide, torch.true_divide),
-    }.items() for fn in fns},
+    **{fn: _named(kind, _elementwise(kind)) for kind, a in ARITHMETIC.items()
+       for fn in (getattr(operator, a.operator), getattr(operator, f"i{a.operator}"),
+                  *(getattr(torch, name) for name in a.torch_functions))},
     operator.neg: _named("neg", _unary_elementwise("neg", operator.neg)),
     torch.neg: _named("neg", _unary_elementwise("neg", operator.neg)),
     **{fn: _named("matmul", _matmul) for fn in (operator.matmul, torch.matmul, torch.mm, torch.bmm)},
@@ -1083,13 +1079,8 @@ FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
 
 #: ``Tensor`` method name (fx ``call_method`` targets, and the methods a dispatch mode sees).
 METHOD_RULES: Mapping[str, tuple[str, FunctionRule]] = {
-    **{name: _named(kind, _elementwise(kind)) for kind, names in {
-        "add": ("add", "add_", "__add__", "__iadd__"), "sub": ("sub", "sub_", "__sub__", "__isub__"),
-        "mul": ("mul", "mul_", "__mul__", "__imul__"),
-        "div": ("div", "div_", "__truediv__", "__itruediv__", "__div__"),
-    }.items() for name in names},
-    **{name: _named(kind, _elementwise(kind, reflected=True)) for kind, name in (
-        ("add", "__radd__"), ("sub", "__rsub__"), ("mul", "__rmul__"), ("div", "__rtruediv__"))},
+    **{name: _named(kind, _elementwise(kind)) for kind, a in ARITHMETIC.items() for name in a.methods},
+    **{a.reflected: _named(kind, _elementwise(kind, reflected=True)) for kind, a in ARITHMETIC.items()},
     "neg": _named("neg", _unary_elementwise("neg", operator.neg)),
     "__neg__": _named("neg", _unary_elementwise("neg", operator.neg)),
     **{name: _named("matmul", _matmul) for name in ("matmul", "mm", "bmm", "__matmul__")},
