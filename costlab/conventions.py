@@ -28,7 +28,7 @@ from .formulas import numel
 if TYPE_CHECKING:  # the results are read, never built, here: no import of costlab.analysis at run time
     from .analysis import Analysis, Layer
 
-from .specs import (ACTIVATIONS, ARITHMETIC, RECURRENT_GATES, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
+from .specs import (ACTIVATIONS, ARITHMETIC, RECURRENT_GATES, UPSAMPLE_OPS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
                     Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Recurrent, Reduce,
                     Reshape, Upsample)
 
@@ -73,8 +73,7 @@ KIND_OF: Mapping[type, Callable[[Any], str]] = MappingProxyType({
 })
 
 ACTIVATION_KINDS = tuple(ACTIVATIONS)  # from the catalog
-UPSAMPLE_KINDS = tuple(f"upsample-{m}" for m in ("nearest", "nearest-exact", "linear", "bilinear",
-                                                 "bicubic", "trilinear"))
+UPSAMPLE_KINDS = tuple(f"upsample-{mode}" for mode in UPSAMPLE_OPS)  # from the specs' table
 #: Every layer kind; each convention's table covers all of them (nothing falls to a default).
 LAYER_KINDS: tuple[str, ...] = (
     ("conv", "conv-transposed", "linear", "matmul", "attention",
