@@ -21,6 +21,13 @@ if TYPE_CHECKING:  # pandas is imported only by to_frame()
     from .conventions import Profile
     from .memory import Memory
 
+def fold(name: str, depth: int | None) -> str:
+    """The row a layer named ``name`` folds into at ``depth``: its first ``depth`` name levels
+    (``layer1.0.conv1`` at depth 2 → ``layer1.0``); the layer itself without a depth. The one
+    folding rule: per-layer rows, and every feature's per-row cells, group layers by it."""
+    return ".".join(name.split(".")[:depth]) if depth is not None else name
+
+
 #: How results render themselves (Markdown tables, one-line summaries, HTML): the rendering layer
 #: (costlab.report) puts its functions here when the package is imported, so that the results call
 #: it without importing it (the layers import one way: core ← torch bridge ← rendering ← application).
@@ -269,9 +276,7 @@ class Analysis:
             raise CostlabError(f"depth must be a positive integer, got {depth!r}")
         groups: dict[str, list[Layer]] = {}
         for layer in self.layers:
-            parts = layer.name.split(".")
-            key = ".".join(parts[:depth]) if depth is not None else layer.name
-            groups.setdefault(key, []).append(layer)
+            groups.setdefault(fold(layer.name, depth), []).append(layer)
         rows = []
         for key, members in groups.items():
             if len(members) == 1 and members[0].name == key:

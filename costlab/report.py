@@ -12,7 +12,7 @@ import io
 import json
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .analysis import FLOPS_PER_MAC, RENDERING, Analysis, Comparison, Layer, Row
+from .analysis import FLOPS_PER_MAC, RENDERING, Analysis, Comparison, Layer, Row, fold
 from .display import Column, binary_bytes, fitted, left_out_note, si, wrap
 from .graph import DTYPE_BYTES
 
@@ -276,11 +276,11 @@ def _training_cells(t: Analysis, unit: str) -> list[Any]:
             in_unit(t.training.train_step_macs, unit)]
 
 
-def _row_training(a: Analysis, name: str) -> tuple[int, int, int, str] | None:
+def _row_training(a: Analysis, name: str, depth: int | None) -> tuple[int, int, int, str] | None:
     """Training fields of a per-layer row (a layer, or a folded block: the sums of its layers)."""
     if a.training is None:
         return None
-    members = [t for t in a.training.layers if t.name == name or t.name.startswith(name + ".")]
+    members = [t for t in a.training.layers if fold(t.name, depth) == name]
     grads = {t.grads for t in members}
     return (sum(t.trainable_params for t in members), sum(t.frozen_params for t in members),
             sum(t.train_step_macs for t in members), grads.pop() if len(grads) == 1 else "mixed")
@@ -312,11 +312,11 @@ def _memory_cells(t: Analysis) -> list[Any]:
     return ["", "", ""] if m is None else [m.weights, m.inference_peak, m.training_peak]
 
 
-def _row_memory(a: Analysis, name: str) -> tuple[int, int] | None:
+def _row_memory(a: Analysis, name: str, depth: int | None) -> tuple[int, int] | None:
     """(largest live bytes at inference, bytes saved for backward) of a row: a layer or a folded block."""
     if a.memory is None:
         return None
-    members = [m for m in a.memory.layers if m.name == name or m.name.startswith(name + ".")]
+    members = [m for m in a.memory.layers if fold(m.name, depth) == name]
     if not members:
         return None
     return max(m.inference_live for m in members), sum(m.saved for m in members)
@@ -363,14 +363,14 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
                  n(row.params), n(row.ops)]
         if share:
             cells.append(f"{100 * row.macs / total:.1f} %" if total else "–")
-        fields = _row_training(a, row.name)
+        fields = _row_training(a, row.name, depth)
         if fields is not None:
             cells += [fields[3], n(in_unit(fields[2], unit))]
         if a.memory is not None:
-            held = _row_memory(a, row.name)
+            held = _row_memory(a, row.name, depth)
             cells += [view.bytes(held[0]), view.bytes(held[1])] if held is not None else ["", ""]
         if profile is not None:
-            cells.append(convention_count_text(profile, row.name, view))
+            cells.append(convention_count_text(profile, row.name, view, depth))
         if timed:
             cells += row_latency_cells(a, row)
         cells += [view.bytes(row.params * itemsize), view.bytes(row.activations * itemsize)]
@@ -447,12 +447,12 @@ def _notes(a: Analysis, unit: str) -> list[str]:
 
 # --- other tools' conventions (--convention) ----------------------------------------------
 
-def convention_count_text(profile: "Profile", row_name: str, view: "View | None" = None) -> str:
-    """The tool's count for a layer, or for all layers of a folded row (name prefix)."""
+def convention_count_text(profile: "Profile", row_name: str, view: "View | None" = None,
+                          depth: int | None = None) -> str:
+    """The tool's count for a layer, or for all layers of a folded row."""
     from fractions import Fraction
 
-    members = [layer.count for layer in profile.layers
-               if layer.name == row_name or layer.name.startswith(row_name + ".")]
+    members = [layer.count for layer in profile.layers if fold(layer.name, depth) == row_name]
     value = sum(members, Fraction(0))
     if view is not None and not view.exact:
         return view.count(float(value))
@@ -754,15 +754,15 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
         row: list[Any] = [r.name, r.type, r.op, shape(r.output[1:]), in_unit(r.macs, unit), r.params,
                           r.ops, r.activations, r.params * DTYPE_BYTES[a.dtype],
                           r.activations * DTYPE_BYTES[a.dtype]]
-        fields = _row_training(a, r.name)
+        fields = _row_training(a, r.name, depth)
         if fields is not None:
             trainable, frozen, step, grads = fields
             row += [trainable, frozen, in_unit(step, unit), grads]
         if a.memory is not None:
-            held = _row_memory(a, r.name)
+            held = _row_memory(a, r.name, depth)
             row += list(held) if held is not None else ["", ""]
         if a.convention is not None:
-            row.append(convention_count_text(a.convention, r.name).replace(",", ""))
+            row.append(convention_count_text(a.convention, r.name, depth=depth).replace(",", ""))
         rows.append(row + [formula_in_unit(r.formula, unit)])
     checks = [name for name, entry in _check_entries(a) if entry.get("status") == "ok"]
     if checks:
@@ -790,8 +790,7 @@ def _layer_check_cells(a: Analysis, checks: Sequence[str], depth: int | None, un
                 per_layer.setdefault(row["layers"][0], {})[name] = (row["reference"], row["agreement"])
     groups: dict[str, list[str]] = {}
     for layer in a.layers:
-        key = ".".join(layer.name.split(".")[:depth]) if depth is not None else layer.name
-        groups.setdefault(key, []).append(layer.name)
+        groups.setdefault(fold(layer.name, depth), []).append(layer.name)
     cells = []
     for members in groups.values():
         extra: list[Any] = []
