@@ -106,6 +106,7 @@ class Recorder:
         self.named_buffers = self._named(root, "_buffers")
         self.param_ids = {id(p) for _, p in self.named_params}
         self.buffer_ids = {id(b) for _, b in self.named_buffers}
+        self.sizes = {id(t): t.numel() for _, t in [*self.named_params, *self.named_buffers]}
         self.counted: set[int] = set()
         self.touched: set[int] = set()  # attribute tensors consumed only by views or unpriced ops
         #: the engine path recording now: 'fx', 'fx+meta' (a call priced alone), 'meta' or 'cpu'
@@ -179,7 +180,7 @@ class Recorder:
         for kind, ids in (("params", self.param_ids), ("buffers", self.buffer_ids)):
             owned = [t for t in unique if id(t) in ids]
             fresh = [t for t in owned if id(t) not in self.counted]
-            actual = sum(t.numel() for t in fresh)
+            actual = sum(self.sizes[id(t)] for t in fresh)
             if len(new):
                 formula = sum(getattr(self.layers[i], kind) for i in new)
                 if actual != formula:
