@@ -437,15 +437,8 @@ def _train_forward(layers: Sequence["Layer"], inplace: Collection[str], itemsize
         ends[root] = max(ends.get(root, index), last.get(layer.name, index))
     keep: set[str] = set()
     for layer in layers:
-        if layer.name not in saves:
-            continue
-        kept_inputs, keeps_output, _ = saves[layer.name]
-        for i in kept_inputs:
-            name = layer.inputs[i]
-            if name in storage:
-                keep.add(storage[name][0])
-        if keeps_output:
-            keep.add(storage[layer.name][0])
+        if layer.name in saves:
+            keep.update(_kept_roots(layer, saves, storage))
     alive: dict[str, int] = {}
     extra = 0
     saved_extra: dict[str, int] = {}
@@ -467,6 +460,13 @@ def _train_forward(layers: Sequence["Layer"], inplace: Collection[str], itemsize
     return per_layer, peak, at, storage, saved_extra, keep
 
 
+def _kept_roots(layer: "Layer", saves: Saves, storage: dict[str, tuple[str, int]]) -> list[str]:
+    """The storages a layer's saved tensors hold for its backward: its kept inputs', its output's."""
+    kept_inputs, keeps_output, _ = saves[layer.name]
+    roots = [storage[layer.inputs[i]][0] for i in kept_inputs if layer.inputs[i] in storage]
+    return roots + ([storage[layer.name][0]] if keeps_output else [])
+
+
 def _backward(layers: Sequence["Layer"], needs: dict[str, bool], itemsize: int, base: int,
               saves: Saves, storage: dict[str, tuple[str, int]], keep: set[str],
               saved_extra: dict[str, int], grads_of: dict[str, int]) -> tuple[int, str]:
@@ -474,15 +474,9 @@ def _backward(layers: Sequence["Layer"], needs: dict[str, bool], itemsize: int, 
     # which layers (in backward order) still hold each kept storage
     holders: dict[str, set[str]] = {root: set() for root in keep}
     for layer in layers:
-        if layer.name not in saves:
-            continue
-        kept_inputs, keeps_output, _ = saves[layer.name]
-        for i in kept_inputs:
-            name = layer.inputs[i]
-            if name in storage:
-                holders[storage[name][0]].add(layer.name)
-        if keeps_output:
-            holders[storage[layer.name][0]].add(layer.name)
+        if layer.name in saves:
+            for root in _kept_roots(layer, saves, storage):
+                holders[root].add(layer.name)
     kept = {root: storage[root][1] if root in storage else 0 for root in keep}
     # the output (the loss reads it) is freed after the sum unless saved
     extra = sum(saved_extra.values())
