@@ -405,14 +405,52 @@ def _mutable(value: Any) -> Any:
 
 
 def meta_copy(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` whose parameters and buffers are meta tensors (no data copied),
-    with tied weights kept tied, hooks removed, in eval mode."""
-    memo: dict[int, Any] = {}
-    for tensor in [*module.parameters(), *module.buffers()]:
-        meta = torch.empty_like(tensor, device="meta")
-        memo[id(tensor)] = (nn.Parameter(meta, requires_grad=tensor.requires_grad)
-                            if isinstance(tensor, nn.Parameter) else meta)
-    return _copy(module, memo, "the meta device")
+    """A copy of ``module``'s structure whose parameters and buffers are meta tensors (no data
+    copied), tied weights kept tied, hooks removed, in eval mode.
+
+    Each module is copied shallowly — its own attributes, with its dict, list and set attributes
+    (caches a forward pass may fill) copied one level deep — rather than deep-copied: what a run can
+    change on the copy is what :func:`costlab.torch_bridge.trace.preserved` guards on the fx path,
+    at a quarter of a deep copy's cost. A module that will not copy so is deep-copied."""
+    tensors: dict[int, Any] = {}
+
+    def meta(tensor: torch.Tensor) -> torch.Tensor:
+        made = tensors.get(id(tensor))
+        if made is None:
+            empty = torch.empty_like(tensor, device="meta")
+            made = nn.Parameter(empty, requires_grad=tensor.requires_grad) if isinstance(tensor, nn.Parameter) \
+                else empty
+            tensors[id(tensor)] = made
+        return made
+
+    copies: dict[int, nn.Module] = {}
+
+    def structure(m: nn.Module) -> nn.Module:
+        if id(m) in copies:  # a shared submodule stays shared
+            return copies[id(m)]
+        clone = copy.copy(m)
+        copies[id(m)] = clone
+        state = clone.__dict__
+        for key, value in list(state.items()):
+            if key not in _MODULE_TABLES and isinstance(value, (dict, list, set)):
+                state[key] = dict(value) if isinstance(value, dict) else type(value)(value)
+        state["_parameters"] = {k: meta(v) if v is not None else None for k, v in m._parameters.items()}
+        state["_buffers"] = {k: meta(v) if v is not None else None for k, v in m._buffers.items()}
+        state["_modules"] = {k: structure(v) if v is not None else None for k, v in m._modules.items()}
+        for attribute in HOOK_ATTRIBUTES:
+            if attribute in state:
+                state[attribute] = OrderedDict()
+        state["training"] = False
+        return clone
+
+    try:
+        return structure(module)
+    except Exception:  # noqa: BLE001 - a module whose copy needs its own __deepcopy__ / __reduce__
+        memo: dict[int, Any] = {id(t): meta(t) for t in [*module.parameters(), *module.buffers()]}
+        return _copy(module, memo, "the meta device")
+
+
+_MODULE_TABLES = frozenset({"_parameters", "_buffers", "_modules", *HOOK_ATTRIBUTES})
 
 
 def real_copy(module: nn.Module) -> nn.Module:
