@@ -131,9 +131,12 @@ def preserved(module: nn.Module) -> Iterator[None]:
     """Every submodule's attributes as they were on exit — plain attributes, the contents of its
     own dict, list and set attributes (caches a forward pass may fill), its parameters, buffers and
     children, and each parameter's ``requires_grad`` — plus eval mode and detached hooks inside
-    (:func:`detached`)."""
+    (:func:`detached`). Leaf modules are not snapshotted: the fx walk prices them by their rule and
+    never runs their forward."""
     saved = []
     for m in module.modules():
+        if is_leaf(m) and m is not module:  # fx never runs a leaf's forward: only the others can change
+            continue
         attributes = m.__dict__.copy()
         contents = {key: _copy_of(value) for key, value in attributes.items()
                     if key not in _MODULE_INTERNALS and isinstance(value, (dict, list, set))}
