@@ -20,8 +20,7 @@ from .analysis import Analysis, Comparison
 from .errors import CostlabError
 from .sizes import parse_size, size_problem
 from .report import FORMATS, render_analysis, render_comparison
-from .targets import (DEFAULT_INPUT, DEFAULT_TARGETS, analyze_target, is_module_target, module_target,
-                      parse_input, parse_options)
+from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, parse_input, parse_options
 from .zoo import PRESETS, build_preset
 
 PROG = "costlab"

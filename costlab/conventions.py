@@ -261,7 +261,7 @@ def _zero(layer: Layer) -> int:
 
 def _recurrent_steps(layer: Layer) -> int:
     """N · T of a recurrent layer's input."""
-    shape, spec = _in(layer), layer.spec
+    shape = _in(layer)
     if len(shape) == 2:
         return shape[0]
     return shape[0] * shape[1]

@@ -56,8 +56,7 @@ from .errors import CostlabError
 from .formulas import group, numel
 from .graph import DTYPE_BYTES
 from .specs import (AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
-                    Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Reduce, Reshape,
-                    Spec, Upsample)
+                    Embedding, Flatten, Held, Linear, Matmul, Norm, Pool, Reduce, Reshape)
 
 if TYPE_CHECKING:
     from .analysis import Analysis, Layer

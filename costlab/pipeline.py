@@ -13,10 +13,9 @@ one module serves every step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from .analysis import Analysis
-from .errors import CostlabError
 from .specs import Shape
 from .targets import analyze_target, is_module_target, module_target
 
@@ -112,12 +111,3 @@ def _is_module(target: Any) -> bool:
 
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(target, torch.nn.Module)
-
-
-def price_all(targets: Sequence[Any], input: Shape | None = None, batch: int = 1, dtype: str = "float32",
-              options: Mapping[str, Any] | None = None, inputs: Any = None, seq: int | None = None,
-              steps: Steps = Steps()) -> list[Analysis]:
-    """:func:`price` for each target, in order."""
-    if isinstance(targets, str):
-        raise CostlabError("price_all() takes a list of targets")
-    return [price(t, input, batch, dtype, options, None, inputs, seq, steps) for t in targets]

@@ -203,19 +203,3 @@ def _analyze_file(path: str, input: Shape | None, batch: int, dtype: str,
     if input is None:
         raise TargetError(f"spec file {path} gives no input: pass --input CxHxW")
     return analyze_expression(expression, input, batch, dtype, name=label)
-
-
-def check_target(analysis: Analysis, target: Any, options: Mapping[str, Any] | None,
-                 checks: Sequence[str]) -> Analysis:
-    """The cross-check of a target (torch imported here): a module target's own module (loaded
-    with real weights), anything else built from its specs."""
-    from .torch_bridge.crosscheck import cross_check
-
-    module = None
-    if _is_module_object(target):
-        module = target
-    elif isinstance(target, str) and is_module_target(target) and analysis.kind == "module":
-        from .torch_bridge.trace import load_callable
-
-        module = load_callable(*module_target(target, options))
-    return cross_check(analysis, module, checks)

@@ -43,7 +43,7 @@ from ..formulas import numel
 from . import peers
 from .build import build_module
 from .run import real_copy
-from .trace import detached, load_callable, meta_copy, one_line, trace_module
+from .trace import detached, meta_copy, one_line, trace_module
 
 #: The tools --check can run: those with a convention profile and a runner (costlab.torch_bridge.peers).
 CHECKS = ("fvcore", "torch", "ptflops", "thop", "torchinfo", "torchprofile")

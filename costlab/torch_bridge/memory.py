@@ -88,17 +88,6 @@ def inplace_layers(module: nn.Module, analysis: Analysis) -> tuple[str, ...]:
                  if isinstance(layer.spec, (Activation, Dropout)) and _layer_module_path(layer.name, paths))
 
 
-def module_of(target: Any, options: Any = None) -> nn.Module | None:
-    """The module a module target names: itself, or what ``package.module:callable`` returns."""
-    if isinstance(target, nn.Module):
-        return target
-    if isinstance(target, str) and ":" in target:
-        from .latency import load_module
-
-        return load_module(target, options or {})
-    return None
-
-
 def frozen_parameters(module: nn.Module, analysis: Analysis) -> list[nn.Parameter]:
     """The parameters of the layers ``analysis.training`` freezes (by module path)."""
     if analysis.training is None or not analysis.training.frozen:

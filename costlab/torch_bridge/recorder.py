@@ -21,8 +21,7 @@ from ..errors import SpecError
 from ..formulas import cost_of, numel
 from ..graph import DTYPE_BYTES, Net
 from ..specs import Held, Spec
-from .rules import (RuleError, TensorValue, Unknown, function_rule, module_rule, op_name,
-                    qualified_name)
+from .rules import RuleError, TensorValue, Unknown, function_rule, module_rule, qualified_name
 
 TOP_LEVEL = "(top level)"
 

@@ -64,9 +64,9 @@ from ..errors import CostlabError, TargetError
 from ..graph import Net
 from ..inputs import InputError, Inputs, TensorSpec, describe, headline, tensor_leaves
 from .recorder import (TOP_LEVEL, Recorder, Unpriced, call_function, call_module, detached, function_site,
-                       has_unknown, is_value_leaf, module_site, one_line, type_name)
+                       has_unknown, is_value_leaf, module_site, one_line)
 from .rules import (CREATION_FUNCTIONS, CREATION_METHODS, PYTHON_FUNCTIONS, PYTHON_MODULES, TensorValue,
-                    Unknown, function_rule, is_leaf, op_name)
+                    Unknown, is_leaf, op_name)
 from .run import meta_copy, price_alone, real_copy, run_module
 
 __all__ = ["Trace", "trace_module", "analyze_module", "load_callable", "analyze_callable", "meta_copy",
