@@ -10,6 +10,7 @@ numbers substituted. No function here imports torch or allocates a tensor.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -477,9 +478,24 @@ FORMULAS: Mapping[type, FormulaFn] = MappingProxyType({
 
 
 def cost_of(spec: Spec, inputs: Sequence[Shape]) -> Cost:
-    """The cost of ``spec`` applied to inputs of the given shapes (batch axis first)."""
+    """The cost of ``spec`` applied to inputs of the given shapes (batch axis first).
+
+    A pure function of its arguments (specs and costs are immutable), so repeated layers — a
+    network's identical blocks, a sweep's shared prefix — are priced once and remembered."""
+    if type(inputs) is not tuple or any(type(s) is not tuple for s in inputs):
+        inputs = tuple(tuple(s) for s in inputs)
+    try:
+        return _remembered_cost(spec, inputs)
+    except TypeError:  # a spec holding an unhashable value: priced without the memo
+        return _cost(spec, inputs)
+
+
+def _cost(spec: Spec, inputs: tuple[Shape, ...]) -> Cost:
     try:
         fn = FORMULAS[type(spec)]
     except KeyError:
         raise SpecError(f"no formula for {type(spec).__name__}") from None
-    return fn(spec, tuple(tuple(s) for s in inputs))
+    return fn(spec, inputs)
+
+
+_remembered_cost = functools.lru_cache(maxsize=8192)(_cost)

@@ -29,6 +29,8 @@ OP_CATEGORIES = ("conv", "linear", "matmul", "norm", "act", "pool", "add", "mul"
 
 
 def _positive(owner: str, what: str, value: int) -> None:
+    if type(value) is int and value > 0:
+        return
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise SpecError(f"{owner}: {what} must be a positive integer, got {value!r}")
 

@@ -139,6 +139,55 @@ def test_an_opaque_call_is_priced_alone_and_named_after_its_caller() -> None:
     assert trace.analysis.params == params_of(m)
 
 
+@torch.fx.wrap
+def _shifted_attention(x: torch.Tensor, weight: torch.Tensor, shift: int) -> torch.Tensor:
+    """Swin's pattern in small: Python on sizes, a roll, a pad, a mask written in place, a boolean
+    mask, masked_fill, an einsum (no function rule: aten level) and a softmax."""
+    b, n, c = x.shape
+    if shift:
+        x = torch.roll(x, shifts=-shift, dims=1)
+    x = F.pad(x, (0, 0, 0, (4 - n % 4) % 4))
+    mask = x.new_zeros((x.shape[1], x.shape[1]))
+    mask[:shift, shift:] = 1.0
+    qkv = F.linear(x, weight).reshape(b, x.shape[1], 3, c).permute(2, 0, 1, 3)
+    q, k, v = qkv[0] * c ** -0.5, qkv[1], qkv[2]
+    scores = torch.einsum("bic,bjc->bij", q, k).masked_fill(mask != 0, -100.0)
+    out = torch.softmax(scores, -1) @ v
+    return F.gelu(out[:, :n] + x[:, :n]).mean(-1, keepdim=True) * out[:, :n]
+
+
+class Shifted(nn.Module):
+    def __init__(self, shift: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(24, 8))
+        self.shift = shift
+        self.norm = nn.LayerNorm(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(_shifted_attention(x, self.weight, self.shift))
+
+
+@pytest.mark.parametrize("shift", [0, 2])
+def test_a_python_function_priced_alone_without_its_kernels_equals_a_run_with_them(shift: int) -> None:
+    """The fx path skips the meta kernels of ops whose rule gives the output (run.KERNEL_FREE_RULES);
+    a whole meta run of the same module runs every kernel: the layers must be the same, op for op,
+    and the MACs those of PyTorch's counter."""
+    m = Shifted(shift)
+    x = torch.randn(2, 7, 8)
+    alone = trace_module(m, inputs=(x,)).analysis
+    run = trace_module(m, inputs=(x,), method="meta").analysis
+    assert alone.engine == "fx" and run.engine == "meta" and not alone.unsupported and not run.unsupported
+    assert {layer.engine for layer in alone.layers if layer.name.startswith("_shifted")} == {"fx+meta"}
+
+    def costs(a: costlab.Analysis) -> list[tuple]:
+        return sorted((layer.op, layer.output, layer.macs, layer.ops, layer.params) for layer in a.layers)
+
+    assert costs(alone) == costs(run)
+    assert alone.macs == counted(m, x)
+    assert alone.params == params_of(m)
+    assert alone.output == tuple(m(x).shape[1:])
+
+
 class Functions(nn.Module):
     """Functions without a function rule: einsum, addmm, baddbmm, SDPA with GQA and a causal mask."""
 

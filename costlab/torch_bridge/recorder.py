@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -33,6 +33,27 @@ HOOK_ATTRIBUTES = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hoo
 
 
 
+def map_leaves(fn: Callable[[Any], Any], value: Any) -> Any:
+    """``fn`` over the leaves of nested tuples, lists and dicts (what torch calls take and return),
+    as ``pytree.tree_map`` but without its registry where the containers are the plain ones; any
+    other container (a namedtuple, fx's immutable_list, an OrderedDict) goes through pytree."""
+    kind = type(value)
+    if kind is tuple or kind is list:
+        return kind([map_leaves(fn, item) for item in value])
+    if kind is dict:
+        return {key: map_leaves(fn, item) for key, item in value.items()}
+    if isinstance(value, (tuple, list, dict)) and not isinstance(value, torch.Size):
+        return pytree.tree_map(fn, value, is_leaf=is_value_leaf)
+    return fn(value)
+
+
+def leaves(value: Any) -> list[Any]:
+    """The leaves of ``value`` in the order :func:`map_leaves` visits them."""
+    found: list[Any] = []
+    map_leaves(found.append, value)
+    return found
+
+
 class Unpriced(Exception):
     """A call no rule prices: the caller lists it as unsupported."""
 
@@ -52,9 +73,15 @@ def module_site(module: nn.Module) -> CallSite:
     """A module call: torch.nn's own classes by their public name (torch.nn.Conv2d), others by
     module and class (timm.layers.norm.LayerNorm2d)."""
     cls = type(module)
-    if cls.__module__.startswith("torch.nn."):
-        return CallSite("module", f"torch.nn.{cls.__qualname__}")
-    return CallSite("module", f"{cls.__module__}.{cls.__qualname__}")
+    site = _MODULE_SITES.get(cls)
+    if site is None:
+        name = f"torch.nn.{cls.__qualname__}" if cls.__module__.startswith("torch.nn.") else \
+            f"{cls.__module__}.{cls.__qualname__}"
+        site = _MODULE_SITES[cls] = CallSite("module", name)
+    return site
+
+
+_MODULE_SITES: dict[type, CallSite] = {}  # a class's call site, made once (CallSite is immutable)
 
 
 def function_site(target: Any) -> CallSite:
@@ -124,7 +151,7 @@ class Recorder:
 
     def touch(self, values: Any) -> None:
         """Remember the module attributes among ``values`` (consumed without a layer to count them)."""
-        for leaf in pytree.tree_leaves(values, is_leaf=is_value_leaf):
+        for leaf in leaves(values):
             if isinstance(leaf, TensorValue) and leaf.tensor is not None:
                 self.touched.add(id(leaf.tensor))
 
@@ -152,14 +179,14 @@ class Recorder:
     def record(self, name: str, spec: Spec, inputs: Sequence[TensorValue], owner: str,
                call: CallSite) -> TensorValue:
         """Price ``spec`` on the inputs' shapes with the core formula and keep the layer."""
-        shapes = [v.shape for v in inputs]
+        shapes = tuple(v.shape for v in inputs)
         try:
             cost = cost_of(spec, shapes)
         except SpecError as error:
             raise SpecError(f"layer {name!r}: {error}") from None
         moved = sum(numel(s) for s in shapes) + cost.params + cost.buffers + numel(cost.output)
         self.layers.append(Layer(
-            name=name, spec=spec, inputs=tuple(v.producer for v in inputs), input_shapes=tuple(shapes),
+            name=name, spec=spec, inputs=tuple(v.producer for v in inputs), input_shapes=shapes,
             output=cost.output, macs=cost.macs, params=cost.params, buffers=cost.buffers, ops=cost.ops,
             activations=numel(cost.output), bytes=moved * self.itemsize, formula=cost.formula,
             call=call, engine=self.engine))
@@ -174,21 +201,32 @@ class Recorder:
         split stands; otherwise (a reused module: 0; shared or extra tensors) the first layer
         takes what is fresh, and a module whose own tensors disagree with the formula is noted.
         """
-        new = range(start, len(self.layers))
-        unique = list({id(t): t for t in tensors}.values())
-        for kind, ids in (("params", self.param_ids), ("buffers", self.buffer_ids)):
-            owned = [t for t in unique if id(t) in ids]
-            fresh = [t for t in owned if id(t) not in self.counted]
-            actual = sum(self.sizes[id(t)] for t in fresh)
-            if len(new):
-                formula = sum(getattr(self.layers[i], kind) for i in new)
-                if actual != formula:
-                    if module_path is not None and fresh and len(fresh) == len(owned):
-                        self.notes.append(f"{module_path or TOP_LEVEL}: the module holds {actual:,} {kind}, "
-                                          f"the formula counts {formula:,}; the module's count is used")
-                    for j, i in enumerate(new):
-                        self.layers[i] = replace(self.layers[i], **{kind: actual if j == 0 else 0})
-                self.counted.update(id(t) for t in fresh)
+        layers = self.layers
+        if start >= len(layers):
+            return  # no layer to give them to: they stay uncounted
+        seen: set[int] = set()
+        owned = [0, 0]  # params, buffers among the tensors
+        fresh: tuple[list[int], list[int]] = ([], [])  # their ids not counted yet
+        for tensor in tensors:
+            key = id(tensor)
+            if key in seen:
+                continue
+            seen.add(key)
+            kind = 0 if key in self.param_ids else 1 if key in self.buffer_ids else -1
+            if kind >= 0:
+                owned[kind] += 1
+                if key not in self.counted:
+                    fresh[kind].append(key)
+        for kind, attribute in enumerate(("params", "buffers")):
+            actual = sum(self.sizes[key] for key in fresh[kind])
+            formula = sum(getattr(layers[i], attribute) for i in range(start, len(layers)))
+            if actual != formula:
+                if module_path is not None and fresh[kind] and len(fresh[kind]) == owned[kind]:
+                    self.notes.append(f"{module_path or TOP_LEVEL}: the module holds {actual:,} {attribute}, "
+                                      f"the formula counts {formula:,}; the module's count is used")
+                for j, i in enumerate(range(start, len(layers))):
+                    layers[i] = replace(layers[i], **{attribute: actual if j == 0 else 0})
+            self.counted.update(fresh[kind])
 
     def rollback(self, start: int) -> None:
         for layer in self.layers[start:]:
@@ -255,17 +293,26 @@ def own_tensors(module: nn.Module) -> list[torch.Tensor]:
     return [t for t in (*module._parameters.values(), *module._buffers.values()) if t is not None]
 
 
+_NO_TENSORS = (int, float, bool, str, type(None), torch.dtype, torch.device)
+
+
 def has_unknown(values: Any) -> bool:
     """Whether an Unknown (the output of an unsupported op) is among ``values``, at any depth."""
-    if isinstance(values, Unknown):
-        return True
-    if isinstance(values, (tuple, list)):
-        return any(has_unknown(v) for v in values)
-    if isinstance(values, dict):
-        return any(has_unknown(v) for v in values.values())
-    if isinstance(values, (TensorValue, int, float, bool, str, type(None), torch.dtype, torch.device)):
+    kind = type(values)
+    if kind is TensorValue or kind in _NO_TENSORS:
         return False
-    return any(isinstance(v, Unknown) for v in pytree.tree_leaves(values, is_leaf=is_value_leaf))
+    if kind is Unknown:
+        return True
+    if kind is dict:
+        values = values.values()
+    elif not isinstance(values, (tuple, list)):
+        if isinstance(values, (TensorValue, *_NO_TENSORS)):
+            return False
+        return any(isinstance(v, Unknown) for v in pytree.tree_leaves(values, is_leaf=is_value_leaf))
+    for value in values:  # a loop, not any(): the walk asks this of every call
+        if has_unknown(value):
+            return True
+    return False
 
 
 def is_value_leaf(value: Any) -> bool:

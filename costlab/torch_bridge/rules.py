@@ -105,6 +105,8 @@ def _optional_tensor(args: Sequence[Any], kwargs: Mapping[str, Any], index: int,
 
 
 def _ints(value: Any, ndim: int, what: str) -> tuple[int, ...]:
+    if type(value) is tuple and len(value) == ndim and all(type(v) is int for v in value):
+        return value  # what a module's hyper-parameters are: nothing to convert
     if isinstance(value, (list, tuple, torch.Size)):
         value = tuple(value)
         if not all(isinstance(v, int) for v in value):
@@ -841,6 +843,15 @@ def _same(ctx: Context, args: tuple, kwargs: dict) -> Any:
     return tensor_arg(args, kwargs)
 
 
+def _setitem(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """x[index] = value: a write in place, no arithmetic, no layer (aten's fill_, copy_, index_put_);
+    into a Python container, the write itself."""
+    container, index, value = args[0], args[1], args[2]
+    if not isinstance(container, TensorValue):
+        container[index] = value
+    return None
+
+
 def _reshape_as(ctx: Context, args: tuple, kwargs: dict) -> Any:
     """x.reshape_as(other) / x.view_as(other): other's shape, no layer."""
     x, other = tensor_arg(args, kwargs), tensor_arg(args, kwargs, 1, "other")
@@ -1064,7 +1075,7 @@ FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
     torch.split: _named("split", _splitter(False)),
     torch.unbind: _named("unbind", _unbind),
     torch.tensor_split: _named("tensor_split", _tensor_split),
-    operator.getitem: _named("getitem", _getitem),
+    operator.getitem: _named("getitem", _getitem), operator.setitem: _named("setitem", _setitem),
     builtins.getattr: _named("getattr", _getattr),
     torch.numel: _named("numel", _numel),
     builtins.len: _named("len", lambda ctx, args, kwargs: tensor_arg(args, kwargs).shape[0]),
@@ -1100,7 +1111,7 @@ METHOD_RULES: Mapping[str, tuple[str, FunctionRule]] = {
     "expand": _named("expand", _expand), "expand_as": _named("expand_as", _expand_as),
     "chunk": _named("chunk", _splitter(True)), "split": _named("split", _splitter(False)),
     "unbind": _named("unbind", _unbind),
-    "__getitem__": _named("getitem", _getitem),
+    "__getitem__": _named("getitem", _getitem), "__setitem__": _named("setitem", _setitem),
     "size": _named("size", _size), "dim": _named("dim", _dim), "numel": _named("numel", _numel),
     **{method: _named("compare", _comparison(name)) for name in _PYTHON_COMPARISONS
        for method in (name, f"__{name}__")},

@@ -29,15 +29,14 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..analysis import CallSite, Unsupported
 from ..errors import SpecError, TargetError
-from ..specs import Elementwise
+from ..specs import ACTIVATIONS, ARITHMETIC, Elementwise
 from .aten import ATEN_RULES, FREE_OPS, _Free
 from .recorder import (HOOK_ATTRIBUTES, TOP_LEVEL, Call, Recorder, Unpriced, call_function, call_module,
-                       function_site, module_site, one_line, own_tensors, type_name)
+                       function_site, leaves, map_leaves, module_site, one_line, own_tensors, type_name)
 from .rules import (CREATION_FUNCTIONS, CREATION_METHODS, RuleError, TensorValue, function_rule,
                     leaf_modules, module_rule, op_name, tensor_method_name)
 
@@ -69,6 +68,7 @@ class RunState:
         self.entered: list[str] = []  # what each open module call did: skip, scope, rule or region
         self.owner: str | None = None  # the module a function priced alone belongs to
         self.device: str | None = None  # where tensors made without device= go (the meta run's device)
+        self.shapes_only = False  # a Python function priced alone: kernels the rules' shapes stand for are skipped
         self._values: dict[int, tuple[Any, TensorValue]] = {}
 
     @property
@@ -109,18 +109,45 @@ class RunState:
                 self.bind(v, o, where)
         else:
             shared = value if isinstance(value, TensorValue) else None
-            for leaf in pytree.tree_leaves(out):
+            for leaf in leaves(out):
                 if isinstance(leaf, torch.Tensor):
                     self.bind(shared, leaf, where)
 
 
 def _tensor_values(values: Any) -> list[TensorValue]:
-    return [v for v in pytree.tree_leaves(values, is_leaf=lambda x: isinstance(x, TensorValue))
-            if isinstance(v, TensorValue)]
+    return [v for v in leaves(values) if isinstance(v, TensorValue)]
 
 
 def _has_tensor(value: Any) -> bool:
-    return any(isinstance(t, torch.Tensor) for t in pytree.tree_leaves(value))
+    return isinstance(value, torch.Tensor) or any(isinstance(t, torch.Tensor) for t in leaves(value))
+
+
+#: Rules whose output has its floating input's dtype and shape, and no other property a program can
+#: read on the meta device: a Python function priced alone skips their meta kernels (Python
+#: decompositions, most of a meta run's time) and takes an empty tensor of the rule's shape.
+KERNEL_FREE_RULES: frozenset[str] = frozenset({
+    *ACTIVATIONS, *ARITHMETIC, "linear", "matmul", "layer_norm", "group_norm", "batch_norm", "instance_norm",
+    "masked_fill", "roll", "pad", "where", "neg", "mean", "sum", "scaled_dot_product_attention",
+})
+
+
+def _kernel_free_dtype(rule: str, method: str | None, args: tuple, kwargs: dict) -> torch.dtype | None:
+    """The output dtype of a call whose meta kernel may be skipped, or None to run it: a rule of
+    :data:`KERNEL_FREE_RULES`, not in place, no ``out=``/``dtype=``, and every floating tensor
+    among its arguments of one dtype (the output's), none of them a dtype."""
+    if rule not in KERNEL_FREE_RULES or "out" in kwargs or "dtype" in kwargs:
+        return None
+    if method is not None and (method.endswith("_") and not method.endswith("__") or method.startswith("__i")):
+        return None
+    dtype = None
+    for leaf in leaves((args, kwargs)):
+        if isinstance(leaf, torch.dtype):  # softmax(x, dim, torch.float64): a dtype given positionally
+            return None
+        if isinstance(leaf, torch.Tensor) and leaf.dtype.is_floating_point:
+            if dtype is not None and leaf.dtype != dtype:
+                return None
+            dtype = leaf.dtype
+    return dtype
 
 
 def _op_short(target: Any) -> str:
@@ -142,7 +169,7 @@ class AtenRecorder(TorchDispatchMode):
             return out
         region = state.regions[-1]
         name = func.overloadpacket.__name__
-        vargs, vkwargs = pytree.tree_map(state.value_of, (tuple(args), dict(kwargs)))
+        vargs, vkwargs = map_leaves(state.value_of, (tuple(args), dict(kwargs)))
         operands = _tensor_values((vargs, vkwargs))
         where = f"{region.call.owner or TOP_LEVEL}: aten.{name}"
         rule = ATEN_RULES.get(func.overloadpacket)
@@ -162,7 +189,7 @@ class AtenRecorder(TorchDispatchMode):
             value = None
             if first is not None:
                 state.bind(None, out, where)
-                for leaf in pytree.tree_leaves(out):
+                for leaf in leaves(out):
                     if isinstance(leaf, torch.Tensor):
                         state.remember(leaf, TensorValue(tuple(leaf.shape), first.producer, first.tensor))
                 return out
@@ -196,18 +223,26 @@ class FunctionRecorder(TorchFunctionMode):
             out = func(*args, **kwargs)
             state.bind(None, out, state.scope)
             return out
-        if function_rule(target) is None:
+        found = function_rule(target)
+        if found is None:
             return self._region(func, target, args, kwargs)
-        out = func(*args, **kwargs)
-        if not _has_tensor(out):
+        dtype = _kernel_free_dtype(found[0], method, args, kwargs) if state.shapes_only else None
+        out = func(*args, **kwargs) if dtype is None else None
+        if dtype is None and not _has_tensor(out):
             return out
-        vargs, vkwargs = pytree.tree_map(state.value_of, (tuple(args), dict(kwargs)))
+        vargs, vkwargs = map_leaves(state.value_of, (tuple(args), dict(kwargs)))
         start = len(state.recorder.layers)
         try:
             value = call_function(state.recorder, state.scope, target, vargs, vkwargs, owner=state.owner)
-        except (Unpriced, SpecError):  # the rule cannot price this call (it ran): its aten ops can
+        except (Unpriced, SpecError):  # the rule cannot price this call: its aten ops can
             state.recorder.rollback(start)
             return self._region(func, target, args, kwargs)
+        if dtype is not None:  # the rule's shape stands for the kernel's (a run on meta computes nothing else)
+            if isinstance(value, TensorValue):
+                out = torch.empty(value.shape, dtype=dtype, device="meta")
+                state.remember(out, value)
+                return out
+            out = func(*args, **kwargs)
         state.bind(value, out, f"{state.scope or TOP_LEVEL}: {op_name(target)}")
         return out
 
@@ -268,7 +303,7 @@ def _hooks(state: RunState, root: nn.Module) -> list[Any]:
             recorder.settle(region.start, [*region.tensors, *region.call.params], path)
         elif entered == "rule":
             state.depth -= 1
-            vargs, vkwargs = pytree.tree_map(state.value_of, (tuple(args), dict(kwargs)))
+            vargs, vkwargs = map_leaves(state.value_of, (tuple(args), dict(kwargs)))
             value = None
             start = len(recorder.layers)
             try:
@@ -313,7 +348,7 @@ def run_module(module: nn.Module, args: tuple, kwargs: dict, recorder: Recorder,
     ``inputs`` gives the values of the input tensors (by id). Returns the output's values."""
     state = RunState(recorder)
     for tensors in (args, kwargs):
-        for leaf in pytree.tree_leaves(tensors):
+        for leaf in leaves(tensors):
             if isinstance(leaf, torch.Tensor) and id(leaf) in inputs:
                 state.remember(leaf, inputs[id(leaf)])
     for name, tensor in [*recorder.named_params, *recorder.named_buffers]:
@@ -329,7 +364,7 @@ def run_module(module: nn.Module, args: tuple, kwargs: dict, recorder: Recorder,
     finally:
         for handle in handles:
             handle.remove()
-    return pytree.tree_map(state.value_of, out)
+    return map_leaves(state.value_of, out)
 
 
 def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs: dict, *, owner: str,
@@ -351,8 +386,7 @@ def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs
         return tensor
 
     keep: list[torch.Tensor] = []
-    meta_args, meta_kwargs = pytree.tree_map(meta, (tuple(args), dict(kwargs)),
-                                             is_leaf=lambda x: isinstance(x, TensorValue))
+    meta_args, meta_kwargs = map_leaves(meta, (tuple(args), dict(kwargs)))
     meta_args, meta_kwargs = _mutable((meta_args, meta_kwargs))  # as the call would get them outside fx
     tensors: list[Any] = []
     if module is not None:
@@ -374,6 +408,7 @@ def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs
     if python:
         state.stack.append(base)
         state.owner = owner
+        state.shapes_only = True
     else:
         state.regions.append(Region(call, start))
     engine, recorder.engine = recorder.engine, "fx+meta"
@@ -389,7 +424,7 @@ def price_alone(recorder: Recorder, run: Callable[..., Any], args: tuple, kwargs
         state.regions.clear()
     if not python:  # a Python function's ops settled their own parameters, call by call
         recorder.settle(start, [*tensors, *call.params], module_path)
-    return pytree.tree_map(state.value_of, out)
+    return map_leaves(state.value_of, out)
 
 
 def _mutable(value: Any) -> Any:
