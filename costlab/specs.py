@@ -205,12 +205,36 @@ class Attention:
         return "attention"
 
 
-NormKind = Literal["batch", "layer", "group", "instance"]
+@dataclass(frozen=True)
+class NormKind:
+    """One normalisation, stated once: its default layer name and the names it goes by in
+    PyTorch — the torch bridge's module, function and aten rules, the builder and the conventions'
+    layer kinds (``<kind>-norm``) derive theirs from this one. Its cost is :func:`formulas.norm_cost`."""
+
+    short: str  # default layer name
+    modules: tuple[str, ...]  # the torch.nn classes the bridge prices as this norm
+    functions: tuple[str, ...] = ()  # torch.nn.functional names
+    aten: tuple[str, ...] = ()  # aten op names (instance norm runs as batch norm there)
+    #: input rank → the torch.nn class costlab's builder makes; empty: ``modules[0]`` at every rank
+    built_by_rank: tuple[tuple[int, str], ...] = ()
+
+
+#: The normalisation catalog: kind → its names.
+NORMS: Mapping[str, NormKind] = MappingProxyType({
+    "batch": NormKind("bn", ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"), ("batch_norm",),
+                      ("native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"),
+                      ((2, "BatchNorm1d"), (3, "BatchNorm1d"), (4, "BatchNorm2d"), (5, "BatchNorm3d"))),
+    "layer": NormKind("ln", ("LayerNorm",), ("layer_norm",), ("native_layer_norm",)),
+    "group": NormKind("gn", ("GroupNorm",), ("group_norm",), ("native_group_norm",)),
+    "instance": NormKind("in", ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"), ("instance_norm",), (),
+                         ((3, "InstanceNorm1d"), (4, "InstanceNorm2d"), (5, "InstanceNorm3d"))),
+})
 
 
 @dataclass(frozen=True)
 class Norm:
-    """Normalisation. ``batch`` (inference, running statistics), ``layer``, ``group``, ``instance``.
+    """Normalisation of a kind in :data:`NORMS`: ``batch`` (inference, running statistics),
+    ``layer``, ``group``, ``instance``.
 
     ``num_features`` (channels for batch/group/instance norm) and ``normalized_shape`` (layer norm)
     are checked against the input when given.
@@ -218,7 +242,7 @@ class Norm:
 
     op: ClassVar[str] = "norm"
 
-    kind: NormKind = "batch"
+    kind: str = "batch"
     affine: bool = True
     track_running_stats: bool = True
     num_features: int | None = None
@@ -226,7 +250,7 @@ class Norm:
     normalized_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in ("batch", "layer", "group", "instance"):
+        if self.kind not in NORMS:
             raise SpecError(f"norm: unknown kind {self.kind!r}")
         if self.num_features is not None:
             _positive(f"{self.kind} norm", "number of features", self.num_features)
@@ -236,7 +260,7 @@ class Norm:
 
     @property
     def default_name(self) -> str:  # type: ignore[override]
-        return {"batch": "bn", "layer": "ln", "group": "gn", "instance": "in"}[self.kind]
+        return NORMS[self.kind].short
 
     def label(self) -> str:
         return self.default_name
@@ -310,6 +334,42 @@ class Activation:
 
 
 @dataclass(frozen=True)
+class PoolKind:
+    """One pooling family, stated once: the spec it is (:class:`Pool`, a window, or
+    :class:`AdaptivePool`, a fixed output size), its mode, and its PyTorch names by rank (1-d, 2-d,
+    3-d) — the torch bridge's module, function and aten rules, the builder and the conventions'
+    layer kinds (``<kind>-pool``) derive theirs from this one."""
+
+    mode: Literal["max", "avg"]
+    adaptive: bool
+    modules: tuple[str, str, str]  # the torch.nn class of each rank
+    functions: tuple[str, str, str]  # the torch.nn.functional name of each rank
+    torch_functions: tuple[str, ...] = ()  # torch names of the first ranks ('' where torch has none)
+    aten: tuple[tuple[str, ...], ...] = ()  # aten op names of each rank
+
+
+#: The pooling catalog: kind → its spec, mode and names by rank.
+POOLS: Mapping[str, PoolKind] = MappingProxyType({
+    "max": PoolKind("max", False, ("MaxPool1d", "MaxPool2d", "MaxPool3d"),
+                    ("max_pool1d", "max_pool2d", "max_pool3d"), ("max_pool1d", "max_pool2d", "max_pool3d"),
+                    (("max_pool1d",), ("max_pool2d_with_indices", "max_pool2d"), ("max_pool3d_with_indices",))),
+    "avg": PoolKind("avg", False, ("AvgPool1d", "AvgPool2d", "AvgPool3d"),
+                    ("avg_pool1d", "avg_pool2d", "avg_pool3d"), ("avg_pool1d",),
+                    (("avg_pool1d",), ("avg_pool2d",), ("avg_pool3d",))),
+    "adaptive-max": PoolKind("max", True, ("AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"),
+                             ("adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"), (),
+                             ((), ("adaptive_max_pool2d",), ())),
+    "adaptive-avg": PoolKind("avg", True, ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d"),
+                             ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d"), (),
+                             (("adaptive_avg_pool1d",), ("_adaptive_avg_pool2d",), ("_adaptive_avg_pool3d",))),
+})
+
+#: The catalog's kind of each (adaptive, mode).
+_POOL_KIND_OF: Mapping[tuple[bool, str], str] = MappingProxyType(
+    {(p.adaptive, p.mode): kind for kind, p in POOLS.items()})
+
+
+@dataclass(frozen=True)
 class Pool:
     """Max or average pooling (1-d to 3-d). Default stride = kernel, as in PyTorch."""
 
@@ -325,7 +385,7 @@ class Pool:
 
     def __post_init__(self) -> None:
         owner = f"{self.mode}pool"
-        if self.mode not in ("max", "avg"):
+        if (False, self.mode) not in _POOL_KIND_OF:
             raise SpecError(f"pool: mode must be 'max' or 'avg', got {self.mode!r}")
         if not isinstance(self.kernel, tuple) or not 1 <= len(self.kernel) <= 3:
             raise SpecError(f"{owner}: kernel must be a tuple of 1 to 3 sizes, got {self.kernel!r}")
@@ -351,6 +411,11 @@ class Pool:
             _non_negative(owner, "padding", p)
             if 2 * p > k:
                 raise SpecError(f"{owner}: padding {p} is more than half the kernel {k} (PyTorch's rule)")
+
+    @property
+    def kind(self) -> str:
+        """Its kind in :data:`POOLS` (``max``, ``avg``)."""
+        return _POOL_KIND_OF[False, self.mode]
 
     @property
     def default_name(self) -> str:  # type: ignore[override]
@@ -398,13 +463,18 @@ class AdaptivePool:
 
     def __post_init__(self) -> None:
         owner = f"adaptive {self.mode}pool"
-        if self.mode not in ("max", "avg"):
+        if (True, self.mode) not in _POOL_KIND_OF:
             raise SpecError(f"adaptive pool: mode must be 'max' or 'avg', got {self.mode!r}")
         if not isinstance(self.output_size, tuple) or not 1 <= len(self.output_size) <= 3:
             raise SpecError(f"{owner}: output size must be a tuple of 1 to 3 sizes")
         for o in self.output_size:
             if o is not None:
                 _positive(owner, "output size", o)
+
+    @property
+    def kind(self) -> str:
+        """Its kind in :data:`POOLS` (``adaptive-max``, ``adaptive-avg``)."""
+        return _POOL_KIND_OF[True, self.mode]
 
     @property
     def default_name(self) -> str:  # type: ignore[override]
@@ -614,6 +684,7 @@ class Upsample:
         return f"upsample-{self.mode}"
 
 
+#: The reduction catalog: each kind is also its name as a torch function, a Tensor method and an aten op.
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
 

@@ -31,8 +31,8 @@ from torch.nn import functional as F
 from ..analysis import CallSite
 from ..errors import SpecError
 from ..formulas import broadcast, numel
-from ..specs import (ACTIVATIONS, ARITHMETIC, PAD_MODES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
-                     Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, Reduce,
+from ..specs import (ACTIVATIONS, ARITHMETIC, NORMS, PAD_MODES, POOLS, REDUCTIONS, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
+                     Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, PoolKind, Reduce,
                      Recurrent, Reshape, Shape, Spec, Upsample, as_tuple, resolve_padding)
 
 
@@ -162,19 +162,25 @@ def _linear_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any
     return ctx.layer(Linear(m.out_features, m.bias is not None, m.in_features), (x,))
 
 
+def _norm_spec(kind: str, m: nn.Module) -> Norm:
+    """The Norm spec of a torch norm module of a kind in the catalog (costlab.specs.NORMS)."""
+    if kind in ("batch", "instance"):
+        return Norm(kind, m.affine, m.track_running_stats, m.num_features)
+    if kind == "group":
+        return Norm("group", m.affine, False, m.num_channels, m.num_groups)
+    if kind == "layer":
+        return Norm("layer", m.elementwise_affine, False, normalized_shape=tuple(m.normalized_shape))
+    raise RuleError(f"no norm rule for {type(m).__name__}")  # pragma: no cover - a kind without a reader
+
+
+#: Norm module type → costlab norm kind (from the catalog, costlab.specs.NORMS).
+NORM_MODULES: Mapping[type, str] = {getattr(nn, name): kind for kind, n in NORMS.items() for name in n.modules}
+
+
 def _norm_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     x = tensor_arg(args, kwargs)
-    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-        spec = Norm("batch", m.affine, m.track_running_stats, m.num_features)
-    elif isinstance(m, nn.modules.instancenorm._InstanceNorm):
-        spec = Norm("instance", m.affine, m.track_running_stats, m.num_features)
-    elif isinstance(m, nn.GroupNorm):
-        spec = Norm("group", m.affine, False, m.num_channels, m.num_groups)
-    elif isinstance(m, nn.LayerNorm):
-        spec = Norm("layer", m.elementwise_affine, False, normalized_shape=tuple(m.normalized_shape))
-    else:  # pragma: no cover - the table lists only the classes above
-        raise RuleError(f"no norm rule for {type(m).__name__}")
-    return ctx.layer(spec, (x,))
+    kind = next(NORM_MODULES[c] for c in type(m).__mro__ if c in NORM_MODULES)
+    return ctx.layer(_norm_spec(kind, m), (x,))
 
 
 #: Activation module type → costlab activation kind (from the catalog, costlab.specs.ACTIVATIONS).
@@ -187,10 +193,9 @@ def _activation_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) ->
     return ctx.layer(Activation(kind), (x,))
 
 
-_POOL_NDIM: Mapping[type, tuple[str, int]] = {
-    nn.MaxPool1d: ("max", 1), nn.MaxPool2d: ("max", 2), nn.MaxPool3d: ("max", 3),
-    nn.AvgPool1d: ("avg", 1), nn.AvgPool2d: ("avg", 2), nn.AvgPool3d: ("avg", 3),
-}
+#: Pool module type → (its catalog entry, its rank) (from the catalog, costlab.specs.POOLS).
+POOL_MODULES: Mapping[type, tuple[PoolKind, int]] = {
+    getattr(nn, name): (p, rank) for p in POOLS.values() for rank, name in enumerate(p.modules, 1)}
 
 
 def pool_spec(mode: str, ndim: int, kernel: Any, stride: Any, padding: Any, dilation: Any,
@@ -203,19 +208,14 @@ def pool_spec(mode: str, ndim: int, kernel: Any, stride: Any, padding: Any, dila
 
 def _pool_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     x = tensor_arg(args, kwargs)
-    mode, ndim = next(_POOL_NDIM[c] for c in type(m).__mro__ if c in _POOL_NDIM)
+    entry, ndim = next(POOL_MODULES[c] for c in type(m).__mro__ if c in POOL_MODULES)
+    mode = entry.mode
     _spatial_dims(x.shape, ndim, type(m).__name__)
     if getattr(m, "return_indices", False):
         raise RuleError("max pooling that returns indices")
     spec = pool_spec(mode, ndim, m.kernel_size, m.stride, m.padding, getattr(m, "dilation", 1),
                      m.ceil_mode, getattr(m, "count_include_pad", True))
     return ctx.layer(spec, (x,))
-
-
-_ADAPTIVE_NDIM: Mapping[type, tuple[str, int]] = {
-    nn.AdaptiveAvgPool1d: ("avg", 1), nn.AdaptiveAvgPool2d: ("avg", 2), nn.AdaptiveAvgPool3d: ("avg", 3),
-    nn.AdaptiveMaxPool1d: ("max", 1), nn.AdaptiveMaxPool2d: ("max", 2), nn.AdaptiveMaxPool3d: ("max", 3),
-}
 
 
 def adaptive_spec(mode: str, ndim: int, output_size: Any) -> AdaptivePool:
@@ -232,7 +232,8 @@ def adaptive_spec(mode: str, ndim: int, output_size: Any) -> AdaptivePool:
 
 def _adaptive_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     x = tensor_arg(args, kwargs)
-    mode, ndim = next(_ADAPTIVE_NDIM[c] for c in type(m).__mro__ if c in _ADAPTIVE_NDIM)
+    entry, ndim = next(POOL_MODULES[c] for c in type(m).__mro__ if c in POOL_MODULES)
+    mode = entry.mode
     _spatial_dims(x.shape, ndim, type(m).__name__)
     if getattr(m, "return_indices", False):
         raise RuleError("adaptive max pooling that returns indices")
@@ -382,12 +383,9 @@ MODULE_RULES: Mapping[type, ModuleRule] = {
     **{cls: _conv_module for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
                                      nn.ConvTranspose2d, nn.ConvTranspose3d)},
     nn.Linear: _linear_module,
-    **{cls: _norm_module for cls in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
-                                     nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
-                                     nn.InstanceNorm3d)},
+    **{cls: _norm_module for cls in NORM_MODULES},
     **{cls: _activation_module for cls in ACTIVATION_MODULES},
-    **{cls: _pool_module for cls in _POOL_NDIM},
-    **{cls: _adaptive_module for cls in _ADAPTIVE_NDIM},
+    **{cls: _adaptive_module if entry.adaptive else _pool_module for cls, (entry, _) in POOL_MODULES.items()},
     **{cls: _dropout_module for cls in (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
                                         nn.AlphaDropout, nn.FeatureAlphaDropout)},
     nn.Flatten: _flatten_module,
@@ -1035,17 +1033,11 @@ FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
     F.conv_transpose3d: _named("conv_transpose3d", _conv(3, True)),
     F.scaled_dot_product_attention: _named("scaled_dot_product_attention", _attention),
     F.embedding: _named("embedding", _embedding),
-    F.batch_norm: _named("batch_norm", _norm_function("batch")),
-    F.instance_norm: _named("instance_norm", _norm_function("instance")),
-    F.layer_norm: _named("layer_norm", _norm_function("layer")),
-    F.group_norm: _named("group_norm", _norm_function("group")),
+    **{getattr(F, name): _named(name, _norm_function(kind)) for kind, n in NORMS.items() for name in n.functions},
     **{fn: _named(kind, _activation_function(kind)) for fn, kind in _ACTIVATION_FUNCTIONS.items()},
-    **{getattr(F, f"{mode}_pool{n}d"): _named(f"{mode}_pool{n}d", _pool_function(mode, n))
-       for mode in ("max", "avg") for n in (1, 2, 3)},
-    **{getattr(torch, f"{mode}_pool{n}d"): _named(f"{mode}_pool{n}d", _pool_function(mode, n))
-       for mode, n in (("max", 1), ("max", 2), ("max", 3), ("avg", 1)) if hasattr(torch, f"{mode}_pool{n}d")},
-    **{getattr(F, f"adaptive_{mode}_pool{n}d"): _named(f"adaptive_{mode}_pool{n}d", _adaptive_function(mode, n))
-       for mode in ("avg", "max") for n in (1, 2, 3)},
+    **{fn: _named(name, (_adaptive_function if p.adaptive else _pool_function)(p.mode, rank))
+       for p in POOLS.values() for names, namespace in ((p.functions, F), (p.torch_functions, torch))
+       for rank, name in enumerate(names, 1) if (fn := getattr(namespace, name, None)) is not None},
     **{fn: _named("dropout", _dropout_function) for fn in (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d,
                                                             F.alpha_dropout, F.feature_alpha_dropout)},
     F.interpolate: _named("interpolate", _interpolate),
@@ -1074,7 +1066,7 @@ FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
     torch.where: _named("where", _where),
     torch.roll: _named("roll", _roll),
     F.pad: _named("pad", _pad),
-    **{getattr(torch, kind): _named(kind, _reduction(kind)) for kind in ("sum", "mean", "amax", "amin")},
+    **{getattr(torch, kind): _named(kind, _reduction(kind)) for kind in REDUCTIONS},
 }
 
 #: ``Tensor`` method name (fx ``call_method`` targets, and the methods a dispatch mode sees).
@@ -1106,7 +1098,7 @@ METHOD_RULES: Mapping[str, tuple[str, FunctionRule]] = {
        for method in (name, f"__{name}__")},
     "masked_fill": _named("masked_fill", _masked_fill), "masked_fill_": _named("masked_fill", _masked_fill),
     "roll": _named("roll", _roll),
-    **{kind: _named(kind, _reduction(kind)) for kind in ("sum", "mean", "amax", "amin")},
+    **{kind: _named(kind, _reduction(kind)) for kind in REDUCTIONS},
 }
 
 #: Functions of optional packages, found by identity once their module is imported:
