@@ -358,7 +358,7 @@ POOLS: Mapping[str, PoolKind] = MappingProxyType({
                     (("avg_pool1d",), ("avg_pool2d",), ("avg_pool3d",))),
     "adaptive-max": PoolKind("max", True, ("AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"),
                              ("adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"), (),
-                             ((), ("adaptive_max_pool2d",), ())),
+                             ((), ("adaptive_max_pool2d",), ("adaptive_max_pool3d",))),
     "adaptive-avg": PoolKind("avg", True, ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d"),
                              ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d"), (),
                              (("adaptive_avg_pool1d",), ("_adaptive_avg_pool2d",), ("_adaptive_avg_pool3d",))),
