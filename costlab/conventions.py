@@ -28,7 +28,7 @@ from .formulas import numel
 if TYPE_CHECKING:  # the results are read, never built, here: no import of costlab.analysis at run time
     from .analysis import Analysis, Layer
 
-from .specs import (ACTIVATIONS, ARITHMETIC, NORMS, POOLS, RECURRENT_GATES, UPSAMPLE_OPS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
+from .specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, RECURRENT_GATES, UPSAMPLE_OPS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
                     Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Recurrent, Reduce,
                     Reshape, Upsample)
 
@@ -51,7 +51,7 @@ ARITHMETIC_KINDS = tuple(ARITHMETIC)
 
 #: Spec type → its layer kind (a function of the spec, for the types with variants).
 KIND_OF: Mapping[type, Callable[[Any], str]] = MappingProxyType({
-    Conv: lambda s: "conv-transposed" if s.transposed else "conv",
+    Conv: lambda s: s.kind,
     Linear: lambda s: "linear",
     Matmul: lambda s: "matmul",
     Attention: lambda s: "attention",
@@ -78,7 +78,8 @@ POOL_KINDS = tuple(f"{kind}-pool" for kind in POOLS)  # from the catalog
 UPSAMPLE_KINDS = tuple(f"upsample-{mode}" for mode in UPSAMPLE_OPS)  # from the specs' table
 #: Every layer kind; each convention's table covers all of them (nothing falls to a default).
 LAYER_KINDS: tuple[str, ...] = (
-    ("conv", "conv-transposed", "linear", "matmul", "attention")
+    tuple(CONVS)  # from the catalog
+    + ("linear", "matmul", "attention")
     + NORM_KINDS
     + ACTIVATION_KINDS
     + POOL_KINDS

@@ -65,6 +65,31 @@ def resolve_padding(padding: PaddingArg, kernel: tuple[int, ...], dilation: tupl
 
 
 @dataclass(frozen=True)
+class ConvKind:
+    """One convolution family, stated once: whether it is transposed and its PyTorch names by rank
+    (1-d, 2-d, 3-d) — the torch bridge's rules, the builder and the conventions' layer kinds derive
+    theirs from this one."""
+
+    transposed: bool
+    modules: tuple[str, str, str]  # the torch.nn class of each rank
+    functions: tuple[str, str, str]  # the torch.nn.functional name of each rank
+    aten: tuple[str, ...] = ()  # aten op names (one op for both: its ``transposed`` argument says)
+
+
+#: The convolution catalog: kind (the conventions' layer kind) → its names.
+CONVS: Mapping[str, ConvKind] = MappingProxyType({
+    "conv": ConvKind(False, ("Conv1d", "Conv2d", "Conv3d"), ("conv1d", "conv2d", "conv3d"),
+                     ("convolution", "_convolution")),
+    "conv-transposed": ConvKind(True, ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"),
+                                ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"),
+                                ("convolution", "_convolution")),
+})
+
+#: The catalog's kind of a convolution, by whether it is transposed.
+_CONV_KIND_OF: Mapping[bool, str] = MappingProxyType({c.transposed: kind for kind, c in CONVS.items()})
+
+
+@dataclass(frozen=True)
 class Conv:
     """N-d convolution (len(kernel) = 1, 2 or 3), grouped, depthwise or pointwise; optionally transposed.
 
@@ -129,6 +154,11 @@ class Conv:
     @property
     def ndim(self) -> int:
         return len(self.kernel)
+
+    @property
+    def kind(self) -> str:
+        """Its kind in :data:`CONVS` (``conv``, ``conv-transposed``)."""
+        return _CONV_KIND_OF[self.transposed]
 
     def label(self) -> str:
         """Short human label, e.g. ``conv5x5``, ``conv3x3/2``, ``convT4x4/2``."""

@@ -1,4 +1,4 @@
-"""Each spec family's catalog in costlab.specs (ACTIVATIONS, ARITHMETIC, NORMS, POOLS) is the one
+"""Each spec family's catalog in costlab.specs (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS) is the one
 statement of its kinds: the torch bridge's module, function and aten rules, the builder and the
 conventions' layer kinds derive from it.
 
@@ -26,8 +26,8 @@ from torch.nn import functional as F  # noqa: E402
 import costlab  # noqa: E402
 from costlab.conventions import LAYER_KINDS, layer_kind  # noqa: E402
 from costlab.formulas import cost_of  # noqa: E402
-from costlab.specs import (ACTIVATIONS, ARITHMETIC, NORMS, POOLS, Activation, AdaptivePool, Elementwise,  # noqa: E402
-                           Norm, Pool, Spec)
+from costlab.specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, Activation, AdaptivePool, Conv,  # noqa: E402
+                           Elementwise, Norm, Pool, Spec)
 from costlab.torch_bridge.aten import ATEN_RULES  # noqa: E402
 from costlab.torch_bridge.build import function_for, module_for  # noqa: E402
 from costlab.torch_bridge.rules import FUNCTION_RULES, METHOD_RULES, function_rule, module_rule  # noqa: E402
@@ -40,8 +40,11 @@ def _shape(rank: int) -> tuple[int, ...]:
 
 
 def _family_cases() -> Iterator[tuple[str, str, Spec, int]]:
-    """(family, kind, spec, input rank) for every kind of the norm and pool catalogs, at every rank
-    the builder makes it."""
+    """(family, kind, spec, input rank) for every kind of the convolution, norm and pool catalogs,
+    at every rank the builder makes it."""
+    for kind, c in CONVS.items():
+        for rank in (1, 2, 3):
+            yield "conv", kind, Conv(8, (3,) * rank, (2,) * rank, (1,) * rank, transposed=c.transposed), rank + 2
     for kind, n in NORMS.items():
         for rank in [r for r, _ in n.built_by_rank] or [3]:
             yield "norm", kind, Norm(kind), rank
@@ -82,6 +85,10 @@ def _same_cost(layer: costlab.Layer, spec: Spec, shape: tuple[int, ...]) -> None
 
 def test_the_catalogs_name_only_what_torch_has() -> None:
     """Every name in a catalog is a real torch.nn class, functional, torch function or aten op."""
+    for c in CONVS.values():
+        assert all(isinstance(getattr(nn, name), type) for name in c.modules)
+        assert all(callable(getattr(F, name)) for name in c.functions)
+        assert all(hasattr(aten, name) for name in c.aten)
     for n in NORMS.values():
         for name in (*n.modules, *(cls for _, cls in n.built_by_rank)):
             assert isinstance(getattr(nn, name), type), name
@@ -115,7 +122,7 @@ def test_every_kind_is_reached_by_every_path(family: str, kind: str, spec: Spec,
     x = torch.randn(shape)
     built = module_for(spec, [shape])
     assert built is not None
-    entry = NORMS[kind] if family == "norm" else POOLS[kind]
+    entry = {"conv": CONVS, "norm": NORMS, "pool": POOLS}[family][kind]
     if family == "norm":
         assert type(built).__name__ == dict(entry.built_by_rank).get(rank, entry.modules[0])  # type: ignore[union-attr]
     else:
@@ -125,7 +132,7 @@ def test_every_kind_is_reached_by_every_path(family: str, kind: str, spec: Spec,
     by_module = _only_layer(built.eval(), x)
     assert module_rule(built) is not None and by_module.engine == "fx"
     assert type(by_module.spec) is type(spec) and _kind(by_module.spec) == kind
-    assert layer_kind(by_module) == f"{kind}-{family}" and layer_kind(by_module) in LAYER_KINDS
+    assert layer_kind(by_module) == (kind if family == "conv" else f"{kind}-{family}") in LAYER_KINDS
     _same_cost(by_module, spec, shape)
 
     through = _only_layer(_subclass(module_for(spec, [shape]).eval(), "Through", __name__), x)
@@ -136,7 +143,7 @@ def test_every_kind_is_reached_by_every_path(family: str, kind: str, spec: Spec,
     assert type(through.spec) is type(spec) and _kind(through.spec) == kind
     assert (through.macs, through.ops) == (by_module.macs, by_module.ops)
 
-    names = entry.aten if family == "norm" else entry.aten[rank - 3]  # type: ignore[index]
+    names = entry.aten[rank - 3] if family == "pool" else entry.aten  # type: ignore[index]
     for name in names:
         assert getattr(aten, name) in ATEN_RULES, name
     if names:  # a kind that has its own aten kernel at this rank

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..specs import (ACTIVATIONS, NORMS, POOLS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
+from ..specs import (ACTIVATIONS, CONVS, NORMS, POOLS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
                      Matmul, Norm, Pad, Reduce, Upsample)
 from .rules import (Context, RuleError, TensorValue, adaptive_spec, arg, conv_spec, grouped_query, pool_spec,
                     tensor_arg)
@@ -252,7 +252,8 @@ _ATTENTION_KERNELS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_do
 def _table() -> dict[Any, AtenRule]:
     named: dict[str, AtenRule] = {
         "mm": _matmul, "bmm": _matmul, "matmul": _matmul, "mv": _matmul, "dot": _matmul, "vdot": _matmul,
-        "addmm": _addmm, "baddbmm": _baddbmm, "convolution": _convolution, "_convolution": _convolution,
+        "addmm": _addmm, "baddbmm": _baddbmm,
+        **{name: _convolution for c in CONVS.values() for name in c.aten},  # from the catalog
         **{name: _NORM_RULES[kind] for kind, n in NORMS.items() for name in n.aten},  # from the catalog
         **{name: (_adaptive if p.adaptive else _pool)(p.mode, rank)  # from the catalog
            for p in POOLS.values() for rank, names in enumerate(p.aten, 1) for name in names},

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from ..analysis import Analysis, Layer
 from ..errors import CostlabError, SpecError
-from ..specs import (ACTIVATIONS, ARITHMETIC, NORMS, POOLS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
+from ..specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
                      Embedding, Flatten, Linear, Matmul, Norm, Pool, Reshape, Shape, Spec, Upsample)
 
 def _activation(kind: str) -> nn.Module:
@@ -46,8 +46,7 @@ def module_for(spec: Spec, inputs: Sequence[Shape]) -> nn.Module | None:
     """The ``nn.Module`` that computes ``spec`` on inputs of these shapes, or None for a function."""
     shape = inputs[0]
     if isinstance(spec, Conv):
-        cls = ([nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d] if spec.transposed
-               else [nn.Conv1d, nn.Conv2d, nn.Conv3d])[spec.ndim - 1]
+        cls = getattr(nn, CONVS[spec.kind].modules[spec.ndim - 1])
         kwargs: dict[str, Any] = dict(stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
                                       groups=spec.groups, bias=spec.bias)
         if spec.transposed:

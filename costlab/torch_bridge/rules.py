@@ -31,8 +31,8 @@ from torch.nn import functional as F
 from ..analysis import CallSite
 from ..errors import SpecError
 from ..formulas import broadcast, numel
-from ..specs import (ACTIVATIONS, ARITHMETIC, NORMS, PAD_MODES, POOLS, REDUCTIONS, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
-                     Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, PoolKind, Reduce,
+from ..specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, PAD_MODES, POOLS, REDUCTIONS, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
+                     ConvKind, Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, PoolKind, Reduce,
                      Recurrent, Reshape, Shape, Spec, Upsample, as_tuple, resolve_padding)
 
 
@@ -146,10 +146,14 @@ def _check_channels(x: TensorValue, expected: int, owner: str) -> None:
         raise SpecError(f"{owner} expects {expected} input channels, got {got}")
 
 
+#: Convolution module type → its catalog entry (from the catalog, costlab.specs.CONVS).
+CONV_MODULES: Mapping[type, ConvKind] = {getattr(nn, name): c for c in CONVS.values() for name in c.modules}
+
+
 def _conv_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     x = tensor_arg(args, kwargs)
     _check_channels(x, m.in_channels, type(m).__name__)
-    transposed = isinstance(m, nn.modules.conv._ConvTransposeNd)
+    transposed = next(CONV_MODULES[c] for c in type(m).__mro__ if c in CONV_MODULES).transposed
     if transposed and arg(args, kwargs, 1, "output_size", None) is not None:
         raise RuleError("a transposed convolution with an explicit output_size")
     spec = conv_spec(m.out_channels, tuple(m.kernel_size), m.stride, m.padding, m.dilation, m.groups,
@@ -380,8 +384,7 @@ def _recurrent_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> 
 
 #: Leaf module type → rule (looked up along the type's MRO).
 MODULE_RULES: Mapping[type, ModuleRule] = {
-    **{cls: _conv_module for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
-                                     nn.ConvTranspose2d, nn.ConvTranspose3d)},
+    **{cls: _conv_module for cls in CONV_MODULES},
     nn.Linear: _linear_module,
     **{cls: _norm_module for cls in NORM_MODULES},
     **{cls: _activation_module for cls in ACTIVATION_MODULES},
@@ -1026,11 +1029,8 @@ FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
     torch.neg: _named("neg", _unary_elementwise("neg", operator.neg)),
     **{fn: _named("matmul", _matmul) for fn in (operator.matmul, torch.matmul, torch.mm, torch.bmm)},
     F.linear: _named("linear", _linear),
-    F.conv1d: _named("conv1d", _conv(1)), F.conv2d: _named("conv2d", _conv(2)),
-    F.conv3d: _named("conv3d", _conv(3)),
-    F.conv_transpose1d: _named("conv_transpose1d", _conv(1, True)),
-    F.conv_transpose2d: _named("conv_transpose2d", _conv(2, True)),
-    F.conv_transpose3d: _named("conv_transpose3d", _conv(3, True)),
+    **{getattr(F, name): _named(name, _conv(rank, c.transposed))
+       for c in CONVS.values() for rank, name in enumerate(c.functions, 1)},
     F.scaled_dot_product_attention: _named("scaled_dot_product_attention", _attention),
     F.embedding: _named("embedding", _embedding),
     **{getattr(F, name): _named(name, _norm_function(kind)) for kind, n in NORMS.items() for name in n.functions},
