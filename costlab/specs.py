@@ -647,8 +647,24 @@ class Embedding:
         return "embedding"
 
 
-#: Gates of each recurrent cell: its weight matrices are GATES·H rows tall.
-RECURRENT_GATES: dict[str, int] = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+@dataclass(frozen=True)
+class RecurrentKind:
+    """One recurrent cell, stated once: its gates (its weight matrices are gates·H rows tall) and
+    the torch.nn class (with the ``nonlinearity`` it is built with, for nn.RNN) that runs it."""
+
+    gates: int
+    module: str
+    nonlinearity: str = ""
+
+
+#: The recurrent catalog: mode → its gates and module.
+RECURRENTS: Mapping[str, RecurrentKind] = MappingProxyType({
+    "lstm": RecurrentKind(4, "LSTM"), "gru": RecurrentKind(3, "GRU"),
+    "rnn_tanh": RecurrentKind(1, "RNN", "tanh"), "rnn_relu": RecurrentKind(1, "RNN", "relu"),
+})
+
+#: Gates of each recurrent cell (from the catalog).
+RECURRENT_GATES: Mapping[str, int] = MappingProxyType({mode: r.gates for mode, r in RECURRENTS.items()})
 
 
 @dataclass(frozen=True)
@@ -689,9 +705,27 @@ class Recurrent:
         return f"{self.default_name}{self.hidden_size}"
 
 
-#: Ops per output element of each interpolation mode (docs/cost-model.md).
-UPSAMPLE_OPS: dict[str, int] = {"nearest": 0, "nearest-exact": 0, "linear": 3, "bilinear": 7,
-                                "bicubic": 31, "trilinear": 15}
+@dataclass(frozen=True)
+class UpsampleMode:
+    """One interpolation mode, stated once: its ops per output element (docs/cost-model.md) and the
+    aten ops that run it; the bridge's rules and the conventions' layer kinds derive from it."""
+
+    ops: int
+    aten: tuple[str, ...] = ()
+
+
+#: The interpolation catalog: mode (F.interpolate's and nn.Upsample's name) → its rule and aten ops.
+UPSAMPLES: Mapping[str, UpsampleMode] = MappingProxyType({
+    "nearest": UpsampleMode(0, ("upsample_nearest1d", "upsample_nearest2d")),
+    "nearest-exact": UpsampleMode(0),
+    "linear": UpsampleMode(3, ("upsample_linear1d",)),
+    "bilinear": UpsampleMode(7, ("upsample_bilinear2d",)),
+    "bicubic": UpsampleMode(31, ("upsample_bicubic2d",)),
+    "trilinear": UpsampleMode(15, ("upsample_trilinear3d",)),
+})
+
+#: Ops per output element of each interpolation mode (from the catalog).
+UPSAMPLE_OPS: Mapping[str, int] = MappingProxyType({mode: u.ops for mode, u in UPSAMPLES.items()})
 
 
 @dataclass(frozen=True)
@@ -744,7 +778,23 @@ class Reduce:
         return self.kind
 
 
-PAD_MODES = ("constant", "reflect", "replicate", "circular")
+@dataclass(frozen=True)
+class PadMode:
+    """One padding mode, stated once: the torch.nn.modules.padding base class of its modules
+    (``ZeroPad2d``, ``ReflectionPad1d``, …) and its aten ops; the bridge's rules derive from it."""
+
+    module_base: str
+    aten: tuple[str, ...] = ()
+
+
+#: The padding catalog: mode (F.pad's name) → its names.
+PADS: Mapping[str, PadMode] = MappingProxyType({
+    "constant": PadMode("_ConstantPadNd", ("constant_pad_nd",)),
+    "reflect": PadMode("_ReflectionPadNd", ("reflection_pad1d", "reflection_pad2d")),
+    "replicate": PadMode("_ReplicationPadNd", ("replication_pad2d",)),
+    "circular": PadMode("_CircularPadNd"),
+})
+PAD_MODES = tuple(PADS)
 
 
 @dataclass(frozen=True)

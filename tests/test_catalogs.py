@@ -1,4 +1,5 @@
-"""Each spec family's catalog in costlab.specs (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS) is the one
+"""Each spec family's catalog in costlab.specs (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, UPSAMPLES,
+PADS, RECURRENTS) is the one
 statement of its kinds: the torch bridge's module, function and aten rules, the builder and the
 conventions' layer kinds derive from it.
 
@@ -26,8 +27,10 @@ from torch.nn import functional as F  # noqa: E402
 import costlab  # noqa: E402
 from costlab.conventions import LAYER_KINDS, layer_kind  # noqa: E402
 from costlab.formulas import cost_of  # noqa: E402
-from costlab.specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, Activation, AdaptivePool, Conv,  # noqa: E402
-                           Elementwise, Norm, Pool, Spec)
+from costlab.specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, PADS, POOLS, RECURRENTS, UPSAMPLES,  # noqa: E402
+                           Activation, AdaptivePool, Conv, Elementwise, Norm, Pad, Pool, Recurrent, Spec,
+                           Upsample)
+from costlab.formulas import numel  # noqa: E402
 from costlab.torch_bridge.aten import ATEN_RULES  # noqa: E402
 from costlab.torch_bridge.build import function_for, module_for  # noqa: E402
 from costlab.torch_bridge.rules import FUNCTION_RULES, METHOD_RULES, function_rule, module_rule  # noqa: E402
@@ -191,6 +194,101 @@ def test_every_arithmetic_kind_is_reached_by_every_name(kind: str) -> None:
         assert METHOD_RULES[name][0] == kind
         assert callable(getattr(torch.Tensor, name))
     assert kind in LAYER_KINDS
+
+
+def _runs(module: nn.Module, rank: int) -> bool:
+    """Whether torch itself runs ``module`` on an input of this rank."""
+    try:
+        module(torch.randn(_shape(rank)))
+    except (NotImplementedError, ValueError, RuntimeError, TypeError):
+        return False
+    return True
+
+
+def _aten_path(module: nn.Module, x: torch.Tensor) -> costlab.Layer | None:
+    """The one layer of ``module`` priced at the aten level (as a torch module without a rule)."""
+    unruled = _subclass(module, "Unruled", "torch.nn.modules.unruled")
+    analysis = costlab.analyze(unruled, inputs=(x,))
+    priced = [layer for layer in analysis.layers if layer.op != "other" or isinstance(layer.spec, Upsample)]
+    return priced[0] if not analysis.unsupported and len(priced) == 1 else None
+
+
+@pytest.mark.parametrize("mode", list(UPSAMPLES))
+def test_every_interpolation_mode_is_reached_by_every_path(mode: str) -> None:
+    """nn.Upsample of each mode, by its rule and by its aten op, is Upsample(mode) at the mode's ops
+    per output element."""
+    entry = UPSAMPLES[mode]
+    ranks = [rank for rank in (3, 4, 5) if _runs(nn.Upsample(size=8, mode=mode), rank)]
+    assert ranks, mode
+    by_aten = []
+    for rank in ranks:
+        x = torch.randn(_shape(rank))
+        out = nn.Upsample(size=8, mode=mode)(x)
+        analysis = costlab.analyze(nn.Upsample(size=8, mode=mode), inputs=(x,))
+        (layer,) = analysis.layers
+        assert layer.spec == Upsample((8,) * (rank - 2), mode)
+        assert layer_kind(layer) == f"upsample-{mode}" in LAYER_KINDS
+        assert layer.ops == entry.ops * out.numel()
+        by_aten.append(_aten_path(nn.Upsample(size=8, mode=mode), x))
+        if by_aten[-1] is not None:
+            assert by_aten[-1].spec == layer.spec and by_aten[-1].ops == layer.ops
+    for name in entry.aten:
+        assert getattr(aten, name) in ATEN_RULES
+    assert any(by_aten) == bool(entry.aten)
+
+
+def _pad_modules(base: type) -> list[nn.Module]:
+    modules = []
+    for cls in vars(nn).values():
+        if isinstance(cls, type) and issubclass(cls, base):
+            try:
+                modules.append(cls(1))
+            except TypeError:
+                modules.append(cls(1, 0.0))  # ConstantPad*d(padding, value)
+    return modules
+
+
+@pytest.mark.parametrize("mode", list(PADS))
+def test_every_padding_mode_is_reached_by_every_path(mode: str) -> None:
+    """Each torch.nn padding module of a mode's base class, F.pad of that mode, and its aten ops
+    are Pad(mode): no arithmetic, the output of the padded shape."""
+    entry = PADS[mode]
+    base = getattr(nn.modules.padding, entry.module_base, None)
+    if base is None:
+        pytest.skip(f"this torch has no {entry.module_base}")
+    by_aten = []
+    modules = _pad_modules(base)
+    assert modules
+    for module in modules:
+        for rank in [r for r in (3, 4, 5) if _runs(module, r)][:1]:
+            x = torch.randn(_shape(rank))
+            layer = _only_layer(module, x)
+            assert isinstance(layer.spec, Pad) and layer.spec.mode == mode and layer_kind(layer) == "pad"
+            assert layer.output == tuple(module(x).shape) and layer.ops == layer.macs == 0
+            by_aten.append(_aten_path(module, x))
+            if by_aten[-1] is not None:
+                assert by_aten[-1].spec == layer.spec
+
+    class Functional(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.pad(x, (1, 2), mode=mode)
+
+    layer = _only_layer(Functional(), torch.randn(2, 4, 6))
+    assert layer.spec == Pad((1, 2), mode) and layer.output == (2, 4, 9)
+    for name in entry.aten:
+        assert getattr(aten, name) in ATEN_RULES
+    assert any(by_aten) == bool(entry.aten)
+
+
+@pytest.mark.parametrize("mode", list(RECURRENTS))
+def test_every_recurrent_mode_is_its_module(mode: str) -> None:
+    """The catalog's module (with its nonlinearity) is Recurrent(mode), its parameters
+    gates·H·(I + H + 2) as torch holds them."""
+    entry = RECURRENTS[mode]
+    module = getattr(nn, entry.module)(4, 8, **({"nonlinearity": entry.nonlinearity} if entry.nonlinearity else {}))
+    (layer,) = costlab.analyze(module, inputs=(torch.randn(5, 2, 4),)).layers
+    assert isinstance(layer.spec, Recurrent) and layer.spec.mode == mode and layer_kind(layer) == "recurrent"
+    assert layer.params == sum(p.numel() for p in module.parameters()) == entry.gates * 8 * (4 + 8 + 2)
 
 
 _NEW_ACTIVATION = '    "celu": ActivationKind(3, "CELU", ("celu",), (), (), ("celu", "celu_")),  # compare, exp, multiply-subtract\n'

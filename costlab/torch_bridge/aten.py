@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..specs import (ACTIVATIONS, CONVS, NORMS, POOLS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
+from ..specs import (ACTIVATIONS, CONVS, NORMS, PADS, POOLS, REDUCTIONS, UPSAMPLES, AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
                      Matmul, Norm, Pad, Reduce, Upsample)
 from .rules import (Context, RuleError, TensorValue, adaptive_spec, arg, conv_spec, grouped_query, pool_spec,
                     tensor_arg)
@@ -260,11 +260,8 @@ def _table() -> dict[Any, AtenRule]:
         **{kind: _reduce(kind) for kind in REDUCTIONS},  # torch, Tensor and aten share the kind's name
         "linalg_vector_norm": _vector_norm, "cat": _cat, "stack": _stack, "embedding": _embedding, "cumsum": _scan("cumsum"),
         "cumprod": _scan("cumprod"),
-        "constant_pad_nd": _pad("constant"), "reflection_pad1d": _pad("reflect"),
-        "reflection_pad2d": _pad("reflect"), "replication_pad2d": _pad("replicate"),
-        "upsample_nearest2d": _upsample("nearest"), "upsample_bilinear2d": _upsample("bilinear"),
-        "upsample_bicubic2d": _upsample("bicubic"), "upsample_nearest1d": _upsample("nearest"),
-        "upsample_linear1d": _upsample("linear"), "upsample_trilinear3d": _upsample("trilinear"),
+        **{name: _pad(mode) for mode, p in PADS.items() for name in p.aten},  # from the catalog
+        **{name: _upsample(mode) for mode, u in UPSAMPLES.items() for name in u.aten},  # from the catalog
         **{name: _activation(kind) for name, kind in _ACTIVATIONS.items()},
         **{name: _attention for name in _ATTENTION_KERNELS},
     }

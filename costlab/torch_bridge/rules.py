@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from ..analysis import CallSite
 from ..errors import SpecError
 from ..formulas import broadcast, numel
-from ..specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, PAD_MODES, POOLS, REDUCTIONS, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
+from ..specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, PAD_MODES, PADS, POOLS, RECURRENTS, REDUCTIONS, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
                      ConvKind, Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, PoolKind, Reduce,
                      Recurrent, Reshape, Shape, Spec, Upsample, as_tuple, resolve_padding)
 
@@ -306,11 +306,9 @@ def _shuffle_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> An
     return _reshape_layer(ctx, x, shape, type(m).__name__.lower())
 
 
-_PAD_MODULES: Mapping[type, str] = {
-    nn.modules.padding._ConstantPadNd: "constant", nn.modules.padding._ReflectionPadNd: "reflect",
-    nn.modules.padding._ReplicationPadNd: "replicate",
-    **({nn.modules.padding._CircularPadNd: "circular"} if hasattr(nn.modules.padding, "_CircularPadNd") else {}),
-}
+#: Padding module base type → its mode (from the catalog, costlab.specs.PADS; where torch has it).
+_PAD_MODULES: Mapping[type, str] = {getattr(nn.modules.padding, p.module_base): mode for mode, p in PADS.items()
+                                    if hasattr(nn.modules.padding, p.module_base)}
 
 
 def _pad_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
@@ -363,14 +361,19 @@ def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) 
     return out, weights
 
 
-_RECURRENT_MODES: Mapping[type, str] = {nn.LSTM: "lstm", nn.GRU: "gru"}
+#: Recurrent module type → {its nonlinearity ('' for none): mode} (from the catalog, costlab.specs.RECURRENTS).
+RECURRENT_MODULES: Mapping[type, Mapping[str, str]] = {
+    cls: {r.nonlinearity: mode for mode, r in RECURRENTS.items() if getattr(nn, r.module) is cls}
+    for cls in dict.fromkeys(getattr(nn, r.module) for r in RECURRENTS.values())}
 
 
 def _recurrent_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     """nn.LSTM / nn.GRU / nn.RNN: one Recurrent layer; returns (output, h_n) or (output, (h_n, c_n))."""
     x = tensor_arg(args, kwargs)
-    mode = next((_RECURRENT_MODES[c] for c in type(m).__mro__ if c in _RECURRENT_MODES), None) or \
-        ("rnn_relu" if getattr(m, "nonlinearity", "tanh") == "relu" else "rnn_tanh")
+    modes = next(RECURRENT_MODULES[c] for c in type(m).__mro__ if c in RECURRENT_MODULES)
+    mode = modes.get(getattr(m, "nonlinearity", ""))
+    if mode is None:
+        raise RuleError(f"a recurrent layer with nonlinearity {getattr(m, 'nonlinearity', '')!r}")
     spec = Recurrent(mode, m.input_size, m.hidden_size, m.num_layers, bool(m.bias), bool(m.batch_first),
                      bool(m.bidirectional), int(getattr(m, "proj_size", 0)))
     out = ctx.layer(spec, (x,))
@@ -398,7 +401,7 @@ MODULE_RULES: Mapping[type, ModuleRule] = {
     **{cls: _shuffle_module for cls in (nn.ChannelShuffle, nn.PixelShuffle, nn.PixelUnshuffle)},
     nn.MultiheadAttention: _multihead_attention,
     **{cls: _pad_module for cls in _PAD_MODULES},
-    **{cls: _recurrent_module for cls in (nn.LSTM, nn.GRU, nn.RNN)},
+    **{cls: _recurrent_module for cls in RECURRENT_MODULES},
 }
 
 
