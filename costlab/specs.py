@@ -309,21 +309,22 @@ class ActivationKind:
     methods: tuple[str, ...] = ()  # Tensor method names
     aten: tuple[str, ...] = ()  # aten op names
     module_kwargs: tuple[tuple[str, Any], ...] = ()  # how costlab's builder makes the module
+    saves_output: bool = False  # its backward reads its output (else its input): costlab.memory
 
 
 #: The activation catalog: kind → its rule and names.
 ACTIVATIONS: Mapping[str, ActivationKind] = MappingProxyType({
     "identity": ActivationKind(0, "Identity"),
     "relu": ActivationKind(1, "ReLU", ("relu", "relu_"), ("relu", "relu_"), ("relu", "relu_"),
-                           ("relu", "relu_")),  # max(x, 0)
+                           ("relu", "relu_"), saves_output=True),  # max(x, 0)
     "relu6": ActivationKind(2, "ReLU6", ("relu6",), (), (), ("relu6",)),  # min(max(x, 0), 6)
     "hardtanh": ActivationKind(2, "Hardtanh", ("hardtanh",), (), (), ("hardtanh", "hardtanh_")),  # clamp
     "leaky_relu": ActivationKind(2, "LeakyReLU", ("leaky_relu",), (), (), ("leaky_relu", "leaky_relu_")),
     "elu": ActivationKind(3, "ELU", ("elu",), (), (), ("elu", "elu_")),  # compare, exp, multiply-subtract
     "sigmoid": ActivationKind(3, "Sigmoid", ("sigmoid",), ("sigmoid",), ("sigmoid", "sigmoid_"),
-                              ("sigmoid", "sigmoid_")),  # exp, add, divide
+                              ("sigmoid", "sigmoid_"), saves_output=True),  # exp, add, divide
     "tanh": ActivationKind(5, "Tanh", ("tanh",), ("tanh",), ("tanh", "tanh_"),
-                           ("tanh", "tanh_")),  # two exps, add, subtract, divide
+                           ("tanh", "tanh_"), saves_output=True),  # two exps, add, subtract, divide
     "hardsigmoid": ActivationKind(3, "Hardsigmoid", ("hardsigmoid",), (), (),
                                   ("hardsigmoid", "hardsigmoid_")),  # add, divide, clamp
     "hardswish": ActivationKind(4, "Hardswish", ("hardswish",), (), (), ("hardswish", "hardswish_")),
@@ -333,9 +334,9 @@ ACTIVATIONS: Mapping[str, ActivationKind] = MappingProxyType({
     "softplus": ActivationKind(3, "Softplus", ("softplus",), (), (), ("softplus",)),  # exp, add, log
     "mish": ActivationKind(7, "Mish", ("mish",), (), (), ("mish", "mish_")),  # softplus, tanh, multiply
     "softmax": ActivationKind(3, "Softmax", ("softmax",), ("softmax",), ("softmax",),
-                              ("_softmax", "_safe_softmax"), (("dim", -1),)),  # exp, sum, divide
+                              ("_softmax", "_safe_softmax"), (("dim", -1),), True),  # exp, sum, divide
     "log_softmax": ActivationKind(3, "LogSoftmax", ("log_softmax",), ("log_softmax",), ("log_softmax",),
-                                  ("_log_softmax",), (("dim", -1),)),  # exp, sum, log-subtract
+                                  ("_log_softmax",), (("dim", -1),), True),  # exp, sum, log-subtract
 })
 
 #: Ops per element of each activation (from the catalog).

@@ -178,6 +178,24 @@ def test_every_activation_is_reached_by_every_name(kind: str) -> None:
         assert getattr(aten, name) in ATEN_RULES
 
 
+def _saved(module: nn.Module, x: torch.Tensor) -> tuple[bool, bool]:
+    """(output saved, input saved) for the backward of ``module(x)``, as autograd packs them."""
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = module(x)
+    return (any(t.data_ptr() == y.data_ptr() for t in saved),
+            any(t.data_ptr() == x.data_ptr() for t in saved))
+
+
+@pytest.mark.parametrize("kind", [k for k in ACTIVATIONS if k != "identity"])
+def test_each_activation_saves_what_the_catalog_says(kind: str) -> None:
+    """ACTIVATIONS[kind].saves_output (read by costlab.memory) is what autograd keeps for its
+    backward: the output, else the input."""
+    x = torch.randn(3, 7, requires_grad=True)
+    output, input_ = _saved(module_for(Activation(kind), [(3, 7)]), x)
+    assert (output, input_) == ((True, False) if ACTIVATIONS[kind].saves_output else (False, True))
+
+
 @pytest.mark.parametrize("kind", list(ARITHMETIC))
 def test_every_arithmetic_kind_is_reached_by_every_name(kind: str) -> None:
     """The operator, torch functions, methods and reflected dunder of each arithmetic kind lead to
