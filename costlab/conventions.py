@@ -28,7 +28,7 @@ from .formulas import numel
 if TYPE_CHECKING:  # the results are read, never built, here: no import of costlab.analysis at run time
     from .analysis import Analysis, Layer
 
-from .specs import (ACTIVATIONS, ARITHMETIC, RECURRENT_GATES, UPSAMPLE_OPS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
+from .specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, RECURRENT_GATES, UPSAMPLE_OPS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,
                     Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Recurrent, Reduce,
                     Reshape, Upsample)
 
@@ -51,14 +51,14 @@ ARITHMETIC_KINDS = tuple(ARITHMETIC)
 
 #: Spec type → its layer kind (a function of the spec, for the types with variants).
 KIND_OF: Mapping[type, Callable[[Any], str]] = MappingProxyType({
-    Conv: lambda s: "conv-transposed" if s.transposed else "conv",
+    Conv: lambda s: s.kind,
     Linear: lambda s: "linear",
     Matmul: lambda s: "matmul",
     Attention: lambda s: "attention",
     Norm: lambda s: f"{s.kind}-norm",
     Activation: lambda s: s.kind,
-    Pool: lambda s: f"{s.mode}-pool",
-    AdaptivePool: lambda s: f"adaptive-{s.mode}-pool",
+    Pool: lambda s: f"{s.kind}-pool",
+    AdaptivePool: lambda s: f"{s.kind}-pool",
     Elementwise: lambda s: _ELEMENTWISE_KINDS.get(s.kind, "elementwise"),
     Upsample: lambda s: f"upsample-{s.mode}",
     Concat: lambda s: "concat",
@@ -73,14 +73,17 @@ KIND_OF: Mapping[type, Callable[[Any], str]] = MappingProxyType({
 })
 
 ACTIVATION_KINDS = tuple(ACTIVATIONS)  # from the catalog
+NORM_KINDS = tuple(f"{kind}-norm" for kind in NORMS)  # from the catalog
+POOL_KINDS = tuple(f"{kind}-pool" for kind in POOLS)  # from the catalog
 UPSAMPLE_KINDS = tuple(f"upsample-{mode}" for mode in UPSAMPLE_OPS)  # from the specs' table
 #: Every layer kind; each convention's table covers all of them (nothing falls to a default).
 LAYER_KINDS: tuple[str, ...] = (
-    ("conv", "conv-transposed", "linear", "matmul", "attention",
-     "batch-norm", "layer-norm", "group-norm", "instance-norm")
+    tuple(CONVS)  # from the catalog
+    + ("linear", "matmul", "attention")
+    + NORM_KINDS
     + ACTIVATION_KINDS
-    + ("max-pool", "avg-pool", "adaptive-max-pool", "adaptive-avg-pool",
-       *ARITHMETIC_KINDS, "elementwise")
+    + POOL_KINDS
+    + (*ARITHMETIC_KINDS, "elementwise")
     + UPSAMPLE_KINDS
     + ("concat", "flatten", "reshape", "dropout", "embedding")
     + tuple(f"reduce-{kind}" for kind in REDUCTIONS) + ("pad", "held", "recurrent")

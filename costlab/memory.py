@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Collection, Sequence
 from .errors import CostlabError
 from .formulas import group, numel
 from .graph import DTYPE_BYTES
-from .specs import (AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
+from .specs import (ACTIVATIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
                     Embedding, Flatten, Held, Linear, Matmul, Norm, Pool, Reduce, Reshape)
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ OPTIMIZERS: dict[str, int] = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
 ADAM_STEP_BYTES = 4
 INDEX_BYTES = 8  # int64: max-pooling indices
 #: Activations whose backward reads their output (the rest read their input).
-SAVES_OUTPUT = frozenset({"relu", "sigmoid", "tanh", "softmax", "log_softmax"})
+SAVES_OUTPUT = frozenset(kind for kind, a in ACTIVATIONS.items() if a.saves_output)  # from the catalog
 #: Optimizer implementations: single-tensor (CPU default) or foreach (CUDA default).
 IMPLEMENTATIONS = ("single", "foreach")
 

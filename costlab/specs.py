@@ -67,6 +67,31 @@ def resolve_padding(padding: PaddingArg, kernel: tuple[int, ...], dilation: tupl
 
 
 @dataclass(frozen=True)
+class ConvKind:
+    """One convolution family, stated once: whether it is transposed and its PyTorch names by rank
+    (1-d, 2-d, 3-d) — the torch bridge's rules, the builder and the conventions' layer kinds derive
+    theirs from this one."""
+
+    transposed: bool
+    modules: tuple[str, str, str]  # the torch.nn class of each rank
+    functions: tuple[str, str, str]  # the torch.nn.functional name of each rank
+    aten: tuple[str, ...] = ()  # aten op names (one op for both: its ``transposed`` argument says)
+
+
+#: The convolution catalog: kind (the conventions' layer kind) → its names.
+CONVS: Mapping[str, ConvKind] = MappingProxyType({
+    "conv": ConvKind(False, ("Conv1d", "Conv2d", "Conv3d"), ("conv1d", "conv2d", "conv3d"),
+                     ("convolution", "_convolution")),
+    "conv-transposed": ConvKind(True, ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"),
+                                ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"),
+                                ("convolution", "_convolution")),
+})
+
+#: The catalog's kind of a convolution, by whether it is transposed.
+_CONV_KIND_OF: Mapping[bool, str] = MappingProxyType({c.transposed: kind for kind, c in CONVS.items()})
+
+
+@dataclass(frozen=True)
 class Conv:
     """N-d convolution (len(kernel) = 1, 2 or 3), grouped, depthwise or pointwise; optionally transposed.
 
@@ -131,6 +156,11 @@ class Conv:
     @property
     def ndim(self) -> int:
         return len(self.kernel)
+
+    @property
+    def kind(self) -> str:
+        """Its kind in :data:`CONVS` (``conv``, ``conv-transposed``)."""
+        return _CONV_KIND_OF[self.transposed]
 
     def label(self) -> str:
         """Short human label, e.g. ``conv5x5``, ``conv3x3/2``, ``convT4x4/2``."""
@@ -207,12 +237,36 @@ class Attention:
         return "attention"
 
 
-NormKind = Literal["batch", "layer", "group", "instance"]
+@dataclass(frozen=True)
+class NormKind:
+    """One normalisation, stated once: its default layer name and the names it goes by in
+    PyTorch — the torch bridge's module, function and aten rules, the builder and the conventions'
+    layer kinds (``<kind>-norm``) derive theirs from this one. Its cost is :func:`formulas.norm_cost`."""
+
+    short: str  # default layer name
+    modules: tuple[str, ...]  # the torch.nn classes the bridge prices as this norm
+    functions: tuple[str, ...] = ()  # torch.nn.functional names
+    aten: tuple[str, ...] = ()  # aten op names (instance norm runs as batch norm there)
+    #: input rank → the torch.nn class costlab's builder makes; empty: ``modules[0]`` at every rank
+    built_by_rank: tuple[tuple[int, str], ...] = ()
+
+
+#: The normalisation catalog: kind → its names.
+NORMS: Mapping[str, NormKind] = MappingProxyType({
+    "batch": NormKind("bn", ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"), ("batch_norm",),
+                      ("native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"),
+                      ((2, "BatchNorm1d"), (3, "BatchNorm1d"), (4, "BatchNorm2d"), (5, "BatchNorm3d"))),
+    "layer": NormKind("ln", ("LayerNorm",), ("layer_norm",), ("native_layer_norm",)),
+    "group": NormKind("gn", ("GroupNorm",), ("group_norm",), ("native_group_norm",)),
+    "instance": NormKind("in", ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"), ("instance_norm",), (),
+                         ((3, "InstanceNorm1d"), (4, "InstanceNorm2d"), (5, "InstanceNorm3d"))),
+})
 
 
 @dataclass(frozen=True)
 class Norm:
-    """Normalisation. ``batch`` (inference, running statistics), ``layer``, ``group``, ``instance``.
+    """Normalisation of a kind in :data:`NORMS`: ``batch`` (inference, running statistics),
+    ``layer``, ``group``, ``instance``.
 
     ``num_features`` (channels for batch/group/instance norm) and ``normalized_shape`` (layer norm)
     are checked against the input when given.
@@ -220,7 +274,7 @@ class Norm:
 
     op: ClassVar[str] = "norm"
 
-    kind: NormKind = "batch"
+    kind: str = "batch"
     affine: bool = True
     track_running_stats: bool = True
     num_features: int | None = None
@@ -228,7 +282,7 @@ class Norm:
     normalized_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in ("batch", "layer", "group", "instance"):
+        if self.kind not in NORMS:
             raise SpecError(f"norm: unknown kind {self.kind!r}")
         if self.num_features is not None:
             _positive(f"{self.kind} norm", "number of features", self.num_features)
@@ -238,7 +292,7 @@ class Norm:
 
     @property
     def default_name(self) -> str:  # type: ignore[override]
-        return {"batch": "bn", "layer": "ln", "group": "gn", "instance": "in"}[self.kind]
+        return NORMS[self.kind].short
 
     def label(self) -> str:
         return self.default_name
@@ -257,21 +311,22 @@ class ActivationKind:
     methods: tuple[str, ...] = ()  # Tensor method names
     aten: tuple[str, ...] = ()  # aten op names
     module_kwargs: tuple[tuple[str, Any], ...] = ()  # how costlab's builder makes the module
+    saves_output: bool = False  # its backward reads its output (else its input): costlab.memory
 
 
 #: The activation catalog: kind → its rule and names.
 ACTIVATIONS: Mapping[str, ActivationKind] = MappingProxyType({
     "identity": ActivationKind(0, "Identity"),
     "relu": ActivationKind(1, "ReLU", ("relu", "relu_"), ("relu", "relu_"), ("relu", "relu_"),
-                           ("relu", "relu_")),  # max(x, 0)
+                           ("relu", "relu_"), saves_output=True),  # max(x, 0)
     "relu6": ActivationKind(2, "ReLU6", ("relu6",), (), (), ("relu6",)),  # min(max(x, 0), 6)
     "hardtanh": ActivationKind(2, "Hardtanh", ("hardtanh",), (), (), ("hardtanh", "hardtanh_")),  # clamp
     "leaky_relu": ActivationKind(2, "LeakyReLU", ("leaky_relu",), (), (), ("leaky_relu", "leaky_relu_")),
     "elu": ActivationKind(3, "ELU", ("elu",), (), (), ("elu", "elu_")),  # compare, exp, multiply-subtract
     "sigmoid": ActivationKind(3, "Sigmoid", ("sigmoid",), ("sigmoid",), ("sigmoid", "sigmoid_"),
-                              ("sigmoid", "sigmoid_")),  # exp, add, divide
+                              ("sigmoid", "sigmoid_"), saves_output=True),  # exp, add, divide
     "tanh": ActivationKind(5, "Tanh", ("tanh",), ("tanh",), ("tanh", "tanh_"),
-                           ("tanh", "tanh_")),  # two exps, add, subtract, divide
+                           ("tanh", "tanh_"), saves_output=True),  # two exps, add, subtract, divide
     "hardsigmoid": ActivationKind(3, "Hardsigmoid", ("hardsigmoid",), (), (),
                                   ("hardsigmoid", "hardsigmoid_")),  # add, divide, clamp
     "hardswish": ActivationKind(4, "Hardswish", ("hardswish",), (), (), ("hardswish", "hardswish_")),
@@ -281,9 +336,9 @@ ACTIVATIONS: Mapping[str, ActivationKind] = MappingProxyType({
     "softplus": ActivationKind(3, "Softplus", ("softplus",), (), (), ("softplus",)),  # exp, add, log
     "mish": ActivationKind(7, "Mish", ("mish",), (), (), ("mish", "mish_")),  # softplus, tanh, multiply
     "softmax": ActivationKind(3, "Softmax", ("softmax",), ("softmax",), ("softmax",),
-                              ("_softmax", "_safe_softmax"), (("dim", -1),)),  # exp, sum, divide
+                              ("_softmax", "_safe_softmax"), (("dim", -1),), True),  # exp, sum, divide
     "log_softmax": ActivationKind(3, "LogSoftmax", ("log_softmax",), ("log_softmax",), ("log_softmax",),
-                                  ("_log_softmax",), (("dim", -1),)),  # exp, sum, log-subtract
+                                  ("_log_softmax",), (("dim", -1),), True),  # exp, sum, log-subtract
 })
 
 #: Ops per element of each activation (from the catalog).
@@ -312,6 +367,42 @@ class Activation:
 
 
 @dataclass(frozen=True)
+class PoolKind:
+    """One pooling family, stated once: the spec it is (:class:`Pool`, a window, or
+    :class:`AdaptivePool`, a fixed output size), its mode, and its PyTorch names by rank (1-d, 2-d,
+    3-d) — the torch bridge's module, function and aten rules, the builder and the conventions'
+    layer kinds (``<kind>-pool``) derive theirs from this one."""
+
+    mode: Literal["max", "avg"]
+    adaptive: bool
+    modules: tuple[str, str, str]  # the torch.nn class of each rank
+    functions: tuple[str, str, str]  # the torch.nn.functional name of each rank
+    torch_functions: tuple[str, ...] = ()  # torch names of the first ranks ('' where torch has none)
+    aten: tuple[tuple[str, ...], ...] = ()  # aten op names of each rank
+
+
+#: The pooling catalog: kind → its spec, mode and names by rank.
+POOLS: Mapping[str, PoolKind] = MappingProxyType({
+    "max": PoolKind("max", False, ("MaxPool1d", "MaxPool2d", "MaxPool3d"),
+                    ("max_pool1d", "max_pool2d", "max_pool3d"), ("max_pool1d", "max_pool2d", "max_pool3d"),
+                    (("max_pool1d",), ("max_pool2d_with_indices", "max_pool2d"), ("max_pool3d_with_indices",))),
+    "avg": PoolKind("avg", False, ("AvgPool1d", "AvgPool2d", "AvgPool3d"),
+                    ("avg_pool1d", "avg_pool2d", "avg_pool3d"), ("avg_pool1d",),
+                    (("avg_pool1d",), ("avg_pool2d",), ("avg_pool3d",))),
+    "adaptive-max": PoolKind("max", True, ("AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"),
+                             ("adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"), (),
+                             ((), ("adaptive_max_pool2d",), ("adaptive_max_pool3d",))),
+    "adaptive-avg": PoolKind("avg", True, ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d"),
+                             ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d"), (),
+                             (("adaptive_avg_pool1d",), ("_adaptive_avg_pool2d",), ("_adaptive_avg_pool3d",))),
+})
+
+#: The catalog's kind of each (adaptive, mode).
+_POOL_KIND_OF: Mapping[tuple[bool, str], str] = MappingProxyType(
+    {(p.adaptive, p.mode): kind for kind, p in POOLS.items()})
+
+
+@dataclass(frozen=True)
 class Pool:
     """Max or average pooling (1-d to 3-d). Default stride = kernel, as in PyTorch."""
 
@@ -327,7 +418,7 @@ class Pool:
 
     def __post_init__(self) -> None:
         owner = f"{self.mode}pool"
-        if self.mode not in ("max", "avg"):
+        if (False, self.mode) not in _POOL_KIND_OF:
             raise SpecError(f"pool: mode must be 'max' or 'avg', got {self.mode!r}")
         if not isinstance(self.kernel, tuple) or not 1 <= len(self.kernel) <= 3:
             raise SpecError(f"{owner}: kernel must be a tuple of 1 to 3 sizes, got {self.kernel!r}")
@@ -353,6 +444,11 @@ class Pool:
             _non_negative(owner, "padding", p)
             if 2 * p > k:
                 raise SpecError(f"{owner}: padding {p} is more than half the kernel {k} (PyTorch's rule)")
+
+    @property
+    def kind(self) -> str:
+        """Its kind in :data:`POOLS` (``max``, ``avg``)."""
+        return _POOL_KIND_OF[False, self.mode]
 
     @property
     def default_name(self) -> str:  # type: ignore[override]
@@ -400,13 +496,18 @@ class AdaptivePool:
 
     def __post_init__(self) -> None:
         owner = f"adaptive {self.mode}pool"
-        if self.mode not in ("max", "avg"):
+        if (True, self.mode) not in _POOL_KIND_OF:
             raise SpecError(f"adaptive pool: mode must be 'max' or 'avg', got {self.mode!r}")
         if not isinstance(self.output_size, tuple) or not 1 <= len(self.output_size) <= 3:
             raise SpecError(f"{owner}: output size must be a tuple of 1 to 3 sizes")
         for o in self.output_size:
             if o is not None:
                 _positive(owner, "output size", o)
+
+    @property
+    def kind(self) -> str:
+        """Its kind in :data:`POOLS` (``adaptive-max``, ``adaptive-avg``)."""
+        return _POOL_KIND_OF[True, self.mode]
 
     @property
     def default_name(self) -> str:  # type: ignore[override]
@@ -549,8 +650,24 @@ class Embedding:
         return "embedding"
 
 
-#: Gates of each recurrent cell: its weight matrices are GATES·H rows tall.
-RECURRENT_GATES: dict[str, int] = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+@dataclass(frozen=True)
+class RecurrentKind:
+    """One recurrent cell, stated once: its gates (its weight matrices are gates·H rows tall) and
+    the torch.nn class (with the ``nonlinearity`` it is built with, for nn.RNN) that runs it."""
+
+    gates: int
+    module: str
+    nonlinearity: str = ""
+
+
+#: The recurrent catalog: mode → its gates and module.
+RECURRENTS: Mapping[str, RecurrentKind] = MappingProxyType({
+    "lstm": RecurrentKind(4, "LSTM"), "gru": RecurrentKind(3, "GRU"),
+    "rnn_tanh": RecurrentKind(1, "RNN", "tanh"), "rnn_relu": RecurrentKind(1, "RNN", "relu"),
+})
+
+#: Gates of each recurrent cell (from the catalog).
+RECURRENT_GATES: Mapping[str, int] = MappingProxyType({mode: r.gates for mode, r in RECURRENTS.items()})
 
 
 @dataclass(frozen=True)
@@ -591,9 +708,27 @@ class Recurrent:
         return f"{self.default_name}{self.hidden_size}"
 
 
-#: Ops per output element of each interpolation mode (docs/cost-model.md).
-UPSAMPLE_OPS: dict[str, int] = {"nearest": 0, "nearest-exact": 0, "linear": 3, "bilinear": 7,
-                                "bicubic": 31, "trilinear": 15}
+@dataclass(frozen=True)
+class UpsampleMode:
+    """One interpolation mode, stated once: its ops per output element (docs/cost-model.md) and the
+    aten ops that run it; the bridge's rules and the conventions' layer kinds derive from it."""
+
+    ops: int
+    aten: tuple[str, ...] = ()
+
+
+#: The interpolation catalog: mode (F.interpolate's and nn.Upsample's name) → its rule and aten ops.
+UPSAMPLES: Mapping[str, UpsampleMode] = MappingProxyType({
+    "nearest": UpsampleMode(0, ("upsample_nearest1d", "upsample_nearest2d")),
+    "nearest-exact": UpsampleMode(0),
+    "linear": UpsampleMode(3, ("upsample_linear1d",)),
+    "bilinear": UpsampleMode(7, ("upsample_bilinear2d",)),
+    "bicubic": UpsampleMode(31, ("upsample_bicubic2d",)),
+    "trilinear": UpsampleMode(15, ("upsample_trilinear3d",)),
+})
+
+#: Ops per output element of each interpolation mode (from the catalog).
+UPSAMPLE_OPS: Mapping[str, int] = MappingProxyType({mode: u.ops for mode, u in UPSAMPLES.items()})
 
 
 @dataclass(frozen=True)
@@ -616,6 +751,7 @@ class Upsample:
         return f"upsample-{self.mode}"
 
 
+#: The reduction catalog: each kind is also its name as a torch function, a Tensor method and an aten op.
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
 
@@ -645,7 +781,23 @@ class Reduce:
         return self.kind
 
 
-PAD_MODES = ("constant", "reflect", "replicate", "circular")
+@dataclass(frozen=True)
+class PadMode:
+    """One padding mode, stated once: the torch.nn.modules.padding base class of its modules
+    (``ZeroPad2d``, ``ReflectionPad1d``, …) and its aten ops; the bridge's rules derive from it."""
+
+    module_base: str
+    aten: tuple[str, ...] = ()
+
+
+#: The padding catalog: mode (F.pad's name) → its names.
+PADS: Mapping[str, PadMode] = MappingProxyType({
+    "constant": PadMode("_ConstantPadNd", ("constant_pad_nd",)),
+    "reflect": PadMode("_ReflectionPadNd", ("reflection_pad1d", "reflection_pad2d")),
+    "replicate": PadMode("_ReplicationPadNd", ("replication_pad2d",)),
+    "circular": PadMode("_CircularPadNd"),
+})
+PAD_MODES = tuple(PADS)
 
 
 @dataclass(frozen=True)

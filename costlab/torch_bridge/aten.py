@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..specs import (ACTIVATIONS, AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
+from ..specs import (ACTIVATIONS, CONVS, NORMS, PADS, POOLS, REDUCTIONS, UPSAMPLES, AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
                      Matmul, Norm, Pad, Reduce, Upsample)
 from .rules import (Context, RuleError, TensorValue, adaptive_spec, arg, conv_spec, grouped_query, pool_spec,
                     tensor_arg)
@@ -238,6 +238,9 @@ class _Free(Exception):
     """Raised by a rule that finds nothing to price (a cat of one tensor): the op is free."""
 
 
+#: How each norm kind's aten kernel is read (its names: costlab.specs.NORMS).
+_NORM_RULES: Mapping[str, AtenRule] = {"batch": _batch_norm(1, 3), "layer": _layer_norm, "group": _group_norm}
+
 _ACTIVATIONS = {name: kind for kind, a in ACTIVATIONS.items() for name in a.aten}  # from the catalog
 
 _ATTENTION_KERNELS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
@@ -249,23 +252,16 @@ _ATTENTION_KERNELS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_do
 def _table() -> dict[Any, AtenRule]:
     named: dict[str, AtenRule] = {
         "mm": _matmul, "bmm": _matmul, "matmul": _matmul, "mv": _matmul, "dot": _matmul, "vdot": _matmul,
-        "addmm": _addmm, "baddbmm": _baddbmm, "convolution": _convolution, "_convolution": _convolution,
-        "native_layer_norm": _layer_norm, "native_batch_norm": _batch_norm(1, 3),
-        "_native_batch_norm_legit_no_training": _batch_norm(1, 3), "_native_batch_norm_legit": _batch_norm(1, 3),
-        "native_group_norm": _group_norm,
-        "max_pool1d": _pool("max", 1), "max_pool2d_with_indices": _pool("max", 2), "max_pool2d": _pool("max", 2),
-        "max_pool3d_with_indices": _pool("max", 3), "avg_pool1d": _pool("avg", 1), "avg_pool2d": _pool("avg", 2),
-        "avg_pool3d": _pool("avg", 3),
-        "_adaptive_avg_pool2d": _adaptive("avg", 2), "adaptive_avg_pool1d": _adaptive("avg", 1),
-        "_adaptive_avg_pool3d": _adaptive("avg", 3), "adaptive_max_pool2d": _adaptive("max", 2),
-        "mean": _reduce("mean"), "sum": _reduce("sum"), "amax": _reduce("amax"), "amin": _reduce("amin"),
+        "addmm": _addmm, "baddbmm": _baddbmm,
+        **{name: _convolution for c in CONVS.values() for name in c.aten},  # from the catalog
+        **{name: _NORM_RULES[kind] for kind, n in NORMS.items() for name in n.aten},  # from the catalog
+        **{name: (_adaptive if p.adaptive else _pool)(p.mode, rank)  # from the catalog
+           for p in POOLS.values() for rank, names in enumerate(p.aten, 1) for name in names},
+        **{kind: _reduce(kind) for kind in REDUCTIONS},  # torch, Tensor and aten share the kind's name
         "linalg_vector_norm": _vector_norm, "cat": _cat, "stack": _stack, "embedding": _embedding, "cumsum": _scan("cumsum"),
         "cumprod": _scan("cumprod"),
-        "constant_pad_nd": _pad("constant"), "reflection_pad1d": _pad("reflect"),
-        "reflection_pad2d": _pad("reflect"), "replication_pad2d": _pad("replicate"),
-        "upsample_nearest2d": _upsample("nearest"), "upsample_bilinear2d": _upsample("bilinear"),
-        "upsample_bicubic2d": _upsample("bicubic"), "upsample_nearest1d": _upsample("nearest"),
-        "upsample_linear1d": _upsample("linear"), "upsample_trilinear3d": _upsample("trilinear"),
+        **{name: _pad(mode) for mode, p in PADS.items() for name in p.aten},  # from the catalog
+        **{name: _upsample(mode) for mode, u in UPSAMPLES.items() for name in u.aten},  # from the catalog
         **{name: _activation(kind) for name, kind in _ACTIVATIONS.items()},
         **{name: _attention for name in _ATTENTION_KERNELS},
     }

@@ -20,13 +20,22 @@ from torch.nn import functional as F
 
 from ..analysis import Analysis, Layer
 from ..errors import CostlabError, SpecError
-from ..specs import (ACTIVATIONS, ARITHMETIC, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
+from ..specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
                      Embedding, Flatten, Linear, Matmul, Norm, Pool, Reshape, Shape, Spec, Upsample)
 
 def _activation(kind: str) -> nn.Module:
     """The torch.nn module of an activation kind, made as the catalog says (costlab.specs.ACTIVATIONS)."""
     entry = ACTIVATIONS[kind]
     return getattr(nn, entry.module)(**dict(entry.module_kwargs))
+
+
+def _norm_class(kind: str, rank: int) -> type[nn.Module]:
+    """The torch.nn class of a norm kind at an input rank, as the catalog says (costlab.specs.NORMS)."""
+    entry = NORMS[kind]
+    by_rank = dict(entry.built_by_rank)
+    if by_rank and rank not in by_rank:
+        raise SpecError(f"cannot build a {kind} norm on a {rank}-d input")
+    return getattr(nn, by_rank.get(rank, entry.modules[0]))
 
 
 _ELEMENTWISE: dict[str, Callable[..., Any]] = {kind: getattr(operator, a.operator)
@@ -37,8 +46,7 @@ def module_for(spec: Spec, inputs: Sequence[Shape]) -> nn.Module | None:
     """The ``nn.Module`` that computes ``spec`` on inputs of these shapes, or None for a function."""
     shape = inputs[0]
     if isinstance(spec, Conv):
-        cls = ([nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d] if spec.transposed
-               else [nn.Conv1d, nn.Conv2d, nn.Conv3d])[spec.ndim - 1]
+        cls = getattr(nn, CONVS[spec.kind].modules[spec.ndim - 1])
         kwargs: dict[str, Any] = dict(stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
                                       groups=spec.groups, bias=spec.bias)
         if spec.transposed:
@@ -47,31 +55,24 @@ def module_for(spec: Spec, inputs: Sequence[Shape]) -> nn.Module | None:
     if isinstance(spec, Linear):
         return nn.Linear(shape[-1], spec.out_features, bias=spec.bias)
     if isinstance(spec, Norm):
-        if spec.kind == "batch":
-            cls = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}[len(shape)]
-            return cls(shape[1], affine=spec.affine, track_running_stats=spec.track_running_stats)
+        cls = _norm_class(spec.kind, len(shape))
         if spec.kind == "layer":
-            return nn.LayerNorm(spec.normalized_shape or shape[-1:], elementwise_affine=spec.affine)
+            return cls(spec.normalized_shape or shape[-1:], elementwise_affine=spec.affine)
         if spec.kind == "group":
-            return nn.GroupNorm(spec.num_groups, shape[1], affine=spec.affine)
-        cls = {3: nn.InstanceNorm1d, 4: nn.InstanceNorm2d, 5: nn.InstanceNorm3d}[len(shape)]
+            return cls(spec.num_groups, shape[1], affine=spec.affine)
         return cls(shape[1], affine=spec.affine, track_running_stats=spec.track_running_stats)
     if isinstance(spec, Activation):
         return _activation(spec.kind)
     if isinstance(spec, Pool):
-        ndim = len(spec.kernel)
+        cls = getattr(nn, POOLS[spec.kind].modules[len(spec.kernel) - 1])
         if spec.mode == "max":
-            return [nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d][ndim - 1](
-                spec.kernel, spec.stride, spec.padding, spec.dilation, ceil_mode=spec.ceil_mode)
-        return [nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d][ndim - 1](
-            spec.kernel, spec.stride, spec.padding, ceil_mode=spec.ceil_mode,
-            count_include_pad=spec.count_include_pad)
+            return cls(spec.kernel, spec.stride, spec.padding, spec.dilation, ceil_mode=spec.ceil_mode)
+        return cls(spec.kernel, spec.stride, spec.padding, ceil_mode=spec.ceil_mode,
+                   count_include_pad=spec.count_include_pad)
     if isinstance(spec, AdaptivePool):
         ndim = len(spec.output_size)
-        classes = ([nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d] if spec.mode == "avg"
-                   else [nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d])
         size = spec.output_size[0] if ndim == 1 else spec.output_size
-        return classes[ndim - 1](size)
+        return getattr(nn, POOLS[spec.kind].modules[ndim - 1])(size)
     if isinstance(spec, Dropout):
         return nn.Dropout(spec.p)
     if isinstance(spec, Flatten):

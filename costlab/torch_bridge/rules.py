@@ -31,8 +31,8 @@ from torch.nn import functional as F
 from ..analysis import CallSite
 from ..errors import SpecError
 from ..formulas import broadcast, numel
-from ..specs import (ACTIVATIONS, ARITHMETIC, PAD_MODES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
-                     Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, Reduce,
+from ..specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, PAD_MODES, PADS, POOLS, RECURRENTS, REDUCTIONS, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
+                     ConvKind, Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, PoolKind, Reduce,
                      Recurrent, Reshape, Shape, Spec, Upsample, as_tuple, resolve_padding)
 
 
@@ -148,10 +148,14 @@ def _check_channels(x: TensorValue, expected: int, owner: str) -> None:
         raise SpecError(f"{owner} expects {expected} input channels, got {got}")
 
 
+#: Convolution module type → its catalog entry (from the catalog, costlab.specs.CONVS).
+CONV_MODULES: Mapping[type, ConvKind] = {getattr(nn, name): c for c in CONVS.values() for name in c.modules}
+
+
 def _conv_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     x = tensor_arg(args, kwargs)
     _check_channels(x, m.in_channels, type(m).__name__)
-    transposed = isinstance(m, nn.modules.conv._ConvTransposeNd)
+    transposed = next(CONV_MODULES[c] for c in type(m).__mro__ if c in CONV_MODULES).transposed
     if transposed and arg(args, kwargs, 1, "output_size", None) is not None:
         raise RuleError("a transposed convolution with an explicit output_size")
     spec = conv_spec(m.out_channels, tuple(m.kernel_size), m.stride, m.padding, m.dilation, m.groups,
@@ -164,19 +168,25 @@ def _linear_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any
     return ctx.layer(Linear(m.out_features, m.bias is not None, m.in_features), (x,))
 
 
+def _norm_spec(kind: str, m: nn.Module) -> Norm:
+    """The Norm spec of a torch norm module of a kind in the catalog (costlab.specs.NORMS)."""
+    if kind in ("batch", "instance"):
+        return Norm(kind, m.affine, m.track_running_stats, m.num_features)
+    if kind == "group":
+        return Norm("group", m.affine, False, m.num_channels, m.num_groups)
+    if kind == "layer":
+        return Norm("layer", m.elementwise_affine, False, normalized_shape=tuple(m.normalized_shape))
+    raise RuleError(f"no norm rule for {type(m).__name__}")  # pragma: no cover - a kind without a reader
+
+
+#: Norm module type → costlab norm kind (from the catalog, costlab.specs.NORMS).
+NORM_MODULES: Mapping[type, str] = {getattr(nn, name): kind for kind, n in NORMS.items() for name in n.modules}
+
+
 def _norm_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     x = tensor_arg(args, kwargs)
-    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-        spec = Norm("batch", m.affine, m.track_running_stats, m.num_features)
-    elif isinstance(m, nn.modules.instancenorm._InstanceNorm):
-        spec = Norm("instance", m.affine, m.track_running_stats, m.num_features)
-    elif isinstance(m, nn.GroupNorm):
-        spec = Norm("group", m.affine, False, m.num_channels, m.num_groups)
-    elif isinstance(m, nn.LayerNorm):
-        spec = Norm("layer", m.elementwise_affine, False, normalized_shape=tuple(m.normalized_shape))
-    else:  # pragma: no cover - the table lists only the classes above
-        raise RuleError(f"no norm rule for {type(m).__name__}")
-    return ctx.layer(spec, (x,))
+    kind = next(NORM_MODULES[c] for c in type(m).__mro__ if c in NORM_MODULES)
+    return ctx.layer(_norm_spec(kind, m), (x,))
 
 
 #: Activation module type → costlab activation kind (from the catalog, costlab.specs.ACTIVATIONS).
@@ -189,10 +199,9 @@ def _activation_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) ->
     return ctx.layer(Activation(kind), (x,))
 
 
-_POOL_NDIM: Mapping[type, tuple[str, int]] = {
-    nn.MaxPool1d: ("max", 1), nn.MaxPool2d: ("max", 2), nn.MaxPool3d: ("max", 3),
-    nn.AvgPool1d: ("avg", 1), nn.AvgPool2d: ("avg", 2), nn.AvgPool3d: ("avg", 3),
-}
+#: Pool module type → (its catalog entry, its rank) (from the catalog, costlab.specs.POOLS).
+POOL_MODULES: Mapping[type, tuple[PoolKind, int]] = {
+    getattr(nn, name): (p, rank) for p in POOLS.values() for rank, name in enumerate(p.modules, 1)}
 
 
 def pool_spec(mode: str, ndim: int, kernel: Any, stride: Any, padding: Any, dilation: Any,
@@ -205,19 +214,14 @@ def pool_spec(mode: str, ndim: int, kernel: Any, stride: Any, padding: Any, dila
 
 def _pool_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     x = tensor_arg(args, kwargs)
-    mode, ndim = next(_POOL_NDIM[c] for c in type(m).__mro__ if c in _POOL_NDIM)
+    entry, ndim = next(POOL_MODULES[c] for c in type(m).__mro__ if c in POOL_MODULES)
+    mode = entry.mode
     _spatial_dims(x.shape, ndim, type(m).__name__)
     if getattr(m, "return_indices", False):
         raise RuleError("max pooling that returns indices")
     spec = pool_spec(mode, ndim, m.kernel_size, m.stride, m.padding, getattr(m, "dilation", 1),
                      m.ceil_mode, getattr(m, "count_include_pad", True))
     return ctx.layer(spec, (x,))
-
-
-_ADAPTIVE_NDIM: Mapping[type, tuple[str, int]] = {
-    nn.AdaptiveAvgPool1d: ("avg", 1), nn.AdaptiveAvgPool2d: ("avg", 2), nn.AdaptiveAvgPool3d: ("avg", 3),
-    nn.AdaptiveMaxPool1d: ("max", 1), nn.AdaptiveMaxPool2d: ("max", 2), nn.AdaptiveMaxPool3d: ("max", 3),
-}
 
 
 def adaptive_spec(mode: str, ndim: int, output_size: Any) -> AdaptivePool:
@@ -234,7 +238,8 @@ def adaptive_spec(mode: str, ndim: int, output_size: Any) -> AdaptivePool:
 
 def _adaptive_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     x = tensor_arg(args, kwargs)
-    mode, ndim = next(_ADAPTIVE_NDIM[c] for c in type(m).__mro__ if c in _ADAPTIVE_NDIM)
+    entry, ndim = next(POOL_MODULES[c] for c in type(m).__mro__ if c in POOL_MODULES)
+    mode = entry.mode
     _spatial_dims(x.shape, ndim, type(m).__name__)
     if getattr(m, "return_indices", False):
         raise RuleError("adaptive max pooling that returns indices")
@@ -303,11 +308,9 @@ def _shuffle_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> An
     return _reshape_layer(ctx, x, shape, type(m).__name__.lower())
 
 
-_PAD_MODULES: Mapping[type, str] = {
-    nn.modules.padding._ConstantPadNd: "constant", nn.modules.padding._ReflectionPadNd: "reflect",
-    nn.modules.padding._ReplicationPadNd: "replicate",
-    **({nn.modules.padding._CircularPadNd: "circular"} if hasattr(nn.modules.padding, "_CircularPadNd") else {}),
-}
+#: Padding module base type → its mode (from the catalog, costlab.specs.PADS; where torch has it).
+_PAD_MODULES: Mapping[type, str] = {getattr(nn.modules.padding, p.module_base): mode for mode, p in PADS.items()
+                                    if hasattr(nn.modules.padding, p.module_base)}
 
 
 def _pad_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
@@ -360,14 +363,19 @@ def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) 
     return out, weights
 
 
-_RECURRENT_MODES: Mapping[type, str] = {nn.LSTM: "lstm", nn.GRU: "gru"}
+#: Recurrent module type → {its nonlinearity ('' for none): mode} (from the catalog, costlab.specs.RECURRENTS).
+RECURRENT_MODULES: Mapping[type, Mapping[str, str]] = {
+    cls: {r.nonlinearity: mode for mode, r in RECURRENTS.items() if getattr(nn, r.module) is cls}
+    for cls in dict.fromkeys(getattr(nn, r.module) for r in RECURRENTS.values())}
 
 
 def _recurrent_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     """nn.LSTM / nn.GRU / nn.RNN: one Recurrent layer; returns (output, h_n) or (output, (h_n, c_n))."""
     x = tensor_arg(args, kwargs)
-    mode = next((_RECURRENT_MODES[c] for c in type(m).__mro__ if c in _RECURRENT_MODES), None) or \
-        ("rnn_relu" if getattr(m, "nonlinearity", "tanh") == "relu" else "rnn_tanh")
+    modes = next(RECURRENT_MODULES[c] for c in type(m).__mro__ if c in RECURRENT_MODULES)
+    mode = modes.get(getattr(m, "nonlinearity", ""))
+    if mode is None:
+        raise RuleError(f"a recurrent layer with nonlinearity {getattr(m, 'nonlinearity', '')!r}")
     spec = Recurrent(mode, m.input_size, m.hidden_size, m.num_layers, bool(m.bias), bool(m.batch_first),
                      bool(m.bidirectional), int(getattr(m, "proj_size", 0)))
     out = ctx.layer(spec, (x,))
@@ -381,15 +389,11 @@ def _recurrent_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> 
 
 #: Leaf module type → rule (looked up along the type's MRO).
 MODULE_RULES: Mapping[type, ModuleRule] = {
-    **{cls: _conv_module for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
-                                     nn.ConvTranspose2d, nn.ConvTranspose3d)},
+    **{cls: _conv_module for cls in CONV_MODULES},
     nn.Linear: _linear_module,
-    **{cls: _norm_module for cls in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
-                                     nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
-                                     nn.InstanceNorm3d)},
+    **{cls: _norm_module for cls in NORM_MODULES},
     **{cls: _activation_module for cls in ACTIVATION_MODULES},
-    **{cls: _pool_module for cls in _POOL_NDIM},
-    **{cls: _adaptive_module for cls in _ADAPTIVE_NDIM},
+    **{cls: _adaptive_module if entry.adaptive else _pool_module for cls, (entry, _) in POOL_MODULES.items()},
     **{cls: _dropout_module for cls in (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
                                         nn.AlphaDropout, nn.FeatureAlphaDropout)},
     nn.Flatten: _flatten_module,
@@ -399,7 +403,7 @@ MODULE_RULES: Mapping[type, ModuleRule] = {
     **{cls: _shuffle_module for cls in (nn.ChannelShuffle, nn.PixelShuffle, nn.PixelUnshuffle)},
     nn.MultiheadAttention: _multihead_attention,
     **{cls: _pad_module for cls in _PAD_MODULES},
-    **{cls: _recurrent_module for cls in (nn.LSTM, nn.GRU, nn.RNN)},
+    **{cls: _recurrent_module for cls in RECURRENT_MODULES},
 }
 
 
@@ -1039,24 +1043,15 @@ FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
     torch.neg: _named("neg", _unary_elementwise("neg", operator.neg)),
     **{fn: _named("matmul", _matmul) for fn in (operator.matmul, torch.matmul, torch.mm, torch.bmm)},
     F.linear: _named("linear", _linear),
-    F.conv1d: _named("conv1d", _conv(1)), F.conv2d: _named("conv2d", _conv(2)),
-    F.conv3d: _named("conv3d", _conv(3)),
-    F.conv_transpose1d: _named("conv_transpose1d", _conv(1, True)),
-    F.conv_transpose2d: _named("conv_transpose2d", _conv(2, True)),
-    F.conv_transpose3d: _named("conv_transpose3d", _conv(3, True)),
+    **{getattr(F, name): _named(name, _conv(rank, c.transposed))
+       for c in CONVS.values() for rank, name in enumerate(c.functions, 1)},
     F.scaled_dot_product_attention: _named("scaled_dot_product_attention", _attention),
     F.embedding: _named("embedding", _embedding),
-    F.batch_norm: _named("batch_norm", _norm_function("batch")),
-    F.instance_norm: _named("instance_norm", _norm_function("instance")),
-    F.layer_norm: _named("layer_norm", _norm_function("layer")),
-    F.group_norm: _named("group_norm", _norm_function("group")),
+    **{getattr(F, name): _named(name, _norm_function(kind)) for kind, n in NORMS.items() for name in n.functions},
     **{fn: _named(kind, _activation_function(kind)) for fn, kind in _ACTIVATION_FUNCTIONS.items()},
-    **{getattr(F, f"{mode}_pool{n}d"): _named(f"{mode}_pool{n}d", _pool_function(mode, n))
-       for mode in ("max", "avg") for n in (1, 2, 3)},
-    **{getattr(torch, f"{mode}_pool{n}d"): _named(f"{mode}_pool{n}d", _pool_function(mode, n))
-       for mode, n in (("max", 1), ("max", 2), ("max", 3), ("avg", 1)) if hasattr(torch, f"{mode}_pool{n}d")},
-    **{getattr(F, f"adaptive_{mode}_pool{n}d"): _named(f"adaptive_{mode}_pool{n}d", _adaptive_function(mode, n))
-       for mode in ("avg", "max") for n in (1, 2, 3)},
+    **{fn: _named(name, (_adaptive_function if p.adaptive else _pool_function)(p.mode, rank))
+       for p in POOLS.values() for names, namespace in ((p.functions, F), (p.torch_functions, torch))
+       for rank, name in enumerate(names, 1) if (fn := getattr(namespace, name, None)) is not None},
     **{fn: _named("dropout", _dropout_function) for fn in (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d,
                                                             F.alpha_dropout, F.feature_alpha_dropout)},
     F.interpolate: _named("interpolate", _interpolate),
@@ -1085,7 +1080,7 @@ FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
     torch.where: _named("where", _where),
     torch.roll: _named("roll", _roll),
     F.pad: _named("pad", _pad),
-    **{getattr(torch, kind): _named(kind, _reduction(kind)) for kind in ("sum", "mean", "amax", "amin")},
+    **{getattr(torch, kind): _named(kind, _reduction(kind)) for kind in REDUCTIONS},
 }
 
 #: ``Tensor`` method name (fx ``call_method`` targets, and the methods a dispatch mode sees).
@@ -1117,7 +1112,7 @@ METHOD_RULES: Mapping[str, tuple[str, FunctionRule]] = {
        for method in (name, f"__{name}__")},
     "masked_fill": _named("masked_fill", _masked_fill), "masked_fill_": _named("masked_fill", _masked_fill),
     "roll": _named("roll", _roll),
-    **{kind: _named(kind, _reduction(kind)) for kind in ("sum", "mean", "amax", "amin")},
+    **{kind: _named(kind, _reduction(kind)) for kind in REDUCTIONS},
 }
 
 #: Functions of optional packages, found by identity once their module is imported:
