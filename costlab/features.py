@@ -16,7 +16,7 @@ values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Protocol, Sequence, Union
 
@@ -704,7 +704,3 @@ def latency_notes(analyses: Sequence["Analysis"]) -> list[str]:
                      f"ready to run that its threads ran): {', '.join(parts)}; measure again on a quiet machine "
                      "before trusting them.")
     return notes
-
-
-__all__ = ["FEATURES", "Feature", "Heading", "View", "Check", "CheckRow", "ParamCheck", "Checks", "Latency",
-           "Roofline", "replace"]

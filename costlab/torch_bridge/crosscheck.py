@@ -39,7 +39,7 @@ from ..analysis import Analysis, Layer
 from ..conventions import CONVENTIONS as CONVENTION_TABLES
 from ..conventions import LayerCount, Profile, profile
 from ..errors import CostlabError
-from ..features import Check, CheckRow, Checks, ParamCheck
+from ..features import Check, CheckRow, ParamCheck
 from ..formulas import numel
 from . import peers
 from .build import build_module
