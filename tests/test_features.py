@@ -152,3 +152,17 @@ def test_latency_and_roofline_write_the_json_their_dicts_did() -> None:
     a = replace(analyze_expression("conv3x3:4", (3, 8, 8)), latency=Latency.from_dict(entry, Roofline.from_dict(target)))
     assert a.roofline is a.latency.roofline  # type: ignore[union-attr]
     assert a.to_dict()["latency_ms"] == entry and a.to_dict()["roofline"] == target
+
+
+def test_the_per_layer_csv_of_a_comparison_has_each_features_columns_as_analyze_does() -> None:
+    targets = ["lenet5", "conv3x3:8 > relu > fc:10"]
+    c = costlab.compare(targets, input=(1, 32, 32), freeze=1, memory=True, convention="ptflops")
+    rows = list(csv.DictReader(io.StringIO(report.render_comparison(c, "csv", per_layer=True))))
+    for t in c.targets:
+        alone = list(csv.DictReader(io.StringIO(report.render_analysis(t, "csv"))))
+        mine = [r for r in rows if r["target"] == t.name]
+        assert [r["layer"] for r in mine] == [r["layer"] for r in alone] == [layer.name for layer in t.layers]
+        for column in ("trainable_params", "train_step_macs", "grads", "live_bytes", "saved_bytes", "ptflops"):
+            assert [r[column] for r in mine] == [r[column] for r in alone], column
+        # the tool's count per layer, from its profile's own layer counts
+        assert [int(r["ptflops"]) for r in mine] == [int(layer.count) for layer in t.convention.layers]  # type: ignore[union-attr]
