@@ -106,13 +106,13 @@ def _measure(args: argparse.Namespace, threads: int, settings: LatencySettings, 
     for round_ in range(args.repeats):
         for analysis in analyses:
             timed = measure_latency(analysis, settings, peaks=peaks)
-            entry = timed.latency
+            entry = timed.latency.to_dict()
             retries += entry["attempts"] - 1
             measurements.append(entry)
-            medians[analysis.name].append(timed.latency["median"])
-            noisy[analysis.name] += bool(timed.latency["noisy"])
-            if timed.latency.get("cpu_share") is not None:
-                shares[analysis.name].append(timed.latency["cpu_share"])
+            medians[analysis.name].append(timed.latency.median)
+            noisy[analysis.name] += bool(timed.latency.noisy)
+            if timed.latency.cpu_share is not None:
+                shares[analysis.name].append(timed.latency.cpu_share)
         print(f"round {round_ + 1}/{args.repeats} done", file=sys.stderr)
     rows, worst = [], 0.0
     for name, values in medians.items():

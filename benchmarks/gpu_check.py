@@ -199,13 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     for key, comparison in reports.items():
         base, cheap = comparison.targets
         case_rows.append([key, f"{base.macs / cheap.macs:.2f}×",
-                          f"{base.latency['median'] / cheap.latency['median']:.2f}×",
-                          f"{base.roofline['predicted_ms'] / cheap.roofline['predicted_ms']:.2f}×",
-                          f"{base.latency['median']:.4f} / {cheap.latency['median']:.4f}",
-                          f"{100 * base.roofline['fraction']:.0f} % / {100 * cheap.roofline['fraction']:.0f} %",
-                          "yes" if base.latency["noisy"] or cheap.latency["noisy"] else "no"])
-    model_rows = [[key, f"{a.macs:,}", f"{a.latency['median']:.3f} ± {a.latency['iqr']:.3f}",
-                   f"{a.roofline['achieved_gflops']:.0f}", "yes" if a.latency["noisy"] else "no"]
+                          f"{base.latency.median / cheap.latency.median:.2f}×",
+                          f"{base.roofline.predicted_ms / cheap.roofline.predicted_ms:.2f}×",
+                          f"{base.latency.median:.4f} / {cheap.latency.median:.4f}",
+                          f"{100 * base.roofline.fraction:.0f} % / {100 * cheap.roofline.fraction:.0f} %",
+                          "yes" if base.latency.noisy or cheap.latency.noisy else "no"])
+    model_rows = [[key, f"{a.macs:,}", f"{a.latency.median:.3f} ± {a.latency.iqr:.3f}",
+                   f"{a.roofline.achieved_gflops:.0f}", "yes" if a.latency.noisy else "no"]
                   for key, a in models.items()]
     summary = [
         f"# GPU check: {card}", "",

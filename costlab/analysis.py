@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
 from .errors import CostlabError
+from .features import FEATURES, FLOPS_PER_MAC, Checks, Feature, Latency, Roofline
 from .specs import Conv, Held, Shape, Spec
 
 if TYPE_CHECKING:  # pandas is imported only by to_frame()
@@ -44,7 +45,6 @@ def rendered(kind: str, *args: Any, **kwargs: Any) -> str:
 
 
 UNITS = ("macs", "flops")
-FLOPS_PER_MAC = 2
 
 
 #: Short spellings of qualified prefixes in a call site's display name.
@@ -112,10 +112,14 @@ class Layer:
     call: CallSite | None = None
     #: the engine path that priced it, when traced: fx, fx+meta (a call priced alone), meta or cpu
     engine: str = ""
-    #: measured latency of this layer alone (``latency_ms`` in JSON), with --latency
-    latency: Mapping[str, Any] | None = field(default=None, hash=False)
-    #: its roofline point and bound from the machine's measured peaks, with --latency
-    roofline: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: measured latency of this layer alone (``latency_ms`` in JSON) with its roofline point and
+    #: bound from the machine's measured peaks (``roofline``), with --latency
+    latency: Latency | None = field(default=None, hash=False)
+
+    @property
+    def roofline(self) -> Roofline | None:
+        """The roofline beside the measured latency (None without --latency)."""
+        return self.latency.roofline if self.latency is not None else None
 
     @property
     def source(self) -> str:
@@ -156,9 +160,7 @@ class Layer:
         if unit == "flops":
             entry["flops"] = FLOPS_PER_MAC * self.macs
         if self.latency is not None:
-            entry["latency_ms"] = dict(self.latency)
-        if self.roofline is not None:
-            entry["roofline"] = dict(self.roofline)
+            entry.update(self.latency.json_fields(unit))
         return entry
 
 
@@ -212,9 +214,8 @@ class Analysis:
     dtype: str = "float32"
     kind: str = "expression"  # expression, preset, file or module
     notes: tuple[str, ...] = ()
-    checks: Mapping[str, Any] = field(default_factory=dict)
-    latency: Mapping[str, Any] | None = None
-    roofline: Mapping[str, Any] | None = None  # the whole target's roofline, with latency
+    checks: Checks = field(default_factory=Checks)  # each tool's count beside costlab's (--check)
+    latency: Latency | None = None  # the whole target measured, with its roofline (--latency)
     training: "TrainingCost | None" = None  # a training step under --freeze (costlab.training)
     convention: "Profile | None" = None  # what another tool would report (--convention)
     #: a traced module's inputs beyond one float tensor: [{"name", "dtype", "shape"}] (JSON "inputs")
@@ -222,6 +223,22 @@ class Analysis:
     #: how a traced module was counted: fx, meta or cpu (JSON "engine"); '' for expressions and presets
     engine: str = ""
     memory: "Memory | None" = None  # bytes held at inference and in a training step (--memory)
+
+    @property
+    def roofline(self) -> Roofline | None:
+        """The whole target's roofline (None without --latency)."""
+        return self.latency.roofline if self.latency is not None else None
+
+    def feature(self, name: str) -> Feature | None:
+        """The feature called ``name`` (one of FEATURES) when this analysis carries it, else None."""
+        value = getattr(self, name)
+        return value if value is not None and (not isinstance(value, Checks) or value) else None
+
+    @property
+    def features(self) -> tuple[Feature, ...]:
+        """The features this analysis carries (--freeze, --memory, --convention, --check, --latency),
+        in the order of FEATURES: its JSON and every renderer loop over these."""
+        return tuple(f for f in (self.feature(name) for name in FEATURES) if f is not None)
 
     @property
     def macs(self) -> int:
@@ -272,6 +289,10 @@ class Analysis:
 
         A folded row's counts are the sums of its layers, so the rows always add up to the totals.
         """
+        return tuple(row for row, _ in self.folded(depth))
+
+    def folded(self, depth: int | None = None) -> tuple[tuple[Row, tuple[Layer, ...]], ...]:
+        """Each per-layer row (:meth:`rows`) with the layers it stands for, grouped by :func:`fold`."""
         if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 1):
             raise CostlabError(f"depth must be a positive integer, got {depth!r}")
         groups: dict[str, list[Layer]] = {}
@@ -281,13 +302,14 @@ class Analysis:
         for key, members in groups.items():
             if len(members) == 1 and members[0].name == key:
                 only = members[0]
-                rows.append(Row(only.name, only.op, only.type, only.output, only.macs, only.params,
-                                only.ops, only.activations, only.formula))
+                row = Row(only.name, only.op, only.type, only.output, only.macs, only.params,
+                          only.ops, only.activations, only.formula)
             else:
-                rows.append(Row(key, "block", f"{len(members)} layers", members[-1].output,
-                                _total(members, "macs"), _total(members, "params"),
-                                _total(members, "ops"), _total(members, "activations"),
-                                "sum of its layers", len(members)))
+                row = Row(key, "block", f"{len(members)} layers", members[-1].output,
+                          _total(members, "macs"), _total(members, "params"),
+                          _total(members, "ops"), _total(members, "activations"),
+                          "sum of its layers", len(members))
+            rows.append((row, tuple(members)))
         return tuple(rows)
 
     def to_dict(self, unit: str = "macs") -> dict[str, Any]:
@@ -314,27 +336,12 @@ class Analysis:
             entry["unsupported"] = [u.to_dict() for u in self.unsupported]
         if self.notes:
             entry["notes"] = list(self.notes)
-        if self.checks:
-            entry["checks"] = dict(self.checks)
-        if self.latency is not None:
-            entry["latency_ms"] = dict(self.latency)
-        if self.roofline is not None:
-            entry["roofline"] = dict(self.roofline)
-        if self.convention is not None:
-            entry["convention"] = self.convention.to_dict()
-        if self.training is not None:
-            entry.update(self.training.to_dict())
-            if unit == "flops":
-                entry["train_step_flops"] = FLOPS_PER_MAC * self.training.train_step_macs
-            per_layer = self.training.by_name()
-            for layer_entry in entry["layers"]:
-                layer_entry.update(per_layer[layer_entry["name"]].to_dict())
-        if self.memory is not None:
-            entry["memory"] = self.memory.to_dict()
-            per_layer_memory = self.memory.by_name()
-            for layer_entry in entry["layers"]:
-                if layer_entry["name"] in per_layer_memory:
-                    layer_entry.update(per_layer_memory[layer_entry["name"]].to_dict())
+        features = self.features
+        for feature in features:
+            entry.update(feature.json_fields(unit))
+        for layer_entry in entry["layers"]:
+            for feature in features:
+                layer_entry.update(feature.layer_json(layer_entry["name"]))
         return entry
 
     def with_convention(self, name: str) -> "Analysis":
@@ -387,11 +394,11 @@ class Comparison:
     @property
     def latency_ratios(self) -> tuple[float | None, ...] | None:
         """first's median latency / each target's (None without latency on every target)."""
-        if any(t.latency is None for t in self.targets):
+        latencies = [t.latency for t in self.targets]
+        if any(latency is None for latency in latencies):
             return None
-        first = self.targets[0].latency["median"]  # type: ignore[index]
-        return tuple(first / t.latency["median"] if t.latency["median"] else None  # type: ignore[index]
-                     for t in self.targets)
+        first = latencies[0].median  # type: ignore[union-attr]
+        return tuple(first / t.median if t.median else None for t in latencies)  # type: ignore[union-attr]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract: unit, targets, ratios (and latency_ratios when latency was measured)."""

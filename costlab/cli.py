@@ -217,8 +217,7 @@ def _exit_code(args: argparse.Namespace, analyses: Sequence[Analysis]) -> int:
     """1 under --strict when a check found an unexplained difference, else 0."""
     if not getattr(args, "strict", False):
         return 0
-    return int(any(isinstance(entry, dict) and entry.get("agreement") == "unexplained"
-                   for a in analyses for entry in a.checks.values()))
+    return int(any(a.checks.unexplained() for a in analyses))
 
 
 def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tuple[Any, Callable[[str], None]]:
@@ -378,9 +377,9 @@ def _latency_measure(args: argparse.Namespace, peaks: Any, advance: Callable[[st
     settings = LatencySettings(device=args.latency, threads=args.threads, per_layer=False)
 
     def timed(analysis: Analysis) -> dict[str, Any]:
-        latency = measure_latency(analysis, settings, peaks=peaks, progress=advance).latency or {}
-        return {"latency_ms": latency["median"], "latency_iqr_ms": latency["iqr"],
-                "latency_noisy": latency["noisy"]}
+        latency = measure_latency(analysis, settings, peaks=peaks, progress=advance).latency
+        assert latency is not None
+        return {"latency_ms": latency.median, "latency_iqr_ms": latency.iqr, "latency_noisy": latency.noisy}
 
     return Measure(f"latency on {args.latency}", ("latency_ms", "latency_iqr_ms", "latency_noisy"), timed,
                    plot_column="latency_ms", axis_label=f"latency on {args.latency} (ms)")

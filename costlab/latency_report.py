@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from .analysis import Analysis, Comparison, Layer
 from .errors import CostlabError
-from .report import count, latency_text, milliseconds, threads_text
+from .report import count, milliseconds, threads_text
 from .specs import Shape
 from .targets import analyze_target
 
@@ -87,8 +87,8 @@ def measure_case_settled(case: LatencyCase, device: str = "cpu", threads: int | 
     shares: list[float] = []
     for _ in range(max(1, attempts)):
         comparison = measure_case(case, device, threads, batch, peaks, progress, timing)
-        shares = [t.latency.get("cpu_share") for t in comparison.targets  # type: ignore[union-attr]
-                  if t.latency.get("cpu_share") is not None]  # type: ignore[union-attr]
+        shares = [t.latency.cpu_share for t in comparison.targets  # type: ignore[union-attr]
+                  if t.latency.cpu_share is not None]  # type: ignore[union-attr]
         if all(share >= min_cpu_share for share in shares):
             return comparison
     raise CostlabError(f"latency report {case.key}: other work held the CPU in each of {attempts} attempts "
@@ -138,26 +138,35 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequenc
 
 
 def _machine(t: Analysis) -> str:
-    latency, peaks = t.latency, (t.roofline or {}).get("peaks", {})
-    where = latency["device_name"]
-    if latency["device"] == "cpu":
-        where += f", CPU, {threads_text(latency['threads'])}"
+    latency = t.latency
+    assert latency is not None
+    peaks = (t.roofline.peaks if t.roofline is not None else None) or {}
+    where = latency.device_name or "?"
+    if latency.device == "cpu":
+        where += f", CPU, {threads_text(latency.threads or 0)}"
     else:
-        where += f" ({latency['device']})"
-    load = f"; 1-minute load average {latency['load_1min']:.2f} at the start" if "load_1min" in latency else ""
-    return (f"{where}; torch {peaks.get('torch_version', '?')}; {latency['dtype']}, batch {t.batch}; "
+        where += f" ({latency.device})"
+    load = f"; 1-minute load average {latency.load_1min:.2f} at the start" if latency.load_1min is not None else ""
+    return (f"{where}; torch {peaks.get('torch_version', '?')}; {latency.dtype}, batch {t.batch}; "
             f"host {peaks.get('host', '?')}{load}")
+
+
+def _fraction_or(roofline: Any, default: float) -> float:
+    """A roofline's measured fraction, or ``default`` where it has none."""
+    fraction = roofline.fraction if roofline is not None else None
+    return default if fraction is None else fraction
 
 
 def _layer_sentence(target: str, layer: Layer, ridge: float) -> str:
     roof, latency = layer.roofline, layer.latency
-    intensity = roof["intensity"]
+    assert roof is not None and latency is not None
+    intensity = roof.intensity
     side = "above" if intensity is not None and intensity > ridge else "below"
     text = (f"`{target}` {layer.name} ({layer.type}): {'–' if intensity is None else f'{intensity:.1f}'} "
-            f"FLOP/B, {side} the ridge of {ridge:.1f}: {roof['bound']}-bound. The roofline allows "
-            f"{milliseconds(roof['predicted_ms'])} ms; measured {milliseconds(latency['median'])} ms, "
-            f"{_percent(roof.get('fraction'))} of its roofline")
-    if roof.get("fraction", 0) > 1:
+            f"FLOP/B, {side} the ridge of {ridge:.1f}: {roof.bound}-bound. The roofline allows "
+            f"{milliseconds(roof.predicted_ms)} ms; measured {milliseconds(latency.median)} ms, "
+            f"{_percent(roof.fraction)} of its roofline")
+    if (roof.fraction or 0) > 1:
         text += (f" — faster than the bound: its {count(layer.bytes)} bytes stay in cache from call to "
                  "call, where the copy benchmark's bandwidth (a buffer far larger than the caches) "
                  "understates what it gets")
@@ -166,11 +175,11 @@ def _layer_sentence(target: str, layer: Layer, ridge: float) -> str:
 
 def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
     """What the roofline says about the gap between the MAC ratio and the measured ratio."""
-    peaks = base.roofline["peaks"]  # type: ignore[index]
+    peaks = base.roofline.peaks  # type: ignore[union-attr]
     ridge = peaks["ridge"]
     mac_ratio = _ratio(base.macs, cheap.macs)
-    measured = _ratio(base.latency["median"], cheap.latency["median"])  # type: ignore[index]
-    predicted = _ratio(base.roofline["predicted_ms"], cheap.roofline["predicted_ms"])  # type: ignore[index]
+    measured = _ratio(base.latency.median, cheap.latency.median)  # type: ignore[union-attr]
+    predicted = _ratio(base.roofline.predicted_ms, cheap.roofline.predicted_ms)  # type: ignore[union-attr]
     bytes_ratio = _ratio(base.bytes, cheap.bytes)
     lines = [f"Peaks measured on this machine: {peaks['gflops']:.1f} GFLOP/s "
              f"({peaks['matmul_size']}×{peaks['matmul_size']} matrix product) and {peaks['gbps']:.1f} GB/s "
@@ -178,7 +187,7 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
              "max(FLOPs / peak FLOP/s, bytes / peak B/s), a design's the sum of its layers'.", ""]
     lines += [f"- {_layer_sentence(t.name, layer, ridge)}" for t in (base, cheap) for layer in t.layers]
     lines.append("")
-    memory_bound = [layer for layer in cheap.layers if layer.roofline["bound"] == "memory"]  # type: ignore[index]
+    memory_bound = [layer for layer in cheap.layers if layer.roofline.bound == "memory"]  # type: ignore[union-attr]
     if mac_ratio and predicted and predicted < (1 - AGREEMENT) * mac_ratio:
         names = ", ".join(f"{layer.name} ({layer.type})" for layer in memory_bound) or "none of its layers"
         lines.append(
@@ -190,8 +199,8 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
     else:
         others = [layer for layer in cheap.layers if layer not in memory_bound and layer.macs]
         if memory_bound:
-            share = (sum(layer.roofline["predicted_ms"] for layer in memory_bound)  # type: ignore[index]
-                     / cheap.roofline["predicted_ms"])  # type: ignore[index]
+            share = (sum(layer.roofline.predicted_ms for layer in memory_bound)  # type: ignore[union-attr]
+                     / cheap.roofline.predicted_ms)  # type: ignore[union-attr]
             names = ", ".join(f"{layer.name} ({layer.type})" for layer in memory_bound)
             why = (f"{names} {'is' if len(memory_bound) == 1 else 'are'} memory-bound but only "
                    f"{_percent(share)} of the design's bound; "
@@ -202,9 +211,9 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
         lines.append(
             f"**Counts:** the MACs say {_times(mac_ratio)} and the roofline says {_times(predicted)}: {why}, "
             "so at the machine's peaks the two designs would differ by about their MACs.")
-    base_fraction = base.roofline.get("fraction")  # type: ignore[union-attr]
-    cheap_fraction = cheap.roofline.get("fraction")  # type: ignore[union-attr]
-    worst = min(cheap.layers, key=lambda layer: layer.roofline.get("fraction", 1.0))  # type: ignore[union-attr]
+    base_fraction = base.roofline.fraction  # type: ignore[union-attr]
+    cheap_fraction = cheap.roofline.fraction  # type: ignore[union-attr]
+    worst = min(cheap.layers, key=lambda layer: _fraction_or(layer.roofline, 1.0))
     lines.append("")
     if measured and predicted and measured < (1 - AGREEMENT) * predicted:
         lines.append(
@@ -212,7 +221,7 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
             "bounds the time from below; how far each kernel stays above its bound is what no count holds: "
             f"`{base.name}` runs at {_percent(base_fraction)} of its roofline, `{cheap.name}` at "
             f"{_percent(cheap_fraction)}, its {worst.name} ({worst.type}) at "
-            f"{_percent(worst.roofline.get('fraction'))}. The cheaper design's smaller, lower-intensity layers "  # type: ignore[union-attr]
+            f"{_percent(worst.roofline.fraction)}. The cheaper design's smaller, lower-intensity layers "  # type: ignore[union-attr]
             "run further from the machine's peaks than the baseline's one large convolution.")
     elif measured and predicted and measured > (1 + AGREEMENT) * predicted:
         lines.append(
@@ -224,7 +233,7 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
                      f"both designs run at a like share of their roofline ({_percent(base_fraction)} and "
                      f"{_percent(cheap_fraction)}).")
     for t in (base, cheap):
-        whole, parts = t.latency["median"], t.latency.get("sum_of_layers")  # type: ignore[index,union-attr]
+        whole, parts = t.latency.median, t.latency.sum_of_layers  # type: ignore[union-attr]
         if parts and abs(whole - parts) > AGREEMENT * parts:
             lines += [""]
             lines.append(
@@ -240,34 +249,35 @@ def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") 
     """The Markdown report of a measured comparison of ``case`` (baseline first)."""
     base, cheap = comparison.targets
     mac_ratio = _ratio(base.macs, cheap.macs)
-    measured = _ratio(base.latency["median"], cheap.latency["median"])  # type: ignore[index]
-    predicted = _ratio(base.roofline["predicted_ms"], cheap.roofline["predicted_ms"])  # type: ignore[index]
+    measured = _ratio(base.latency.median, cheap.latency.median)  # type: ignore[union-attr]
+    predicted = _ratio(base.roofline.predicted_ms, cheap.roofline.predicted_ms)  # type: ignore[union-attr]
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    noisy = [t.name for t in (base, cheap) if t.latency["noisy"]]  # type: ignore[index]
-    noisy += [f"{t.name}: {layer.name}" for t in (base, cheap) for layer in t.layers if layer.latency["noisy"]]  # type: ignore[index]
+    noisy = [t.name for t in (base, cheap) if t.latency.noisy]  # type: ignore[union-attr]
+    noisy += [f"{t.name}: {layer.name}" for t in (base, cheap) for layer in t.layers if layer.latency.noisy]  # type: ignore[union-attr]
     summary_rows = []
     for index, t in enumerate((base, cheap)):
         first = index == 0
         summary_rows.append([
             f"`{t.name}`", count(t.macs),
             "baseline" if first else f"{_times(mac_ratio)} fewer",
-            latency_text(t.latency),
+            t.latency.text(),  # type: ignore[union-attr]
             "baseline" if first else f"{_times(measured)} faster",
-            milliseconds(t.roofline["predicted_ms"]),  # type: ignore[index]
+            milliseconds(t.roofline.predicted_ms),  # type: ignore[union-attr]
             "baseline" if first else f"{_times(predicted)} faster",
-            _percent(t.roofline.get("fraction")),  # type: ignore[union-attr]
-            milliseconds(t.latency["sum_of_layers"]),  # type: ignore[index]
-            _percent(t.latency.get("cpu_share")),  # type: ignore[union-attr]
+            _percent(t.roofline.fraction),  # type: ignore[union-attr]
+            milliseconds(t.latency.sum_of_layers),  # type: ignore[union-attr,arg-type]
+            _percent(t.latency.cpu_share),  # type: ignore[union-attr]
         ])
     layer_rows = []
     for t in (base, cheap):
         for layer in t.layers:
-            roof = layer.roofline
+            roof, latency = layer.roofline, layer.latency
+            assert roof is not None and latency is not None
             layer_rows.append([
-                f"`{t.name}`", layer.name, layer.type, count(layer.macs), count(roof["flops"]),  # type: ignore[index]
-                count(layer.bytes), f"{roof['intensity']:.1f}", roof["bound"],  # type: ignore[index]
-                milliseconds(roof["predicted_ms"]), latency_text(layer.latency),  # type: ignore[index]
-                f"{roof.get('achieved_gflops', 0):.1f}", _percent(roof.get("fraction")),  # type: ignore[union-attr]
+                f"`{t.name}`", layer.name, layer.type, count(layer.macs), count(roof.flops),
+                count(layer.bytes), f"{roof.intensity:.1f}", roof.bound,
+                milliseconds(roof.predicted_ms), latency.text(),
+                f"{roof.achieved_gflops or 0:.1f}", _percent(roof.fraction),
             ])
     parts = [
         f"# Latency: {case.title}", "",
@@ -295,8 +305,8 @@ def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") 
         "", "## How this was measured", "",
         f"Each target ran whole as one module and each layer alone on a random input of its recorded shape, "
         f"in eval mode under torch.inference_mode, after a warm-up; calls were timed in blocks "
-        f"({latency['timer']}) until the interquartile range was within "  # type: ignore[index]
-        f"{100 * latency['noise_threshold']:.0f} % of the median or the time limit came; "  # type: ignore[index]
+        f"({latency.timer}) until the interquartile range was within "  # type: ignore[union-attr]
+        f"{100 * latency.noise_threshold:.0f} % of the median or the time limit came; "  # type: ignore[index]
         "a measurement still above it is marked noisy. FLOPs = 2 × MACs; bytes = input + weights + output "
         "of each layer, once each. 'of roofline' = roofline ms / measured ms. 'CPU share' = the process's "
         "CPU time ÷ (wall time × threads) while the target was timed: near 100 % when its threads had the "

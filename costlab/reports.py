@@ -150,15 +150,14 @@ def crosscheck_report() -> list[ReportFile]:
     rows, raw = [], []
     for a in checked:
         fv, th = a.checks["fvcore"], a.checks["torch"]
-        named = "; ".join(f"{name} {int(share):+,}" for entry in (fv, th)
-                          for name, share in entry.get("conventions", {}).items())
-        rows.append([a.name, shape(a.input), count(a.macs), count(int(fv["total"])),
-                     f"{int(fv['difference']):+,}", fv["agreement"], count(int(th["total"])),
-                     th["agreement"], named or "none"])
-        raw.append([a.name, shape(a.input), a.macs, fv["total"], fv["agreement"], th["total"],
-                    th["agreement"], named])
-    meanings = {name: text for a in checked for entry in a.checks.values()
-                for name, text in entry.get("explanations", {}).items()}
+        named = "; ".join(f"{name} {int(share):+,}" for check in (fv, th)
+                          for name, share in check.conventions.items())
+        rows.append([a.name, shape(a.input), count(a.macs), count(int(fv.total)),
+                     f"{int(fv.difference):+,}", fv.agreement, count(int(th.total)),
+                     th.agreement, named or "none"])
+        raw.append([a.name, shape(a.input), a.macs, fv.total, fv.agreement, th.total, th.agreement, named])
+    meanings = {name: text for a in checked for check in a.checks.values()
+                for name, text in check.explanations.items()}
     explanations = [f"- **{name}**: {meanings[name]}" for name in sorted(meanings)]
     md = "\n".join([
         "# Cross-check of every preset against fvcore and PyTorch's counter", "",

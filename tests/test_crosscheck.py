@@ -122,10 +122,10 @@ def test_adaptive_pool_differs_from_fvcore_by_its_named_convention(size, target,
     # fvcore also counts adaptive_avg_pool2d, one per input element
     assert fvcore_count(module, x) == analysis.macs + 2 * channels * size[0] * size[1]
     checked = cross_check(analysis)
-    assert checked.checks["fvcore"]["agreement"] == "explained"
-    assert checked.checks["fvcore"]["conventions"] == {"adaptive avg pool 1/input element":
+    assert checked.checks["fvcore"].agreement == "explained"
+    assert checked.checks["fvcore"].conventions == {"adaptive avg pool 1/input element":
                                                        2 * channels * size[0] * size[1]}
-    assert checked.checks["torch"]["agreement"] == "exact"
+    assert checked.checks["torch"].agreement == "exact"
 
 
 @pytest.mark.parametrize("name, input", [("lenet5", None), ("resnet18", (3, 64, 64)),
@@ -133,23 +133,23 @@ def test_adaptive_pool_differs_from_fvcore_by_its_named_convention(size, target,
 def test_presets_agree_with_both_counters_up_to_named_conventions(name: str, input) -> None:
     analysis = build_preset(name, input, batch=2)
     checks = cross_check(analysis).checks
-    assert checks["torch"]["agreement"] == "exact" and checks["torch"]["total"] == analysis.macs
-    assert checks["torch"]["flops"] == 2 * analysis.macs
+    assert checks["torch"].agreement == "exact" and checks["torch"].total == analysis.macs
+    assert checks["torch"].flops == 2 * analysis.macs
     fv = checks["fvcore"]
-    assert fv["agreement"] in ("exact", "explained")
-    assert set(fv["conventions"]) <= {"batch norm 2/element", "adaptive avg pool 1/input element"}
-    assert fv["total"] == analysis.macs + sum(fv["conventions"].values())
-    assert (fv["batch"], fv["scale"]) == (1, 2)
-    rows = {row["name"]: row for row in fv["layers"]}
+    assert fv.agreement in ("exact", "explained")
+    assert set(fv.conventions) <= {"batch norm 2/element", "adaptive avg pool 1/input element"}
+    assert fv.total == analysis.macs + sum(fv.conventions.values())
+    assert (fv.batch, fv.scale) == (1, 2)
+    rows = {row.name: row for row in fv.layers}
     conv = next(layer for layer in analysis.layers if layer.op == "conv")
-    assert rows[conv.name]["reference"] == rows[conv.name]["costlab"] == conv.macs
+    assert rows[conv.name].reference == rows[conv.name].costlab == conv.macs
     if name != "lenet5":
         norm = next(layer for layer in analysis.layers if layer.op == "norm")
         elements = 1
         for n in norm.input_shapes[0]:
             elements *= n
-        assert rows[norm.name]["reference"] == 2 * elements  # BN with affine at inference
-        assert rows[norm.name]["conventions"] == ["batch norm 2/element"]
+        assert rows[norm.name].reference == 2 * elements  # BN with affine at inference
+        assert rows[norm.name].conventions == ("batch norm 2/element",)
 
 
 class ConventionZoo(nn.Module):
@@ -182,17 +182,17 @@ def test_every_fvcore_difference_is_named() -> None:
     analysis = costlab.analyze(module, input=(8, 4, 4), batch=2)
     assert analysis.unsupported == ()
     checks = cross_check(analysis, module).checks
-    assert checks["torch"]["agreement"] == "exact"
+    assert checks["torch"].agreement == "exact"
     fv = checks["fvcore"]
-    assert fv["agreement"] == "explained", [r for r in fv["layers"] if r["agreement"] == "unexplained"]
+    assert fv.agreement == "explained", [r for r in fv.layers if r.agreement == "unexplained"]
     # the same rules, in the same words, as --convention fvcore
-    assert set(fv["conventions"]) == {"norm 5/element", "batch norm 2/element", "upsample 1/output element",
+    assert set(fv.conventions) == {"norm 5/element", "batch norm 2/element", "upsample 1/output element",
                                       "upsample 4/output element", "attention by its kernel"}
-    assert fv["conventions"]["upsample 1/output element"] == 2 * 8 * 8 * 8
-    assert fv["conventions"]["upsample 4/output element"] == 4 * 2 * 8 * 16 * 16
-    assert set(fv["explanations"]) == set(fv["conventions"])
+    assert fv.conventions["upsample 1/output element"] == 2 * 8 * 8 * 8
+    assert fv.conventions["upsample 4/output element"] == 4 * 2 * 8 * 16 * 16
+    assert set(fv.explanations) == set(fv.conventions)
     profiled = costlab.analyze(module, input=(8, 4, 4), batch=2, convention="fvcore").convention
-    assert fv["total"] == fv["expected"] == profiled.total
+    assert fv.total == fv.expected == profiled.total
     assert module.training  # the check ran in eval mode and put the flag back
 
 
@@ -254,8 +254,8 @@ def test_check_output_in_every_format() -> None:
 def test_fvcore_is_skipped_when_a_real_forward_pass_is_too_big() -> None:
     analysis = build_preset("vgg16", (3, 4096, 4096), batch=64)
     checks = cross_check(analysis).checks
-    assert checks["fvcore"]["status"] == "skipped" and "GiB" in checks["fvcore"]["reason"]
-    assert checks["torch"]["agreement"] == "exact" and checks["torch"]["total"] == analysis.macs
+    assert checks["fvcore"].status == "skipped" and "GiB" in checks["fvcore"].reason
+    assert checks["torch"].agreement == "exact" and checks["torch"].total == analysis.macs
 
 
 def test_check_options_are_validated() -> None:
@@ -284,13 +284,13 @@ def test_check_runs_every_installed_tool_and_names_rules_as_convention_does(tool
     pytest.importorskip(tool)
     analysis = build_preset("resnet18", (3, 32, 32), batch=2)
     entry = cross_check(analysis, checks=[tool]).checks[tool]
-    assert entry["status"] == "ok" and entry["agreement"] in ("exact", "explained"), entry
+    assert entry.status == "ok" and entry.agreement in ("exact", "explained"), entry
     predicted = costlab.analyze("resnet18", input=(3, 32, 32), batch=2, convention=tool).convention
-    assert entry["expected"] == predicted.total == entry["total"]  # the real tool, as its profile says
+    assert entry.expected == predicted.total == entry.total  # the real tool, as its profile says
     labels = {d.label for d in predicted.differences()}
-    assert set(entry["conventions"]) <= labels  # the same words as --convention
-    if "params" in entry:
-        assert entry["params"]["tool"] == entry["params"]["expected"]
+    assert set(entry.conventions) <= labels  # the same words as --convention
+    if entry.params is not None:
+        assert entry.params.tool == entry.params.expected
     out, err = io.StringIO(), io.StringIO()
     assert main(["analyze", "resnet18", "--input", "3x32x32", "--check", tool, "--strict"], stdout=out, stderr=err) == 0
 
@@ -300,4 +300,4 @@ def test_check_through_the_python_api_equals_the_cli() -> None:
     out = io.StringIO()
     assert main(["analyze", "resnet18", "--input", "3x32x32", "--check", "fvcore,torch", "--format", "json"],
                 stdout=out) == 0
-    assert json.loads(out.getvalue())["targets"][0]["checks"] == json.loads(json.dumps(a.checks))
+    assert json.loads(out.getvalue())["targets"][0]["checks"] == json.loads(json.dumps(a.checks.to_dict()))

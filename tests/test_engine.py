@@ -404,4 +404,4 @@ def test_one_pipeline_builds_a_module_target_once(tmp_path, monkeypatch) -> None
     assert target["checks"]["torch"]["agreement"] == "exact"
     assert target["frozen_params"] == 3 * 4 * 9 + 4  # the first conv's own requires_grad=False
     a = costlab.analyze("counted_net:net", input=(3, 8, 8), check="torch")
-    assert len(counted_net.BUILT) == 2 and a.checks["torch"]["agreement"] == "exact"
+    assert len(counted_net.BUILT) == 2 and a.checks["torch"].agreement == "exact"

@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 from costlab.cli import main  # noqa: E402
 from costlab.errors import CostlabError, TargetError  # noqa: E402
 from costlab.expressions import analyze_expression  # noqa: E402
+from costlab.features import Latency  # noqa: E402
 from costlab.torch_bridge import roofline  # noqa: E402
 from costlab.torch_bridge.latency import (LatencySettings, load_module, measure_latency,  # noqa: E402
                                           measurement_count)
@@ -113,8 +114,8 @@ def test_measurement_reports_and_restores_its_threads() -> None:
     timed = measure_latency(analysis, LatencySettings(threads=other, timing=FAST, target_timing=None),
                             peaks=made_up_peaks(other))
     assert torch.get_num_threads() == before
-    assert timed.latency["threads"] == other
-    assert all(layer.latency["threads"] == other for layer in timed.layers)
+    assert timed.latency.threads == other
+    assert all(layer.latency.threads == other for layer in timed.layers)
 
 
 # --- what is measured -------------------------------------------------------------------------
@@ -136,12 +137,12 @@ def test_every_layer_is_timed_functional_ones_too(expression: str, functional: s
     if functional:
         assert any(layer.op == functional for layer in timed.layers)
     for layer in timed.layers:
-        assert layer.latency["median"] > 0 and layer.latency["samples"] >= 1
-        assert layer.latency["device"] == "cpu" and layer.latency["iqr"] >= 0
+        assert layer.latency.median > 0 and layer.latency.samples >= 1
+        assert layer.latency.device == "cpu" and layer.latency.iqr >= 0
         expected = max(2 * layer.macs / 100e9, layer.bytes / 10e9) * 1e3
-        assert layer.roofline["predicted_ms"] == pytest.approx(expected)
-    assert timed.roofline["predicted_ms"] == pytest.approx(sum(l.roofline["predicted_ms"] for l in timed.layers))
-    assert timed.latency["sum_of_layers"] == pytest.approx(sum(l.latency["median"] for l in timed.layers))
+        assert layer.roofline.predicted_ms == pytest.approx(expected)
+    assert timed.roofline.predicted_ms == pytest.approx(sum(l.roofline.predicted_ms for l in timed.layers))
+    assert timed.latency.sum_of_layers == pytest.approx(sum(l.latency.median for l in timed.layers))
 
 
 def test_json_carries_latency_and_roofline_per_target_and_per_layer() -> None:
@@ -283,8 +284,8 @@ def test_cuda_latency_is_timed_with_events() -> None:
     analysis = analyze_expression("conv3x3:8 > relu", (4, 16, 16))
     peaks = roofline.Peaks(device="cuda", device_name="card", threads=0, dtype="float32", gflops=1e4, gbps=1e3)
     timed = measure_latency(analysis, LatencySettings(device="cuda", timing=FAST, target_timing=None), peaks=peaks)
-    assert timed.latency["device"] == "cuda" and timed.latency["timer"] == "cuda events"
-    assert all(layer.latency["median"] > 0 for layer in timed.layers)
+    assert timed.latency.device == "cuda" and timed.latency.timer == "cuda events"
+    assert all(layer.latency.median > 0 for layer in timed.layers)
 
 
 # --- the canonical reports ------------------------------------------------------------------------
@@ -301,16 +302,16 @@ def test_separable_report_states_mac_and_latency_ratios_from_the_same_run() -> N
     mac_ratio = (9 * 512 * 512) / (9 * 512 + 512 * 512)  # 1 / (1/C_out + 1/k²), k = 3, C_out = 512
     assert base.macs / cheap.macs == pytest.approx(mac_ratio)
     text = case_markdown(case, comparison)
-    latency_ratio = base.latency["median"] / cheap.latency["median"]
+    latency_ratio = base.latency.median / cheap.latency.median
     stated = re.search(r"\*\*MAC ratio ([\d.]+)×, measured latency ratio ([\d.]+)×\*\*", text)
     assert stated is not None
     assert stated.group(1) == f"{mac_ratio:.2f}" and stated.group(2) == f"{latency_ratio:.2f}"
-    assert f"on {base.latency['device_name']}, CPU, " in text  # the machine is named
+    assert f"on {base.latency.device_name}, CPU, " in text  # the machine is named
     assert "What the roofline says" in text
     for layer in cheap.layers:  # each layer with its bound
         assert f"| `dw3x3 > pw:512` | {layer.name} | {layer.type} |" in text
     for layer in cheap.layers:
-        assert f"{layer.roofline['bound']}-bound" in text
+        assert f"{layer.roofline.bound}-bound" in text
 
 
 def test_unknown_latency_report() -> None:
@@ -370,11 +371,11 @@ def test_layers_that_run_nothing_alone_are_listed_not_timed() -> None:
     timed = measure_latency(analysis, LatencySettings(timing=FAST, target_timing=None), module=module,
                             peaks=made_up_peaks(torch.get_num_threads()))
     by_name = {layer.name: layer for layer in timed.layers}
-    assert all(by_name[name].latency["median"] > 0 for name in ("conv", "pad", "mean"))
+    assert all(by_name[name].latency.median > 0 for name in ("conv", "pad", "mean"))
     assert by_name["unused"].latency is None and by_name["unused"].roofline is None
-    assert timed.latency["untimed_layers"] == ["unused"]
+    assert timed.latency.untimed_layers == ("unused",)
     assert any(note.startswith("Not timed alone") and "unused" in note for note in timed.notes)
-    assert timed.latency["sum_of_layers"] == pytest.approx(sum(by_name[n].latency["median"]
+    assert timed.latency.sum_of_layers == pytest.approx(sum(by_name[n].latency.median
                                                                for n in ("conv", "pad", "mean")))
 
 
@@ -391,12 +392,13 @@ def test_a_report_is_measured_again_while_other_work_holds_the_cpu(monkeypatch: 
     def fake_measure(*args: object, **kwargs: object) -> Comparison:
         calls.append(1)
         share = next(shares)
-        return Comparison(tuple(replace(analyze_expression(t, case.input), latency={"cpu_share": share})
+        return Comparison(tuple(replace(analyze_expression(t, case.input),
+                                        latency=Latency(median=1.0, iqr=0.0, cpu_share=share))
                                 for t in case.targets))
 
     monkeypatch.setattr(reports, "measure_case", fake_measure)
     settled = reports.measure_case_settled(case, min_cpu_share=0.75, attempts=3)
-    assert len(calls) == 2 and [t.latency["cpu_share"] for t in settled.targets] == [0.9, 0.9]
+    assert len(calls) == 2 and [t.latency.cpu_share for t in settled.targets] == [0.9, 0.9]
     shares, calls[:] = iter([0.5] * 10), []
     with pytest.raises(CostlabError, match="other work held the CPU in each of 3 attempts"):
         reports.measure_case_settled(case, min_cpu_share=0.75, attempts=3)

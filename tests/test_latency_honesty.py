@@ -79,7 +79,7 @@ def test_every_starved_layer_and_target_is_flagged_in_the_output(monkeypatch: py
     peaks = roofline.Peaks(device="cpu", device_name="Test CPU", threads=1, dtype="float32", gflops=100.0, gbps=10.0)
     timed = measure_latency(analysis, LatencySettings(threads=1, timing=FAST, target_timing=None), peaks=peaks)
     entries = [timed.latency] + [layer.latency for layer in timed.layers]
-    assert all(e["noisy"] and "starved" in e["noisy_reason"] and e["attempts"] == 3 for e in entries)
+    assert all(e.noisy and "starved" in e.noisy_reason and e.attempts == 3 for e in entries)
     table = render_analysis(timed, "table", None, "macs")
     assert "Starved in every attempt" in table and "conv3x3:4 > relu (30 %), 2 layers" in table  # layers as a count
 

@@ -11,6 +11,7 @@ import pytest
 
 from costlab.analysis import Analysis, Comparison
 from costlab.errors import CostlabError
+from costlab.features import Latency, Roofline
 from costlab.expressions import analyze_expression
 from costlab.report import render_analysis, render_comparison
 from costlab.torch_bridge.roofline import (Peaks, bound, cache_path, load_peaks, machine_key, roofline_fields,
@@ -108,18 +109,18 @@ def _timed(analysis: Analysis, noisy_layer: str | None, noisy_target: bool) -> A
 
     peaks = made_up_peaks()
 
-    def latency(median: float, noisy: bool) -> dict:
-        return {"median": median, "iqr": median * (0.3 if noisy else 0.01), "noisy": noisy,
-                "noise_threshold": 0.1, "device": "cpu", "device_name": "Test CPU", "threads": 2,
-                "dtype": "float32", "samples": 7, "timer": "perf_counter"}
+    def latency(median: float, noisy: bool, roof: Roofline) -> Latency:
+        return Latency(median=median, iqr=median * (0.3 if noisy else 0.01), noisy=noisy, noise_threshold=0.1,
+                       device="cpu", device_name="Test CPU", threads=2, dtype="float32", samples=7,
+                       timer="perf_counter", roofline=roof)
 
-    layers = tuple(replace(layer, latency=latency(0.5, layer.name == noisy_layer),
-                           roofline=roofline_fields(2 * layer.macs, layer.bytes, peaks, 0.5))
+    layers = tuple(replace(layer, latency=latency(0.5, layer.name == noisy_layer, Roofline.from_dict(
+                               roofline_fields(2 * layer.macs, layer.bytes, peaks, 0.5))))
                    for layer in analysis.layers)
     target_roofline = roofline_fields(2 * analysis.macs, analysis.bytes, peaks, 1.0)
-    target_roofline["predicted_ms"] = sum(layer.roofline["predicted_ms"] for layer in layers)
+    target_roofline["predicted_ms"] = sum(layer.roofline.predicted_ms for layer in layers)
     target_roofline["peaks"] = peaks.to_dict()
-    return replace(analysis, layers=layers, latency=latency(1.0, noisy_target), roofline=target_roofline)
+    return replace(analysis, layers=layers, latency=latency(1.0, noisy_target, Roofline.from_dict(target_roofline)))
 
 
 @pytest.mark.parametrize("fmt", ["table", "md", "csv", "json"])

@@ -39,6 +39,7 @@ from ..analysis import Analysis, Layer
 from ..conventions import CONVENTIONS as CONVENTION_TABLES
 from ..conventions import LayerCount, Profile, profile
 from ..errors import CostlabError
+from ..features import Check, CheckRow, ParamCheck
 from ..formulas import numel
 from . import peers
 from .build import build_module
@@ -263,9 +264,9 @@ def _agreement(reference: float, costlab: int, predicted: Fraction) -> str:
 
 
 def compare_with(analysis: Analysis, owners: Mapping[str, str], module: nn.Module, reference: Reference,
-                 check: str, unsupported_paths: set[str], tool: Profile, params: int | None = None) -> dict[str, Any]:
-    """The check's JSON entry: the total against costlab and the profile, rows per call site for
-    the tools that count per module, parameters for those that report them."""
+                 check: str, unsupported_paths: set[str], tool: Profile, params: int | None = None) -> Check:
+    """The check: the total against costlab and the profile, rows per call site for the tools that
+    count per module, parameters for those that report them."""
     counts = {layer.name: layer for layer in tool.layers}
     rows = []
     worst = "exact"
@@ -287,16 +288,13 @@ def compare_with(analysis: Analysis, owners: Mapping[str, str], module: nn.Modul
                 continue
             name = layers[0].name if len(layers) == 1 else (owner or TOP_LEVEL)
             shares = prediction.shares if agreement == "explained" else {}
-            row: dict[str, Any] = {"name": name, "module": owner, "layers": [layer.name for layer in layers],
-                                   "costlab": costlab, "reference": _number(ref),
-                                   "expected": _number(prediction.count), "difference": _number(ref - costlab),
-                                   "agreement": agreement, "conventions": sorted(shares)}
-            if agreement == "unexplained" and owner in unsupported_paths:
-                row["note"] = "costlab lists an unsupported op here"
             operators = reference.extra.get("operators", {}).get(owner)
-            if operators:
-                row["operators"] = {op: _number(count) for op, count in operators.items()}
-            rows.append(row)
+            rows.append(CheckRow(
+                name, owner, tuple(layer.name for layer in layers), costlab, _number(ref),
+                _number(prediction.count), _number(ref - costlab), agreement, tuple(sorted(shares)),
+                note=("costlab lists an unsupported op here"
+                      if agreement == "unexplained" and owner in unsupported_paths else ""),
+                operators={op: _number(count) for op, count in operators.items()} if operators else None))
             for label, share in shares.items():
                 totals[label] = totals.get(label, Fraction(0)) + share
             if agreement == "unexplained":
@@ -311,25 +309,20 @@ def compare_with(analysis: Analysis, owners: Mapping[str, str], module: nn.Modul
     order = ["exact", "explained", "unexplained"]
     agreement = max(worst, total_agreement, key=order.index)
     rules = {d.label: d.rule for d in tool.differences()}
-    entry: dict[str, Any] = {
-        "tool": tool_name(check), "status": "ok", "batch": reference.batch, "scale": reference.scale,
-        "total": _number(reference.total), "costlab": costlab_total, "expected": _number(whole.count),
-        "difference": _number(reference.total - costlab_total), "agreement": agreement,
-        "conventions": {k: _number(v) for k, v in sorted(totals.items())}, "layers": rows,
-    }
-    entry["explanations"] = {name: rules.get(name, name) for name in entry["conventions"]}
+    conventions = {k: _number(v) for k, v in sorted(totals.items())}
+    param_check = None
     if params is not None:
-        entry["params"] = {"tool": params, "expected": tool.params, "costlab": analysis.params,
-                           "agreement": _agreement(params, analysis.params, Fraction(tool.params))}
-        if entry["params"]["agreement"] == "unexplained":
-            entry["agreement"] = "unexplained"
-    if check in TOOL_NOTES:
-        entry["convention"] = TOOL_NOTES[check]
-    if check == "torch":
-        entry["flops"] = _number(reference.extra["flops"])
-    if check == "fvcore":
-        entry["skipped_ops"] = dict(reference.extra.get("skipped_ops", {}))
-    return entry
+        param_check = ParamCheck(params, tool.params, analysis.params,
+                                 _agreement(params, analysis.params, Fraction(tool.params)))
+        if param_check.agreement == "unexplained":
+            agreement = "unexplained"
+    return Check(
+        tool_name(check), "ok", batch=reference.batch, scale=reference.scale, total=_number(reference.total),
+        costlab=costlab_total, expected=_number(whole.count), difference=_number(reference.total - costlab_total),
+        agreement=agreement, conventions=conventions, layers=tuple(rows),
+        explanations={name: rules.get(name, name) for name in conventions}, params=param_check,
+        note=TOOL_NOTES.get(check, ""), flops=_number(reference.extra["flops"]) if check == "torch" else None,
+        skipped_ops=dict(reference.extra.get("skipped_ops", {})) if check == "fvcore" else None)
 
 
 def cross_check(analysis: Analysis, module: nn.Module | None = None,
@@ -347,7 +340,7 @@ def cross_check(analysis: Analysis, module: nn.Module | None = None,
     structure = module if module is not None else build_module(analysis, device="meta")
     trace = trace_module(structure, analysis.input, batch=analysis.batch, dtype=analysis.dtype)
     unsupported_paths = {"" if u.path == TOP_LEVEL else u.path for u in trace.analysis.unsupported}
-    results: dict[str, Any] = dict(analysis.checks)
+    results = analysis.checks
     for check in checks:
         params = None
         try:
@@ -359,20 +352,19 @@ def cross_check(analysis: Analysis, module: nn.Module | None = None,
             else:
                 reference, params = run_peer(check, module, analysis)
         except _Skip as skip:
-            results[check] = {"tool": tool_name(check), "status": "skipped", "reason": str(skip)}
+            results = results.with_check(check, Check(tool_name(check), "skipped", str(skip)))
             continue
         except CostlabError as error:  # a profile that cannot price a layer says so
-            results[check] = {"tool": tool_name(check), "status": "failed", "reason": str(error)}
+            results = results.with_check(check, Check(tool_name(check), "failed", str(error)))
             continue
         except Exception as error:  # noqa: BLE001 - a tool that cannot run this module
-            results[check] = {"tool": tool_name(check), "status": "failed", "reason": one_line(error)}
+            results = results.with_check(check, Check(tool_name(check), "failed", one_line(error)))
             continue
-        results[check] = compare_with(analysis, trace.owners, structure, reference, check,
-                                      unsupported_paths, tool, params)
+        results = results.with_check(check, compare_with(analysis, trace.owners, structure, reference, check,
+                                                         unsupported_paths, tool, params))
     return replace(analysis, checks=results)
 
 
 def unexplained(analysis: Analysis) -> list[str]:
     """The checks of ``analysis`` that found an unexplained difference."""
-    return [name for name, entry in analysis.checks.items()
-            if isinstance(entry, dict) and entry.get("agreement") == "unexplained"]
+    return analysis.checks.unexplained()

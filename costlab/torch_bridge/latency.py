@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from ..analysis import FLOPS_PER_MAC, Analysis, Layer
 from ..errors import CostlabError, SpecError
+from ..features import Latency, Roofline
 from ..specs import Embedding, Held, Pad, Reduce, Spec
 from .build import build_module, function_for, module_for
 from .roofline import Peaks, bound, peaks_for, roofline_fields
@@ -191,6 +192,7 @@ def _bytes_text(count: int) -> str:
 # --- measuring -----------------------------------------------------------------------------
 
 def _latency_entry(timing: Timing, name: str, dtype: str) -> dict[str, Any]:
+    """A timing's ``latency_ms`` fields with the device's name and the dtype."""
     entry = timing.to_dict()
     entry["device_name"] = name
     entry["dtype"] = dtype
@@ -245,9 +247,9 @@ def measure_latency(analysis: Analysis, settings: LatencySettings | None = None,
                     timing = time_callable(lambda fn=fn, inputs=inputs: fn(*inputs), device, threads,
                                            settings.timing)
                     median_ms = timing.median_s * 1e3
-                    layers[index] = replace(
-                        layer, latency=_latency_entry(timing, name, analysis.dtype),
-                        roofline=roofline_fields(FLOPS_PER_MAC * layer.macs, layer.bytes, peaks, median_ms))
+                    roofline = roofline_fields(FLOPS_PER_MAC * layer.macs, layer.bytes, peaks, median_ms)
+                    layers[index] = replace(layer, latency=Latency.from_dict(
+                        _latency_entry(timing, name, analysis.dtype), Roofline.from_dict(roofline)))
                     if progress:
                         progress(f"{analysis.name}: {layer.name}")
         finally:
@@ -260,13 +262,13 @@ def measure_latency(analysis: Analysis, settings: LatencySettings | None = None,
                                       whole.median_s * 1e3)
     notes = analysis.notes
     if settings.per_layer:
-        timed = [layer for layer in layers if layer.latency is not None and layer.roofline is not None]
-        target_latency["sum_of_layers"] = sum(layer.latency["median"] for layer in timed)  # type: ignore[index]
+        timed = [layer.latency for layer in layers if layer.latency is not None and layer.latency.roofline is not None]
+        target_latency["sum_of_layers"] = sum(latency.median for latency in timed)
         # Layers run one after another: the target's bound is the sum of its layers' bounds.
-        target_roofline["predicted_ms"] = sum(layer.roofline["predicted_ms"] for layer in timed)  # type: ignore[index]
+        target_roofline["predicted_ms"] = sum(latency.roofline.predicted_ms for latency in timed)  # type: ignore[union-attr]
         target_roofline["fraction"] = target_roofline["predicted_ms"] / target_latency["median"]
-        target_roofline["compute_bound_layers"] = sum(layer.roofline["bound"] == "compute" for layer in timed)  # type: ignore[index]
-        target_roofline["memory_bound_layers"] = sum(layer.roofline["bound"] == "memory" for layer in timed)  # type: ignore[index]
+        target_roofline["compute_bound_layers"] = sum(latency.roofline.bound == "compute" for latency in timed)  # type: ignore[union-attr]
+        target_roofline["memory_bound_layers"] = sum(latency.roofline.bound == "memory" for latency in timed)  # type: ignore[union-attr]
         del target_roofline["bound"]  # a network is not one roofline point
         if untimed:
             target_latency["untimed_layers"] = [entry.split(" (", 1)[0] for entry in untimed]
@@ -282,8 +284,8 @@ def measure_latency(analysis: Analysis, settings: LatencySettings | None = None,
         target_roofline["memory_bound_layers"] = sum(point.kind == "memory" for point in points)
         del target_roofline["bound"]  # a network is not one roofline point
     target_roofline["peaks"] = peaks.to_dict()
-    return replace(analysis, layers=tuple(layers), latency=target_latency, roofline=target_roofline,
-                   notes=notes)
+    return replace(analysis, layers=tuple(layers), notes=notes,
+                   latency=Latency.from_dict(target_latency, Roofline.from_dict(target_roofline)))
 
 
 def measure_all(analyses: Sequence[Analysis], settings: LatencySettings | None = None, *,
