@@ -30,7 +30,7 @@ import time
 
 from tabulate import tabulate
 
-from costlab.targets import analyze_target
+from costlab.app.targets import analyze_target
 from costlab.torch_bridge.latency import LatencySettings, current_threads, measure_latency
 from costlab.torch_bridge.roofline import peaks_for
 from costlab.torch_bridge.timing import TimingSettings, cpu_model

@@ -34,7 +34,7 @@ def child(method: str) -> None:
     import costlab
     from costlab.torch_bridge.build import build_module
     from costlab.torch_bridge.trace import trace_module
-    from costlab.zoo import build_preset
+    from costlab.core.zoo import build_preset
 
     def peak() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux

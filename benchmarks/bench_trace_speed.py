@@ -28,7 +28,7 @@ from fvcore.nn import FlopCountAnalysis  # noqa: E402
 import costlab  # noqa: E402
 from costlab.torch_bridge.build import build_module  # noqa: E402
 from costlab.torch_bridge.trace import trace_module  # noqa: E402
-from costlab.zoo import build_preset  # noqa: E402
+from costlab.core.zoo import build_preset  # noqa: E402
 
 TARGET_RATIO = 10.0
 

@@ -42,8 +42,8 @@ import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from costlab.analysis import Analysis, Comparison  # noqa: E402
-from costlab.targets import analyze_target  # noqa: E402
+from costlab.core.analysis import Analysis, Comparison  # noqa: E402
+from costlab.app.targets import analyze_target  # noqa: E402
 from costlab.torch_bridge.build import build_module  # noqa: E402
 
 COUNT_TARGETS = (("conv5x5:32", (192, 28, 28)), ("conv1x1:16 > conv5x5:32", (192, 28, 28)),
@@ -89,7 +89,7 @@ MEMORY_HEADERS = ["model@batch", "inference predicted", "measured", "ratio", "tr
 
 def memory_part(device: str, batches: tuple[int, ...]) -> list[list[str]]:
     """Predicted against measured peaks: max_memory_allocated on CUDA, MemTracker on the CPU."""
-    from costlab.memory import memory
+    from costlab.core.memory import memory
     from costlab.torch_bridge.memory import measure_analysis, measure_cuda_allocated
 
     rows = []
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from costlab.torch_bridge.latency import LatencySettings, measure_latency
-    from costlab.latency_report import LATENCY_CASES, case_markdown, measure_case
+    from costlab.app.latency_report import LATENCY_CASES, case_markdown, measure_case
     from costlab.torch_bridge.roofline import calibrate
 
     card = torch.cuda.get_device_name() if device == "cuda" else "CPU DRY RUN, not a GPU result"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from costlab.errors import CostlabError
-from costlab.latency_report import LATENCY_CASES, case_measurement_count, latency_report, report_filename
+from costlab.core.errors import CostlabError
+from costlab.app.latency_report import LATENCY_CASES, case_measurement_count, latency_report, report_filename
 from costlab.torch_bridge.roofline import peaks_for
 
 ROOT = Path(__file__).resolve().parent.parent

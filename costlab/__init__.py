@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from . import report as _report  # installs the results' own rendering (costlab.analysis.RENDERING)
-from .analysis import Analysis, Comparison, Layer, Row, Unsupported
-from .errors import CostlabError, ExpressionError, SpecError, TargetError
-from .graph import Net, Value
-from .specs import Shape
-from .targets import analyze_target
-from .zoo import PRESETS
+from .render import report as _report  # installs the results' own rendering (costlab.core.analysis.RENDERING)
+from .core.analysis import Analysis, Comparison, Layer, Row, Unsupported
+from .core.errors import CostlabError, ExpressionError, SpecError, TargetError
+from .core.graph import Net, Value
+from .core.specs import Shape
+from .app.targets import analyze_target
+from .core.zoo import PRESETS
 
 __all__ = ["analyze", "compare", "Analysis", "Comparison", "Layer", "Row", "Unsupported", "Net",
            "Value", "PRESETS", "CostlabError", "ExpressionError", "SpecError", "TargetError"]
@@ -42,7 +42,7 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     A module is fed one float tensor of ``input`` shape with ``batch`` in front, or ``inputs``: a
     tensor (batch axis included, used as given), a tuple of positional arguments or a dict of
     keyword arguments, whose values may be tensors of any dtype and device, lists, tuples and
-    dicts of them, or plain Python values (:mod:`costlab.inputs`). ``seq``: tokens per sample of
+    dicts of them, or plain Python values (:mod:`costlab.core.inputs`). ``seq``: tokens per sample of
     an ``hf:`` text model (default 128). ``check`` (a tool name or a list: fvcore, torch, ptflops,
     thop, torchinfo, torchprofile) fills ``analysis.checks`` as ``--check`` does.
 
@@ -51,7 +51,7 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     (fvcore, ptflops, thop, torchinfo, torchvision, ...) adds what that tool would report
     (``analysis.convention``); ``memory=True`` (or an ``optimizer``: sgd, momentum, adam, adamw;
     default adam) adds the bytes held at inference and in a training step (``analysis.memory``)."""
-    from .pipeline import Steps, price
+    from .app.pipeline import Steps, price
 
     checks = () if not check else ((check,) if isinstance(check, str) else tuple(check))
     return price(target, _shape(input), batch, dtype, options, name, inputs=inputs, seq=seq,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costlab.augment import augmentation_costs, crop_cost, mirror_cost, pca_colour_cost
-from costlab.errors import CostlabError
+from costlab.core.augment import augmentation_costs, crop_cost, mirror_cost, pca_colour_cost
+from costlab.core.errors import CostlabError
 
 
 def pca_shift_by_hand(image: list[list[list[float]]], eigvecs: list[list[float]],

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from costlab.blocks import (bottleneck, depthwise_separable, inception, inverted_residual,
+from costlab.core.blocks import (bottleneck, depthwise_separable, inception, inverted_residual,
                             residual_basic, residual_bottleneck)
-from costlab.errors import SpecError
-from costlab.graph import Net
+from costlab.core.errors import SpecError
+from costlab.core.graph import Net
 
 
 def _net(shape=(192, 28, 28)) -> Net:

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
-from costlab.expressions import analyze_expression  # noqa: E402
+from costlab.core.expressions import analyze_expression  # noqa: E402
 from costlab.torch_bridge.build import build_module  # noqa: E402
-from costlab.zoo import PRESETS, build_preset  # noqa: E402
+from costlab.core.zoo import PRESETS, build_preset  # noqa: E402
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -1,4 +1,4 @@
-"""Each spec family's catalog in costlab.specs (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, UPSAMPLES,
+"""Each spec family's catalog in costlab.core.specs (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, UPSAMPLES,
 PADS, RECURRENTS) is the one
 statement of its kinds: the torch bridge's module, function and aten rules, the builder and the
 conventions' layer kinds derive from it.
@@ -25,12 +25,12 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 import costlab  # noqa: E402
-from costlab.conventions import LAYER_KINDS, layer_kind  # noqa: E402
-from costlab.formulas import cost_of  # noqa: E402
-from costlab.specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, PADS, POOLS, RECURRENTS, UPSAMPLES,  # noqa: E402
+from costlab.core.conventions import LAYER_KINDS, layer_kind  # noqa: E402
+from costlab.core.formulas import cost_of  # noqa: E402
+from costlab.core.specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, PADS, POOLS, RECURRENTS, UPSAMPLES,  # noqa: E402
                            Activation, AdaptivePool, Conv, Elementwise, Norm, Pad, Pool, Recurrent, Spec,
                            Upsample)
-from costlab.formulas import numel  # noqa: E402
+from costlab.core.formulas import numel  # noqa: E402
 from costlab.torch_bridge.aten import ATEN_RULES  # noqa: E402
 from costlab.torch_bridge.build import function_for, module_for  # noqa: E402
 from costlab.torch_bridge.rules import FUNCTION_RULES, METHOD_RULES, function_rule, module_rule  # noqa: E402
@@ -189,7 +189,7 @@ def _saved(module: nn.Module, x: torch.Tensor) -> tuple[bool, bool]:
 
 @pytest.mark.parametrize("kind", [k for k in ACTIVATIONS if k != "identity"])
 def test_each_activation_saves_what_the_catalog_says(kind: str) -> None:
-    """ACTIVATIONS[kind].saves_output (read by costlab.memory) is what autograd keeps for its
+    """ACTIVATIONS[kind].saves_output (read by costlab.core.memory) is what autograd keeps for its
     backward: the output, else the input."""
     x = torch.randn(3, 7, requires_grad=True)
     output, input_ = _saved(module_for(Activation(kind), [(3, 7)]), x)
@@ -319,17 +319,17 @@ def test_adding_an_activation_is_one_line(tmp_path: Path) -> None:
     package = Path(costlab.__file__).parent
     copy = tmp_path / "costlab"
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    specs = (copy / "specs.py").read_text()
+    specs = (copy / "core" / "specs.py").read_text()
     anchor = '    "mish": ActivationKind('
     assert specs.count(anchor) == 1
-    (copy / "specs.py").write_text(specs.replace(anchor, _NEW_ACTIVATION + anchor))
+    (copy / "core" / "specs.py").write_text(specs.replace(anchor, _NEW_ACTIVATION + anchor))
     script = """
 import torch
 from torch import nn
 from torch.nn import functional as F
 import costlab
-from costlab.conventions import CONVENTIONS, LAYER_KINDS, check_tables, profile
-from costlab.specs import Activation
+from costlab.core.conventions import CONVENTIONS, LAYER_KINDS, check_tables, profile
+from costlab.core.specs import Activation
 from costlab.torch_bridge.build import module_for
 
 assert costlab.__file__.startswith(%r)

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from costlab.claims import (APPROXIMATELY, CLAIMS, FAILS, HOLDS, MEMORY_CLAIMS, Claim, Computed, Computation,
+from costlab.app.claims import (APPROXIMATELY, CLAIMS, FAILS, HOLDS, MEMORY_CLAIMS, Claim, Computed, Computation,
                             Figure, check, check_claims, judge, render_claims)
-from costlab.cli import main
+from costlab.app.cli import main
 from conftest import find_reference
-from costlab.errors import CostlabError
+from costlab.core.errors import CostlabError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -231,7 +231,7 @@ def test_table_csv_and_output(tmp_path: Path) -> None:
 
 
 def test_claims_import_no_torch() -> None:
-    script = ("import sys, io; from costlab.cli import main; "
+    script = ("import sys, io; from costlab.app.cli import main; "
               "assert main(['claims', '--format', 'json'], stdout=io.StringIO()) == 0; "
               "assert 'torch' not in sys.modules and 'pandas' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
@@ -244,7 +244,7 @@ def test_memory_claims_against_the_chain_rule(results: dict) -> None:
     adjacent activations (float32), computed here by an explicit loop."""
     import math
 
-    from costlab.zoo import build_preset
+    from costlab.core.zoo import build_preset
 
     a = build_preset("mobilenet-v1")
     sizes = [math.prod(layer.output) * 4 for layer in a.layers]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from costlab.cli import main
+from costlab.app.cli import main
 from conftest import GOLDEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,7 +166,7 @@ def test_spec_files(tmp_path: Path) -> None:
 
 
 def test_console_process_imports_no_torch() -> None:
-    script = ("import sys; from costlab.cli import main; import io; "
+    script = ("import sys; from costlab.app.cli import main; import io; "
               "assert main(['compare'], stdout=io.StringIO()) == 0; "
               "assert main(['compare', 'resnet50', 'mobilenet-v2'], stdout=io.StringIO()) == 0; "
               "import costlab; costlab.analyze('conv3x3:8', input=(3, 8, 8)); "

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from costlab.cli import main
-from costlab.conventions import CONVENTIONS, KIND_OF, check_tables, find_convention, profile
-from costlab.errors import CostlabError
-from costlab.formulas import FORMULAS
-from costlab.graph import Net
-from costlab.specs import (ACTIVATION_OPS, Activation, AdaptivePool, Attention, Concat, Conv,
+from costlab.app.cli import main
+from costlab.core.conventions import CONVENTIONS, KIND_OF, check_tables, find_convention, profile
+from costlab.core.errors import CostlabError
+from costlab.core.formulas import FORMULAS
+from costlab.core.graph import Net
+from costlab.core.specs import (ACTIVATION_OPS, Activation, AdaptivePool, Attention, Concat, Conv,
                            Elementwise, Flatten, Linear, Matmul, Norm, Pool, Reshape, Upsample)
-from costlab.zoo import PRESETS, build_preset
+from costlab.core.zoo import PRESETS, build_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ("fvcore", "ptflops", "thop", "torchinfo", "torchprofile", "torch")
@@ -41,7 +41,7 @@ def test_every_convention_has_a_rule_for_every_layer_kind() -> None:
     assert check_tables() == []
     assert set(KIND_OF) == set(FORMULAS)  # every spec type has a kind
     assert set(CONVENTIONS) >= {"fvcore", "ptflops", "thop", "torchinfo", "torchvision"}
-    from costlab.cli import CONVENTION_NAMES
+    from costlab.app.cli import CONVENTION_NAMES
 
     assert CONVENTION_NAMES == tuple(CONVENTIONS)  # the CLI's choices, without loading the module
 
@@ -77,9 +77,9 @@ def test_traced_sources_decide_what_hook_tools_see() -> None:
     module ReLU twice, F.relu once (patched), torch.relu not at all; thop sees none of the functions."""
     from dataclasses import replace
 
-    from costlab.conventions import call_form, function_name
+    from costlab.core.conventions import call_form, function_name
 
-    from costlab.analysis import CallSite
+    from costlab.core.analysis import CallSite
 
     a = build_preset("resnet18", (3, 32, 32))
     relu_elements = sum(layer.ops for layer in a.layers if layer.type == "relu")
@@ -145,7 +145,7 @@ def test_convention_in_every_format(fmt: str) -> None:
 
 
 def test_convention_does_not_import_torch() -> None:
-    code = ("import sys, io; from costlab.cli import main; "
+    code = ("import sys, io; from costlab.app.cli import main; "
             "main(['compare', 'resnet50', '--convention', 'thop'], io.StringIO()); "
             "print('torch' in sys.modules, 'pandas' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
@@ -155,7 +155,7 @@ def test_convention_does_not_import_torch() -> None:
 
 def test_cost_model_doc_lists_every_rule(update_golden: bool) -> None:
     """docs/cost-model.md carries the rule tables exactly as the code has them."""
-    from costlab.conventions import rules_markdown
+    from costlab.core.conventions import rules_markdown
 
     path = ROOT / "docs" / "cost-model.md"
     text = path.read_text(encoding="utf-8")
@@ -185,7 +185,7 @@ torch = pytest.importorskip("torch")
 
 from costlab.torch_bridge import peers  # noqa: E402
 from costlab.torch_bridge.build import build_module, function_for, module_for  # noqa: E402
-from costlab.conventions import BUILDER_FUNCTIONS  # noqa: E402
+from costlab.core.conventions import BUILDER_FUNCTIONS  # noqa: E402
 
 def built(name: str):
     """The preset as an nn.Module on its small input, weights zeroed (values do not matter here)."""

@@ -20,8 +20,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import costlab  # noqa: E402
-from costlab.conventions import profile  # noqa: E402
-from costlab.specs import Attention, Recurrent  # noqa: E402
+from costlab.core.conventions import profile  # noqa: E402
+from costlab.core.specs import Attention, Recurrent  # noqa: E402
 from costlab.torch_bridge import peers  # noqa: E402
 
 from costlab_convention_nets import NETS  # noqa: E402
@@ -41,7 +41,7 @@ TOOL_RAISES = {("mha-padding-mask", "torchprofile")}
 
 def _preset_module(name: str) -> Any:
     from costlab.torch_bridge.build import build_module
-    from costlab.zoo import build_preset
+    from costlab.core.zoo import build_preset
 
     shape = PRESETS[name]
     module = build_module(build_preset(name, shape[1:], batch=shape[0]))

@@ -18,13 +18,13 @@ from torch.nn import functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import costlab  # noqa: E402
-from costlab.cli import main  # noqa: E402
-from costlab.graph import Net  # noqa: E402
-from costlab.specs import AdaptivePool, Conv, Flatten, Linear, Pool  # noqa: E402
+from costlab.app.cli import main  # noqa: E402
+from costlab.core.graph import Net  # noqa: E402
+from costlab.core.specs import AdaptivePool, Conv, Flatten, Linear, Pool  # noqa: E402
 from costlab.torch_bridge.build import build_module  # noqa: E402
 from costlab.torch_bridge.crosscheck import cross_check  # noqa: E402
 from costlab.torch_bridge.trace import trace_module  # noqa: E402
-from costlab.zoo import build_preset  # noqa: E402
+from costlab.core.zoo import build_preset  # noqa: E402
 
 import costlab_test_nets as nets  # noqa: E402
 from costlab.torch_bridge import peers  # noqa: E402

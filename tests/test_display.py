@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from costlab.cli import main
-from costlab.display import Column, binary_bytes, fit, si, wrap
+from costlab.app.cli import main
+from costlab.render.display import Column, binary_bytes, fit, si, wrap
 from conftest import GOLDEN
 
 # Published figures (torchvision's model table; shared/reference.md), not costlab's own output.
@@ -227,8 +227,8 @@ def test_py_typed_is_shipped() -> None:
 
 def test_help_expressions_shows_the_parsers_grammar_and_examples_that_run(capsys: pytest.CaptureFixture) -> None:
     import costlab
-    from costlab import expressions
-    from costlab.help_topics import EXPRESSION_EXAMPLES
+    from costlab.core import expressions
+    from costlab.render.help_topics import EXPRESSION_EXAMPLES
 
     code, out, _ = run("help", "expressions")
     assert code == 0 and all(len(line) <= 80 for line in out.splitlines())
@@ -244,7 +244,7 @@ def test_help_expressions_shows_the_parsers_grammar_and_examples_that_run(capsys
 
 
 def test_report_creates_its_directory_and_names_it(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from costlab import reports
+    from costlab.app import reports
 
     monkeypatch.setattr(reports, "build_reports", lambda: [reports.ReportFile("README.md", "# r\n")])
     target = tmp_path / "new" / "dir"
@@ -262,7 +262,7 @@ def test_report_creates_its_directory_and_names_it(tmp_path, monkeypatch: pytest
 
 def test_module_targets_take_their_own_options() -> None:
     pytest.importorskip("torch")
-    from costlab.targets import module_target
+    from costlab.app.targets import module_target
 
     assert module_target("costlab_test_nets:tiny(width=4, classes=(1, 2))", {"classes": "3"}) == (
         "costlab_test_nets:tiny", {"classes": "(1, 2)", "width": "4"})

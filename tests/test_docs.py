@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from costlab.cli import build_parser, main
+from costlab.app.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_DOC = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")

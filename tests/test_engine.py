@@ -20,9 +20,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import costlab  # noqa: E402
-from costlab.cli import main  # noqa: E402
-from costlab.errors import CostlabError  # noqa: E402
-from costlab.inputs import TensorSpec, parse_inputs  # noqa: E402
+from costlab.app.cli import main  # noqa: E402
+from costlab.core.errors import CostlabError  # noqa: E402
+from costlab.core.inputs import TensorSpec, parse_inputs  # noqa: E402
 from costlab.torch_bridge.aten import MAC_OPS  # noqa: E402
 from costlab.torch_bridge.trace import trace_module  # noqa: E402
 
@@ -385,7 +385,7 @@ def test_hf_targets_need_transformers_or_say_so(tmp_path) -> None:
 
 
 def test_one_pipeline_builds_a_module_target_once(tmp_path, monkeypatch) -> None:
-    """compare/analyze, costlab.analyze and sweep share costlab.pipeline: a package.module:callable
+    """compare/analyze, costlab.analyze and sweep share costlab.app.pipeline: a package.module:callable
     target with --check and --freeze requires_grad is built once (with real weights) for every step."""
     (tmp_path / "counted_net.py").write_text(
         "import torch\nfrom torch import nn\nBUILT = []\n"

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costlab.errors import CostlabError, ExpressionError
-from costlab.expressions import analyze_expression, parse
+from costlab.core.errors import CostlabError, ExpressionError
+from costlab.core.expressions import analyze_expression, parse
 
 
 def test_inception_bottleneck_case() -> None:

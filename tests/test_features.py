@@ -12,14 +12,14 @@ from typing import Any, Sequence
 import pytest
 
 import costlab
-from costlab import analysis as analysis_module
-from costlab import report
-from costlab.analysis import Analysis, Comparison, fold
-from costlab.conventions import Profile
-from costlab.expressions import analyze_expression
-from costlab.features import FEATURES, Feature, Heading, Latency, Roofline, View
-from costlab.memory import Memory
-from costlab.training import TrainingCost
+from costlab.core import analysis as analysis_module
+from costlab.render import report
+from costlab.core.analysis import Analysis, Comparison, fold
+from costlab.core.conventions import Profile
+from costlab.core.expressions import analyze_expression
+from costlab.core.features import FEATURES, Feature, Heading, Latency, Roofline, View
+from costlab.core.memory import Memory
+from costlab.core.training import TrainingCost
 
 JOULES_PER_MAC = 2.5e-12
 
@@ -130,7 +130,7 @@ def test_features_come_in_one_fixed_order_and_only_when_carried() -> None:
 
 def test_latency_and_roofline_write_the_json_their_dicts_did() -> None:
     pytest.importorskip("torch")
-    from costlab.torch_bridge.roofline import Peaks, roofline_fields
+    from costlab.core.roofline import Peaks, roofline_fields
     from costlab.torch_bridge.timing import Timing
 
     timing = Timing(samples_s=(0.002, 0.001, 0.003, 0.0015), calls_per_sample=4, warmup_calls=2, device="cpu",

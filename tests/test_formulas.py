@@ -9,9 +9,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from costlab.errors import SpecError
-from costlab.formulas import adaptive_regions, cost_of
-from costlab.specs import AdaptivePool, Conv, Linear, Pool, conv2d
+from costlab.core.errors import SpecError
+from costlab.core.formulas import adaptive_regions, cost_of
+from costlab.core.specs import AdaptivePool, Conv, Linear, Pool, conv2d
 
 
 def brute_force_conv(c_in: int, size: tuple[int, int], c_out: int, kernel: tuple[int, int],

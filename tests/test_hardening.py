@@ -16,7 +16,7 @@ from typing import Iterator
 import pytest
 import torch
 
-from costlab.cli import build_parser, main, write_atomically
+from costlab.app.cli import build_parser, main, write_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = "9" * 5000           # past Python's 4,300-digit conversion limit
@@ -363,7 +363,7 @@ class _CountingText(str):
 def test_tokenizing_copies_no_more_than_the_text_once() -> None:
     """The old tokenizer sliced the rest of the text at every token (n²/2 characters for n: 7 s at
     40,000 layers); the scan now copies each token's text once and nothing else."""
-    from costlab.expressions import tokenize
+    from costlab.core.expressions import tokenize
 
     for layers in (4_000, 40_000):
         text = " > ".join(["conv3x3:8,s2"] * layers)
@@ -375,8 +375,8 @@ def test_tokenizing_copies_no_more_than_the_text_once() -> None:
 
 
 def test_nesting_is_bounded_with_an_error_not_a_recursion_error() -> None:
-    from costlab.errors import ExpressionError
-    from costlab.expressions import MAX_NESTING, analyze_expression
+    from costlab.core.errors import ExpressionError
+    from costlab.core.expressions import MAX_NESTING, analyze_expression
 
     deep = analyze_expression("res(" * MAX_NESTING + "relu" + ")" * MAX_NESTING, (3, 4, 4))
     assert deep.macs == 0 and len([layer for layer in deep.layers if layer.op == "add"]) == MAX_NESTING
@@ -386,7 +386,7 @@ def test_nesting_is_bounded_with_an_error_not_a_recursion_error() -> None:
 
 def test_big_but_bounded_counts_stay_exact() -> None:
     """A 100-digit channel count is accepted and counted exactly (sizes are Python integers)."""
-    from costlab.expressions import analyze_expression
+    from costlab.core.expressions import analyze_expression
 
     channels = 10**99
     conv = analyze_expression(f"conv1x1:{channels}", (3, 2, 2)).layers[0]

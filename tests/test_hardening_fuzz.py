@@ -19,7 +19,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from costlab.cli import build_parser, main
+from costlab.app.cli import build_parser, main
 
 SENTINEL = "what was at the path before\n"
 PARSER = build_parser()

@@ -14,10 +14,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from costlab.cli import main  # noqa: E402
-from costlab.errors import CostlabError, TargetError  # noqa: E402
-from costlab.expressions import analyze_expression  # noqa: E402
-from costlab.features import Latency  # noqa: E402
+from costlab.app.cli import main  # noqa: E402
+from costlab.core.errors import CostlabError, TargetError  # noqa: E402
+from costlab.core.expressions import analyze_expression  # noqa: E402
+from costlab.core.features import Latency  # noqa: E402
 from costlab.torch_bridge import roofline  # noqa: E402
 from costlab.torch_bridge.latency import (LatencySettings, load_module, measure_latency,  # noqa: E402
                                           measurement_count)
@@ -293,7 +293,7 @@ def test_cuda_latency_is_timed_with_events() -> None:
 def test_separable_report_states_mac_and_latency_ratios_from_the_same_run() -> None:
     import re
 
-    from costlab.latency_report import LATENCY_CASES, case_markdown, measure_case
+    from costlab.app.latency_report import LATENCY_CASES, case_markdown, measure_case
 
     case = LATENCY_CASES["separable"]
     assert case.input == (512, 14, 14)
@@ -315,7 +315,7 @@ def test_separable_report_states_mac_and_latency_ratios_from_the_same_run() -> N
 
 
 def test_unknown_latency_report() -> None:
-    from costlab.latency_report import latency_report
+    from costlab.app.latency_report import latency_report
 
     with pytest.raises(CostlabError):
         latency_report("nope")
@@ -382,8 +382,8 @@ def test_layers_that_run_nothing_alone_are_listed_not_timed() -> None:
 def test_a_report_is_measured_again_while_other_work_holds_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
-    from costlab.analysis import Comparison
-    from costlab import latency_report as reports
+    from costlab.core.analysis import Comparison
+    from costlab.app import latency_report as reports
 
     case = reports.LATENCY_CASES["inception"]
     shares = iter([0.5, 0.9, 1.0])
@@ -409,9 +409,9 @@ def test_a_report_is_measured_again_while_other_work_holds_the_cpu(monkeypatch: 
 
 def test_report_latency_writes_both_canonical_reports(seeded_cache: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import costlab.cli
+    import costlab.app.cli
 
-    monkeypatch.setattr(costlab.cli, "LATENCY_MIN_CPU_SHARE", 0.0)  # no retry: this machine may be busy
+    monkeypatch.setattr(costlab.app.cli, "LATENCY_MIN_CPU_SHARE", 0.0)  # no retry: this machine may be busy
     out_dir = tmp_path / "reports"
     out_dir.mkdir()
     code, out, err = run("report", "--output-dir", str(out_dir), "--latency", "cpu", "--quiet")

@@ -17,8 +17,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from costlab.cli import _progress_bar, main  # noqa: E402
-from costlab.expressions import analyze_expression  # noqa: E402
+from costlab.app.cli import _progress_bar, main  # noqa: E402
+from costlab.core.expressions import analyze_expression  # noqa: E402
+from costlab.core import roofline as arithmetic  # noqa: E402
 from costlab.torch_bridge import roofline, timing  # noqa: E402
 from costlab.torch_bridge.latency import LatencySettings, measure_latency, memory_needed  # noqa: E402
 from costlab.torch_bridge.timing import TimingSettings, run_share, time_callable  # noqa: E402
@@ -72,7 +73,7 @@ def test_a_measurement_starved_every_time_is_flagged_noisy_with_its_reason(monke
 
 
 def test_every_starved_layer_and_target_is_flagged_in_the_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    from costlab.report import render_analysis
+    from costlab.render.report import render_analysis
 
     fake_scheduler(monkeypatch, [0.3] * 100)
     analysis = analyze_expression("conv3x3:4 > relu", (3, 8, 8))
@@ -111,12 +112,12 @@ def test_a_contended_calibration_is_used_but_not_cached(tmp_path: Path, monkeypa
 def test_layers_that_fit_in_the_last_level_cache_are_bounded_by_its_bandwidth() -> None:
     peaks = roofline.Peaks(device="cpu", device_name="Test CPU", threads=1, dtype="float32", gflops=100.0,
                            gbps=10.0, cache_gbps=40.0, cache_bytes=1_000_000)
-    small, large = roofline.bound(0, 1_000_000, peaks), roofline.bound(0, 1_000_001, peaks)
+    small, large = arithmetic.bound(0, 1_000_000, peaks), arithmetic.bound(0, 1_000_001, peaks)
     assert small.memory_s == pytest.approx(1_000_000 / 40e9) and large.memory_s == pytest.approx(1_000_001 / 10e9)
-    assert roofline.roofline_fields(0, 1_000_000, peaks, None)["bandwidth"] == "cache"
-    assert roofline.roofline_fields(0, 1_000_001, peaks, None)["bandwidth"] == "dram"
+    assert arithmetic.roofline_fields(0, 1_000_000, peaks, None)["bandwidth"] == "cache"
+    assert arithmetic.roofline_fields(0, 1_000_001, peaks, None)["bandwidth"] == "dram"
     no_cache = roofline.Peaks(device="cpu", device_name="Test CPU", threads=1, dtype="float32", gflops=100.0, gbps=10.0)
-    assert roofline.bound(0, 10, no_cache).memory_s == pytest.approx(10 / 10e9)  # older cache entries: DRAM
+    assert arithmetic.bound(0, 10, no_cache).memory_s == pytest.approx(10 / 10e9)  # older cache entries: DRAM
 
 
 def test_submodules_come_back_in_their_own_modes() -> None:
@@ -155,8 +156,8 @@ def test_report_latency_progress_counts_each_timing_once(tmp_path: Path, monkeyp
     4 for the augmentations); timings are faked here, so nothing is really measured."""
     import argparse
 
-    from costlab import cli
-    from costlab import latency_augmentation as augment_timing
+    from costlab.app import cli
+    from costlab.app import latency_augmentation as augment_timing
     from costlab.torch_bridge import latency
 
     def instant(fn, device, threads, settings=None):  # type: ignore[no-untyped-def]

@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import costlab
-from costlab.cli import main
-from costlab.graph import Net
-from costlab.memory import OPTIMIZERS, memory, param_tensors, parse_optimizer
-from costlab.specs import Activation, Elementwise, conv2d
+from costlab.app.cli import main
+from costlab.core.graph import Net
+from costlab.core.memory import OPTIMIZERS, memory, param_tensors, parse_optimizer
+from costlab.core.specs import Activation, Elementwise, conv2d
 
 from conftest import ROOT
 
@@ -158,7 +158,7 @@ def test_optimizer_needs_memory_and_names_a_known_one() -> None:
 
 
 def test_memory_on_presets_does_not_import_torch() -> None:
-    script = ("import sys, io; from costlab.cli import main; "
+    script = ("import sys, io; from costlab.app.cli import main; "
               "assert main(['compare', 'resnet50', 'mobilenet-v2', '--memory'], stdout=io.StringIO()) == 0; "
               "import costlab; assert costlab.analyze('lenet5', memory=True).memory.weights > 0; "
               "assert 'torch' not in sys.modules, 'torch was imported'")
@@ -178,7 +178,7 @@ def test_python_api_returns_a_typed_memory() -> None:
 def test_memory_report_headlines_from_first_principles() -> None:
     """The block's inference peak is at the expansion's batch norm: the input, the expansion's output
     and the norm's output alive together, plus weights and buffers (float32, batch 1)."""
-    from costlab.reports import PROJECTION_BLOCK, memory_cases
+    from costlab.app.reports import PROJECTION_BLOCK, memory_cases
 
     c, n, t = PROJECTION_BLOCK["channels"], PROJECTION_BLOCK["size"], PROJECTION_BLOCK["expansion"]
     cases = dict(memory_cases())
@@ -193,7 +193,7 @@ def test_memory_report_headlines_from_first_principles() -> None:
 def test_committed_measured_report_matches_the_prediction_within_10_percent() -> None:
     """reports/memory-measured.md (MemTracker, committed): its predicted columns are today's prediction
     and every ratio lies within the tests' 10 %."""
-    from costlab.reports import MEASURED_MEMORY_REPORT, memory_cases
+    from costlab.app.reports import MEASURED_MEMORY_REPORT, memory_cases
 
     text = (ROOT / "reports" / MEASURED_MEMORY_REPORT).read_text(encoding="utf-8")
     rows = {}

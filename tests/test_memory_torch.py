@@ -17,10 +17,10 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 import costlab  # noqa: E402
-from costlab.memory import memory, saved_by  # noqa: E402
+from costlab.core.memory import memory, saved_by  # noqa: E402
 from costlab.torch_bridge.build import build_module  # noqa: E402
 from costlab.torch_bridge.memory import inplace_layers, measure_analysis, measure_memory  # noqa: E402
-from costlab.zoo import PRESETS  # noqa: E402
+from costlab.core.zoo import PRESETS  # noqa: E402
 
 import costlab_test_nets as nets  # noqa: E402
 
@@ -150,17 +150,17 @@ def test_saved_tensors_are_what_autograd_saves(expression: str) -> None:
 
 @pytest.mark.parametrize("kind", ["add", "mul", "cat", "matmul", "attention", "layer_norm", "dropout"])
 def test_saved_tensors_of_functions(kind: str) -> None:
-    from costlab.specs import Attention, Concat, Dropout, Elementwise, Matmul, Norm
+    from costlab.core.specs import Attention, Concat, Dropout, Elementwise, Matmul, Norm
 
     shape = (2, 3, 5, 4)
     specs = {"add": Elementwise("add"), "mul": Elementwise("mul", 1), "cat": Concat(1), "matmul": Matmul(),
              "attention": Attention(), "layer_norm": Norm("layer", normalized_shape=(4,)), "dropout": Dropout(0.5)}
     arity = {"attention": 3, "layer_norm": 1, "dropout": 1}.get(kind, 2)
     shapes = [shape] * arity if kind != "matmul" else [shape, (2, 3, 4, 5)]
-    from costlab.graph import Net
+    from costlab.core.graph import Net
 
     net = Net(shape[1:], batch=shape[0])
-    values = [net.input] * arity if kind != "matmul" else [net.input, net.add(costlab.specs.Reshape((2, 3, 4, 5)),
+    values = [net.input] * arity if kind != "matmul" else [net.input, net.add(costlab.core.specs.Reshape((2, 3, 4, 5)),
                                                                                net.input, name="r")]
     net.add(specs[kind], *values, name="op")
     layer = net.analysis("x").layer("op")
@@ -189,7 +189,7 @@ def test_cli_memory_on_a_module_target() -> None:
     import io
     import json
 
-    from costlab.cli import main
+    from costlab.app.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     code = main(["analyze", "costlab_test_nets:tiny", "--input", "3x16x16", "--batch", "2", "--memory",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from costlab.cli import main
+from costlab.app.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What an example needs beyond `pip install -e .[test]`: (argument pattern, module, extra).
@@ -50,7 +50,7 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize("argv", readme_examples(), ids=lambda argv: " ".join(argv)[:60])
 def test_readme_example_runs(argv: list[str], scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if argv[0] == "report":  # tests/test_reports.py regenerates every report through the CLI already;
-        from costlab import reports  # here only the command and its default directory are exercised
+        from costlab.app import reports  # here only the command and its default directory are exercised
 
         monkeypatch.setattr(reports, "build_reports", lambda: [reports.ReportFile("README.md", "# reports\n")])
     argv = [arg.replace("hf:examples/", f"hf:{ROOT}/examples/") for arg in argv]  # run from a scratch directory

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from costlab.reports import build_reports
+from costlab.app.reports import build_reports
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 BUILT = tuple(build_reports())
@@ -23,10 +23,10 @@ def test_committed_report_equals_a_fresh_regeneration(file, golden) -> None:
 
 def test_reports_regenerate_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`costlab report` writes exactly what build_reports makes (built once, above)."""
-    import costlab.reports
-    from costlab.cli import main
+    import costlab.app.reports
+    from costlab.app.cli import main
 
-    monkeypatch.setattr(costlab.reports, "build_reports", lambda *args, **kwargs: list(BUILT))
+    monkeypatch.setattr(costlab.app.reports, "build_reports", lambda *args, **kwargs: list(BUILT))
     out = io.StringIO()
     assert main(["report", "--output-dir", str(tmp_path)], stdout=out) == 0
     for file in BUILT:

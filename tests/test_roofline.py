@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from costlab.analysis import Analysis, Comparison
-from costlab.errors import CostlabError
-from costlab.features import Latency, Roofline
-from costlab.expressions import analyze_expression
-from costlab.report import render_analysis, render_comparison
-from costlab.torch_bridge.roofline import (Peaks, bound, cache_path, load_peaks, machine_key, roofline_fields,
-                                           save_peaks)
+from costlab.core.analysis import Analysis, Comparison
+from costlab.core.errors import CostlabError
+from costlab.core.features import Latency, Roofline
+from costlab.core.expressions import analyze_expression
+from costlab.render.report import render_analysis, render_comparison
+from costlab.core.roofline import Peaks, bound, machine_key, roofline_fields
+from costlab.torch_bridge.roofline import cache_path, load_peaks, save_peaks
 
 
 def made_up_peaks(gflops: float = 100.0, gbps: float = 10.0, threads: int = 2) -> Peaks:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from costlab.errors import CostlabError, SpecError
-from costlab.graph import Net, Value
-from costlab.specs import (Concat, Conv, Dropout, Elementwise, Linear, Norm, Pool, conv2d, max_pool2d)
+from costlab.core.errors import CostlabError, SpecError
+from costlab.core.graph import Net, Value
+from costlab.core.specs import (Concat, Conv, Dropout, Elementwise, Linear, Norm, Pool, conv2d, max_pool2d)
 
 
 @pytest.mark.parametrize("make, rule", [

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from costlab.cli import main
-from costlab.errors import CostlabError
-from costlab.sweep import Measure, SweepError, parse_param, render_sweep, run_sweep, sweep_png
-from costlab.training import train_step
-from costlab.zoo import build_preset
+from costlab.app.cli import main
+from costlab.core.errors import CostlabError
+from costlab.app.sweep import Measure, SweepError, parse_param, render_sweep, run_sweep, sweep_png
+from costlab.core.training import train_step
+from costlab.core.zoo import build_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -246,7 +246,7 @@ def test_bad_plot_column(tmp_path: Path) -> None:
 
 
 def test_sweep_and_freeze_import_neither_torch_nor_pandas() -> None:
-    script = ("import sys, io; from costlab.cli import main; "
+    script = ("import sys, io; from costlab.app.cli import main; "
               "assert main(['sweep', 'conv1x1:{w} > conv5x5:32', '--param', 'w=4:64:4', '--input', "
               "'192x28x28'], stdout=io.StringIO()) == 0; "
               "assert main(['compare', 'resnet18', '--freeze', 'fc'], stdout=io.StringIO()) == 0; "
@@ -260,7 +260,7 @@ def test_sweep_and_freeze_import_neither_torch_nor_pandas() -> None:
 # --- plots a person reads --------------------------------------------------------------------------
 
 def test_break_even_of_the_bottleneck_is_found_and_marked() -> None:
-    from costlab.sweep import break_even, reference_series, si_tick, sweep_figure
+    from costlab.app.sweep import break_even, reference_series, si_tick, sweep_figure
 
     result = run_sweep(["conv5x5:32", "conv1x1:{w} > conv5x5:32"], parse_param("w=4:192:4"), input=(192, 28, 28))
     assert reference_series(result) == ("conv5x5:32",)

@@ -14,12 +14,12 @@ from torch.nn import functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import costlab  # noqa: E402
-from costlab.cli import main  # noqa: E402
-from costlab.errors import CostlabError, SpecError, TargetError  # noqa: E402
-from costlab.expressions import analyze_expression  # noqa: E402
+from costlab.app.cli import main  # noqa: E402
+from costlab.core.errors import CostlabError, SpecError, TargetError  # noqa: E402
+from costlab.core.expressions import analyze_expression  # noqa: E402
 from costlab.torch_bridge.build import build_module  # noqa: E402
 from costlab.torch_bridge.trace import analyze_callable, trace_module  # noqa: E402
-from costlab.zoo import PRESETS, build_preset  # noqa: E402
+from costlab.core.zoo import PRESETS, build_preset  # noqa: E402
 
 import costlab_test_nets as nets  # noqa: E402
 
@@ -82,7 +82,7 @@ def test_a_module_called_twice_and_shared_weights_count_their_parameters_once() 
     assert a.layer("unused").params == 16 * 3 + 3 and a.layer("unused").source == "unused"
     assert a.layer("block_1").macs == a.layer("block").macs == 3 * 7 * 16 * 16
     assert a.macs == _torch_macs(module, torch.randint(0, 50, (3, 7)))
-    from costlab.training import train_step
+    from costlab.core.training import train_step
 
     held = next(step for step in train_step(a).layers if step.name == "unused")
     assert (held.trainable_params, held.weight_grad, held.backward_ops) == (16 * 3 + 3, False, 0)

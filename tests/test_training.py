@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costlab import analyze
-from costlab.cli import main
-from costlab.expressions import analyze_expression
-from costlab.training import (FreezeError, frozen_layers, parametrised, parse_freeze, train_step,
+from costlab.app.cli import main
+from costlab.core.expressions import analyze_expression
+from costlab.core.training import (FreezeError, frozen_layers, parametrised, parse_freeze, train_step,
                               with_training)
-from costlab.zoo import build_preset
+from costlab.core.zoo import build_preset
 
 
 # --- the analytic side (no torch) ---------------------------------------------------------

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from costlab.expressions import analyze_expression
-from costlab.graph import Net
-from costlab.specs import Attention, Linear, Matmul, conv2d
-from costlab.training import parametrised, train_step
-from costlab.zoo import build_preset
+from costlab.core.expressions import analyze_expression
+from costlab.core.graph import Net
+from costlab.core.specs import Attention, Linear, Matmul, conv2d
+from costlab.core.training import parametrised, train_step
+from costlab.core.zoo import build_preset
 
 # --- against autograd -------------------------------------------------------------------------
 

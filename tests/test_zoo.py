@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from costlab.analysis import Analysis
-from costlab.cli import main
+from costlab.core.analysis import Analysis
+from costlab.app.cli import main
 from conftest import find_reference
-from costlab.specs import Conv, Linear
-from costlab.zoo import PRESETS, build_preset
+from costlab.core.specs import Conv, Linear
+from costlab.core.zoo import PRESETS, build_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -42,7 +42,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import costlab  # noqa: E402
-from costlab.cli import main  # noqa: E402
+from costlab.app.cli import main  # noqa: E402
 from costlab.torch_bridge.aten import MAC_OPS  # noqa: E402
 
 

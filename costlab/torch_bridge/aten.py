@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..specs import (ACTIVATIONS, CONVS, NORMS, PADS, POOLS, REDUCTIONS, UPSAMPLES, AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
+from ..core.specs import (ACTIVATIONS, CONVS, NORMS, PADS, POOLS, REDUCTIONS, UPSAMPLES, AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
                      Matmul, Norm, Pad, Reduce, Upsample)
 from .rules import (Context, RuleError, TensorValue, adaptive_spec, arg, conv_spec, grouped_query, pool_spec,
                     tensor_arg)
@@ -238,7 +238,7 @@ class _Free(Exception):
     """Raised by a rule that finds nothing to price (a cat of one tensor): the op is free."""
 
 
-#: How each norm kind's aten kernel is read (its names: costlab.specs.NORMS).
+#: How each norm kind's aten kernel is read (its names: costlab.core.specs.NORMS).
 _NORM_RULES: Mapping[str, AtenRule] = {"batch": _batch_norm(1, 3), "layer": _layer_norm, "group": _group_norm}
 
 _ACTIVATIONS = {name: kind for kind, a in ACTIVATIONS.items() for name in a.aten}  # from the catalog

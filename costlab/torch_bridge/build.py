@@ -1,4 +1,4 @@
-"""Build a real ``nn.Module`` from an :class:`~costlab.analysis.Analysis`, layer for layer.
+"""Build a real ``nn.Module`` from an :class:`~costlab.core.analysis.Analysis`, layer for layer.
 
 The module tree mirrors the layer names: ``layer3.1.conv2`` becomes the submodule
 ``layer3`` → ``1`` → ``conv2``. Layers that are functions in PyTorch (the residual ``+``,
@@ -18,19 +18,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..analysis import Analysis, Layer
-from ..errors import CostlabError, SpecError
-from ..specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
+from ..core.analysis import Analysis, Layer
+from ..core.errors import CostlabError, SpecError
+from ..core.specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
                      Embedding, Flatten, Linear, Matmul, Norm, Pool, Reshape, Shape, Spec, Upsample)
 
 def _activation(kind: str) -> nn.Module:
-    """The torch.nn module of an activation kind, made as the catalog says (costlab.specs.ACTIVATIONS)."""
+    """The torch.nn module of an activation kind, made as the catalog says (costlab.core.specs.ACTIVATIONS)."""
     entry = ACTIVATIONS[kind]
     return getattr(nn, entry.module)(**dict(entry.module_kwargs))
 
 
 def _norm_class(kind: str, rank: int) -> type[nn.Module]:
-    """The torch.nn class of a norm kind at an input rank, as the catalog says (costlab.specs.NORMS)."""
+    """The torch.nn class of a norm kind at an input rank, as the catalog says (costlab.core.specs.NORMS)."""
     entry = NORMS[kind]
     by_rank = dict(entry.built_by_rank)
     if by_rank and rank not in by_rank:

@@ -3,7 +3,7 @@ torchinfo and torchprofile, each predicted by its own rules.
 
 Each tool counts the same ``nn.Module`` — the module itself for a module target, the module
 :func:`~costlab.torch_bridge.build.build_module` makes for an expression or preset. What it
-should report is stated once, in the tool's convention profile (:mod:`costlab.conventions`, the
+should report is stated once, in the tool's convention profile (:mod:`costlab.core.conventions`, the
 tables ``--convention`` prints): every costlab layer's terms by that tool's rules. The check sets
 the tool's real count beside costlab's MACs and that prediction:
 
@@ -35,12 +35,12 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..analysis import Analysis, Layer
-from ..conventions import CONVENTIONS as CONVENTION_TABLES
-from ..conventions import LayerCount, Profile, profile
-from ..errors import CostlabError
-from ..features import Check, CheckRow, ParamCheck
-from ..formulas import numel
+from ..core.analysis import Analysis, Layer
+from ..core.conventions import CONVENTIONS as CONVENTION_TABLES
+from ..core.conventions import LayerCount, Profile, profile
+from ..core.errors import CostlabError
+from ..core.features import Check, CheckRow, ParamCheck
+from ..core.formulas import numel
 from . import peers
 from .build import build_module
 from .run import real_copy

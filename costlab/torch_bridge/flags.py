@@ -6,8 +6,8 @@ import re
 
 from torch import nn
 
-from ..analysis import Analysis
-from ..training import Freeze, FreezeError, REQUIRES_GRAD, parse_freeze, with_flags
+from ..core.analysis import Analysis
+from ..core.training import Freeze, FreezeError, REQUIRES_GRAD, parse_freeze, with_flags
 
 _CALL_SUFFIX = re.compile(r"_\d+$")  # a module's second call is '<path>_1'
 

@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..analysis import Analysis
-from ..errors import TargetError
-from ..inputs import Inputs, TensorSpec
+from ..core.analysis import Analysis
+from ..core.errors import TargetError
+from ..core.inputs import Inputs, TensorSpec
 from .recorder import one_line
 from .trace import trace_module
 

@@ -1,6 +1,6 @@
 """Measured latency beside the counts: the whole target and each of its layers, with their roofline.
 
-:func:`measure_latency` takes an :class:`~costlab.analysis.Analysis` and returns a new one
+:func:`measure_latency` takes an :class:`~costlab.core.analysis.Analysis` and returns a new one
 whose ``latency`` (JSON ``latency_ms``) and ``roofline`` are filled in, for the target and
 for every inference layer:
 
@@ -29,12 +29,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..analysis import FLOPS_PER_MAC, Analysis, Layer
-from ..errors import CostlabError, SpecError
-from ..features import Latency, Roofline
-from ..specs import Embedding, Held, Pad, Reduce, Spec
+from ..core.analysis import FLOPS_PER_MAC, Analysis, Layer
+from ..core.errors import CostlabError, SpecError
+from ..core.features import Latency, Roofline
+from ..core.specs import Embedding, Held, Pad, Reduce, Spec
 from .build import build_module, function_for, module_for
-from .roofline import Peaks, bound, peaks_for, roofline_fields
+from ..core.roofline import Peaks, bound, roofline_fields
+from .roofline import peaks_for
 from .timing import torch_dtype
 from .timing import Timing, TimingSettings, check_device, device_name, fixed_threads, time_callable
 

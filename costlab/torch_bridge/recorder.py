@@ -16,11 +16,11 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
-from ..analysis import CallSite, Layer, Unsupported
-from ..errors import SpecError
-from ..formulas import cost_of, numel
-from ..graph import DTYPE_BYTES, Net
-from ..specs import Held, Spec
+from ..core.analysis import CallSite, Layer, Unsupported
+from ..core.errors import SpecError
+from ..core.formulas import cost_of, numel
+from ..core.graph import DTYPE_BYTES, Net
+from ..core.specs import Held, Spec
 from .rules import RuleError, TensorValue, Unknown, function_rule, module_rule, qualified_name
 
 TOP_LEVEL = "(top level)"

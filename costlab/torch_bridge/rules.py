@@ -2,7 +2,7 @@
 
 A *rule* reads the hyper-parameters of a module or the arguments of a function call, builds
 the costlab spec, and asks its context to record the layer; the core's formula
-(:func:`costlab.formulas.cost_of`) prices it. Rules see shapes only (:class:`TensorValue`),
+(:func:`costlab.core.formulas.cost_of`) prices it. Rules see shapes only (:class:`TensorValue`),
 never tensor data, so the same rules serve the torch.fx walk and the meta-device fallback.
 
 - :data:`MODULE_RULES`: leaf module type → rule. A subclass that keeps its base's ``forward``
@@ -28,10 +28,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..analysis import CallSite
-from ..errors import SpecError
-from ..formulas import broadcast, numel
-from ..specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, PAD_MODES, PADS, POOLS, RECURRENTS, REDUCTIONS, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
+from ..core.analysis import CallSite
+from ..core.errors import SpecError
+from ..core.formulas import broadcast, numel
+from ..core.specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, PAD_MODES, PADS, POOLS, RECURRENTS, REDUCTIONS, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat, Conv,
                      ConvKind, Dropout, Elementwise, Embedding, Flatten, Linear, Matmul, Norm, Pad, Pool, PoolKind, Reduce,
                      Recurrent, Reshape, Shape, Spec, Upsample, as_tuple, resolve_padding)
 
@@ -148,7 +148,7 @@ def _check_channels(x: TensorValue, expected: int, owner: str) -> None:
         raise SpecError(f"{owner} expects {expected} input channels, got {got}")
 
 
-#: Convolution module type → its catalog entry (from the catalog, costlab.specs.CONVS).
+#: Convolution module type → its catalog entry (from the catalog, costlab.core.specs.CONVS).
 CONV_MODULES: Mapping[type, ConvKind] = {getattr(nn, name): c for c in CONVS.values() for name in c.modules}
 
 
@@ -169,7 +169,7 @@ def _linear_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any
 
 
 def _norm_spec(kind: str, m: nn.Module) -> Norm:
-    """The Norm spec of a torch norm module of a kind in the catalog (costlab.specs.NORMS)."""
+    """The Norm spec of a torch norm module of a kind in the catalog (costlab.core.specs.NORMS)."""
     if kind in ("batch", "instance"):
         return Norm(kind, m.affine, m.track_running_stats, m.num_features)
     if kind == "group":
@@ -179,7 +179,7 @@ def _norm_spec(kind: str, m: nn.Module) -> Norm:
     raise RuleError(f"no norm rule for {type(m).__name__}")  # pragma: no cover - a kind without a reader
 
 
-#: Norm module type → costlab norm kind (from the catalog, costlab.specs.NORMS).
+#: Norm module type → costlab norm kind (from the catalog, costlab.core.specs.NORMS).
 NORM_MODULES: Mapping[type, str] = {getattr(nn, name): kind for kind, n in NORMS.items() for name in n.modules}
 
 
@@ -189,7 +189,7 @@ def _norm_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     return ctx.layer(_norm_spec(kind, m), (x,))
 
 
-#: Activation module type → costlab activation kind (from the catalog, costlab.specs.ACTIVATIONS).
+#: Activation module type → costlab activation kind (from the catalog, costlab.core.specs.ACTIVATIONS).
 ACTIVATION_MODULES: Mapping[type, str] = {getattr(nn, a.module): kind for kind, a in ACTIVATIONS.items()}
 
 
@@ -199,7 +199,7 @@ def _activation_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) ->
     return ctx.layer(Activation(kind), (x,))
 
 
-#: Pool module type → (its catalog entry, its rank) (from the catalog, costlab.specs.POOLS).
+#: Pool module type → (its catalog entry, its rank) (from the catalog, costlab.core.specs.POOLS).
 POOL_MODULES: Mapping[type, tuple[PoolKind, int]] = {
     getattr(nn, name): (p, rank) for p in POOLS.values() for rank, name in enumerate(p.modules, 1)}
 
@@ -308,7 +308,7 @@ def _shuffle_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> An
     return _reshape_layer(ctx, x, shape, type(m).__name__.lower())
 
 
-#: Padding module base type → its mode (from the catalog, costlab.specs.PADS; where torch has it).
+#: Padding module base type → its mode (from the catalog, costlab.core.specs.PADS; where torch has it).
 _PAD_MODULES: Mapping[type, str] = {getattr(nn.modules.padding, p.module_base): mode for mode, p in PADS.items()
                                     if hasattr(nn.modules.padding, p.module_base)}
 
@@ -363,7 +363,7 @@ def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) 
     return out, weights
 
 
-#: Recurrent module type → {its nonlinearity ('' for none): mode} (from the catalog, costlab.specs.RECURRENTS).
+#: Recurrent module type → {its nonlinearity ('' for none): mode} (from the catalog, costlab.core.specs.RECURRENTS).
 RECURRENT_MODULES: Mapping[type, Mapping[str, str]] = {
     cls: {r.nonlinearity: mode for mode, r in RECURRENTS.items() if getattr(nn, r.module) is cls}
     for cls in dict.fromkeys(getattr(nn, r.module) for r in RECURRENTS.values())}

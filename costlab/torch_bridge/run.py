@@ -31,9 +31,9 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..analysis import CallSite, Unsupported
-from ..errors import SpecError, TargetError
-from ..specs import ACTIVATIONS, ARITHMETIC, Elementwise
+from ..core.analysis import CallSite, Unsupported
+from ..core.errors import SpecError, TargetError
+from ..core.specs import ACTIVATIONS, ARITHMETIC, Elementwise
 from .aten import ATEN_RULES, FREE_OPS, _Free
 from .recorder import (HOOK_ATTRIBUTES, TOP_LEVEL, Call, Recorder, Unpriced, call_function, call_module,
                        function_site, leaves, map_leaves, module_site, one_line, own_tensors, type_name)

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from ..errors import CostlabError
+from ..core.errors import CostlabError
 
 #: A measurement whose interquartile range exceeds this fraction of its median is noisy.
 DEFAULT_NOISE_THRESHOLD = 0.10

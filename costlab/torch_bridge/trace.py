@@ -5,7 +5,7 @@ The engine is a ladder; each rung is tried only where the one above cannot see:
 1. **The fx walk** (fast; knows module names and hyper-parameters). ``torch.fx`` traces the
    module (leaf modules are those :func:`~costlab.torch_bridge.rules.is_leaf` names), then the
    graph is walked once, propagating shapes (batch axis first) from the inputs: each leaf module
-   and each functional op goes through its rule (:mod:`.rules`) and :func:`costlab.formulas.cost_of`.
+   and each functional op goes through its rule (:mod:`.rules`) and :func:`costlab.core.formulas.cost_of`.
    No tensor is allocated and no arithmetic runs. Layers: engine ``fx``.
 2. **A call fx cannot see into** — an fx-wrapped function, a function without a rule, a leaf
    module without a rule — is run alone on meta tensors under the aten-level recorder
@@ -18,7 +18,7 @@ The engine is a ladder; each rung is tried only where the one above cannot see:
    generated ones — and the analysis says that its counts hold for those input values. Layers:
    engine ``cpu``.
 
-**Inputs** (:mod:`costlab.inputs`): one float tensor of ``--input`` shape with the batch in front,
+**Inputs** (:mod:`costlab.core.inputs`): one float tensor of ``--input`` shape with the batch in front,
 or positional and keyword arguments of any kind (tensors of any dtype and device, lists, dicts,
 plain values). Given tensors are never modified: the fx walk reads their shapes, a meta run uses
 meta copies, a CPU run clones them.
@@ -59,10 +59,10 @@ import torch
 from torch import fx, nn
 from torch.utils import _pytree as pytree
 
-from ..analysis import Analysis, CallSite, Unsupported
-from ..errors import CostlabError, TargetError
-from ..graph import Net
-from ..inputs import InputError, Inputs, TensorSpec, describe, headline, tensor_leaves
+from ..core.analysis import Analysis, CallSite, Unsupported
+from ..core.errors import CostlabError, TargetError
+from ..core.graph import Net
+from ..core.inputs import InputError, Inputs, TensorSpec, describe, headline, tensor_leaves
 from .recorder import (TOP_LEVEL, Recorder, Unpriced, call_function, call_module, detached, function_site,
                        has_unknown, is_value_leaf, module_site, one_line)
 from .rules import (CREATION_FUNCTIONS, CREATION_METHODS, PYTHON_FUNCTIONS, PYTHON_MODULES, TensorValue,
@@ -491,7 +491,7 @@ def trace_module(module: nn.Module, input: Sequence[int] | None = None, batch: i
     """Analyse ``module`` on a batch of ``input``-shaped samples, or on ``inputs``.
 
     ``inputs``: a tensor (used as given, batch axis included), a tuple of positional arguments, a
-    dict of keyword arguments, or :class:`costlab.inputs.Inputs`. ``method``: 'auto' (the ladder of
+    dict of keyword arguments, or :class:`costlab.core.inputs.Inputs`. ``method``: 'auto' (the ladder of
     the module docstring), 'fx', 'meta' or 'cpu'. ``rebuild`` makes the module with real weights
     when it lives on the meta device and only a CPU run can count it.
     """

@@ -1,4 +1,4 @@
-"""Turning a TARGET into an :class:`~costlab.analysis.Analysis`.
+"""Turning a TARGET into an :class:`~costlab.core.analysis.Analysis`.
 
 A target is, in this order: an ``nn.Module`` object (Python API), a preset name with
 optional options (``mobilenet-v1(width=0.5)``), a spec file (an expression in a text file,
@@ -15,12 +15,12 @@ import re
 import sys
 from typing import Any, Mapping, Sequence
 
-from .analysis import Analysis
-from .errors import CostlabError, TargetError
-from .expressions import _KERNELED, LAYER_WORDS, analyze_expression
-from .sizes import MAX_SIZE_DIGITS, check_size, parse_size
-from .specs import ACTIVATION_OPS, Shape
-from .zoo import PRESETS, build_preset, find_preset
+from ..core.analysis import Analysis
+from ..core.errors import CostlabError, TargetError
+from ..core.expressions import _KERNELED, LAYER_WORDS, analyze_expression
+from ..core.sizes import MAX_SIZE_DIGITS, check_size, parse_size
+from ..core.specs import ACTIVATION_OPS, Shape
+from ..core.zoo import PRESETS, build_preset, find_preset
 
 #: The canonical case `costlab compare` runs with no TARGET: a 5×5 convolution on 28×28×192,
 #: without and with a 1×1 bottleneck to 16 channels.
@@ -120,10 +120,10 @@ def analyze_target(target: Any, input: Shape | None = None, batch: int = 1, dtyp
     """Analyse one target (see the module docstring for what a target may be).
 
     ``inputs`` (module targets only): what the forward pass is given beyond one float tensor of
-    ``input`` shape (:mod:`costlab.inputs`); ``seq``: tokens per sample for ``hf:`` text models."""
+    ``input`` shape (:mod:`costlab.core.inputs`); ``seq``: tokens per sample for ``hf:`` text models."""
     options = dict(options or {})
     if _is_module_object(target):
-        from .torch_bridge.trace import analyze_module
+        from ..torch_bridge.trace import analyze_module
 
         if input is None and inputs is None:
             raise TargetError("an nn.Module needs an input: input=(C, H, W) or inputs=...")
@@ -135,7 +135,7 @@ def analyze_target(target: Any, input: Shape | None = None, batch: int = 1, dtyp
     if not text:
         raise TargetError("empty target")
     if text.startswith(HF_PREFIX):
-        from .torch_bridge.hf import analyze_hf
+        from ..torch_bridge.hf import analyze_hf
 
         if options:
             raise TargetError(f"options {', '.join(options)} do not apply to {text}")
@@ -154,7 +154,7 @@ def analyze_target(target: Any, input: Shape | None = None, batch: int = 1, dtyp
     if os.path.isfile(text):
         return _analyze_file(text, input, batch, dtype, name)
     if is_module:
-        from .torch_bridge.trace import analyze_callable
+        from ..torch_bridge.trace import analyze_callable
 
         if input is None and inputs is None:
             raise TargetError(f"{text} needs --input CxHxW (or typed inputs: --input NAME=DTYPE:SHAPE)")

@@ -1,7 +1,7 @@
 """One pipeline: a target priced, then each feature that was asked for, in one order.
 
 ``costlab.analyze`` in Python, the command line and ``costlab sweep`` all go through
-:func:`price`: count the target (:func:`costlab.targets.analyze_target`), then price a training
+:func:`price`: count the target (:func:`costlab.app.targets.analyze_target`), then price a training
 step (``freeze``), cross-check it against the real tools (``check``), add another tool's profile
 (``convention``), the bytes it holds (``memory``), and measure its latency (``measure``). A
 ``package.module:callable`` target is built once per run: on the meta device when only counts
@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .analysis import Analysis
-from .specs import Shape
+from ..core.analysis import Analysis
+from ..core.specs import Shape
 from .targets import analyze_target, is_module_target, module_target
 
 #: A latency step: (analysis, the real module or None) → the analysis with its latency.
@@ -40,7 +40,7 @@ class Steps:
 
 
 def _freeze(value: Any) -> Any:
-    from .training import parse_freeze
+    from ..core.training import parse_freeze
 
     return parse_freeze(value) if isinstance(value, str) else value
 
@@ -63,7 +63,7 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     module = None
     if isinstance(target, str) and is_module_target(target) and (steps.needs_real_module(requires_grad)
                                                                   or steps.memory):
-        from .torch_bridge.trace import callable_label, load_callable, trace_module
+        from ..torch_bridge.trace import callable_label, load_callable, trace_module
 
         text, opts = module_target(target, options)
         real = steps.needs_real_module(requires_grad)
@@ -76,30 +76,30 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
             module = target
         analysis = analyze_target(target, input, batch, dtype, options, name, inputs=inputs, seq=seq)
     if freeze is not None:
-        from .training import with_training
+        from ..core.training import with_training
 
         if requires_grad:
             if module is None:
-                from .training import FreezeError
+                from ..core.training import FreezeError
 
                 raise FreezeError(f"--freeze requires_grad: {analysis.name} is not a module with requires_grad "
                                   "flags (a package.module:callable target)")
-            from .torch_bridge.flags import freeze_from_module
+            from ..torch_bridge.flags import freeze_from_module
 
             freeze = freeze_from_module(analysis, module)
         analysis = with_training(analysis, freeze)
     if steps.check:
-        from .torch_bridge.crosscheck import cross_check
+        from ..torch_bridge.crosscheck import cross_check
 
         analysis = cross_check(analysis, module, steps.check)
     if steps.convention:
         analysis = analysis.with_convention(steps.convention)
     if steps.memory:
-        from .memory import with_memory
+        from ..core.memory import with_memory
 
         inplace: tuple[str, ...] = ()
         if module is not None and analysis.kind == "module":
-            from .torch_bridge.memory import inplace_layers
+            from ..torch_bridge.memory import inplace_layers
 
             inplace = inplace_layers(module, analysis)  # a module's own in-place activations
         analysis = with_memory(analysis, steps.memory, inplace)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-from .analysis import Analysis, Comparison, Layer
-from .errors import CostlabError
-from .report import count, milliseconds, threads_text
-from .specs import Shape
+from ..core.analysis import Analysis, Comparison, Layer
+from ..core.errors import CostlabError
+from ..render.report import count, milliseconds, threads_text
+from ..core.specs import Shape
 from .targets import analyze_target
 
 Progress = Callable[[str], None]
@@ -72,7 +72,7 @@ def measure_case(case: LatencyCase, device: str = "cpu", threads: int | None = N
     ``peaks``: a :class:`~.roofline.Peaks` (default: cached, else calibrated); ``timing``: a
     :class:`~.timing.TimingSettings` (default: the standard care).
     """
-    from .torch_bridge.latency import LatencySettings, measure_all
+    from ..torch_bridge.latency import LatencySettings, measure_all
     analyses = [analyze_target(t, case.input, batch) for t in case.targets]
     settings = (LatencySettings(device=device, threads=threads) if timing is None else
                 LatencySettings(device=device, threads=threads, timing=timing, target_timing=None))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import CostlabError
+from ..core.errors import CostlabError
 
 #: Examples of the expression grammar, each priced by tests/test_display.py on its input.
 EXPRESSION_EXAMPLES = (
@@ -24,8 +24,8 @@ DOCS = ("docs/cli.md (commands, options, targets, the grammar), docs/cost-model.
 
 
 def _grammar() -> str:
-    """The grammar block of costlab.expressions' docstring: the parser's own statement of it."""
-    from . import expressions
+    """The grammar block of costlab.core.expressions' docstring: the parser's own statement of it."""
+    from ..core import expressions
 
     match = re.search(r"::\n\n((?:    .*\n|\n)+)", expressions.__doc__ or "")
     return match.group(1).rstrip() if match else ""
@@ -33,7 +33,7 @@ def _grammar() -> str:
 
 def expressions_help() -> str:
     """The grammar, the layer words the parser knows, and examples with their inputs."""
-    from .expressions import LAYER_WORDS
+    from ..core.expressions import LAYER_WORDS
 
     from .display import wrap
 

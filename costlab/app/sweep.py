@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 from typing import Any, Callable, Mapping, Sequence
 
-from .analysis import FLOPS_PER_MAC, Analysis
-from .errors import CostlabError
-from .sizes import parse_size, size_problem
-from .specs import Shape
+from ..core.analysis import FLOPS_PER_MAC, Analysis
+from ..core.errors import CostlabError
+from ..core.sizes import parse_size, size_problem
+from ..core.specs import Shape
 from .pipeline import Steps, price
 from .targets import is_module_target, parse_input
-from .zoo import find_preset
+from ..core.zoo import find_preset
 
 #: Parameters that vary the analysis itself rather than a placeholder or an option.
 RESERVED = ("input", "batch", "freeze")
@@ -322,7 +322,7 @@ def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, 
               dtype: str = "float32", options: Mapping[str, Any] | None = None,
               freeze: Any = None, unit: str = "macs", measures: Sequence[Measure] = ()) -> Sweep:
     """Price every target at every value of ``param`` (see the module docstring for the rules)."""
-    from .training import parse_freeze
+    from ..core.training import parse_freeze
 
     if not targets:
         raise SweepError("sweep needs at least one target")
@@ -392,7 +392,7 @@ def _counted(value: int | None) -> str:
 
 def sweep_csv(sweep: Sweep) -> str:
     """Long form: one line per (value, series), the columns of :meth:`Sweep.columns`."""
-    from .report import csv_text
+    from ..render.report import csv_text
 
     columns = sweep.columns()
     return csv_text(columns, [[_cell(row[column]) for column in columns] for row in sweep.rows()])
@@ -400,7 +400,7 @@ def sweep_csv(sweep: Sweep) -> str:
 
 def sweep_text(sweep: Sweep, fmt: str = "table") -> str:
     """Wide form for reading: one line per value, per series its count (and ratio, train step, measures)."""
-    from .report import convention, count, grid, unit_label
+    from ..render.report import convention, count, grid, unit_label
 
     unit = "flops" if sweep.unit == "flops" else "macs"
     label = unit_label(sweep.unit)
@@ -611,7 +611,7 @@ def sweep_figure(sweep: Sweep, y: str | None = None) -> Any:
 
 def si_tick(value: float) -> str:
     """A tick label: SI-scaled without trailing zeros (80 M, 1.5 k, 0.25), never an offset."""
-    from .display import si
+    from ..render.display import si
 
     text = si(round(value, 6))
     return re.sub(r"\.0+(?= |$)|(?<=\.\d)0(?= |$)", "", text)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 from .errors import CostlabError
 from .features import Feature, Heading, View, blank, count as exact_count
 from .formulas import numel
-if TYPE_CHECKING:  # the results are read, never built, here: no import of costlab.analysis at run time
+if TYPE_CHECKING:  # the results are read, never built, here: no import of costlab.core.analysis at run time
     from .analysis import Analysis, Layer
 
 from .specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, RECURRENT_GATES, UPSAMPLE_OPS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout,

@@ -1,4 +1,4 @@
-"""The classic architectures, assembled from :mod:`costlab.blocks` with torchvision's layer names.
+"""The classic architectures, assembled from :mod:`costlab.core.blocks` with torchvision's layer names.
 
 Each preset is a function ``(net, x, **options) -> Value`` plus its default input and its
 documented options. Classifiers end in logits (no softmax), as torchvision's do.

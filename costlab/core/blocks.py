@@ -1,4 +1,4 @@
-"""Blocks: functions that add a named group of layers to a :class:`~costlab.graph.Net`.
+"""Blocks: functions that add a named group of layers to a :class:`~costlab.core.graph.Net`.
 
 A block's cost is the sum of its rows; nothing here computes a count of its own. Layer
 names inside blocks follow torchvision's module names where torchvision has the block

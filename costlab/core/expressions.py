@@ -9,7 +9,7 @@ Grammar (docs/cli.md has it with examples)::
 
 ``( a | b )`` runs branches on the same input and concatenates them on channels;
 ``res( a )`` adds the input back (through a strided 1×1 projection when the shape changes).
-Every error is an :class:`~costlab.errors.ExpressionError` that names the token.
+Every error is an :class:`~costlab.core.errors.ExpressionError` that names the token.
 """
 
 from __future__ import annotations

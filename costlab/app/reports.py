@@ -11,14 +11,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from .analysis import Comparison
-from .augment import augmentation_costs
-from .expressions import analyze_expression
-from .report import comparison_text, convention, count, csv_text, grid, shape
-from .zoo import PRESETS, PROJECTION_BLOCK, build_preset, mobilenet_v2_without_projections, projection_block
+from ..core.analysis import Comparison
+from ..core.augment import augmentation_costs
+from ..core.expressions import analyze_expression
+from ..render.report import comparison_text, convention, count, csv_text, grid, shape
+from ..core.zoo import PRESETS, PROJECTION_BLOCK, build_preset, mobilenet_v2_without_projections, projection_block
 
 if TYPE_CHECKING:
-    from .analysis import Analysis
+    from ..core.analysis import Analysis
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def augmentation_report(preset: str = "alexnet") -> list[ReportFile]:
 
 
 def claims_report() -> list[ReportFile]:
-    """The source text's numeric claims, each computed by costlab (costlab/claims.py)."""
+    """The source text's numeric claims, each computed by costlab (costlab/app/claims.py)."""
     from .claims import check_claims, render_claims
 
     results = check_claims()
@@ -142,7 +142,7 @@ def crosscheck_report() -> list[ReportFile]:
 
     Builds each preset with the torch bridge (torch and fvcore are imported here only).
     """
-    from .torch_bridge.crosscheck import CHECKS, cross_check
+    from ..torch_bridge.crosscheck import CHECKS, cross_check
 
     checked = [cross_check(build_preset(name), checks=CHECKS) for name in PRESETS]
     headers = ["network", "input", "costlab MACs", "fvcore", "fvcore − costlab", "agreement",
@@ -200,10 +200,10 @@ def memory_cases() -> list[tuple[str, "Analysis"]]:
 
 def memory_report() -> list[ReportFile]:
     """Weights, inference peak and Adam training-step peak of the MobileNet v2 projection case and of
-    MobileNet v1, v2 and ResNet-50 at batch 1 and 32 (predicted by costlab.memory; measured in
+    MobileNet v1, v2 and ResNet-50 at batch 1 and 32 (predicted by costlab.core.memory; measured in
     reports/memory-measured.md)."""
-    from .memory import memory
-    from .report import mebibytes
+    from ..core.memory import memory
+    from ..render.report import mebibytes
 
     headers = ["case", "params", "weights", "inference peak", "at", "output handed on",
                "saved for backward", "training peak (Adam)", "where"]
@@ -224,7 +224,7 @@ def memory_report() -> list[ReportFile]:
     c, n, t = PROJECTION_BLOCK["channels"], PROJECTION_BLOCK["size"], PROJECTION_BLOCK["expansion"]
     md = "\n".join([
         "# Memory: what a design holds at inference and in a training step", "",
-        "Predicted by `costlab.memory` from liveness over each design's layer graph (float32; a tensor "
+        "Predicted by `costlab.core.memory` from liveness over each design's layer graph (float32; a tensor "
         "is freed after its last use; docs/cost-model.md, \"Memory\"). The training step is the steady "
         "state of Adam: weights, two state tensors per trainable parameter, the gradients, and what "
         "autograd saves for the backward pass. [memory-measured.md](memory-measured.md) holds the same "

@@ -2,7 +2,7 @@
 
 Each step is timed on one C×H×W float32 image with the same care as any latency
 (:func:`~costlab.torch_bridge.timing.time_callable`), beside the counts of
-:mod:`costlab.augment`: mirroring (``torch.flip``), a random crop copied out (a fresh
+:mod:`costlab.core.augment`: mirroring (``torch.flip``), a random crop copied out (a fresh
 offset per call) and the PCA colour shift (s = P·(α ⊙ λ) per image, added to every pixel).
 """
 
@@ -12,11 +12,11 @@ from typing import Callable
 
 import torch
 
-from .augment import augmentation_costs
-from .report import count, grid, shape
-from .zoo import build_preset
-from .torch_bridge.build import build_module
-from .torch_bridge.timing import Timing, TimingSettings, check_device, device_name, fixed_threads, time_callable
+from ..core.augment import augmentation_costs
+from ..render.report import count, grid, shape
+from ..core.zoo import build_preset
+from ..torch_bridge.build import build_module
+from ..torch_bridge.timing import Timing, TimingSettings, check_device, device_name, fixed_threads, time_callable
 
 IMAGE = (3, 256, 256)
 #: timings taken by :func:`measure_augmentations`: three steps and the forward pass (for a progress bar)

@@ -48,7 +48,7 @@ from .specs import Attention, Conv, Held, Linear, Matmul, Norm
 if TYPE_CHECKING:
     from .analysis import Analysis, Layer
 
-_COUNT = re.compile(r"^\d{1,100}$", re.ASCII)  # at most 100 digits (costlab.sizes.MAX_SIZE_DIGITS)
+_COUNT = re.compile(r"^\d{1,100}$", re.ASCII)  # at most 100 digits (costlab.core.sizes.MAX_SIZE_DIGITS)
 _FRACTION = re.compile(r"^(\d{1,100}\.\d{0,100}|\.\d{1,100})$", re.ASCII)
 _NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")
 

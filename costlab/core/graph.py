@@ -1,7 +1,7 @@
 """Recording a network: a builder that applies specs to values and prices each layer on the spot.
 
 ``Net`` is the one mutable object of the core and lives only while a network is being
-described; what it produces (:class:`~costlab.analysis.Analysis`) is immutable. Layer
+described; what it produces (:class:`~costlab.core.analysis.Analysis`) is immutable. Layer
 names are hierarchical, dot-separated, e.g. ``layer3.1.conv2``: :meth:`Net.scope` opens
 a level, and a block is simply a function that adds layers inside a scope.
 """

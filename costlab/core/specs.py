@@ -1,7 +1,7 @@
 """Layer specs: frozen dataclasses, validated on construction, that know nothing of torch.
 
 A spec holds a layer's hyper-parameters only. What it costs on a given input lives in
-:mod:`costlab.formulas`, one pure function per spec type. Shapes everywhere are tuples
+:mod:`costlab.core.formulas`, one pure function per spec type. Shapes everywhere are tuples
 of ints *with* the batch dimension first, e.g. ``(1, 192, 28, 28)``.
 
 Padding follows PyTorch: per-axis symmetric integers, or ``"same"`` (only at stride 1,
@@ -311,7 +311,7 @@ class ActivationKind:
     methods: tuple[str, ...] = ()  # Tensor method names
     aten: tuple[str, ...] = ()  # aten op names
     module_kwargs: tuple[tuple[str, Any], ...] = ()  # how costlab's builder makes the module
-    saves_output: bool = False  # its backward reads its output (else its input): costlab.memory
+    saves_output: bool = False  # its backward reads its output (else its input): costlab.core.memory
 
 
 #: The activation catalog: kind → its rule and names.

@@ -43,7 +43,7 @@ already exists)::
 
 What an op saves for backward is what autograd saves (held in a test with
 ``torch.autograd.graph.saved_tensors_hooks``): :func:`saved_by`. A layer is in the graph
-when its output needs a gradient (costlab.training: it has trainable parameters or reads
+when its output needs a gradient (costlab.core.training: it has trainable parameters or reads
 a tensor that needs one); a frozen prefix saves nothing and gets no gradient.
 """
 

@@ -32,14 +32,14 @@ from fractions import Fraction
 from typing import Any, Callable, Literal, Mapping, Sequence, Union
 
 
-from .analysis import Analysis, Layer
-from .blocks import inception, inverted_residual
-from .errors import CostlabError
-from .expressions import analyze_expression
-from .formulas import cost_of, numel
-from .graph import Net
-from .specs import Conv, Elementwise, Linear, conv2d
-from .zoo import MOBILENET_V2_PLAN, build_preset
+from ..core.analysis import Analysis, Layer
+from ..core.blocks import inception, inverted_residual
+from ..core.errors import CostlabError
+from ..core.expressions import analyze_expression
+from ..core.formulas import cost_of, numel
+from ..core.graph import Net
+from ..core.specs import Conv, Elementwise, Linear, conv2d
+from ..core.zoo import MOBILENET_V2_PLAN, build_preset
 
 FORMATS = ("table", "md", "csv", "json")
 
@@ -665,7 +665,7 @@ GIGABYTE = 10**9
 
 def _mobilenet_ram() -> Computation:
     """MobileNet v1 and v2 at inference, batch 1 (float32): the bytes they hold, in gigabytes."""
-    from .memory import memory
+    from ..core.memory import memory
 
     figures = {}
     notes = []
@@ -674,7 +674,7 @@ def _mobilenet_ram() -> Computation:
         m = memory(a, "sgd")
         figures[f"{name} inference peak, GB"] = Computed(
             Fraction(m.inference_peak, GIGABYTE),
-            f"{name} preset, batch 1, float32: costlab.memory inference peak ({m.inference_peak:,} B)")
+            f"{name} preset, batch 1, float32: costlab.core.memory inference peak ({m.inference_peak:,} B)")
         notes.append(f"{name}: {m.inference_peak:,} B at inference, {m.training_peak:,} B for an SGD "
                      "training step at batch 1")
     return Computation(figures, "; ".join(notes) + " (reports/memory.md).")
@@ -682,8 +682,8 @@ def _mobilenet_ram() -> Computation:
 
 def _mobilenet_v2_projection() -> Computation:
     """MobileNet v2 against the same network with every 1×1 projection removed (reports/memory.md)."""
-    from .memory import memory
-    from .zoo import mobilenet_v2_without_projections, projection_block
+    from ..core.memory import memory
+    from ..core.zoo import mobilenet_v2_without_projections, projection_block
 
     with_projection = memory(build_preset("mobilenet-v2"), "sgd")
     without = memory(mobilenet_v2_without_projections(1), "sgd")
@@ -767,7 +767,7 @@ def claims_markdown(results: Sequence[ClaimResult]) -> str:
 def claims_table(results: Sequence[ClaimResult], width: int | None = None) -> str:
     """The terminal report: one row per figure under its claim's id, then the notes; fitted to
     ``width`` columns (None: as wide as the cells) by shortening the figure and claim texts."""
-    from .display import Column, fitted, wrap
+    from ..render.display import Column, fitted, wrap
 
     rows = []
     for r in results:

@@ -16,12 +16,12 @@ from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence, TextIO
 
-from .analysis import Analysis, Comparison
-from .errors import CostlabError
-from .sizes import parse_size, size_problem
-from .report import FORMATS, render_analysis, render_comparison
+from ..core.analysis import Analysis, Comparison
+from ..core.errors import CostlabError
+from ..core.sizes import parse_size, size_problem
+from ..render.report import FORMATS, render_analysis, render_comparison
 from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, parse_input, parse_options
-from .zoo import PRESETS, build_preset
+from ..core.zoo import PRESETS, build_preset
 
 PROG = "costlab"
 
@@ -164,7 +164,7 @@ def parse_checks(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-#: The tools of costlab.conventions.CONVENTIONS (named here so that the module loads only when used).
+#: The tools of costlab.core.conventions.CONVENTIONS (named here so that the module loads only when used).
 CONVENTION_NAMES = ("fvcore", "ptflops", "thop", "torchinfo", "torchvision", "torchprofile", "torch")
 
 
@@ -177,7 +177,7 @@ def add_convention_option(parser: argparse.ArgumentParser) -> None:
 
 def split_inputs(texts: Sequence[str] | None, batch: int) -> tuple[tuple[int, ...] | None, Any]:
     """--input given once as CxHxW → (that shape, None); typed or repeated → (None, Inputs)."""
-    from .inputs import is_typed, parse_inputs
+    from ..core.inputs import is_typed, parse_inputs
 
     texts = list(texts or [])
     if len(texts) == 1 and not is_typed(texts[0]):
@@ -239,8 +239,8 @@ def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tup
 def _latency_session(args: argparse.Namespace, dtype: str, timings: int) -> Iterator[tuple[Any, Callable[[str], None]]]:
     """The roofline peaks (cached, else calibrated now) and a progress callback for ``timings``
     timings; the bar covers the calibration too and is closed on exit (torch imported here)."""
-    from .torch_bridge.latency import torch_dtype
-    from .torch_bridge.roofline import CALIBRATION_STEPS, cached_peaks, calibrate
+    from ..torch_bridge.latency import torch_dtype
+    from ..torch_bridge.roofline import CALIBRATION_STEPS, cached_peaks, calibrate
 
     torch_dtype(dtype)
     peaks = cached_peaks(args.latency, args.threads, dtype)
@@ -256,8 +256,8 @@ def _latency_session(args: argparse.Namespace, dtype: str, timings: int) -> Iter
 def _measure_latency(args: argparse.Namespace, analyses: list[Analysis], modules: Sequence[Any]) -> list[Analysis]:
     """--latency: time each target (and its layers: analyze, compare --per-layer) on the device,
     with the roofline; a module target is timed on the module the pipeline built for it."""
-    from .torch_bridge.latency import LatencySettings, check_memory, measure_latency, measurement_count, torch_dtype
-    from .torch_bridge.timing import check_device
+    from ..torch_bridge.latency import LatencySettings, check_memory, measure_latency, measurement_count, torch_dtype
+    from ..torch_bridge.timing import check_device
 
     device = check_device(args.latency)
     for analysis in analyses:  # refused before the progress bar starts and before anything is allocated
@@ -280,7 +280,7 @@ def add_memory_options(parser: argparse.ArgumentParser) -> None:
     """--memory and --optimizer (compare and analyze): bytes held at inference and in a training step."""
     parser.add_argument("--memory", action="store_true",
                         help="add weights, the inference peak and the training-step peak in bytes "
-                             "(liveness over the layer graph; costlab.memory)")
+                             "(liveness over the layer graph; costlab.core.memory)")
     parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, metavar="sgd|momentum|adam",
                         help="with --memory: the optimizer of the training step (default adam; adamw "
                              "holds what adam holds)")
@@ -372,7 +372,7 @@ def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
 def _latency_measure(args: argparse.Namespace, peaks: Any, advance: Callable[[str], None]) -> Any:
     """sweep --latency: a Measure timing each point's whole target (median and IQR, in ms)."""
     from .sweep import Measure
-    from .torch_bridge.latency import LatencySettings, measure_latency
+    from ..torch_bridge.latency import LatencySettings, measure_latency
 
     settings = LatencySettings(device=args.latency, threads=args.threads, per_layer=False)
 
@@ -386,7 +386,7 @@ def _latency_measure(args: argparse.Namespace, peaks: Any, advance: Callable[[st
 
 
 def run_list(args: argparse.Namespace) -> tuple[str, int]:
-    from .report import preset_list
+    from ..render.report import preset_list
 
     return preset_list([build_preset(name) for name in PRESETS], [p.summary for p in PRESETS.values()],
                        args.format, table_width(args), args.exact), 0
@@ -419,7 +419,7 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
     if not os.path.isdir(directory) and not (os.path.isdir(ancestor) and os.access(ancestor, os.W_OK)):
         raise CostlabError(f"cannot write --output-dir {directory}: cannot create it under {ancestor}")
     if args.latency:
-        from .torch_bridge.timing import check_device
+        from ..torch_bridge.timing import check_device
 
         check_device(args.latency)  # before the count reports are made
     texts = {file.path: file.text for file in build_reports()}
@@ -491,9 +491,9 @@ def _calibrate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_calibrate(args: argparse.Namespace) -> tuple[str, int]:
-    from .report import render_peaks
-    from .torch_bridge.roofline import CALIBRATION_STEPS, calibrate
-    from .torch_bridge.timing import check_device
+    from ..render.report import render_peaks
+    from ..torch_bridge.roofline import CALIBRATION_STEPS, calibrate
+    from ..torch_bridge.timing import check_device
 
     check_device(args.device, "--device")  # before the bar: an error is the only line on stderr
     bar, advance = _progress_bar(args, CALIBRATION_STEPS, f"calibrating {args.device}")
@@ -509,7 +509,7 @@ def _help_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_help(args: argparse.Namespace) -> tuple[str, int]:
-    from .help_topics import help_text
+    from ..render.help_topics import help_text
 
     return help_text(args.topic), 0
 
@@ -547,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

@@ -30,7 +30,7 @@ def fold(name: str, depth: int | None) -> str:
 
 
 #: How results render themselves (Markdown tables, one-line summaries, HTML): the rendering layer
-#: (costlab.report) puts its functions here when the package is imported, so that the results call
+#: (costlab.render.report) puts its functions here when the package is imported, so that the results call
 #: it without importing it (the layers import one way: core ← torch bridge ← rendering ← application).
 RENDERING: dict[str, Callable[..., str]] = {}
 
@@ -40,7 +40,7 @@ def rendered(kind: str, *args: Any, **kwargs: Any) -> str:
     try:
         render = RENDERING[kind]
     except KeyError:
-        raise CostlabError(f"no {kind} renderer: import costlab (it installs costlab.report's)") from None
+        raise CostlabError(f"no {kind} renderer: import costlab (it installs costlab.render.report's)") from None
     return render(*args, **kwargs)
 
 
@@ -216,7 +216,7 @@ class Analysis:
     notes: tuple[str, ...] = ()
     checks: Checks = field(default_factory=Checks)  # each tool's count beside costlab's (--check)
     latency: Latency | None = None  # the whole target measured, with its roofline (--latency)
-    training: "TrainingCost | None" = None  # a training step under --freeze (costlab.training)
+    training: "TrainingCost | None" = None  # a training step under --freeze (costlab.core.training)
     convention: "Profile | None" = None  # what another tool would report (--convention)
     #: a traced module's inputs beyond one float tensor: [{"name", "dtype", "shape"}] (JSON "inputs")
     inputs: tuple[Mapping[str, Any], ...] = ()
@@ -345,7 +345,7 @@ class Analysis:
         return entry
 
     def with_convention(self, name: str) -> "Analysis":
-        """A copy carrying what the tool ``name`` would report (costlab.conventions.CONVENTIONS)."""
+        """A copy carrying what the tool ``name`` would report (costlab.core.conventions.CONVENTIONS)."""
         from dataclasses import replace
 
         from .conventions import profile

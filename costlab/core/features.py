@@ -1,15 +1,15 @@
 """What an analysis carries beside its counts, as typed results that share one interface.
 
 Each option that adds to a result makes one typed object: ``--freeze`` a
-:class:`~costlab.training.TrainingCost`, ``--memory`` a :class:`~costlab.memory.Memory`,
-``--convention`` a :class:`~costlab.conventions.Profile`, ``--check`` a :class:`Checks` (one
+:class:`~costlab.core.training.TrainingCost`, ``--memory`` a :class:`~costlab.core.memory.Memory`,
+``--convention`` a :class:`~costlab.core.conventions.Profile`, ``--check`` a :class:`Checks` (one
 :class:`Check` per tool), ``--latency`` a :class:`Latency` (with its :class:`Roofline`). Every one
-implements :class:`Feature`; :class:`~costlab.analysis.Analysis` lists them in the fixed order of
+implements :class:`Feature`; :class:`~costlab.core.analysis.Analysis` lists them in the fixed order of
 :data:`FEATURES`, and its JSON and every renderer loop over them: adding a feature is one class
 and one field of ``Analysis``, with no edit to a renderer.
 
 The core's: nothing here imports torch or the renderer. What a feature draws, it draws through
-the ``view`` a renderer hands it (``costlab.report.View``: counts SI-scaled or exact, bytes,
+the ``view`` a renderer hands it (``costlab.render.report.View``: counts SI-scaled or exact, bytes,
 prose wrapped and tables fitted to the terminal); ``view`` is None for CSV, whose cells are raw
 values.
 """
@@ -54,7 +54,7 @@ def exact_number(value: float, unit: str = "macs") -> str:
 
 
 class View(Protocol):
-    """How a report is drawn (costlab.report.View): what a feature draws with."""
+    """How a report is drawn (costlab.render.report.View): what a feature draws with."""
 
     fmt: str
     width: int | None
@@ -110,7 +110,7 @@ class Feature(Protocol):
     def layer_cells(self, headings: Sequence[Heading], row: "Row", members: Sequence["Layer"], unit: str,
                     view: View | None) -> list[Any]:
         """One per-layer row's cells under ``headings``; ``members`` are the layers the row folds
-        (:func:`costlab.analysis.fold`, the one folding rule)."""
+        (:func:`costlab.core.analysis.fold`, the one folding rule)."""
         return []
 
     def total_cells(self, headings: Sequence[Heading], unit: str, view: View) -> list[str]:

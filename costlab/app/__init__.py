@@ -1,0 +1,1 @@
+"""costlab's app layer (docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""costlab's core layer (docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""costlab's render layer (docs/architecture.md)."""
