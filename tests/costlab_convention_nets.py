@@ -30,11 +30,21 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         length = x.shape[1] if self.attn.batch_first else x.shape[0]
         masks: dict[str, torch.Tensor] = {}
-        if self.mask == "causal":  # a float mask over the scores
+        if not self.mask:
+            pass
+        elif self.mask == "causal":  # a float mask over the scores
             masks["attn_mask"] = torch.full((length, length), float("-inf")).triu(1)
         elif self.mask == "padding":  # the last key of every sequence is padding
             batch = x.shape[0] if self.attn.batch_first else x.shape[1]
             masks["key_padding_mask"] = torch.arange(length).expand(batch, length) == length - 1
+        else:  # a 3-d mask per sequence and head ("3d"), a 2-d one ("2d"), and key padding ("+padding")
+            batch = x.shape[0] if self.attn.batch_first else x.shape[1]
+            if self.mask.startswith("3d"):
+                masks["attn_mask"] = torch.zeros(batch * self.attn.num_heads, length, length)
+            elif self.mask.startswith("2d"):
+                masks["attn_mask"] = torch.zeros(length, length)
+            if self.mask.endswith("+padding"):
+                masks["key_padding_mask"] = torch.zeros(batch, length)
         return self.attn(x, x, x, need_weights=self.need_weights, **masks)[0]
 
 
@@ -277,6 +287,9 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "mha-no-bias": (lambda: Attention(8, 2, batch_first=True, bias=False), (1, 4, 8)),
     "mha-causal-mask": (lambda: Attention(8, 2, batch_first=True, mask="causal"), (2, 4, 8)),
     "mha-padding-mask": (lambda: Attention(8, 2, batch_first=False, mask="padding"), (4, 1, 8)),
+    "mha-3d-mask": (lambda: Attention(8, 2, batch_first=True, mask="3d"), (3, 4, 8)),
+    "mha-3d-mask-padding": (lambda: Attention(8, 2, batch_first=True, mask="3d+padding"), (3, 4, 8)),
+    "mha-2d-mask-padding": (lambda: Attention(8, 2, batch_first=False, mask="2d+padding"), (4, 3, 8)),
     "mha-causal-mask-no-weights": (lambda: Attention(8, 2, need_weights=False, mask="causal"), (1, 4, 8)),
     "sdpa": (lambda: SDPA(16, 2), (2, 6, 16)),
     "sdpa-causal": (lambda: SDPA(16, 4, causal=True), (1, 6, 16)),

@@ -29,11 +29,7 @@ from costlab_convention_nets import NETS  # noqa: E402
 TOOLS = ("fvcore", "ptflops", "thop", "torchinfo", "torchprofile", "torch")
 PRESETS = {"lenet5": (1, 1, 32, 32), "resnet18": (2, 3, 16, 16)}  # the others: tests/test_conventions.py
 
-#: ptflops' patched torch.baddbmm adds the elements of the mask it is given; costlab's trace does not
-#: record the mask's shape and the profile assumes a 2-d attn_mask (L·S), not a key_padding_mask (N·heads·S).
-#: ptflops prices MHA's output projection and weighted sum with vdim (the value's input size) where
-#: the module uses embed_dim; the out_proj and attention layers do not carry vdim.
-NOT_RECORDED = {("mha-padding-mask", "ptflops"), ("mha-cross-kdim", "ptflops")}
+NOT_RECORDED: set[tuple[str, str]] = set()  # (net, tool) pairs whose profile the trace cannot give: none
 #: torchprofile's aten::baddbmm handler asserts that the mask has the scores' shape: a key_padding_mask,
 #: broadcast over the queries, makes it raise.
 TOOL_RAISES = {("mha-padding-mask", "torchprofile")}

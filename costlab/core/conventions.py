@@ -18,7 +18,7 @@ difference broken down by rule (:meth:`Profile.differences`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
@@ -303,6 +303,35 @@ def _thop_recurrent_elementwise(layer: Layer) -> int:
     return _lead_product(layer) * _recurrent_cells(layer) * per_cell
 
 
+def _rows(layer: Layer) -> int:
+    """The rows a linear layer multiplies: its input's elements over its input features."""
+    return _in_numel(layer) // _in(layer)[-1]
+
+
+def _value_dim(layer: Layer, parts: Mapping[str, Layer]) -> int:
+    """nn.MultiheadAttention's vdim: the value's input size, read from its call's v_proj (else E)."""
+    v_proj = parts.get("v_proj")
+    return v_proj.input_shapes[0][-1] if v_proj is not None else _in(parts.get("out_proj", layer))[-1]
+
+
+def _baddbmm_mask(layer: Layer) -> int:
+    """The elements of the mask a baddbmm attention adds to its scores: the masks it was given
+    broadcast together — key_padding (N·heads, 1, S), attn_2d (1, L, S), attn_3d (N·heads, L, S);
+    a 2-d one (L·S) where none is recorded."""
+    if layer.spec.kernel != "baddbmm":
+        return 0
+    q, k = layer.input_shapes[:2]
+    batch_heads, length, source = numel(q[:-2]), q[-2], k[-2]
+    shapes = {"key_padding": (batch_heads, 1), "attn_2d": (1, length), "attn_3d": (batch_heads, length)}
+    given = [shapes[mask] for mask in layer.spec.masks] or [shapes["attn_2d"]]
+    return max(lead for lead, _ in given) * max(rows for _, rows in given) * source
+
+
+def _in_call(term: Term, count: Callable[[Layer, Mapping[str, Layer]], int]) -> Term:
+    """``term`` counted by ``count``, which also reads the other parts of the layer's module call."""
+    return replace(term, in_call=count)
+
+
 def _ptflops_recurrent_elementwise(layer: Layer) -> int:
     """ptflops' rnn_flops extras per cell and step: 10·H LSTM, 7·H GRU, H RNN, + 2·G·H bias adds."""
     spec = layer.spec
@@ -364,6 +393,13 @@ class Term:
     rule: str
     primary: bool = False
     per_sample: bool = False  # the tool divides this count by the batch size (ptflops' hooks)
+    #: a count that reads the other parts of the same module call (a composite's siblings by part
+    #: name: ptflops sizes MHA's output projection by the value's input, which only v_proj sees)
+    in_call: Callable[["Layer", Mapping[str, "Layer"]], int] | None = None
+
+    def counted(self, layer: Layer, parts: Mapping[str, Layer]) -> int:
+        """This term's count for ``layer``; ``parts``: the layers of its module call, by part name."""
+        return self.count(layer) if self.in_call is None else self.in_call(layer, parts)
 
 
 def _macs(label: str, count: CountFn, rule: str) -> Term:
@@ -750,16 +786,26 @@ def _ptflops() -> Convention:
                hook("MHA hook: in-projection bias", lambda l: _out_numel(l) if l.spec.bias else 0, "convention",
                     "(L + 2·S)·E bias adds when in_proj_bias is set"))
     out_proj = (hook("MHA hook: output projection", _linear_macs, "macs",
-                     "L·vdim·vdim per sample, vdim the value's size: priced here at embed_dim (the "
-                     "layer does not carry vdim), which is ptflops' count when vdim = embed_dim",
+                     "L·vdim·vdim per sample, vdim the value's size: L·E·E here, E = embed_dim",
                      primary=True),
-                hook("MHA hook: output bias", lambda l: _out_numel(l) if l.spec.bias else 0, "convention",
-                     "L·vdim bias adds"),
-                hook("MHA hook: output bias without a bias", lambda l: 0 if l.spec.bias else _out_numel(l), "bug",
-                     "L·vdim bias adds counted even when out_proj has no bias ('bias is always enabled')"))
+                _in_call(hook("MHA hook: output projection at vdim²", _zero, "bug",
+                              "the output projection is priced vdim·vdim, vdim the value's input size, not "
+                              "E·E (0 when vdim = E)"),
+                         lambda l, parts: _rows(l) * (_value_dim(l, parts) ** 2 - _in(l)[-1] ** 2)),
+                _in_call(hook("MHA hook: output bias", _zero, "convention", "L·vdim bias adds"),
+                         lambda l, parts: _rows(l) * _value_dim(l, parts) if l.spec.bias else 0),
+                _in_call(hook("MHA hook: output bias without a bias", _zero, "bug",
+                              "L·vdim bias adds counted even when out_proj has no bias ('bias is always "
+                              "enabled')"),
+                         lambda l, parts: 0 if l.spec.bias else _rows(l) * _value_dim(l, parts)))
     mha_attention = (hook("MHA hook: heads", _attention_macs, "macs", "num_heads·(L·S·E_h + L·S·Ev_h) per sample, "
-                          "Ev_h = vdim / num_heads (as out_proj: embed_dim assumed)",
+                          "Ev_h = vdim // num_heads: here E_h",
                           primary=True),
+                     _in_call(hook("MHA hook: weighted sum at vdim", _zero, "bug",
+                                   "the weighted sum is priced at vdim // num_heads per head, vdim the value's "
+                                   "input size, not E_h (0 when vdim = E)"),
+                              lambda l, parts: numel(l.output[:-2]) * l.input_shapes[0][-2] * l.input_shapes[1][-2]
+                              * (_value_dim(l, parts) // l.input_shapes[0][-3] - l.input_shapes[2][-1])),
                      hook("MHA hook: q scaling and softmax", lambda l: numel(l.input_shapes[0]) + _scores(l),
                           "convention", "L·E for the scaling of q, num_heads·L·S for the softmax"),
                      Term("patched F.softmax 1/score", lambda l: _scores(l) if _bmm_kernel(l) else 0,
@@ -769,11 +815,9 @@ def _ptflops() -> Convention:
                           if _bmm_kernel(l) else 0, "bug",
                           "on bmm and baddbmm the patched torch.bmm / torch.baddbmm count the products the "
                           "module hook counted a second time (and not divided by the batch)"),
-                     Term("patched torch.baddbmm adds the mask", lambda l: l.output[-2] * l.input_shapes[1][-2]
-                          if l.spec.kernel == "baddbmm" else 0, "convention",
-                          "+ numel of the mask baddbmm adds: L·S for a 2-d attn_mask (costlab's trace does not "
-                          "record the mask's shape: a 2-d attn_mask is assumed; a key_padding_mask makes it "
-                          "N·heads·S)"))
+                     Term("patched torch.baddbmm adds the mask", _baddbmm_mask, "convention",
+                          "+ numel of the mask baddbmm adds: L·S for a 2-d attn_mask, N·heads·S for a "
+                          "key_padding_mask, N·heads·L·S for both or a 3-d attn_mask"))
     mha = MappingProxyType({"nn.MultiheadAttention": Composite(MappingProxyType({
         "q_proj": in_proj, "k_proj": in_proj, "v_proj": in_proj, "attention": mha_attention,
         "out_proj": out_proj}))})
@@ -968,9 +1012,11 @@ def _torchprofile() -> Convention:
                            "with proj_size P the hidden size is read from h_n (P, not H) and the projection's "
                            "own products are left out: 4·P·(I_l + P) per cell and step")),
     }
-    shape_arithmetic = Term("traced shape arithmetic", lambda l: 4, "bug",
+    shape_arithmetic = Term("traced shape arithmetic",
+                            lambda l: 4 + sum(mask in ("key_padding", "attn_3d") for mask in l.spec.masks), "bug",
                             "the traced bsz·num_heads of the q, k, v views and tgt_len·bsz of the output "
-                            "are aten::mul on 0-d tensors: 1 each, 4 per call")
+                            "are aten::mul on 0-d tensors: 1 each, 4 per call; one more for a 3-d attn_mask "
+                            "(its shape check) and for a key_padding_mask (its reshape)")
     return Convention(
         "torchprofile", "torchprofile profile_macs", "0.1.0",
         "torch.jit trace of the forward pass; a handler per aten op", "1 per multiply-add (MACs)",
@@ -1185,10 +1231,12 @@ def profile(analysis: Analysis, name: str) -> Profile:
     counts = []
     params = 0
     containers = _container_scopes(analysis.layers)
+    calls = _composite_calls(convention, analysis.layers)
     for layer in analysis.layers:
         in_leaf = layer.name.rpartition(".")[0] not in containers
         terms, form = convention.terms(layer, in_leaf)
-        counted = tuple((term, Fraction(term.count(layer), batch if term.per_sample else 1))
+        parts = calls.get(layer.name, {})
+        counted = tuple((term, Fraction(term.counted(layer, parts), batch if term.per_sample else 1))
                         for term in terms)
         averaged = any(term.primary and term.per_sample for term in terms)
         counts.append(LayerCount(layer.name, layer_kind(layer), form, counted,
@@ -1196,6 +1244,20 @@ def profile(analysis: Analysis, name: str) -> Profile:
         if convention.counts_params(layer):
             params += layer.params
     return Profile(convention, analysis.name, batch, tuple(counts), params)
+
+
+def _composite_calls(convention: Convention, layers: Sequence[Layer]) -> dict[str, dict[str, Layer]]:
+    """Each layer of a module the tool prices as a composite → the layers of that module call
+    (the layers under the same path), by part name."""
+    calls: dict[str, dict[str, Layer]] = {}
+    parts_of: dict[str, dict[str, Layer]] = {}
+    for layer in layers:
+        if call_form(layer) == "module" and layer.source in convention.composites:
+            path, _, part = layer.name.rpartition(".")
+            parts = calls.setdefault(path, {})
+            parts[part] = layer
+            parts_of[layer.name] = parts
+    return parts_of
 
 
 def _container_scopes(layers: Sequence[Layer]) -> set[str]:

@@ -212,6 +212,10 @@ class Matmul:
         return "matmul"
 
 
+#: The additive masks of an attention, by the shape PyTorch broadcasts each from (N·heads, L, S).
+ATTENTION_MASKS = ("key_padding", "attn_2d", "attn_3d")
+
+
 @dataclass(frozen=True)
 class Attention:
     """Scaled dot-product attention softmax(q·kᵀ/√E)·v on inputs q (…, L, E), k (…, S, E), v (…, S, Ev).
@@ -221,6 +225,9 @@ class Attention:
     ``kernel``: how PyTorch computes it — ``sdpa`` (one scaled_dot_product_attention call), ``bmm``
     (two batched products: nn.MultiheadAttention returning its weights) or ``baddbmm`` (the same
     with a mask added to the scores); the MACs are the same, other tools' rules are not.
+    ``masks``: the additive masks nn.MultiheadAttention was given, which its ``baddbmm`` adds to the
+    scores, merged: ``key_padding`` (N·heads, 1, S), ``attn_2d`` (1, L, S), ``attn_3d`` (N·heads, L, S);
+    () where none is recorded. They change no MAC, only what other tools count.
     """
 
     op: ClassVar[str] = "matmul"
@@ -228,10 +235,13 @@ class Attention:
 
     causal: bool = False
     kernel: str = "sdpa"
+    masks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kernel not in ("sdpa", "bmm", "baddbmm"):
             raise SpecError(f"attention: kernel must be sdpa, bmm or baddbmm, got {self.kernel!r}")
+        if not isinstance(self.masks, tuple) or not set(self.masks) <= set(ATTENTION_MASKS):
+            raise SpecError(f"attention: masks must be a tuple of {', '.join(ATTENTION_MASKS)}, got {self.masks!r}")
 
     def label(self) -> str:
         return "attention"

@@ -319,6 +319,14 @@ def _pad_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     return ctx.layer(Pad(tuple(m.padding), mode), (x,))
 
 
+def _attention_masks(padding: Any, given: Any) -> tuple[str, ...]:
+    """The masks nn.MultiheadAttention was given (costlab.core.specs.ATTENTION_MASKS)."""
+    masks = ("key_padding",) if isinstance(padding, TensorValue) else ()
+    if isinstance(given, TensorValue):
+        masks += ("attn_2d" if len(given.shape) == 2 else "attn_3d",)
+    return masks
+
+
 def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
     """nn.MultiheadAttention as its parts: q/k/v projections, attention over heads, output projection.
 
@@ -347,13 +355,14 @@ def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) 
     k = ctx.layer(Linear(e, bias, m.kdim), (key,), "k_proj")
     v = ctx.layer(Linear(e, bias, m.vdim), (value,), "v_proj")
     lead = (n, heads) if batched else (heads,)
-    masked = arg(args, kwargs, 3, "key_padding_mask", None) is not None or \
-        arg(args, kwargs, 5, "attn_mask", None) is not None
-    kernel = ("baddbmm" if masked else "bmm") if need_weights else "sdpa"
+    padding, given = arg(args, kwargs, 3, "key_padding_mask", None), arg(args, kwargs, 5, "attn_mask", None)
+    kernel = ("baddbmm" if padding is not None or given is not None else "bmm") if need_weights else "sdpa"
     causal = bool(arg(args, kwargs, 7, "is_causal", False)) and not need_weights
-    attended = ctx.layer(Attention(causal=causal, kernel=kernel), (TensorValue(lead + (length, head_dim), q.producer),
-                                       TensorValue(lead + (source, head_dim), k.producer),
-                                       TensorValue(lead + (source, head_dim), v.producer)), "attention")
+    masks = _attention_masks(padding, given) if kernel == "baddbmm" else ()
+    attended = ctx.layer(Attention(causal=causal, kernel=kernel, masks=masks),
+                         (TensorValue(lead + (length, head_dim), q.producer),
+                          TensorValue(lead + (source, head_dim), k.producer),
+                          TensorValue(lead + (source, head_dim), v.producer)), "attention")
     merged = TensorValue(query.shape[:-1] + (e,), attended.producer)
     out = ctx.layer(Linear(e, m.out_proj.bias is not None, e), (merged,), "out_proj")
     weights = None
