@@ -34,7 +34,8 @@ __version__ = "0.1.0"
 def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
             name: str | None = None, freeze: Any = None, convention: str | None = None,
             inputs: Any = None, seq: int | None = None, check: Any = None, memory: bool = False,
-            optimizer: str | None = None, **options: Any) -> Analysis:
+            optimizer: str | None = None, latency: str | None = None, threads: int | None = None,
+            **options: Any) -> Analysis:
     """Cost of one target: a preset name, a layer-stack expression, a spec file,
     ``"package.module:callable"``, ``"hf:PATH"`` or an ``nn.Module``. ``options`` go to the preset
     or callable.
@@ -50,13 +51,27 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     training step with that leading part frozen (``analysis.training``); ``convention``
     (fvcore, ptflops, thop, torchinfo, torchvision, ...) adds what that tool would report
     (``analysis.convention``); ``memory=True`` (or an ``optimizer``: sgd, momentum, adam, adamw;
-    default adam) adds the bytes held at inference and in a training step (``analysis.memory``)."""
+    default adam) adds the bytes held at inference and in a training step (``analysis.memory``);
+    ``latency`` ('cpu' or 'cuda') measures the target and each of its layers there, with their
+    roofline (``analysis.latency``, ``layer.latency``; ``threads``: CPU threads, default torch's),
+    as ``--latency`` does: the peaks are the cached ones, else measured first."""
     from .app.pipeline import Steps, price
 
     checks = () if not check else ((check,) if isinstance(check, str) else tuple(check))
+    if threads is not None and latency is None:
+        raise CostlabError("threads= needs latency=")
+    measure = None
+    if latency is not None:
+        from .app.pipeline import latency_step
+
+        if latency not in ("cpu", "cuda"):
+            raise CostlabError(f"latency must be 'cpu' or 'cuda', got {latency!r}")
+
+        measure = latency_step(latency, threads)
     return price(target, _shape(input), batch, dtype, options, name, inputs=inputs, seq=seq,
                  steps=Steps(freeze=freeze, check=checks, convention=convention,
-                             memory=(optimizer or "adam") if memory or optimizer is not None else None))
+                             memory=(optimizer or "adam") if memory or optimizer is not None else None,
+                             measure=measure))
 
 
 def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,

@@ -14,6 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import costlab  # noqa: E402
 from costlab.app.cli import main  # noqa: E402
 from costlab.core.errors import CostlabError, TargetError  # noqa: E402
 from costlab.core.expressions import analyze_expression  # noqa: E402
@@ -441,3 +442,24 @@ def test_sweep_measures_latency_at_every_point(seeded_cache: Path, tmp_path: Pat
         assert point["latency_ms"] > 0 and point["latency_iqr_ms"] >= 0
         assert isinstance(point["latency_noisy"], bool)
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_analyze_with_latency_in_python_measures_what_the_cli_does(seeded_cache: Path) -> None:
+    """costlab.analyze(..., latency="cpu") goes through the pipeline's latency step: the same fields,
+    the same timed layers and the same peaks as `costlab analyze --latency cpu`."""
+    expression = "conv3x3:4 > relu > pw:2"
+    a = costlab.analyze(expression, input=(4, 8, 8), latency="cpu", threads=1)
+    code, out, err = run("analyze", expression, "--input", "4x8x8", "--latency", "cpu", "--threads", "1",
+                         "--format", "json", "--quiet")
+    assert (code, err) == (0, "")
+    cli, ours = json.loads(out)["targets"][0], a.to_dict()
+    assert a.latency is not None and a.latency.median > 0 and ours["latency_ms"]["threads"] == 1
+    assert set(ours["latency_ms"]) == set(cli["latency_ms"]) and set(ours["roofline"]) == set(cli["roofline"])
+    assert ours["roofline"]["peaks"] == cli["roofline"]["peaks"]  # the seeded cache's, not a calibration
+    assert [layer["name"] for layer in ours["layers"] if "latency_ms" in layer] == \
+        [layer["name"] for layer in cli["layers"] if "latency_ms" in layer] == [layer.name for layer in a.layers]
+    assert ours["latency_ms"]["sum_of_layers"] == pytest.approx(sum(layer.latency.median for layer in a.layers))
+    with pytest.raises(CostlabError, match="latency must be"):
+        costlab.analyze(expression, input=(4, 8, 8), latency="tpu")
+    with pytest.raises(CostlabError, match="threads= needs latency="):
+        costlab.analyze(expression, input=(4, 8, 8), threads=2)

@@ -39,6 +39,17 @@ class Steps:
         return bool(self.check) or self.measure is not None or freeze_requires_grad
 
 
+def latency_step(device: str, threads: int | None = None, per_layer: bool = True) -> Measure:
+    """The latency step of ``--latency DEVICE``: time the target (and each layer) on ``device``
+    against the machine's peaks (cached, else measured now); torch is imported when it runs."""
+    def measure(analysis: Analysis, module: Any) -> Analysis:
+        from ..torch_bridge.latency import LatencySettings, measure_latency
+
+        return measure_latency(analysis, LatencySettings(device=device, threads=threads, per_layer=per_layer),
+                               module=module)
+    return measure
+
+
 def _freeze(value: Any) -> Any:
     from ..core.training import parse_freeze
 
