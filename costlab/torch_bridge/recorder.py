@@ -95,10 +95,11 @@ def type_name(module: nn.Module) -> str:
 
 
 @contextmanager
-def detached(module: nn.Module) -> Iterator[None]:
-    """Eval mode and no per-module hooks inside; every module's flag and hooks restored on exit."""
+def detached(module: nn.Module, modules: Sequence[nn.Module] | None = None) -> Iterator[None]:
+    """Eval mode and no per-module hooks inside; every module's flag and hooks restored on exit.
+    ``modules``: ``module.modules()`` when the caller has listed them already."""
     saved = [(m, m.training, {a: m.__dict__[a] for a in HOOK_ATTRIBUTES if m.__dict__.get(a)})
-             for m in module.modules()]
+             for m in (module.modules() if modules is None else modules)]
     try:
         for m, training, hooks in saved:
             if training:
@@ -204,6 +205,8 @@ class Recorder:
         layers = self.layers
         if start >= len(layers):
             return  # no layer to give them to: they stay uncounted
+        if not tensors and not any(layers[i].params or layers[i].buffers for i in range(start, len(layers))):
+            return  # nothing held, nothing counted (an activation, an add): nothing to settle
         seen: set[int] = set()
         owned = [0, 0]  # params, buffers among the tensors
         fresh: tuple[list[int], list[int]] = ([], [])  # their ids not counted yet

@@ -134,16 +134,18 @@ def preserved(module: nn.Module) -> Iterator[None]:
     (:func:`detached`). Leaf modules are not snapshotted: the fx walk prices them by their rule and
     never runs their forward."""
     saved = []
-    for m in module.modules():
+    modules = list(module.modules())  # one walk of the tree serves the snapshot, the flags and the hooks
+    for m in modules:
         if is_leaf(m) and m is not module:  # fx never runs a leaf's forward: only the others can change
             continue
         attributes = m.__dict__.copy()
         contents = {key: _copy_of(value) for key, value in attributes.items()
                     if key not in _MODULE_INTERNALS and isinstance(value, (dict, list, set))}
         saved.append((m, attributes, contents, m._parameters.copy(), m._buffers.copy(), m._modules.copy()))
-    grads = [(p, p.requires_grad) for p in module.parameters()]
+    grads = [(p, p.requires_grad) for p in
+             {id(p): p for m in modules for p in m._parameters.values() if p is not None}.values()]
     try:
-        with detached(module):
+        with detached(module, modules):
             yield
     finally:
         for m, attributes, contents, params, buffers, children in saved:
