@@ -188,6 +188,48 @@ def test_a_python_function_priced_alone_without_its_kernels_equals_a_run_with_th
     assert alone.output == tuple(m(x).shape[1:])
 
 
+@torch.fx.wrap
+def _layouts_and_aliases(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """What an empty tensor of the rule's shape must not stand for: a permuted layout a later view
+    relies on, a reduction over axis=, a complex product, and activations written in place."""
+    y = x.permute(0, 2, 1) * 2  # the kernel keeps x's layout: permuting back is contiguous
+    z = F.linear(y.permute(0, 2, 1).view(x.shape[0], x.shape[1], -1), weight)
+    s = z.sum(axis=1)  # NumPy's name for dim
+    spectrum = torch.fft.rfft(z, dim=-1) * torch.ones(z.shape[-1] // 2 + 1)  # complex × real
+    r = torch.view_as_real(spectrum).flatten(-2)[..., : z.shape[-1]]
+    h = F.relu(z + r, inplace=True)
+    h = torch.relu_(h * 3)
+    return F.gelu(h, approximate="tanh") + s.unsqueeze(1)
+
+
+class Layouts(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(6, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _layouts_and_aliases(x, self.weight)
+
+
+def test_kernels_are_skipped_only_where_an_empty_tensor_is_the_same() -> None:
+    """Layouts, axis=, complex dtypes and in-place calls: the fx path (kernels skipped where safe)
+    gives the layers of a whole meta run (every kernel), with the same producers."""
+    m = Layouts()
+    x = torch.randn(2, 5, 8)
+    alone = trace_module(m, inputs=(x,)).analysis
+    run = trace_module(m, inputs=(x,), method="meta").analysis
+
+    def chain(a: costlab.Analysis) -> list[tuple]:
+        short = {layer.name: layer.name.rpartition(".")[2].rstrip("_0123456789") for layer in a.layers}
+        return [(layer.op, layer.output, layer.macs, layer.ops, tuple(short.get(i, i) for i in layer.inputs))
+                for layer in a.layers]
+
+    assert [u.op for u in alone.unsupported] == [u.op for u in run.unsupported]
+    assert chain(alone) == chain(run)
+    assert alone.macs == run.macs > 0
+    assert alone.output == tuple(m(x.clone()).shape[1:])
+
+
 class Functions(nn.Module):
     """Functions without a function rule: einsum, addmm, baddbmm, SDPA with GQA and a causal mask."""
 

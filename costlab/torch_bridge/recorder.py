@@ -7,7 +7,7 @@ a leaf module or a functional op through its rule (:mod:`.rules`) and the core f
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Callable, Iterator, Sequence
@@ -36,13 +36,14 @@ HOOK_ATTRIBUTES = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hoo
 def map_leaves(fn: Callable[[Any], Any], value: Any) -> Any:
     """``fn`` over the leaves of nested tuples, lists and dicts (what torch calls take and return),
     as ``pytree.tree_map`` but without its registry where the containers are the plain ones; any
-    other container (a namedtuple, fx's immutable_list, an OrderedDict) goes through pytree."""
+    other container (a namedtuple, fx's immutable_list, an OrderedDict, a deque) goes through pytree;
+    a ``torch.Size`` is one value."""
     kind = type(value)
     if kind is tuple or kind is list:
         return kind([map_leaves(fn, item) for item in value])
     if kind is dict:
         return {key: map_leaves(fn, item) for key, item in value.items()}
-    if isinstance(value, (tuple, list, dict)) and not isinstance(value, torch.Size):
+    if isinstance(value, (tuple, list, dict, deque)) and not isinstance(value, torch.Size):
         return pytree.tree_map(fn, value, is_leaf=is_value_leaf)
     return fn(value)
 
@@ -134,6 +135,8 @@ class Recorder:
         self.param_ids = {id(p) for _, p in self.named_params}
         self.buffer_ids = {id(b) for _, b in self.named_buffers}
         self.sizes = {id(t): t.numel() for _, t in [*self.named_params, *self.named_buffers]}
+        #: id → (qualified name, tensor) of each parameter and buffer: a run knows them by identity
+        self.attributes = {id(t): (name, t) for name, t in [*self.named_params, *self.named_buffers]}
         self.counted: set[int] = set()
         self.touched: set[int] = set()  # attribute tensors consumed only by views or unpriced ops
         #: the engine path recording now: 'fx', 'fx+meta' (a call priced alone), 'meta' or 'cpu'
@@ -306,7 +309,7 @@ def has_unknown(values: Any) -> bool:
         return False
     if kind is Unknown:
         return True
-    if kind is dict:
+    if isinstance(values, dict):
         values = values.values()
     elif not isinstance(values, (tuple, list)):
         if isinstance(values, (TensorValue, *_NO_TENSORS)):

@@ -547,7 +547,10 @@ def _reduction(kind: str) -> FunctionRule:
 
     def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
         x = tensor_arg(args, kwargs)
-        dim = arg(args, kwargs, 1, "dim", None)
+        unknown = set(kwargs) - {"input", "dim", "axis", "keepdim", "dtype"}
+        if unknown:
+            raise RuleError(f"{kind} with {', '.join(sorted(unknown))}")
+        dim = arg(args, kwargs, 1, "dim", kwargs.get("axis"))  # axis=: NumPy's name, which torch takes too
         keepdim = arg(args, kwargs, 2, "keepdim", False)
         if dim is None or dim == ():
             dims: tuple[int, ...] = ()

@@ -91,6 +91,9 @@ class RunState:
             value = known[1]
             return value if value.shape == tuple(item.shape) else TensorValue(tuple(item.shape), value.producer,
                                                                               value.tensor)
+        attribute = self.recorder.attributes.get(id(item))  # a parameter or buffer of the module, read directly
+        if attribute is not None and attribute[1] is item:
+            return TensorValue(tuple(item.shape), attribute[0], item)
         return TensorValue(tuple(item.shape))
 
     def bind(self, value: Any, out: Any, where: str) -> None:
@@ -122,32 +125,60 @@ def _has_tensor(value: Any) -> bool:
     return isinstance(value, torch.Tensor) or any(isinstance(t, torch.Tensor) for t in leaves(value))
 
 
-#: Rules whose output has its floating input's dtype and shape, and no other property a program can
-#: read on the meta device: a Python function priced alone skips their meta kernels (Python
-#: decompositions, most of a meta run's time) and takes an empty tensor of the rule's shape.
+#: Rules whose output has its floating input's dtype, its shape, and — when every input is
+#: contiguous — a contiguous layout: a Python function priced alone skips their meta kernels
+#: (Python decompositions, most of a meta run's time) and takes an empty tensor of the rule's shape.
 KERNEL_FREE_RULES: frozenset[str] = frozenset({
     *ACTIVATIONS, *ARITHMETIC, "linear", "matmul", "layer_norm", "group_norm", "batch_norm", "instance_norm",
-    "masked_fill", "roll", "pad", "where", "neg", "mean", "sum", "scaled_dot_product_attention",
+    "masked_fill", "roll", "pad", "where", "neg", "mean", "sum",
 })
+#: Of those, the products: their output is a fresh contiguous tensor whatever their inputs' layout
+#: (mm, bmm and addmm allocate it), so their inputs need not be contiguous.
+CONTIGUOUS_OUTPUT_RULES: frozenset[str] = frozenset({"linear", "matmul"})
 
 
-def _kernel_free_dtype(rule: str, method: str | None, args: tuple, kwargs: dict) -> torch.dtype | None:
+def _kernel_free_dtype(rule: str, func: Any, args: tuple, kwargs: dict) -> torch.dtype | None:
     """The output dtype of a call whose meta kernel may be skipped, or None to run it: a rule of
-    :data:`KERNEL_FREE_RULES`, not in place, no ``out=``/``dtype=``, and every floating tensor
-    among its arguments of one dtype (the output's), none of them a dtype."""
-    if rule not in KERNEL_FREE_RULES or "out" in kwargs or "dtype" in kwargs:
-        return None
-    if method is not None and (method.endswith("_") and not method.endswith("__") or method.startswith("__i")):
+    :data:`KERNEL_FREE_RULES`, not in place (no trailing ``_``, no ``__i…__``, no ``inplace=True``),
+    no ``out=``/``dtype=`` nor a dtype among the arguments, every tensor real (no complex) and —
+    but for :data:`CONTIGUOUS_OUTPUT_RULES` — contiguous, and every floating one of one dtype (the
+    output's)."""
+    if rule not in KERNEL_FREE_RULES or "out" in kwargs or "dtype" in kwargs or _in_place(func, args, kwargs):
         return None
     dtype = None
     for leaf in leaves((args, kwargs)):
         if isinstance(leaf, torch.dtype):  # softmax(x, dim, torch.float64): a dtype given positionally
             return None
-        if isinstance(leaf, torch.Tensor) and leaf.dtype.is_floating_point:
-            if dtype is not None and leaf.dtype != dtype:
-                return None
-            dtype = leaf.dtype
+        if isinstance(leaf, torch.Tensor):
+            if leaf.is_complex() or (rule not in CONTIGUOUS_OUTPUT_RULES and not leaf.is_contiguous()):
+                return None  # the kernel knows the type, and the layout an element-wise output takes
+            if leaf.dtype.is_floating_point:
+                if dtype is not None and leaf.dtype != dtype:
+                    return None
+                dtype = leaf.dtype
     return dtype
+
+
+_INPLACE_POSITION: dict[Any, int | None] = {}  # a function → the position of its ``inplace`` parameter
+
+
+def _in_place(func: Any, args: tuple, kwargs: dict) -> bool:
+    """Whether a call writes into its input: ``relu_``, ``x.add_``, ``x += y``, ``F.relu(x, inplace=True)``
+    or ``F.relu(x, True)``."""
+    name = getattr(func, "__name__", "")
+    if (name.endswith("_") and not name.endswith("__")) or name.startswith("__i") or kwargs.get("inplace"):
+        return True
+    try:
+        position = _INPLACE_POSITION[func]
+    except KeyError:
+        try:
+            parameters = list(inspect.signature(func).parameters)
+        except (TypeError, ValueError):  # a builtin without a signature takes no inplace flag
+            parameters = []
+        position = _INPLACE_POSITION[func] = parameters.index("inplace") if "inplace" in parameters else None
+    except TypeError:  # an unhashable callable: run it
+        return True
+    return position is not None and len(args) > position and bool(args[position])
 
 
 def _op_short(target: Any) -> str:
@@ -226,7 +257,7 @@ class FunctionRecorder(TorchFunctionMode):
         found = function_rule(target)
         if found is None:
             return self._region(func, target, args, kwargs)
-        dtype = _kernel_free_dtype(found[0], method, args, kwargs) if state.shapes_only else None
+        dtype = _kernel_free_dtype(found[0], func, args, kwargs) if state.shapes_only else None
         out = func(*args, **kwargs) if dtype is None else None
         if dtype is None and not _has_tensor(out):
             return out
@@ -351,8 +382,6 @@ def run_module(module: nn.Module, args: tuple, kwargs: dict, recorder: Recorder,
         for leaf in leaves(tensors):
             if isinstance(leaf, torch.Tensor) and id(leaf) in inputs:
                 state.remember(leaf, inputs[id(leaf)])
-    for name, tensor in [*recorder.named_params, *recorder.named_buffers]:
-        state.remember(tensor, TensorValue(tuple(tensor.shape), name, tensor))
     handles = _hooks(state, module)
     try:
         with _modes(state, device):
