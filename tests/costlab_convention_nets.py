@@ -22,9 +22,9 @@ class Attention(nn.Module):
     """nn.MultiheadAttention as a self-attention layer, optionally asking for the weights."""
 
     def __init__(self, dim: int = 16, heads: int = 2, batch_first: bool = True,
-                 need_weights: bool = True, bias: bool = True, mask: str = "") -> None:
+                 need_weights: bool = True, bias: bool = True, mask: str = "", **options: bool) -> None:
         super().__init__()
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=batch_first, bias=bias)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=batch_first, bias=bias, **options)
         self.need_weights, self.mask = need_weights, mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -287,6 +287,8 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "mha-no-bias": (lambda: Attention(8, 2, batch_first=True, bias=False), (1, 4, 8)),
     "mha-causal-mask": (lambda: Attention(8, 2, batch_first=True, mask="causal"), (2, 4, 8)),
     "mha-padding-mask": (lambda: Attention(8, 2, batch_first=False, mask="padding"), (4, 1, 8)),
+    "mha-bias-kv": (lambda: Attention(16, 2, add_bias_kv=True), (2, 5, 16)),
+    "mha-zero-attn": (lambda: Attention(16, 2, batch_first=False, add_zero_attn=True), (5, 2, 16)),
     "mha-3d-mask": (lambda: Attention(8, 2, batch_first=True, mask="3d"), (3, 4, 8)),
     "mha-3d-mask-padding": (lambda: Attention(8, 2, batch_first=True, mask="3d+padding"), (3, 4, 8)),
     "mha-2d-mask-padding": (lambda: Attention(8, 2, batch_first=False, mask="2d+padding"), (4, 3, 8)),

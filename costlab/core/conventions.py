@@ -808,6 +808,11 @@ def _ptflops() -> Convention:
                               * (_value_dim(l, parts) // l.input_shapes[0][-3] - l.input_shapes[2][-1])),
                      hook("MHA hook: q scaling and softmax", lambda l: numel(l.input_shapes[0]) + _scores(l),
                           "convention", "L·E for the scaling of q, num_heads·L·S for the softmax"),
+                     _in_call(hook("MHA hook: added keys not seen", _zero, "missed",
+                                   "the key length is read from the key input: the keys add_bias_kv and "
+                                   "add_zero_attn append are left out of q·kᵀ, the softmax and the weighted sum"),
+                              lambda l, parts: -len(l.spec.appended) * numel(l.output[:-2]) * l.input_shapes[0][-2]
+                              * (l.input_shapes[0][-1] + _value_dim(l, parts) // l.input_shapes[0][-3] + 1)),
                      Term("patched F.softmax 1/score", lambda l: _scores(l) if _bmm_kernel(l) else 0,
                           "convention", f"{_MHA_KERNELS}. On bmm and baddbmm its softmax calls the patched "
                           "F.softmax: 1 per score (not divided by the batch)"),
@@ -1013,10 +1018,12 @@ def _torchprofile() -> Convention:
                            "own products are left out: 4·P·(I_l + P) per cell and step")),
     }
     shape_arithmetic = Term("traced shape arithmetic",
-                            lambda l: 4 + sum(mask in ("key_padding", "attn_3d") for mask in l.spec.masks), "bug",
+                            lambda l: 4 + sum(mask in ("key_padding", "attn_3d") for mask in l.spec.masks)
+                            + ("zero_attn" in l.spec.appended), "bug",
                             "the traced bsz·num_heads of the q, k, v views and tgt_len·bsz of the output "
                             "are aten::mul on 0-d tensors: 1 each, 4 per call; one more for a 3-d attn_mask "
-                            "(its shape check) and for a key_padding_mask (its reshape)")
+                            "(its shape check), for a key_padding_mask (its reshape) and for add_zero_attn "
+                            "(the zeros' shape)")
     return Convention(
         "torchprofile", "torchprofile profile_macs", "0.1.0",
         "torch.jit trace of the forward pass; a handler per aten op", "1 per multiply-add (MACs)",

@@ -227,7 +227,9 @@ class Attention:
     with a mask added to the scores); the MACs are the same, other tools' rules are not.
     ``masks``: the additive masks nn.MultiheadAttention was given, which its ``baddbmm`` adds to the
     scores, merged: ``key_padding`` (N·heads, 1, S), ``attn_2d`` (1, L, S), ``attn_3d`` (N·heads, L, S);
-    () where none is recorded. They change no MAC, only what other tools count.
+    () where none is recorded. ``appended``: the keys (and values) nn.MultiheadAttention appends to
+    its inputs, counted in S: ``bias_kv`` (add_bias_kv) and ``zero_attn`` (add_zero_attn). Like the
+    masks, they change no MAC of costlab's, only what other tools count.
     """
 
     op: ClassVar[str] = "matmul"
@@ -236,12 +238,15 @@ class Attention:
     causal: bool = False
     kernel: str = "sdpa"
     masks: tuple[str, ...] = ()
+    appended: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kernel not in ("sdpa", "bmm", "baddbmm"):
             raise SpecError(f"attention: kernel must be sdpa, bmm or baddbmm, got {self.kernel!r}")
         if not isinstance(self.masks, tuple) or not set(self.masks) <= set(ATTENTION_MASKS):
             raise SpecError(f"attention: masks must be a tuple of {', '.join(ATTENTION_MASKS)}, got {self.masks!r}")
+        if not isinstance(self.appended, tuple) or not set(self.appended) <= {"bias_kv", "zero_attn"}:
+            raise SpecError(f"attention: appended must be a tuple of bias_kv, zero_attn, got {self.appended!r}")
 
     def label(self) -> str:
         return "attention"

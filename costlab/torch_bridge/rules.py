@@ -359,7 +359,8 @@ def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) 
     kernel = ("baddbmm" if padding is not None or given is not None else "bmm") if need_weights else "sdpa"
     causal = bool(arg(args, kwargs, 7, "is_causal", False)) and not need_weights
     masks = _attention_masks(padding, given) if kernel == "baddbmm" else ()
-    attended = ctx.layer(Attention(causal=causal, kernel=kernel, masks=masks),
+    appended = (("bias_kv",) if m.bias_k is not None else ()) + (("zero_attn",) if m.add_zero_attn else ())
+    attended = ctx.layer(Attention(causal=causal, kernel=kernel, masks=masks, appended=appended),
                          (TensorValue(lead + (length, head_dim), q.producer),
                           TensorValue(lead + (source, head_dim), k.producer),
                           TensorValue(lead + (source, head_dim), v.producer)), "attention")
