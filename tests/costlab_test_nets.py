@@ -123,3 +123,20 @@ class LoopedList(nn.Module):
 
 def looped_list() -> nn.Module:
     return LoopedList()
+
+
+class Chunked(nn.Module):
+    """A projection split in three and reshaped into heads: its layers cannot be rebuilt one by one
+    from the analysis (a chunk is a free op), so latency must time this module itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = nn.Linear(32, 96)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b, _ = self.q(x).chunk(3, -1)
+        return a.reshape(x.shape[0], -1, 4, 8) + b.reshape(x.shape[0], -1, 4, 8)
+
+
+def chunked() -> nn.Module:
+    return Chunked()

@@ -414,6 +414,13 @@ def test_typed_inputs_on_the_command_line(tmp_path, monkeypatch) -> None:
 
 
 def test_hf_targets_need_transformers_or_say_so(tmp_path) -> None:
+    from costlab.app.targets import is_module_target
+
+    assert not is_module_target("hf:gpt2") and not is_module_target("hf:bert-base-uncased")
+    for extra in ([], ["--memory"]):  # --memory builds module targets once: an hf: name is not one
+        err = io.StringIO()
+        main(["analyze", f"hf:{tmp_path / 'missing'}", *extra], stdout=io.StringIO(), stderr=err)
+        assert "cannot import" not in err.getvalue()
     try:
         import transformers  # noqa: F401
     except ImportError:

@@ -392,3 +392,15 @@ def test_big_but_bounded_counts_stay_exact() -> None:
     conv = analyze_expression(f"conv1x1:{channels}", (3, 2, 2)).layers[0]
     assert conv.macs == channels * 3 * 2 * 2 and conv.params == channels * 3
     assert str(conv.macs) == "12" + "0" * 99
+
+
+def test_output_to_dev_stdout_writes_into_a_pipe() -> None:
+    """--output /dev/stdout when stdout is a pipe: /proc/self/fd/1 names no file ('pipe:[…]'); the
+    stream is written into, as a shell redirect would."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "costlab", "compare", "--format", "csv", "--output", "/dev/stdout"],
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[0].startswith("target,input,batch,output,macs")

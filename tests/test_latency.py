@@ -463,3 +463,19 @@ def test_analyze_with_latency_in_python_measures_what_the_cli_does(seeded_cache:
         costlab.analyze(expression, input=(4, 8, 8), latency="tpu")
     with pytest.raises(CostlabError, match="threads= needs latency="):
         costlab.analyze(expression, input=(4, 8, 8), threads=2)
+
+
+@pytest.mark.parametrize("extra", [[], ["--memory"]])
+def test_latency_times_a_module_target_itself(seeded_cache: Path, extra: list[str]) -> None:
+    """compare/sweep --latency on package.module:callable time the module the pipeline built (with
+    real weights, also beside --memory), not a network rebuilt from the analysis — which this one,
+    a projection chunked into heads, would not be."""
+    code, out, err = run("compare", "costlab_test_nets:chunked", "--input", "10x32", "--latency", "cpu",
+                         "--threads", "1", "--format", "json", "--quiet", *extra)
+    assert (code, err) == (0, "")
+    target = json.loads(out)["targets"][0]
+    assert target["latency_ms"]["median"] > 0 and target["macs"] == 10 * 32 * 96
+    code, out, err = run("sweep", "costlab_test_nets:chunked", "--param", "batch=1,2", "--input", "10x32",
+                         "--latency", "cpu", "--threads", "1", "--quiet", "--format", "json")
+    assert (code, err) == (0, "")
+    assert all(point["latency_ms"] > 0 for point in json.loads(out)["points"])

@@ -177,7 +177,8 @@ def test_formats() -> None:
 def test_a_measure_adds_columns_and_a_second_axis(tmp_path: Path) -> None:
     calls: list[str] = []
 
-    def layers_and_bytes(analysis) -> dict[str, int]:
+    def layers_and_bytes(analysis, module) -> dict[str, int]:
+        assert module is None  # presets: no module of their own
         calls.append(analysis.name)
         return {"layer_count": len(analysis.layers), "mbytes": analysis.bytes // 1_000_000}
 

@@ -204,7 +204,7 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
         raise UsageError("--optimizer needs --memory")
     memory = (args.optimizer or "adam") if getattr(args, "memory", False) else None
     steps = Steps(freeze=getattr(args, "freeze", None), check=checks, convention=getattr(args, "convention", None),
-                  memory=memory)
+                  memory=memory, timed=bool(getattr(args, "latency", None)))
     prepared = [prepare(t, shape, args.batch, args.dtype, options, inputs=inputs, seq=args.seq, steps=steps)
                 for t in targets]
     analyses = [analysis for analysis, _ in prepared]
@@ -376,8 +376,8 @@ def _latency_measure(args: argparse.Namespace, peaks: Any, advance: Callable[[st
 
     settings = LatencySettings(device=args.latency, threads=args.threads, per_layer=False)
 
-    def timed(analysis: Analysis) -> dict[str, Any]:
-        latency = measure_latency(analysis, settings, peaks=peaks, progress=advance).latency
+    def timed(analysis: Analysis, module: Any) -> dict[str, Any]:
+        latency = measure_latency(analysis, settings, module=module, peaks=peaks, progress=advance).latency
         assert latency is not None
         return {"latency_ms": latency.median, "latency_iqr_ms": latency.iqr, "latency_noisy": latency.noisy}
 
@@ -555,8 +555,12 @@ def _version() -> str:
 # --- output --------------------------------------------------------------------------------
 
 def _resolved(path: str) -> str:
-    """Where writing ``path`` lands: a symlink's target (followed to the end), else the path itself."""
-    return os.path.realpath(path) if os.path.islink(path) else path
+    """Where writing ``path`` lands: a symlink's target (followed to the end), else the path itself —
+    also where the target has no name to follow (/dev/stdout on a pipe: /proc/self/fd/1 → 'pipe:[…]')."""
+    if not os.path.islink(path):
+        return path
+    real = os.path.realpath(path)
+    return real if os.path.exists(real) or not os.path.exists(path) else path
 
 
 def check_writable(path: str, option: str = "--output") -> None:

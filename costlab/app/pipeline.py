@@ -34,9 +34,12 @@ class Steps:
     convention: str | None = None
     memory: str | None = None  # the optimizer of the training step whose bytes to add (--memory)
     measure: Measure | None = None
+    #: a latency measurement follows, made by the caller with the module :func:`prepare` returns
+    #: (the CLI times all targets under one progress bar): a module target is built with real weights
+    timed: bool = False
 
     def needs_real_module(self, freeze_requires_grad: bool) -> bool:
-        return bool(self.check) or self.measure is not None or freeze_requires_grad
+        return bool(self.check) or self.measure is not None or self.timed or freeze_requires_grad
 
 
 def latency_step(device: str, threads: int | None = None, per_layer: bool = True) -> Measure:

@@ -32,7 +32,7 @@ from ..core.analysis import FLOPS_PER_MAC, Analysis
 from ..core.errors import CostlabError
 from ..core.sizes import parse_size, size_problem
 from ..core.specs import Shape
-from .pipeline import Steps, price
+from .pipeline import Steps, prepare
 from .targets import is_module_target, parse_input
 from ..core.zoo import find_preset
 
@@ -174,13 +174,14 @@ def parse_param(text: str) -> Param:
 class Measure:
     """Extra columns computed per point (a latency measurement, ...).
 
-    ``measure(analysis)`` returns a value for each of ``columns``; ``plot_column`` is the one
+    ``measure(analysis, module)`` returns a value for each of ``columns`` (``module``: the real module
+    of a module target, which the pipeline built for it, else None); ``plot_column`` is the one
     drawn as a second series on its own axis, labelled ``axis_label``.
     """
 
     name: str
     columns: tuple[str, ...]
-    measure: Callable[[Analysis], Mapping[str, Any]]
+    measure: Callable[[Analysis, Any], Mapping[str, Any]]
     plot_column: str | None = None
     axis_label: str = ""
 
@@ -357,12 +358,13 @@ def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, 
             elif _takes_options(target):
                 point_options[param.name] = value
             try:  # the same pipeline as costlab.analyze and compare
-                analysis = price(text, point_input, point_batch, dtype, point_options, steps=Steps(freeze=point_freeze))
+                analysis, module = prepare(text, point_input, point_batch, dtype, point_options,
+                                           steps=Steps(freeze=point_freeze, timed=bool(measures)))
             except CostlabError as error:
                 raise SweepError(f"at {param.name}={value}: {error}") from None
             measured: dict[str, Any] = {}
             for measure in measures:
-                measured.update(measure.measure(analysis))
+                measured.update(measure.measure(analysis, module))
             points.append(Point(target, value, analysis, measured))
     return Sweep(param, tuple(targets), tuple(points), unit, tuple(measures))
 

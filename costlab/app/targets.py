@@ -98,6 +98,8 @@ def module_target(text: str, options: Mapping[str, Any] | None = None) -> tuple[
 def is_module_target(text: str) -> bool:
     """True for ``package.module:callable`` or ``package.module:callable(k=v, ...)`` (and not for an
     expression such as ``fc:10``)."""
+    if text.strip().startswith(HF_PREFIX):
+        return False  # hf:gpt2 names a Hugging Face model, not a package.module:callable
     call = _MODULE_CALL.match(text.strip())
     match = _MODULE_TARGET.match(call.group(1) if call else text.strip())
     if not match:
