@@ -22,7 +22,7 @@ from costlab.app.cli import main  # noqa: E402
 from costlab.core.graph import Net  # noqa: E402
 from costlab.core.specs import AdaptivePool, Conv, Flatten, Linear, Pool  # noqa: E402
 from costlab.torch_bridge.build import build_module  # noqa: E402
-from costlab.torch_bridge.crosscheck import cross_check  # noqa: E402
+from costlab.torch_bridge.crosscheck import PER_SAMPLE, cross_check  # noqa: E402
 from costlab.torch_bridge.trace import trace_module  # noqa: E402
 from costlab.core.zoo import build_preset  # noqa: E402
 
@@ -288,7 +288,9 @@ def test_check_runs_every_installed_tool_and_names_rules_as_convention_does(tool
     predicted = costlab.analyze("resnet18", input=(3, 32, 32), batch=2, convention=tool).convention
     assert entry.expected == predicted.total == entry.total  # the real tool, as its profile says
     labels = {d.label for d in predicted.differences()}
-    assert set(entry.conventions) <= labels  # the same words as --convention
+    assert set(entry.conventions) - {PER_SAMPLE} <= labels  # the same words as --convention
+    if PER_SAMPLE in entry.conventions:  # per-sample counts: --convention states it in its call
+        assert "divided by the batch size" in predicted.convention.call
     if entry.params is not None:
         assert entry.params.tool == entry.params.expected
     out, err = io.StringIO(), io.StringIO()
@@ -301,3 +303,25 @@ def test_check_through_the_python_api_equals_the_cli() -> None:
     assert main(["analyze", "resnet18", "--input", "3x32x32", "--check", "fvcore,torch", "--format", "json"],
                 stdout=out) == 0
     assert json.loads(out.getvalue())["targets"][0]["checks"] == json.loads(json.dumps(a.checks.to_dict()))
+
+
+@pytest.mark.parametrize("unit", ["macs", "flops"])
+def test_a_per_sample_tool_explains_its_whole_difference(unit: str) -> None:
+    """ptflops at batch 2 reports MACs per sample: the check's shares — its rules plus the hook counts
+    ÷ batch — add up to the whole difference, and --unit flops labels every count as FLOPs."""
+    if not peers.available("ptflops"):
+        pytest.skip("ptflops is not installed")
+    argv = ["analyze", "conv3x3:8 > bn > relu > maxpool2x2 > fc:10", "--input", "3x16x16", "--batch", "2",
+            "--check", "ptflops,torch", "--unit", unit]
+    out, err = io.StringIO(), io.StringIO()
+    assert main(argv + ["--format", "json"], stdout=out, stderr=err) == 0, err.getvalue()
+    data = json.loads(out.getvalue())
+    check = (data["targets"][0] if "targets" in data else data)["checks"]["ptflops"]
+    assert check["agreement"] == "explained"
+    assert sum(check["conventions"].values()) == check["difference"] != 0
+    assert check["conventions"]["hook counts ÷ batch"] < 0
+    out = io.StringIO()
+    assert main(argv, stdout=out, stderr=io.StringIO()) == 0
+    text = out.getvalue()
+    assert "hook counts ÷ batch" in text
+    assert ("FlopCounterMode ÷ 2" in text) == (unit == "macs")

@@ -150,6 +150,14 @@ def blank(headings: Sequence[Heading]) -> list[str]:
 
 #: How a check's column is titled in tables.
 CHECK_LABELS = {"fvcore": "fvcore", "torch": "torch ÷ 2"}
+
+
+def in_unit_label(tool: str, unit: str) -> str:
+    """A tool's name over its count shown in ``unit``: in MACs as given ('torch ÷ 2': PyTorch's FLOPs
+    halved); in FLOPs = 2 × MACs, 'torch' (its own count) and '<tool> × 2' for the others."""
+    if unit != "flops":
+        return tool
+    return tool[: -len(" ÷ 2")] if tool.endswith(" ÷ 2") else f"{tool} × 2"
 #: Agreement from best to worst; a folded row takes the worst of its layers'.
 AGREEMENT_ORDER = ("exact", "explained", "unexplained")
 
@@ -349,7 +357,8 @@ class Checks(Feature, Mapping[str, Check]):
             headings = [Heading(t, key=n) for n in names for t in (f"{n}_{label}", f"{n}_agreement")]
         else:
             headings = [Heading(t, numeric, keep, key=n) for n in names
-                        for t, numeric, keep in ((CHECK_LABELS.get(n, n), True, 65), ("agreement", False, 68))]
+                        for t, numeric, keep in ((in_unit_label(CHECK_LABELS.get(n, n), unit), True, 65),
+                                                 ("agreement", False, 68))]
         rows = []
         for checks in group:
             cells: list[Any] = []
@@ -385,10 +394,10 @@ class Checks(Feature, Mapping[str, Check]):
         parts = ["", f"### {a.name}: cross-check" if view.fmt == "md" else f"Cross-check of {a.name}"]
         for check in self.values():
             if not check.ok:
-                parts += view.prose([f"- {check.tool}: {check.verdict(unit)}"])
+                parts += view.prose([f"- {in_unit_label(check.tool, unit)}: {check.verdict(unit)}"])
                 continue
             ran = f" (ran at batch {check.batch}, counts × {check.scale})" if check.scale != 1 else ""
-            parts += view.prose([f"- {check.tool}{ran}: {exact_number(check.total, unit)} vs costlab "
+            parts += view.prose([f"- {in_unit_label(check.tool, unit)}{ran}: {exact_number(check.total, unit)} vs costlab "
                                  f"{exact_number(check.costlab, unit)}: {check.verdict(unit)}"])
         # the per-call-site table: the tools that count per module (the others are compared in total)
         ok = [(name, check) for name, check in self.items() if check.ok and check.layers]
@@ -396,7 +405,7 @@ class Checks(Feature, Mapping[str, Check]):
             return parts
         headers = ["layer", f"costlab {unit_label(unit)}"]
         for name, _ in ok:
-            headers += [CHECK_LABELS.get(name, name), "agreement"]
+            headers += [in_unit_label(CHECK_LABELS.get(name, name), unit), "agreement"]
         rows = []
         for row_name, costlab, per_check in self.rows():
             cells = [row_name, view.count(in_unit(costlab, unit))]
@@ -423,7 +432,8 @@ class Checks(Feature, Mapping[str, Check]):
         for _, check in ok:
             used.update(check.explanations)
             if check.note:
-                used["torch-flops"] = check.note
+                used["torch-flops"] = check.note if unit != "flops" else \
+                    "PyTorch's counter counts 2 FLOPs per MAC (shown as it counts them here)"
         if used:
             parts.append("")
             parts += view.prose([f"- {short_rule(name)}: {text}" for name, text in used.items()])

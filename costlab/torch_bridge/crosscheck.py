@@ -61,6 +61,8 @@ TOOL_NOTES: Mapping[str, str] = {
 }
 
 TOP_LEVEL = "(top level)"
+#: The share of a check's difference that is the tool reporting per sample (ptflops at batch > 1).
+PER_SAMPLE = "hook counts ÷ batch"
 
 
 def tool_name(check: str) -> str:
@@ -306,9 +308,15 @@ def compare_with(analysis: Analysis, owners: Mapping[str, str], module: nn.Modul
     total_agreement = _agreement(reference.total, costlab_total, whole.count)
     if check not in PER_MODULE and total_agreement == "explained":
         totals = dict(whole.shares)
+        # a tool that reports per sample (ptflops' hooks): the layers' MACs it stands for, ÷ batch
+        per_sample = sum((layer.macs for layer in tool.layers), Fraction(0)) - costlab_total
+        if per_sample:
+            totals[PER_SAMPLE] = per_sample
     order = ["exact", "explained", "unexplained"]
     agreement = max(worst, total_agreement, key=order.index)
     rules = {d.label: d.rule for d in tool.differences()}
+    rules[PER_SAMPLE] = (f"{tool.convention.tool} divides each module hook's count by the batch size "
+                         f"({analysis.batch}): MACs per sample")
     conventions = {k: _number(v) for k, v in sorted(totals.items())}
     param_check = None
     if params is not None:
