@@ -140,3 +140,20 @@ class Chunked(nn.Module):
 
 def chunked() -> nn.Module:
     return Chunked()
+
+
+class Selected(nn.Module):
+    """The rows whose first feature is positive, through a linear layer: how many depends on the data
+    (nonzero), so the fx walk cannot know the linear's input shape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = torch.nonzero(x[:, 0] > 0).flatten()
+        return self.fc(x[rows])
+
+
+def selected() -> nn.Module:
+    return Selected()

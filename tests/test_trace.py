@@ -204,6 +204,20 @@ def test_value_dependent_control_flow_is_counted_by_a_cpu_run_that_says_so() -> 
     assert "meta device" in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_data_dependent_op_on_the_fx_walk_is_counted_by_a_run() -> None:
+    """nonzero leaves the fx walk without the shapes that follow it: the ladder goes on to a meta
+    run, which nonzero stops, and a CPU run on the given values counts the selected rows exactly."""
+    module = nets.selected()
+    x = torch.randn(6, 8)
+    x[:4, 0] = torch.tensor([1.0, -1.0, 2.0, -3.0])
+    trace = trace_module(module, inputs=(x,))
+    assert trace.method == "cpu"
+    assert any("lost the shapes after torch.nonzero" in note for note in trace.analysis.notes)
+    assert trace.analysis.macs == _torch_macs(module, x) == int((x[:, 0] > 0).sum()) * 8 * 8
+    assert trace_module(module, inputs=(x,), method="fx").analysis.macs == 0  # fx alone: listed, not guessed
+    assert any(u.op == "torch.nonzero" for u in trace_module(module, inputs=(x,), method="fx").analysis.unsupported)
+
+
 def test_mode_and_hooks_are_restored_on_success_and_on_error() -> None:
     module = nets.tiny()
     module.train()

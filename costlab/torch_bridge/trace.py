@@ -419,13 +419,16 @@ def _fx_call(root: nn.Module, recorder: Recorder, node: fx.Node, args: tuple, kw
                       own=False, site=function_site(target), reason=unpriced.reason)
 
 
+_FOLLOWS_UNSUPPORTED = "its input follows an unsupported op"
+
+
 def _alone(recorder: Recorder, run: Callable[..., Any] | None, args: tuple, kwargs: dict, *, owner: str,
            base: str, own: bool, site: CallSite, reason: str, module: nn.Module | None = None,
            module_path: str | None = None) -> Any:
     """Price a call the rules cannot by running it alone at the aten level; list it when even
     that fails (its output shape then comes from a plain meta run, if it has one)."""
     if has_unknown((args, kwargs)):
-        reason = "its input follows an unsupported op"
+        reason = _FOLLOWS_UNSUPPORTED
     else:
         try:
             return price_alone(recorder, run if run is not None else module, args, kwargs, owner=owner,
@@ -522,6 +525,11 @@ def trace_module(module: nn.Module, input: Sequence[int] | None = None, batch: i
                 recorder, output = _leaf_root(module, values, dtype)
                 return _finish(recorder, output, label, inputs, classic, dtype, "fx", notes)
             traced = _fx_trace(module, concrete, values, dtype, label, method, notes)
+        lost = _lost_shapes(traced[0]) if traced is not None and method == "auto" else None
+        if lost is not None:  # a data-dependent op (nonzero, …): only a run knows what follows it
+            notes.append(f"the fx walk lost the shapes after {lost} (its output depends on the data); "
+                         "counted by a run instead")
+            traced = None
         if traced is not None:
             return _finish(*traced, label, inputs, classic, dtype, "fx", notes)
     elif method in ("auto", "meta"):
@@ -566,6 +574,15 @@ def _fx_trace(module: nn.Module, concrete: dict[str, Any], values: Sequence[Any]
             raise TargetError(f"{label}: the fx graph cannot be walked ({one_line(error)})") from None
         notes.append(f"the fx graph could not be walked ({one_line(error)}); counted by a run on the meta device")
         return None
+
+
+def _lost_shapes(recorder: Recorder) -> str | None:
+    """The op whose unknown output shape left later calls unpriced on the fx walk ('aten.nonzero at
+    x'), or None when every call after an unsupported op was still priced."""
+    if not any(u.reason.startswith(_FOLLOWS_UNSUPPORTED) for u in recorder.unsupported):
+        return None
+    first = next(u for u in recorder.unsupported if not u.reason.startswith(_FOLLOWS_UNSUPPORTED))
+    return f"{first.op} at {first.path}"
 
 
 class _RunFailed(Exception):
