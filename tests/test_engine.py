@@ -454,3 +454,27 @@ def test_one_pipeline_builds_a_module_target_once(tmp_path, monkeypatch) -> None
     assert target["frozen_params"] == 3 * 4 * 9 + 4  # the first conv's own requires_grad=False
     a = costlab.analyze("counted_net:net", input=(3, 8, 8), check="torch")
     assert len(counted_net.BUILT) == 2 and a.checks["torch"].agreement == "exact"
+
+
+def test_seq_is_refused_where_it_does_not_apply() -> None:
+    for argv in (["compare", "resnet18", "--seq", "16"], ["analyze", "costlab_test_nets:tiny", "--seq", "16"],
+                 ["sweep", "lenet5", "--param", "batch=1,2", "--seq", "16"]):
+        err = io.StringIO()
+        assert main(argv, stdout=io.StringIO(), stderr=err) == 2, argv
+        assert err.getvalue().startswith("costlab: error: ") and "--seq sets the tokens of an hf: model" in err.getvalue()
+    with pytest.raises(costlab.CostlabError, match="--seq"):
+        costlab.analyze(nn.Linear(4, 4), input=(4,), seq=8)
+
+
+def test_hf_sequences_stay_within_the_positions(tmp_path) -> None:
+    """The default --seq fits every position table (a decoder's too); a longer one is refused, as
+    PyTorch's embedding lookup would fail on real weights (a meta run would not notice)."""
+    pytest.importorskip("transformers")
+    config = {"model_type": "gpt2", "n_positions": 32, "n_embd": 16, "n_layer": 1, "n_head": 2, "vocab_size": 50}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    a = costlab.analyze(f"hf:{tmp_path}")
+    assert a.inputs[0]["shape"][-1] == 32  # min(128, n_positions)
+    assert costlab.analyze(f"hf:{tmp_path}", seq=8).inputs[0]["shape"][-1] == 8
+    err = io.StringIO()
+    assert main(["analyze", f"hf:{tmp_path}", "--seq", "33"], stdout=io.StringIO(), stderr=err) == 2
+    assert "32 positions" in err.getvalue() and err.getvalue().count("\n") == 1

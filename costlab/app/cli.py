@@ -360,7 +360,7 @@ def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
         if typed is not None:
             raise UsageError("sweep takes one --input CxHxW")
         result = sweep(args.targets, param, shape, args.batch,
-                       args.dtype, parse_options(args.kwarg), args.freeze, args.unit, measures)
+                       args.dtype, parse_options(args.kwarg), args.freeze, args.unit, measures, seq=args.seq)
     text = render_sweep(result, args.format)
     if args.plot is not None:
         write_atomically(args.plot, sweep_png(result, args.y), "--plot")

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 from ..core.analysis import Analysis
 from ..core.specs import Shape
-from .targets import analyze_target, is_module_target, module_target
+from .targets import analyze_target, check_seq, is_module_target, module_target
 
 #: A latency step: (analysis, the real module or None) → the analysis with its latency.
 Measure = Callable[[Analysis, Any], Analysis]
@@ -72,6 +72,7 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
             seq: int | None = None, steps: Steps = Steps()) -> tuple[Analysis, Any]:
     """Every step but the latency measurement, and the real module the steps used (None when none
     was needed): a caller that measures several targets under one progress bar measures them next."""
+    check_seq(target, seq)
     freeze = _freeze(steps.freeze) if steps.freeze is not None else None
     requires_grad = bool(getattr(freeze, "requires_grad", False))
     module = None

@@ -321,8 +321,10 @@ def _batch_at(value: str) -> int:
 
 def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, batch: int = 1,
               dtype: str = "float32", options: Mapping[str, Any] | None = None,
-              freeze: Any = None, unit: str = "macs", measures: Sequence[Measure] = ()) -> Sweep:
-    """Price every target at every value of ``param`` (see the module docstring for the rules)."""
+              freeze: Any = None, unit: str = "macs", measures: Sequence[Measure] = (),
+              seq: int | None = None) -> Sweep:
+    """Price every target at every value of ``param`` (see the module docstring for the rules);
+    ``seq``: the tokens of ``hf:`` targets (--seq)."""
     from ..core.training import parse_freeze
 
     if not targets:
@@ -358,7 +360,7 @@ def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, 
             elif _takes_options(target):
                 point_options[param.name] = value
             try:  # the same pipeline as costlab.analyze and compare
-                analysis, module = prepare(text, point_input, point_batch, dtype, point_options,
+                analysis, module = prepare(text, point_input, point_batch, dtype, point_options, seq=seq,
                                            steps=Steps(freeze=point_freeze, timed=bool(measures)))
             except CostlabError as error:
                 raise SweepError(f"at {param.name}={value}: {error}") from None

@@ -95,6 +95,14 @@ def module_target(text: str, options: Mapping[str, Any] | None = None) -> tuple[
     return call.group(1), {**(options or {}), **parse_options(_top_level_split(call.group(2)))}
 
 
+def check_seq(target: Any, seq: int | None) -> None:
+    """``seq`` (--seq) sets the tokens of an ``hf:`` model: refused for any other target, never ignored."""
+    if seq is not None and not (isinstance(target, str) and target.strip().startswith(HF_PREFIX)):
+        shown = repr(target.strip()) if isinstance(target, str) else type(target).__name__
+        raise TargetError(f"--seq sets the tokens of an hf: model, not of {shown}; give a module's inputs "
+                          "with --input")
+
+
 def is_module_target(text: str) -> bool:
     """True for ``package.module:callable`` or ``package.module:callable(k=v, ...)`` (and not for an
     expression such as ``fc:10``)."""
@@ -124,6 +132,7 @@ def analyze_target(target: Any, input: Shape | None = None, batch: int = 1, dtyp
     ``inputs`` (module targets only): what the forward pass is given beyond one float tensor of
     ``input`` shape (:mod:`costlab.core.inputs`); ``seq``: tokens per sample for ``hf:`` text models."""
     options = dict(options or {})
+    check_seq(target, seq)
     if _is_module_object(target):
         from ..torch_bridge.trace import analyze_module
 

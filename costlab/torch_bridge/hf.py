@@ -102,15 +102,37 @@ def default_inputs(model: nn.Module, config: Any, batch: int, seq: int) -> Input
     return Inputs((), kwargs)
 
 
+def positions(config: Any) -> dict[str, tuple[str, int]]:
+    """The longest token input each sequence input takes, and the config field that says so:
+    ``input_ids`` the (text) model's position embeddings (max_position_embeddings, n_positions),
+    ``decoder_input_ids`` the decoder's (max_target_positions, else the same). A model with
+    relative positions (T5) has none."""
+    text = getattr(config, "text_config", None) or config
+    limits: dict[str, tuple[str, int]] = {}
+    for field in ("max_position_embeddings", "n_positions"):
+        value = getattr(text, field, None)
+        if isinstance(value, int) and value > 0:
+            limits["input_ids"] = limits["decoder_input_ids"] = (field, value)
+            break
+    value = getattr(config, "max_target_positions", None)
+    if isinstance(value, int) and value > 0:
+        limits["decoder_input_ids"] = ("max_target_positions", value)
+    return limits
+
+
 def analyze_hf(path: str, inputs: Inputs | None = None, batch: int = 1, seq: int | None = None,
                dtype: str = "float32", name: str | None = None) -> Analysis:
     """The cost of the transformers model that the config at ``path`` describes."""
     config = load_config(path)
     model = build_model(config, "meta")
-    if seq is None:  # the default, within the positions the model has (CLIP's text tower: 77)
-        limit = _setting(getattr(config, "text_config", None) or config, "max_position_embeddings") or \
-            _setting(config, "n_positions")
-        seq = min(DEFAULT_SEQ, limit) if isinstance(limit, int) and limit > 0 else DEFAULT_SEQ
+    limits = positions(config)
+    if seq is None:  # the default, within the positions the model has (CLIP's text tower: 77, Whisper's decoder)
+        seq = min([DEFAULT_SEQ, *(limit for _, limit in limits.values())])
     given = inputs if inputs is not None else default_inputs(model, config, batch, seq)
+    for key, (field, limit) in limits.items():  # a longer sequence would index past the position embeddings
+        shape = tuple(getattr(given.kwargs.get(key), "shape", ()))  # a TensorSpec or a tensor
+        if shape and shape[-1] > limit:
+            raise TargetError(f"hf:{path}: {key} of {shape[-1]} tokens, but the model has {limit} positions "
+                              f"({field}); give --seq {limit} or fewer")
     return trace_module(model, None, dtype=dtype, name=name or f"hf:{path}", inputs=given,
                         rebuild=lambda: build_model(config, "cpu")).analysis
