@@ -48,7 +48,10 @@ def parse_input(text: str) -> Shape:
     """'192x28x28' → (192, 28, 28); one to four positive sizes separated by 'x'."""
     parts = text.lower().replace("×", "x").split("x")
     sizes = [parse_size(p.strip()) for p in parts]
-    if not 1 <= len(parts) <= 4 or None in sizes:
+    if len(parts) > 4:
+        raise CostlabError(f"bad --input {text[:60]!r}: at most 4 sizes (C, H, W, D; the batch is --batch), "
+                           f"got {len(parts)}")
+    if None in sizes:
         raise CostlabError(f"bad --input {text[:60]!r}: expected positive sizes such as 3x224x224 "
                            f"(ASCII digits, at most {MAX_SIZE_DIGITS} each)")
     return tuple(sizes)  # type: ignore[arg-type]

@@ -305,7 +305,7 @@ class Analysis:
                 row = Row(only.name, only.op, only.type, only.output, only.macs, only.params,
                           only.ops, only.activations, only.formula)
             else:
-                row = Row(key, "block", f"{len(members)} layers", members[-1].output,
+                row = Row(key, "block", f"{len(members)} layer{'s' if len(members) != 1 else ''}", members[-1].output,
                           _total(members, "macs"), _total(members, "params"),
                           _total(members, "ops"), _total(members, "activations"),
                           "sum of its layers", len(members))

@@ -336,7 +336,8 @@ def build_preset(name: str, input: Shape | None = None, batch: int = 1, dtype: s
     try:
         output = preset.build(net, net.input, **kwargs)
     except SpecError as error:
-        raise SpecError(f"{preset.name}: {error}") from None
+        message = str(error)  # a preset's own check names it already
+        raise SpecError(message if message.startswith(f"{preset.name}:") else f"{preset.name}: {message}") from None
     if label is None:
         label = preset.name
         if kwargs:

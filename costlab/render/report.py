@@ -38,11 +38,13 @@ def shape(dims: Sequence[int]) -> str:
 
 
 def ratio_text(ratio: float | None, first: bool) -> str:
-    """9.677 → '9.68× fewer'; 0.5 → '2.00× more'; the first target is the baseline."""
+    """9.677 → '9.68× fewer'; 0.5 → '2.00× more'; 1 → 'the same'; the first target is the baseline."""
     if first:
         return "baseline"
     if ratio is None:
         return "n/a (no MACs)"
+    if ratio == 1:
+        return "the same"
     if ratio >= 1:
         return f"{ratio:.2f}× fewer"
     return f"{1 / ratio:.2f}× more" if ratio > 0 else "n/a"
