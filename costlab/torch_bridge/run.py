@@ -143,7 +143,8 @@ def _kernel_free_dtype(rule: str, func: Any, args: tuple, kwargs: dict) -> torch
     no ``out=``/``dtype=`` nor a dtype among the arguments, every tensor real (no complex) and —
     but for :data:`CONTIGUOUS_OUTPUT_RULES` — contiguous, and every floating one of one dtype (the
     output's)."""
-    if rule not in KERNEL_FREE_RULES or "out" in kwargs or "dtype" in kwargs or _in_place(func, args, kwargs):
+    if rule not in KERNEL_FREE_RULES or kwargs.get("out") is not None or kwargs.get("dtype") is not None \
+            or _in_place(func, args, kwargs):  # F.softmax passes dtype=None on: that is no dtype
         return None
     dtype = None
     for leaf in leaves((args, kwargs)):

@@ -322,7 +322,22 @@ class _LeafTracer(fx.Tracer):
             return a
         if type(a) is tuple:
             return tuple(self.create_arg(item) for item in a)
+        if isinstance(a, torch.Tensor):  # a parameter or buffer as an argument: its get_attr node
+            name = self._name_of(a)
+            if name is not None:
+                return self.create_node("get_attr", name, (), {})
         return super().create_arg(a)
+
+    def _name_of(self, tensor: torch.Tensor) -> str | None:
+        """The first name of a parameter (among the root's parameters) or of another tensor (among
+        its buffers), as fx's search of named_parameters() / named_buffers() finds it; by identity,
+        from an index made once per trace."""
+        index = self.__dict__.get("_attribute_names")
+        if index is None or index[0] is not self.root:
+            parameters = {id(p): n for n, p in self.root.named_parameters()}  # each once, by its first name
+            buffers = {id(b): n for n, b in self.root.named_buffers()}
+            index = self._attribute_names = (self.root, parameters, buffers)
+        return index[1 if isinstance(tensor, nn.Parameter) else 2].get(id(tensor))
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
         """fx's own result for a parameter read in a forward (a ``get_attr`` proxy under its first
@@ -331,11 +346,7 @@ class _LeafTracer(fx.Tracer):
         if not isinstance(attr_val, torch.Tensor):
             return attr_val  # fx proxies tensors only: a submodule, a number, a string as it is
         if isinstance(attr_val, nn.Parameter) and not self.param_shapes_constant:
-            names = self.__dict__.get("_parameter_names")
-            if names is None or names[0] is not self.root:
-                names = (self.root, {id(p): n for n, p in self.root.named_parameters()})
-                self._parameter_names = names
-            name = names[1].get(id(attr_val))
+            name = self._name_of(attr_val)
             if name is not None:
                 if name not in parameter_proxy_cache:
                     parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
