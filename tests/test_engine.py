@@ -478,3 +478,14 @@ def test_hf_sequences_stay_within_the_positions(tmp_path) -> None:
     err = io.StringIO()
     assert main(["analyze", f"hf:{tmp_path}", "--seq", "33"], stdout=io.StringIO(), stderr=err) == 2
     assert "32 positions" in err.getvalue() and err.getvalue().count("\n") == 1
+
+
+def test_seq_goes_to_the_hf_targets_of_a_comparison(tmp_path) -> None:
+    pytest.importorskip("transformers")
+    config = {"model_type": "gpt2", "n_positions": 32, "n_embd": 16, "n_layer": 1, "n_head": 2, "vocab_size": 50}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = io.StringIO()
+    assert main(["compare", f"hf:{tmp_path}", "lenet5", "--seq", "8", "--format", "json"], stdout=out,
+                stderr=io.StringIO()) == 0
+    hf, lenet = json.loads(out.getvalue())["targets"]
+    assert hf["inputs"][0]["shape"][-1] == 8 and lenet["macs"] == costlab.analyze("lenet5").macs

@@ -20,7 +20,7 @@ from ..core.analysis import Analysis, Comparison
 from ..core.errors import CostlabError
 from ..core.sizes import parse_size, size_problem
 from ..render.report import FORMATS, render_analysis, render_comparison
-from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, parse_input, parse_options
+from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, parse_input, parse_options, seq_for
 from ..core.zoo import PRESETS, build_preset
 
 PROG = "costlab"
@@ -205,8 +205,8 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
     memory = (args.optimizer or "adam") if getattr(args, "memory", False) else None
     steps = Steps(freeze=getattr(args, "freeze", None), check=checks, convention=getattr(args, "convention", None),
                   memory=memory, timed=bool(getattr(args, "latency", None)))
-    prepared = [prepare(t, shape, args.batch, args.dtype, options, inputs=inputs, seq=args.seq, steps=steps)
-                for t in targets]
+    prepared = [prepare(t, shape, args.batch, args.dtype, options, inputs=inputs, seq=seq_for(t, args.seq, targets),
+                        steps=steps) for t in targets]
     analyses = [analysis for analysis, _ in prepared]
     if getattr(args, "latency", None):
         analyses = _measure_latency(args, analyses, [module for _, module in prepared])

@@ -33,7 +33,7 @@ from ..core.errors import CostlabError
 from ..core.sizes import parse_size, size_problem
 from ..core.specs import Shape
 from .pipeline import Steps, prepare
-from .targets import is_module_target, parse_input
+from .targets import is_module_target, parse_input, seq_for
 from ..core.zoo import find_preset
 
 #: Parameters that vary the analysis itself rather than a placeholder or an option.
@@ -360,7 +360,8 @@ def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, 
             elif _takes_options(target):
                 point_options[param.name] = value
             try:  # the same pipeline as costlab.analyze and compare
-                analysis, module = prepare(text, point_input, point_batch, dtype, point_options, seq=seq,
+                analysis, module = prepare(text, point_input, point_batch, dtype, point_options,
+                                           seq=seq_for(text, seq, targets),
                                            steps=Steps(freeze=point_freeze, timed=bool(measures)))
             except CostlabError as error:
                 raise SweepError(f"at {param.name}={value}: {error}") from None

@@ -106,6 +106,15 @@ def check_seq(target: Any, seq: int | None) -> None:
                           "with --input")
 
 
+def seq_for(target: str, seq: int | None, targets: Sequence[str]) -> int | None:
+    """--seq for one of several targets: the hf: ones take it; with no hf: target among them, it is
+    refused (by the pipeline), never ignored."""
+    if seq is None or target.strip().startswith(HF_PREFIX) or \
+            not any(t.strip().startswith(HF_PREFIX) for t in targets):
+        return seq
+    return None
+
+
 def is_module_target(text: str) -> bool:
     """True for ``package.module:callable`` or ``package.module:callable(k=v, ...)`` (and not for an
     expression such as ``fc:10``)."""
