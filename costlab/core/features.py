@@ -357,8 +357,9 @@ class Checks(Feature, Mapping[str, Check]):
             headings = [Heading(t, key=n) for n in names for t in (f"{n}_{label}", f"{n}_agreement")]
         else:
             headings = [Heading(t, numeric, keep, key=n) for n in names
-                        for t, numeric, keep in ((in_unit_label(CHECK_LABELS.get(n, n), unit), True, 65),
-                                                 ("agreement", False, 68))]
+                        # an agreement goes before its tool's count: never an agreement without its tool
+                        for t, numeric, keep in ((in_unit_label(CHECK_LABELS.get(n, n), unit), True, 68),
+                                                 ("agreement", False, 65))]
         rows = []
         for checks in group:
             cells: list[Any] = []
