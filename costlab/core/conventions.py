@@ -308,10 +308,10 @@ def _rows(layer: Layer) -> int:
     return _in_numel(layer) // _in(layer)[-1]
 
 
-def _value_dim(layer: Layer, parts: Mapping[str, Layer]) -> int:
-    """nn.MultiheadAttention's vdim: the value's input size, read from its call's v_proj (else E)."""
-    v_proj = parts.get("v_proj")
-    return v_proj.input_shapes[0][-1] if v_proj is not None else _in(parts.get("out_proj", layer))[-1]
+def _value_dim(parts: Mapping[str, Layer]) -> int:
+    """nn.MultiheadAttention's vdim: the value's input size, read from its call's v_proj (the bridge
+    records every part of a call, or none)."""
+    return parts["v_proj"].input_shapes[0][-1]
 
 
 def _baddbmm_mask(layer: Layer) -> int:
@@ -791,13 +791,13 @@ def _ptflops() -> Convention:
                 _in_call(hook("MHA hook: output projection at vdim²", _zero, "bug",
                               "the output projection is priced vdim·vdim, vdim the value's input size, not "
                               "E·E (0 when vdim = E)"),
-                         lambda l, parts: _rows(l) * (_value_dim(l, parts) ** 2 - _in(l)[-1] ** 2)),
+                         lambda l, parts: _rows(l) * (_value_dim(parts) ** 2 - _in(l)[-1] ** 2)),
                 _in_call(hook("MHA hook: output bias", _zero, "convention", "L·vdim bias adds"),
-                         lambda l, parts: _rows(l) * _value_dim(l, parts) if l.spec.bias else 0),
+                         lambda l, parts: _rows(l) * _value_dim(parts) if l.spec.bias else 0),
                 _in_call(hook("MHA hook: output bias without a bias", _zero, "bug",
                               "L·vdim bias adds counted even when out_proj has no bias ('bias is always "
                               "enabled')"),
-                         lambda l, parts: 0 if l.spec.bias else _rows(l) * _value_dim(l, parts)))
+                         lambda l, parts: 0 if l.spec.bias else _rows(l) * _value_dim(parts)))
     mha_attention = (hook("MHA hook: heads", _attention_macs, "macs", "num_heads·(L·S·E_h + L·S·Ev_h) per sample, "
                           "Ev_h = vdim // num_heads: here E_h",
                           primary=True),
@@ -805,14 +805,14 @@ def _ptflops() -> Convention:
                                    "the weighted sum is priced at vdim // num_heads per head, vdim the value's "
                                    "input size, not E_h (0 when vdim = E)"),
                               lambda l, parts: numel(l.output[:-2]) * l.input_shapes[0][-2] * l.input_shapes[1][-2]
-                              * (_value_dim(l, parts) // l.input_shapes[0][-3] - l.input_shapes[2][-1])),
+                              * (_value_dim(parts) // l.input_shapes[0][-3] - l.input_shapes[2][-1])),
                      hook("MHA hook: q scaling and softmax", lambda l: numel(l.input_shapes[0]) + _scores(l),
                           "convention", "L·E for the scaling of q, num_heads·L·S for the softmax"),
                      _in_call(hook("MHA hook: added keys not seen", _zero, "missed",
                                    "the key length is read from the key input: the keys add_bias_kv and "
                                    "add_zero_attn append are left out of q·kᵀ, the softmax and the weighted sum"),
                               lambda l, parts: -len(l.spec.appended) * numel(l.output[:-2]) * l.input_shapes[0][-2]
-                              * (l.input_shapes[0][-1] + _value_dim(l, parts) // l.input_shapes[0][-3] + 1)),
+                              * (l.input_shapes[0][-1] + _value_dim(parts) // l.input_shapes[0][-3] + 1)),
                      Term("patched F.softmax 1/score", lambda l: _scores(l) if _bmm_kernel(l) else 0,
                           "convention", f"{_MHA_KERNELS}. On bmm and baddbmm its softmax calls the patched "
                           "F.softmax: 1 per score (not divided by the batch)"),
