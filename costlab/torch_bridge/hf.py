@@ -61,14 +61,66 @@ def load_config(path: str) -> Any:
         raise TargetError(f"hf:{path}: cannot read its config ({one_line(error)})") from None
 
 
-def build_model(config: Any, device: str) -> nn.Module:
-    """``AutoModel.from_config(config)`` on ``device`` ('meta': no weights allocated), in eval mode."""
+#: ``--head KIND`` → the transformers auto class that builds the model with that head.
+HEADS = {
+    "none": "AutoModel",
+    "causal-lm": "AutoModelForCausalLM",
+    "masked-lm": "AutoModelForMaskedLM",
+    "seq2seq-lm": "AutoModelForSeq2SeqLM",
+    "speech-seq2seq": "AutoModelForSpeechSeq2Seq",
+    "classification": "AutoModelForSequenceClassification",
+    "image-classification": "AutoModelForImageClassification",
+    "image-text-to-text": "AutoModelForImageTextToText",
+}
+#: The heads tried, in order, for a config that names no architecture (``auto``).
+_DEFAULT_HEADS = {True: ("seq2seq-lm", "speech-seq2seq", "none"), False: ("causal-lm", "none")}
+
+
+def _head_class(transformers: Any, config: Any, head: str) -> Any:
+    """The model class ``head`` builds for ``config``, or None where that head has none for its type."""
+    auto = getattr(transformers, HEADS[head])
+    mapping = auto._model_mapping
+    try:
+        return mapping[type(config)]
+    except (KeyError, ValueError):
+        return None
+
+
+def model_class(config: Any, head: str | None = None) -> tuple[Any, str]:
+    """The class ``hf:`` builds and the head it carries: with ``head`` (one of HEADS) that head's
+    class; else the class the config's ``architectures`` names, else — for a config that names
+    none, as one saved from ``GPT2Config()`` — the model users run: the sequence-to-sequence LM of
+    an encoder–decoder, the causal LM of a type that has one, else the bare model."""
     transformers = _transformers()
+    kind = type(config).__name__
+    if head is not None:
+        if head not in HEADS:
+            raise TargetError(f"unknown --head {head!r} (one of {', '.join(HEADS)})")
+        found = _head_class(transformers, config, head)
+        if found is None:
+            raise TargetError(f"{kind}: transformers has no {head} model for it "
+                              f"(--head none builds the bare model)")
+        return found, head
+    for name in getattr(config, "architectures", None) or ():
+        named = getattr(transformers, name, None)
+        if named is not None:
+            return named, "architectures"
+    for candidate in _DEFAULT_HEADS[bool(getattr(config, "is_encoder_decoder", False))]:
+        found = _head_class(transformers, config, candidate)
+        if found is not None:
+            return found, candidate
+    raise TargetError(f"transformers builds no model for {kind}")
+
+
+def build_model(config: Any, device: str, head: str | None = None) -> nn.Module:
+    """The class of :func:`model_class` built from ``config`` on ``device`` ('meta': no weights
+    allocated), in eval mode."""
+    cls, _ = model_class(config, head)
     try:
         with torch.device(device):
-            model = transformers.AutoModel.from_config(config)
+            model = cls._from_config(config)
     except Exception as error:  # noqa: BLE001 - transformers refusing the config
-        raise TargetError(f"cannot build {type(config).__name__}: {one_line(error)}") from None
+        raise TargetError(f"cannot build {cls.__name__} from {type(config).__name__}: {one_line(error)}") from None
     return model.eval()
 
 
