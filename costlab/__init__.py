@@ -35,7 +35,7 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
             name: str | None = None, freeze: Any = None, convention: str | None = None,
             inputs: Any = None, seq: int | None = None, check: Any = None, memory: bool = False,
             optimizer: str | None = None, latency: str | None = None, threads: int | None = None,
-            **options: Any) -> Analysis:
+            head: str | None = None, generate: int | None = None, **options: Any) -> Analysis:
     """Cost of one target: a preset name, a layer-stack expression, a spec file,
     ``"package.module:callable"``, ``"hf:PATH"`` or an ``nn.Module``. ``options`` go to the preset
     or callable.
@@ -54,7 +54,12 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     default adam) adds the bytes held at inference and in a training step (``analysis.memory``);
     ``latency`` ('cpu' or 'cuda') measures the target and each of its layers there, with their
     roofline (``analysis.latency``, ``layer.latency``; ``threads``: CPU threads, default torch's),
-    as ``--latency`` does: the peaks are the cached ones, else measured first."""
+    as ``--latency`` does: the peaks are the cached ones, else measured first.
+
+    ``hf:`` targets: ``head`` (none, causal-lm, masked-lm, seq2seq-lm, …) chooses the model built
+    (default: the one the config names, else its causal LM); ``generate=N`` prices
+    ``generate(max_new_tokens=N)`` on ``seq`` prompt tokens (``analysis.generation``: prefill, each
+    decode step, the KV cache's bytes)."""
     from .app.pipeline import Steps, price
 
     checks = () if not check else ((check,) if isinstance(check, str) else tuple(check))
@@ -71,7 +76,7 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     return price(target, _shape(input), batch, dtype, options, name, inputs=inputs, seq=seq,
                  steps=Steps(freeze=freeze, check=checks, convention=convention,
                              memory=(optimizer or "adam") if memory or optimizer is not None else None,
-                             measure=measure))
+                             measure=measure, head=head, generate=generate))
 
 
 def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,

@@ -20,6 +20,7 @@ from ..core.analysis import Analysis, Comparison
 from ..core.errors import CostlabError
 from ..core.sizes import parse_size, size_problem
 from ..render.report import FORMATS, render_analysis, render_comparison
+from ..core.generation import HEADS
 from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, parse_input, parse_options, seq_for
 from ..core.zoo import PRESETS, build_preset
 
@@ -118,10 +119,17 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                              "and list:SHAPE for a list of --batch tensors; repeatable, in the forward's order")
     parser.add_argument("--seq", type=_positive_int, metavar="N",
                         help="tokens per sample of an hf: text model (default 128)")
+    parser.add_argument("--generate", type=_positive_int, metavar="N",
+                        help="hf: language models: price generate(max_new_tokens=N) on --seq prompt tokens — "
+                             "the prefill, each decode step with its KV cache, the cache's bytes")
+    parser.add_argument("--head", choices=list(HEADS), metavar="KIND",
+                        help="hf: the model to build: " + ", ".join(HEADS) + " (default: the class the config "
+                             "names, else the causal LM, else the bare model)")
     parser.add_argument("--batch", type=_positive_int, default=1, metavar="N", help="batch size (default 1)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16",
                                                                "float64", "int8"],
-                        help="element type for the bytes column (default float32)")
+                        help="element type for the bytes column, and of an hf: model's weights and cache "
+                             "with --generate (default float32)")
     parser.add_argument("--kwarg", action="append", default=[], metavar="K=V",
                         help="option for presets and package.module:callable targets (repeatable)")
     parser.add_argument("--unit", choices=["macs", "flops"], default="macs",
@@ -204,7 +212,8 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
         raise UsageError("--optimizer needs --memory")
     memory = (args.optimizer or "adam") if getattr(args, "memory", False) else None
     steps = Steps(freeze=getattr(args, "freeze", None), check=checks, convention=getattr(args, "convention", None),
-                  memory=memory, timed=bool(getattr(args, "latency", None)))
+                  memory=memory, timed=bool(getattr(args, "latency", None)),
+                  head=getattr(args, "head", None), generate=getattr(args, "generate", None))
     prepared = [prepare(t, shape, args.batch, args.dtype, options, inputs=inputs, seq=seq_for(t, args.seq, targets),
                         steps=steps) for t in targets]
     analyses = [analysis for analysis, _ in prepared]

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 from ..core.analysis import Analysis
 from ..core.specs import Shape
-from .targets import analyze_target, check_seq, is_module_target, module_target
+from .targets import analyze_target, check_hf_only, check_seq, is_module_target, module_target
 
 #: A latency step: (analysis, the real module or None) → the analysis with its latency.
 Measure = Callable[[Analysis, Any], Analysis]
@@ -37,6 +37,8 @@ class Steps:
     #: a latency measurement follows, made by the caller with the module :func:`prepare` returns
     #: (the CLI times all targets under one progress bar): a module target is built with real weights
     timed: bool = False
+    head: str | None = None  # the model an hf: target builds (--head)
+    generate: int | None = None  # new tokens whose generation an hf: target prices (--generate)
 
     def needs_real_module(self, freeze_requires_grad: bool) -> bool:
         return bool(self.check) or self.measure is not None or self.timed or freeze_requires_grad
@@ -73,6 +75,7 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     """Every step but the latency measurement, and the real module the steps used (None when none
     was needed): a caller that measures several targets under one progress bar measures them next."""
     check_seq(target, seq)
+    check_hf_only(target, head=steps.head, generate=steps.generate)
     freeze = _freeze(steps.freeze) if steps.freeze is not None else None
     requires_grad = bool(getattr(freeze, "requires_grad", False))
     module = None
@@ -89,7 +92,8 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     else:
         if _is_module(target):
             module = target
-        analysis = analyze_target(target, input, batch, dtype, options, name, inputs=inputs, seq=seq)
+        analysis = analyze_target(target, input, batch, dtype, options, name, inputs=inputs, seq=seq,
+                                  head=steps.head, generate=steps.generate)
     if freeze is not None:
         from ..core.training import with_training
 

@@ -106,6 +106,16 @@ def check_seq(target: Any, seq: int | None) -> None:
                           "with --input")
 
 
+def check_hf_only(target: Any, **given: Any) -> None:
+    """--head and --generate apply to ``hf:`` targets: refused for any other target, never ignored."""
+    if isinstance(target, str) and target.strip().startswith(HF_PREFIX):
+        return
+    for option, value in given.items():
+        if value is not None:
+            shown = repr(target.strip()) if isinstance(target, str) else type(target).__name__
+            raise TargetError(f"--{option} applies to hf: models, not to {shown}")
+
+
 def seq_for(target: str, seq: int | None, targets: Sequence[str]) -> int | None:
     """--seq for one of several targets: the hf: ones take it; with no hf: target among them, it is
     refused (by the pipeline), never ignored."""
@@ -138,13 +148,17 @@ HF_PREFIX = "hf:"
 
 def analyze_target(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
                    options: Mapping[str, Any] | None = None, name: str | None = None,
-                   inputs: Any = None, seq: int | None = None) -> Analysis:
+                   inputs: Any = None, seq: int | None = None, head: str | None = None,
+                   generate: int | None = None) -> Analysis:
     """Analyse one target (see the module docstring for what a target may be).
 
     ``inputs`` (module targets only): what the forward pass is given beyond one float tensor of
-    ``input`` shape (:mod:`costlab.core.inputs`); ``seq``: tokens per sample for ``hf:`` text models."""
+    ``input`` shape (:mod:`costlab.core.inputs`); ``seq``: tokens per sample for ``hf:`` text models;
+    ``head`` (--head) and ``generate`` (--generate): the model an ``hf:`` target builds and the new
+    tokens whose generation it prices."""
     options = dict(options or {})
     check_seq(target, seq)
+    check_hf_only(target, head=head, generate=generate)
     if _is_module_object(target):
         from ..torch_bridge.trace import analyze_module
 
@@ -164,7 +178,8 @@ def analyze_target(target: Any, input: Shape | None = None, batch: int = 1, dtyp
             raise TargetError(f"options {', '.join(options)} do not apply to {text}")
         if input is not None and inputs is None:
             raise TargetError(f"{text}: give its inputs as --input NAME=DTYPE:SHAPE (or --seq N)")
-        return analyze_hf(text[len(HF_PREFIX):].strip(), inputs, batch, seq, dtype, name)
+        return analyze_hf(text[len(HF_PREFIX):].strip(), inputs, batch, seq, dtype, name, head=head,
+                          generate=generate)
     is_module = is_module_target(text)
     if inputs is not None and not is_module:
         raise TargetError(f"typed or several inputs (a dtype, a keyword, a list) apply to module targets, "

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import inspect
 import os
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..core.analysis import Analysis
+from ..core.generation import HEADS, BuiltModel
 from ..core.errors import TargetError
 from ..core.inputs import Inputs, TensorSpec
 from .recorder import one_line
@@ -61,17 +63,6 @@ def load_config(path: str) -> Any:
         raise TargetError(f"hf:{path}: cannot read its config ({one_line(error)})") from None
 
 
-#: ``--head KIND`` → the transformers auto class that builds the model with that head.
-HEADS = {
-    "none": "AutoModel",
-    "causal-lm": "AutoModelForCausalLM",
-    "masked-lm": "AutoModelForMaskedLM",
-    "seq2seq-lm": "AutoModelForSeq2SeqLM",
-    "speech-seq2seq": "AutoModelForSpeechSeq2Seq",
-    "classification": "AutoModelForSequenceClassification",
-    "image-classification": "AutoModelForImageClassification",
-    "image-text-to-text": "AutoModelForImageTextToText",
-}
 #: The heads tried, in order, for a config that names no architecture (``auto``).
 _DEFAULT_HEADS = {True: ("seq2seq-lm", "speech-seq2seq", "none"), False: ("causal-lm", "none")}
 
@@ -173,10 +164,14 @@ def positions(config: Any) -> dict[str, tuple[str, int]]:
 
 
 def analyze_hf(path: str, inputs: Inputs | None = None, batch: int = 1, seq: int | None = None,
-               dtype: str = "float32", name: str | None = None) -> Analysis:
-    """The cost of the transformers model that the config at ``path`` describes."""
+               dtype: str = "float32", name: str | None = None, head: str | None = None,
+               generate: int | None = None) -> Analysis:
+    """The cost of the transformers model that the config at ``path`` describes, head included
+    (:func:`model_class`; ``head`` chooses). ``generate``: the prefill and decode calls of
+    ``generate(max_new_tokens=generate)`` on ``seq`` prompt tokens (:mod:`.generation`)."""
     config = load_config(path)
-    model = build_model(config, "meta")
+    cls, why = model_class(config, head)
+    model = build_model(config, "meta", head)
     limits = positions(config)
     if seq is None:  # the default, within the positions the model has (CLIP's text tower: 77, Whisper's decoder)
         seq = min([DEFAULT_SEQ, *(limit for _, limit in limits.values())])
@@ -186,5 +181,20 @@ def analyze_hf(path: str, inputs: Inputs | None = None, batch: int = 1, seq: int
         if shape and shape[-1] > limit:
             raise TargetError(f"hf:{path}: {key} of {shape[-1]} tokens, but the model has {limit} positions "
                               f"({field}); give --seq {limit} or fewer")
-    return trace_module(model, None, dtype=dtype, name=name or f"hf:{path}", inputs=given,
-                        rebuild=lambda: build_model(config, "cpu")).analysis
+    label = name or f"hf:{path}"
+    analysis = trace_module(model, None, dtype=dtype, name=label, inputs=given,
+                            rebuild=lambda: build_model(config, "cpu", head)).analysis
+    analysis = replace(analysis, model=BuiltModel(cls.__name__, why))
+    if generate is None:
+        return analysis
+    if inputs is not None:
+        raise TargetError(f"{label}: --generate takes its prompt from --seq, not --input")
+    if "input_ids" in limits and seq + generate - 1 > limits["input_ids"][1]:
+        field, limit = limits["input_ids"]
+        raise TargetError(f"{label}: {seq} prompt tokens and {generate} new ones need {seq + generate - 1} "
+                          f"positions, but the model has {limit} ({field})")
+    from .generation import price_generation
+    from .timing import torch_dtype
+
+    return replace(analysis, generation=price_generation(model.to(torch_dtype(dtype)), config, batch, seq,
+                                                         generate, dtype, label))

@@ -219,6 +219,13 @@ def _call(func: Any, args: tuple, kwargs: dict) -> Any:
         return torch.empty(shape, dtype=dtype, device="meta")
 
 
+class MetaShapes(TorchDispatchMode):
+    """A plain meta run (nothing priced) in which the ops of META_SHAPES run from their shapes."""
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        return _call(func, args, kwargs or {})
+
+
 class AtenRecorder(TorchDispatchMode):
     """Prices the aten ops of open regions (see the module docstring); outside them, only runs."""
 

@@ -1,0 +1,193 @@
+"""What a language model costs to generate with: the features of ``hf:`` targets.
+
+``--generate N`` prices the N new tokens of transformers' ``generate(max_new_tokens=N)`` on a prompt
+of S tokens (``--seq``), call by call, as ``generate`` makes them:
+
+- **prefill**: one forward call on the S prompt tokens, filling the cache; it yields the first new
+  token (its logits only at the last position where the model takes ``logits_to_keep``, as
+  ``generate`` asks);
+- **decode**: N − 1 forward calls of one token each; step k (1 … N−1) attends over S + k − 1
+  cached positions and its own. ``decode.macs`` is the sum over the steps.
+
+After the last step the cache holds S + N − 1 positions (fewer on sliding-window layers, a fixed
+state on state-space layers): ``kv_cache_bytes`` are the bytes of its tensors. ``weights_bytes``
+are the parameters' bytes at the dtype. Per-token parameters: ``params`` in all, ``active_params``
+those one token meets (a mixture of experts runs top-k of E experts: the others' weights are not
+active).
+
+:class:`BuiltModel` says which transformers class an ``hf:`` target built, and why (its head).
+The core's: no torch, no renderer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+from .features import Feature, Heading, View, blank, in_unit, unit_label
+
+#: ``--head KIND`` → the transformers auto class that builds the model with that head.
+HEADS = {
+    "none": "AutoModel",
+    "causal-lm": "AutoModelForCausalLM",
+    "masked-lm": "AutoModelForMaskedLM",
+    "seq2seq-lm": "AutoModelForSeq2SeqLM",
+    "speech-seq2seq": "AutoModelForSpeechSeq2Seq",
+    "classification": "AutoModelForSequenceClassification",
+    "image-classification": "AutoModelForImageClassification",
+    "image-text-to-text": "AutoModelForImageTextToText",
+}
+
+
+@dataclass(frozen=True)
+class BuiltModel(Feature):
+    """The transformers class an ``hf:`` target built and the head it carries: a --head KIND,
+    'architectures' (the class the config names) or the default chosen for the config."""
+
+    cls: str
+    head: str
+
+    def json_fields(self, unit: str) -> dict[str, Any]:
+        return {"model_class": self.cls, "head": self.head}
+
+    def headline(self, unit: str, view: View) -> str:
+        why = "named by the config" if self.head == "architectures" else f"head {self.head}"
+        return f"built {self.cls} ({why})"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One forward call of a generation: its tokens, the positions cached before it, its counts."""
+
+    tokens: int            # new positions this call computes (S for the prefill, 1 for a decode step)
+    cached: int            # positions in the cache before the call
+    macs: int
+    ops: int
+    complete: bool = True  # False when an op that multiplies was not priced: macs is a lower bound
+
+    def to_dict(self, unit: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"tokens": self.tokens, "cached_positions": self.cached,
+                                 "macs": self.macs, "ops": self.ops, "complete": self.complete}
+        if unit == "flops":
+            entry["flops"] = in_unit(self.macs, unit)
+        return entry
+
+
+@dataclass(frozen=True)
+class Generation(Feature):
+    """The cost of ``generate(max_new_tokens=new_tokens)`` on ``prompt`` tokens per sample (the
+    feature of ``--generate N``; see the module docstring)."""
+
+    prompt: int
+    new_tokens: int
+    batch: int
+    dtype: str
+    prefill: Step
+    steps: tuple[Step, ...]            # the decode steps, in order (N − 1 of them)
+    kv_cache_bytes: int                # the cache's tensors after the last call
+    weights_bytes: int
+    params: int
+    active_params: int
+    #: the cache after the last call, per kind of layer: [(kind, layers, bytes)]
+    cache_layers: tuple[tuple[str, int, int], ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def decode_macs(self) -> int:
+        return sum(step.macs for step in self.steps)
+
+    @property
+    def macs(self) -> int:
+        """Prefill and every decode step."""
+        return self.prefill.macs + self.decode_macs
+
+    @property
+    def complete(self) -> bool:
+        return self.prefill.complete and all(step.complete for step in self.steps)
+
+    def to_dict(self, unit: str = "macs") -> dict[str, Any]:
+        decode: dict[str, Any] = {"steps": len(self.steps), "macs": self.decode_macs}
+        if self.steps:
+            decode["first"] = self.steps[0].to_dict(unit)
+            decode["last"] = self.steps[-1].to_dict(unit)
+            decode["per_step_macs"] = [step.macs for step in self.steps]
+        entry: dict[str, Any] = {
+            "prompt_tokens": self.prompt, "new_tokens": self.new_tokens, "batch": self.batch, "dtype": self.dtype,
+            "prefill": self.prefill.to_dict(unit), "decode": decode, "macs": self.macs,
+            "complete": self.complete, "kv_cache_bytes": self.kv_cache_bytes,
+            "kv_cache": [{"kind": kind, "layers": layers, "bytes": size} for kind, layers, size in self.cache_layers],
+            "weights_bytes": self.weights_bytes, "params": self.params, "active_params": self.active_params,
+        }
+        if unit == "flops":
+            entry["flops"] = in_unit(self.macs, unit)
+            decode["flops"] = in_unit(self.decode_macs, unit)
+        if self.notes:
+            entry["notes"] = list(self.notes)
+        return entry
+
+    def json_fields(self, unit: str) -> dict[str, Any]:
+        return {"generation": self.to_dict(unit)}
+
+    def _bound(self, complete: bool) -> str:
+        return "" if complete else "≥ "
+
+    def headline(self, unit: str, view: View) -> str:
+        label = unit_label(unit)
+        first, last = (self.steps[0], self.steps[-1]) if self.steps else (None, None)
+        per_token = ("" if first is None else
+                     f", decode {self._bound(first.complete)}{view.count(in_unit(first.macs, unit))}"
+                     f"…{view.count(in_unit(last.macs, unit))} {label}/token")  # type: ignore[union-attr]
+        return (f"generate {self.new_tokens}: prefill {self._bound(self.prefill.complete)}"
+                f"{view.count(in_unit(self.prefill.macs, unit))} {label}{per_token}, total "
+                f"{self._bound(self.complete)}{view.count(in_unit(self.macs, unit))}; KV cache "
+                f"{view.bytes(self.kv_cache_bytes)}, weights {view.bytes(self.weights_bytes)}")
+
+    @classmethod
+    def side_by_side(cls, group: Sequence[Any], unit: str, view: View | None) -> tuple[list[Heading], list[list[Any]]]:
+        if view is None:
+            headings = [Heading(t) for t in ("prefill_macs", "decode_first_macs", "decode_last_macs", "decode_macs",
+                                             "kv_cache_bytes")]
+            return headings, [blank(headings) if g is None else
+                              [in_unit(g.prefill.macs, unit),
+                               in_unit(g.steps[0].macs, unit) if g.steps else "",
+                               in_unit(g.steps[-1].macs, unit) if g.steps else "",
+                               in_unit(g.decode_macs, unit), g.kv_cache_bytes] for g in group]
+        headings = [Heading("prefill", True, 70), Heading("per token", True, 68), Heading("generate", True, 66),
+                    Heading("KV cache", True, 64)]
+        rows = []
+        for g in group:
+            if g is None:
+                rows.append(blank(headings))
+                continue
+            per_token = ("–" if not g.steps else
+                         f"{view.count(in_unit(g.steps[0].macs, unit))}…{view.count(in_unit(g.steps[-1].macs, unit))}")
+            rows.append([g._bound(g.prefill.complete) + view.count(in_unit(g.prefill.macs, unit)), per_token,
+                         g._bound(g.complete) + view.count(in_unit(g.macs, unit)), view.bytes(g.kv_cache_bytes)])
+        return headings, rows
+
+    def section(self, analysis: Any, unit: str, view: View, compact: bool) -> list[str]:
+        """A table of the phases: prefill, the first and last decode steps, all of decode, the total;
+        then the cache and the weights."""
+        label = unit_label(unit)
+        rows = [["prefill", str(self.prompt), "0", self._bound(self.prefill.complete)
+                 + view.count(in_unit(self.prefill.macs, unit))]]
+        if self.steps:
+            first, last = self.steps[0], self.steps[-1]
+            rows.append(["decode, first step", "1", str(first.cached),
+                         self._bound(first.complete) + view.count(in_unit(first.macs, unit))])
+            rows.append(["decode, last step", "1", str(last.cached),
+                         self._bound(last.complete) + view.count(in_unit(last.macs, unit))])
+            rows.append([f"decode, {len(self.steps)} steps", str(len(self.steps)), "",
+                         self._bound(all(s.complete for s in self.steps)) + view.count(in_unit(self.decode_macs, unit))])
+        rows.append([f"generate {self.new_tokens} tokens", "", "", self._bound(self.complete)
+                     + view.count(in_unit(self.macs, unit))])
+        table, _ = view.table(["phase", "tokens", "cached", label], rows, [False, True, True, True])
+        kinds = ", ".join(f"{layers} {kind} layer{'s' if layers != 1 else ''} {view.bytes(size)}"
+                          for kind, layers, size in self.cache_layers)
+        lines = [f"KV cache after the last step ({self.prompt + self.new_tokens - 1} positions, {self.dtype}, "
+                 f"batch {self.batch}): {view.bytes(self.kv_cache_bytes)}" + (f" ({kinds})" if kinds else ""),
+                 f"weights: {view.bytes(self.weights_bytes)}; params {view.count(self.params)}, active per token "
+                 f"{view.count(self.active_params)}"]
+        lines += list(self.notes)
+        return ["", f"generation (generate(max_new_tokens={self.new_tokens}) on {self.prompt} prompt tokens):", "",
+                table] + view.prose(lines)
