@@ -53,6 +53,8 @@ def _configs() -> dict[str, Callable[[], Any]]:
         "olmoe-moe": lambda: t.OlmoeConfig(**{**SMALL, "intermediate_size": 32}, num_experts=4,
                                            num_experts_per_tok=2),
         "mamba-ssm": lambda: t.MambaConfig(hidden_size=64, num_hidden_layers=2, vocab_size=500, state_size=8),
+        "t5-encoder-decoder": lambda: t.T5Config(d_model=64, d_ff=128, num_layers=2, num_heads=4, d_kv=16,
+                                                 vocab_size=500, decoder_start_token_id=0),
     }
 
 
@@ -66,10 +68,12 @@ def _saved(name: str, folder: Path) -> Any:
 
 
 def _real_model(config: Any) -> Any:
-    """The class hf: builds by default (the causal LM), with real weights; experts run eagerly."""
+    """The class hf: builds by default (the causal LM; an encoder–decoder's sequence-to-sequence LM),
+    with real weights; experts run eagerly."""
     torch.manual_seed(0)
     kwargs = {"experts_implementation": "eager"} if getattr(config, "num_experts_per_tok", None) else {}
-    model = transformers.AutoModelForCausalLM.from_config(config, **kwargs).eval()
+    auto = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
+    model = auto.from_config(config, **kwargs).eval()
     return model.requires_grad_(False)  # generate runs without grad; FlopCounterMode's module tracker needs it off
 
 
@@ -94,19 +98,29 @@ def _tensor_bytes(value: Any) -> int:
 
 def generate_per_call(model: Any, prompt: int, new: int) -> tuple[list[int], Any]:
     """transformers' own greedy generate of ``new`` tokens on a ``prompt``-token prompt: the MACs
-    (FlopCounterMode ÷ 2) of each forward call it makes, in order, and the cache it returns."""
+    (FlopCounterMode ÷ 2) of each forward call it makes, in order, and the cache it returns. An
+    encoder–decoder's encoder call (generate runs it first, apart) is added to its first decoder
+    call: together they are the prefill."""
     calls: list[int] = []
     starts: list[int] = []
+    encoder = model.get_encoder() if model.config.is_encoder_decoder else None
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        before = model.register_forward_pre_hook(lambda *_: starts.append(counter.get_total_flops()))
-        after = model.register_forward_hook(lambda *_: calls.append((counter.get_total_flops() - starts.pop()) // 2))
+        hooks = []
+        for module in (model, encoder):
+            if module is None:
+                continue
+            hooks.append(module.register_forward_pre_hook(lambda *_: starts.append(counter.get_total_flops())))
+            hooks.append(module.register_forward_hook(
+                lambda *_: calls.append((counter.get_total_flops() - starts.pop()) // 2)))
         try:
             ids = torch.randint(3, 400, (1, prompt), generator=torch.Generator().manual_seed(1))
             out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new,
                                  do_sample=False, return_dict_in_generate=True, pad_token_id=0)
         finally:
-            before.remove()
-            after.remove()
+            for hook in hooks:
+                hook.remove()
+    if encoder is not None:
+        calls = [calls[0] + calls[1]] + calls[2:]
     return calls, out.cache
 
 

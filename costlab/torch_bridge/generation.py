@@ -121,9 +121,6 @@ def price_generation(model: nn.Module, config: Any, batch: int, prompt: int, new
     docstring); ``model`` lives on the meta device in ``dtype``."""
     if new_tokens < 1:
         raise TargetError(f"--generate takes a positive number of new tokens, got {new_tokens}")
-    if getattr(config, "is_encoder_decoder", False):
-        raise TargetError(f"{label}: --generate prices decoder-only models; {type(model).__name__} is an "
-                          "encoder–decoder")
     can_generate = getattr(model, "can_generate", None)
     if not callable(can_generate) or not can_generate():
         raise TargetError(f"{label}: {type(model).__name__} does not generate (give --head causal-lm)")
@@ -131,9 +128,17 @@ def price_generation(model: nn.Module, config: Any, batch: int, prompt: int, new
     common: dict[str, Any] = {"use_cache": True}
     if "logits_to_keep" in inspect.signature(model.forward).parameters:  # generate's own rule
         common["logits_to_keep"] = 1
+    encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+    tokens_name = "decoder_input_ids" if encoder_decoder else "input_ids"
+    encoded: tuple[Any, ...] = ()
+    encoder_macs = encoder_ops = 0
+    encoder_complete = True
+    if encoder_decoder:  # generate runs the encoder once, then the decoder from a start token
+        encoder_macs, encoder_ops, encoder_complete, encoded = _encode(model, batch, prompt, dtype, label)
+        common["encoder_outputs"] = encoded
 
     def traced(tokens: int, cache: Any) -> tuple[Analysis, Any]:
-        kwargs = {"input_ids": TensorSpec((batch, tokens), "int64"), **common}
+        kwargs = {tokens_name: TensorSpec((batch, tokens), "int64"), **common}
         if cache is not None:
             kwargs[cache_name] = cache
         trace = trace_module(model, dtype=dtype, name=label, inputs=Inputs((), kwargs), method="meta")
@@ -143,27 +148,31 @@ def price_generation(model: nn.Module, config: Any, batch: int, prompt: int, new
         return trace.analysis, grown
 
     def cache_at(positions: int) -> Any:
-        """The cache the model builds on a prompt of ``positions`` tokens (a plain meta forward)."""
+        """The cache the model builds on ``positions`` tokens (a plain meta forward)."""
         ids = torch.zeros((batch, positions), dtype=torch.int64, device="meta")
         try:
             with torch.no_grad(), MetaShapes():
-                return cache_in(model(input_ids=ids, **common))
+                return cache_in(model(**{tokens_name: ids}, **common))
         except Exception as error:  # noqa: BLE001 - the model failing on meta
             raise TargetError(f"{label}: cannot build its cache of {positions} positions on the meta device "
                               f"({one_line(error)})") from None
 
-    prefill_analysis, cache = traced(prompt, None)
-    prefill = _step_of(prefill_analysis, prompt, 0)
+    # the first call: the prompt (an encoder–decoder's decoder: its start token, after the encoder)
+    first_tokens = 1 if encoder_decoder else prompt
+    prefill_analysis, cache = traced(first_tokens, None)
+    first = _step_of(prefill_analysis, first_tokens, 0)
+    prefill = Step(prompt, 0, first.macs + encoder_macs, first.ops + encoder_ops,
+                   first.complete and encoder_complete)
     steps: list[Step] = []
     final_cache = cache
     if new_tokens > 1:
-        first_at, last_at = prompt, prompt + new_tokens - 2  # cached positions at the first and last steps
+        first_at, last_at = first_tokens, first_tokens + new_tokens - 2  # cached positions, first and last step
         known: dict[int, Step] = {}
 
         def step(cached: int) -> Step:
             nonlocal final_cache
             if cached not in known:
-                analysis, grown = traced(1, cache if cached == prompt else cache_at(cached))
+                analysis, grown = traced(1, cache if cached == first_tokens else cache_at(cached))
                 known[cached] = _step_of(analysis, 1, cached)
                 if cached == last_at:
                     final_cache = grown
@@ -176,6 +185,22 @@ def price_generation(model: nn.Module, config: Any, batch: int, prompt: int, new
     return Generation(prompt=prompt, new_tokens=new_tokens, batch=batch, dtype=dtype, prefill=prefill,
                       steps=tuple(steps), kv_cache_bytes=kv_bytes, weights_bytes=params * DTYPE_BYTES[dtype],
                       params=params, active_params=active, cache_layers=kinds)
+
+
+def _encode(model: nn.Module, batch: int, prompt: int, dtype: str, label: str) -> tuple[int, int, bool, tuple]:
+    """An encoder–decoder's encoder on the prompt, as generate runs it before the first decoder
+    call: its MACs, ops, completeness, and its output (meta tensors) for the decoder calls."""
+    encoder = model.get_encoder()
+    main = getattr(model, "main_input_name", "input_ids")
+    if main != "input_ids":
+        raise TargetError(f"{label}: --generate prices text prompts (input_ids); {type(model).__name__}'s "
+                          f"encoder takes {main}")
+    inputs = Inputs((), {"input_ids": TensorSpec((batch, prompt), "int64")})
+    analysis = trace_module(encoder, dtype=dtype, name=f"{label} encoder", inputs=inputs, method="meta").analysis
+    ids = torch.zeros((batch, prompt), dtype=torch.int64, device="meta")
+    with torch.no_grad(), MetaShapes():
+        hidden = encoder(input_ids=ids)[0]
+    return analysis.macs, analysis.ops, not _multiplies_unpriced(analysis), (hidden,)
 
 
 def _series(step: Callable[[int], Step], lo: int, hi: int) -> list[Step]:
