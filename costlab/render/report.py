@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..core.analysis import RENDERING, Analysis, Comparison
 from .display import Column, binary_bytes, fitted, left_out_note, si, wrap
@@ -35,6 +35,37 @@ def convention(unit: str) -> str:
 def shape(dims: Sequence[int]) -> str:
     """(32, 28, 28) → '32×28×28'."""
     return "×".join(str(n) for n in dims) or "scalar"
+
+
+def bound_text(bound: tuple[str, float] | None) -> str:
+    """What a bounded ratio says: ('<=', 3.2) → '≤ 3.20× fewer' (the target's MACs are a lower
+    bound: it may have more), ('<=', 0.72) → '≥ 1.38× more'; ('>=', r) the other way round;
+    None → 'unknown (counts incomplete)'."""
+    if bound is None:
+        return "unknown (counts incomplete)"
+    kind, ratio = bound
+    if ratio <= 0:
+        return "unknown (counts incomplete)"
+    at_most = kind == "<="
+    if ratio > 1:
+        return f"{'≤' if at_most else '≥'} {ratio:.2f}× fewer"
+    return f"{'≥' if at_most else '≤'} {1 / ratio:.2f}× more"
+
+
+def macs_text(a: Analysis, value: float, shown: Callable[[float], str]) -> str:
+    """A count of MACs as shown: '≥ 58.9 M' where the analysis is not complete (a lower bound)."""
+    return ("" if a.complete else "≥ ") + shown(value)
+
+
+def incomplete_warning(targets: Sequence[Analysis]) -> list[str]:
+    """One line above a table for each target whose count misses an op that multiplies."""
+    lines = []
+    for t in targets:
+        if not t.complete:
+            missed = sorted({u.op for u in t.unsupported if u.multiplies})
+            lines.append(f"warning: {t.name}: not priced: {', '.join(missed) or 'a generation call'} (multiplies); "
+                         "its MACs are a lower bound (≥); a ratio with it is a bound or unknown")
+    return lines
 
 
 def ratio_text(ratio: float | None, first: bool) -> str:
@@ -161,12 +192,15 @@ def mac_terms(a: Analysis, unit: str, view: "View | None" = None) -> str:
 
 
 def comparison_summary_rows(c: Comparison) -> list[list[Any]]:
-    """Raw rows (numbers as numbers) of the side-by-side table."""
+    """Raw rows (numbers as numbers) of the side-by-side table; the ratio text says where a count
+    is incomplete (:func:`bound_text`)."""
     rows = []
-    for index, (t, ratio) in enumerate(zip(c.targets, c.ratios)):
+    first_complete = c.targets[0].complete
+    for index, (t, ratio, bound) in enumerate(zip(c.targets, c.ratios, c.ratio_bounds)):
+        text = ratio_text(ratio, index == 0) if index == 0 or (t.complete and first_complete) \
+            else bound_text(bound)
         rows.append([t.name, shape(t.input), t.batch, shape(t.output), in_unit(t.macs, c.unit),
-                     mac_terms(t, c.unit), t.params, t.ops, t.activations, ratio,
-                     ratio_text(ratio, index == 0)])
+                     mac_terms(t, c.unit), t.params, t.ops, t.activations, ratio, text])
     return rows
 
 
@@ -190,7 +224,7 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
         cells += [view.bytes(row.params * itemsize), view.bytes(row.activations * itemsize)]
         cells.append(formula_in_unit(row.formula, unit))
         rows.append(cells)
-    footer = ["total", "", "", shape(a.output), n(in_unit(a.macs, unit)), n(a.params),
+    footer = ["total", "", "", shape(a.output), macs_text(a, in_unit(a.macs, unit), n), n(a.params),
               n(a.ops)] + (["100.0 %" if total else "–"] if share else [])
     for feature, headings in columns:
         footer += feature.total_cells(headings, unit, view) if headings else []
@@ -229,17 +263,25 @@ def _training_only_note(a: Analysis, unit: str) -> str:
             f"{count(a.training_only_params)} params.")
 
 
-def _unsupported_note(a: Analysis) -> str:
-    listed = "; ".join(f"{u.path}: {u.op} ({u.reason})" for u in a.unsupported)
-    return f"Not counted (unsupported): {listed}"
+def _unsupported_notes(a: Analysis) -> list[str]:
+    """The ops not priced: those that multiply (the count is a lower bound) apart from those that
+    do not (named once each: they cost no MAC)."""
+    notes = []
+    multiplying = [u for u in a.unsupported if u.multiplies]
+    if multiplying:
+        listed = "; ".join(f"{u.path}: {u.op} ({u.reason})" for u in multiplying)
+        notes.append(f"Not counted (unsupported, multiplies: MACs are a lower bound): {listed}")
+    free = sorted({u.op for u in a.unsupported if not u.multiplies})
+    if free:
+        notes.append(f"Not priced, no multiplication (no MACs missed; ops not counted): {', '.join(free)}")
+    return notes
 
 
 def _notes(a: Analysis, unit: str) -> list[str]:
     notes = list(a.notes)
     if a.training_only:
         notes.append(_training_only_note(a, unit))
-    if a.unsupported:
-        notes.append(_unsupported_note(a))
+    notes += _unsupported_notes(a)
     for feature in a.features:
         notes += feature.table_notes(unit)
     return notes
@@ -269,7 +311,7 @@ def _comparison_table(c: Comparison, view: View) -> tuple[str, list[str]]:
     rows = []
     for index, (t, raw) in enumerate(zip(c.targets, raw_rows)):
         name, input_text, batch, output, macs, terms, params, ops, activations, _, ratio = raw
-        rows.append([name] + ([] if same else [f"{input_text} ×{batch}"]) + [output, n(macs)]
+        rows.append([name] + ([] if same else [f"{input_text} ×{batch}"]) + [output, macs_text(t, macs, n)]
                     + ([mac_terms(t, c.unit, view)] if show_terms else [])
                     + [n(params), n(ops), n(activations), view.bytes(weight_bytes(t)),
                        view.bytes(activation_bytes(t))]
@@ -300,6 +342,8 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False,
     else:
         parts.append(f"costlab compare: {heading}")
     table, dropped = _comparison_table(c, view)
+    warnings = incomplete_warning(c.targets)
+    parts += view.prose([""] + warnings) if warnings else []
     parts += ["", table]
     notes = [""] + left_out_note(dropped, view.width) + [convention(c.unit)]
     for t in c.targets:
@@ -365,9 +409,11 @@ def analysis_summary(a: Analysis) -> str:
 
 def comparison_summary(c: Comparison) -> str:
     """'resnet50 4.09 G MACs, mobilenet-v2 301 M (13.60× fewer)'."""
-    parts = [f"{c.targets[0].name} {si(in_unit(c.targets[0].macs, c.unit))} {unit_label(c.unit)}"]
-    parts += [f"{t.name} {si(in_unit(t.macs, c.unit))} ({ratio_text(r, False)})"
-              for t, r in zip(c.targets[1:], c.ratios[1:])]
+    rows = comparison_summary_rows(c)
+    parts = [f"{c.targets[0].name} {macs_text(c.targets[0], in_unit(c.targets[0].macs, c.unit), si)} "
+             f"{unit_label(c.unit)}"]
+    parts += [f"{t.name} {macs_text(t, in_unit(t.macs, c.unit), si)} ({row[-1]})"
+              for t, row in zip(c.targets[1:], rows[1:])]
     return ", ".join(parts)
 
 
@@ -417,12 +463,14 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
     view = view or View(fmt)
     n = view.count
     head = (f"{a.name}: input {shape(a.input)}, batch {a.batch}, {a.dtype} → output {shape(a.output)}; "
-            f"{n(in_unit(a.macs, unit))} {unit_label(unit)}, {n(a.params)} params, "
+            f"{macs_text(a, in_unit(a.macs, unit), n)} {unit_label(unit)}, {n(a.params)} params, "
             f"{n(a.ops)} ops")
     for feature in a.features:
         extra = feature.headline(unit, view)
         head += f"; {extra}" if extra else ""
     parts = ([f"## {head}"] if fmt == "md" else view.prose([head]))
+    warnings = incomplete_warning([a])
+    parts += view.prose([""] + warnings) if warnings else []
     parts += ["", _layer_table(a, fmt, unit, depth, share=True, view=view)]
     parts += view.prose(([] if view.width is not None and "Not shown at" in parts[-1] else [""])
                         + [convention(unit)] + _notes(a, unit))

@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from ..core.analysis import ATTENTION_KERNELS, MAC_OPS
 from ..core.specs import (ACTIVATIONS, CONVS, NORMS, PADS, POOLS, REDUCTIONS, UPSAMPLES, AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
                      Matmul, Norm, Pad, Reduce, Upsample)
 from .rules import (Context, RuleError, TensorValue, adaptive_spec, arg, conv_spec, grouped_query, pool_spec,
@@ -273,10 +274,7 @@ _NORM_RULES: Mapping[str, AtenRule] = {"batch": _batch_norm(1, 3), "layer": _lay
 
 _ACTIVATIONS = {name: kind for kind, a in ACTIVATIONS.items() for name in a.aten}  # from the catalog
 
-_ATTENTION_KERNELS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
-                      "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
-                      "_scaled_dot_product_fused_attention_overrideable", "_flash_attention_forward",
-                      "_efficient_attention_forward")
+_ATTENTION_KERNELS = ATTENTION_KERNELS  # from the core, which names the ops that multiply
 
 
 def _table() -> dict[Any, AtenRule]:
@@ -301,14 +299,6 @@ def _table() -> dict[Any, AtenRule]:
 #: aten overload packet → rule.
 ATEN_RULES: Mapping[Any, AtenRule] = _table()
 
-#: The aten ops that perform multiply-accumulates (every one has a rule above).
-MAC_OPS: frozenset[str] = frozenset({
-    "mm", "bmm", "matmul", "mv", "dot", "vdot", "addmm", "baddbmm", "addbmm", "addmv", "addr", "outer",
-    "convolution", "_convolution", "conv2d", "conv1d", "conv3d", "linear", "einsum", "tensordot",
-    "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell",
-    *_ATTENTION_KERNELS, "_scaled_dot_product_attention_math", "scaled_dot_product_attention",
-    "bilinear", "_trilinear", "conv_tbc", "cudnn_convolution", "mkldnn_convolution", "_grouped_mm", "grouped_mm",
-})
 
 #: Free ops by name: views, copies and casts, indexing and gathers, tensor creation and fills,
 #: and reading metadata. No layer, no arithmetic; their output keeps the producer of their input.

@@ -110,9 +110,7 @@ def _step_of(analysis: Analysis, tokens: int, cached: int) -> Step:
 
 
 def _multiplies_unpriced(analysis: Analysis) -> bool:
-    from .aten import MAC_OPS
-
-    return any(u.op.rsplit(".", 1)[-1].rstrip("_") in MAC_OPS or u.op.startswith("nn.") for u in analysis.unsupported)
+    return not analysis.complete
 
 
 def price_generation(model: nn.Module, config: Any, batch: int, prompt: int, new_tokens: int, dtype: str,
