@@ -223,3 +223,24 @@ def test_dtype_sets_weights_and_cache(tmp_path: Path) -> None:
     half = costlab.analyze(f"hf:{tmp_path}", seq=PROMPT, generate=NEW, dtype="bfloat16").generation
     assert (half.kv_cache_bytes * 2, half.weights_bytes * 2) == (full.kv_cache_bytes, full.weights_bytes)
     assert half.macs == full.macs
+
+
+def test_falcon_against_mixtral_tells_the_truth(tmp_path: Path) -> None:
+    """The comparison the issue found overstated: with the experts priced it is complete, and its
+    ratio is FlopCounterMode's on the real classes (Mixtral's experts eager)."""
+    counts = []
+    targets = []
+    for name in ("falcon-mqa", "mixtral-moe"):
+        folder = tmp_path / name
+        config = _saved(name, folder)
+        targets.append(f"hf:{folder}")
+        model = _real_model(config)
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            model(input_ids=torch.randint(3, 400, (1, 64), generator=torch.Generator().manual_seed(2)))
+        counts.append(counter.get_total_flops() // 2)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["compare", *targets, "--seq", "64", "--format", "json"], stdout=out, stderr=err) == 0, err.getvalue()
+    document = json.loads(out.getvalue())
+    assert document["complete"] is True
+    assert [t["macs"] for t in document["targets"]] == counts
+    assert document["ratios"][1] == pytest.approx(counts[0] / counts[1])
