@@ -265,6 +265,9 @@ class Analysis:
     #: how a traced module was counted: fx, meta or cpu (JSON "engine"); '' for expressions and presets
     engine: str = ""
     memory: "Memory | None" = None  # bytes held at inference and in a training step (--memory)
+    #: module paths whose layers fold into one row of a table by default (an hf: model's embeddings,
+    #: each decoder layer, its norm and head: :meth:`folded` with ``by_module``); () for none
+    rows_at: tuple[str, ...] = ()
     model: "BuiltModel | None" = None  # the transformers class an hf: target built (costlab.core.generation)
     generation: "Generation | None" = None  # prefill and decode of generate() (--generate; costlab.core.generation)
 
@@ -343,13 +346,18 @@ class Analysis:
         """
         return tuple(row for row, _ in self.folded(depth))
 
-    def folded(self, depth: int | None = None) -> tuple[tuple[Row, tuple[Layer, ...]], ...]:
-        """Each per-layer row (:meth:`rows`) with the layers it stands for, grouped by :func:`fold`."""
+    def folded(self, depth: int | None = None, by_module: bool = False) -> tuple[tuple[Row, tuple[Layer, ...]], ...]:
+        """Each per-layer row (:meth:`rows`) with the layers it stands for, grouped by :func:`fold`;
+        with ``by_module`` and no ``depth``, by the shortest of :attr:`rows_at` that holds the layer
+        (a layer under none stays a row of its own)."""
         if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 1):
             raise CostlabError(f"depth must be a positive integer, got {depth!r}")
+        tree = sorted(self.rows_at, key=len) if by_module and depth is None else ()
         groups: dict[str, list[Layer]] = {}
         for layer in self.layers:
-            groups.setdefault(fold(layer.name, depth), []).append(layer)
+            key = next((root for root in tree if layer.name == root or layer.name.startswith(root + ".")),
+                       None) if tree else None
+            groups.setdefault(key or fold(layer.name, depth), []).append(layer)
         rows = []
         for key, members in groups.items():
             if len(members) == 1 and members[0].name == key:

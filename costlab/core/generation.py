@@ -189,5 +189,6 @@ class Generation(Feature):
                  f"weights: {view.bytes(self.weights_bytes)}; params {view.count(self.params)}, active per token "
                  f"{view.count(self.active_params)}"]
         lines += list(self.notes)
-        return ["", f"generation (generate(max_new_tokens={self.new_tokens}) on {self.prompt} prompt tokens):", "",
+        return ["", f"{analysis.name}: generate(max_new_tokens={self.new_tokens}) on {self.prompt} prompt tokens, "
+                f"batch {self.batch}:", "",
                 table] + view.prose(lines)

@@ -205,7 +205,7 @@ def comparison_summary_rows(c: Comparison) -> list[list[Any]]:
 
 
 def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, share: bool = False,
-                 view: View | None = None) -> str:
+                 view: View | None = None, by_module: bool = False) -> str:
     """The per-layer table (with a total row): each feature adds its columns; in the terminal
     fitted to ``view.width``, with a line naming the columns left out."""
     view = view or View(fmt)
@@ -214,7 +214,7 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
     total = a.macs
     itemsize = DTYPE_BYTES[a.dtype]
     columns = [(f, type(f).layer_columns([f], unit, view)) for f in a.features]
-    for row, members in a.folded(depth):
+    for row, members in a.folded(depth, by_module):
         cells = [row.name, row.type, row.op, shape(row.output[1:]), n(in_unit(row.macs, unit)),
                  n(row.params), n(row.ops)]
         if share:
@@ -471,9 +471,12 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
     parts = ([f"## {head}"] if fmt == "md" else view.prose([head]))
     warnings = incomplete_warning([a])
     parts += view.prose([""] + warnings) if warnings else []
-    parts += ["", _layer_table(a, fmt, unit, depth, share=True, view=view)]
+    parts += ["", _layer_table(a, fmt, unit, depth, share=True, view=view, by_module=True)]
+    folding = ([f"Rows follow the model's modules ({len(a.folded(None, True))} rows for {len(a.layers)} layers: "
+                "each block's views, products and norms inside it); --depth N or --format json give every op."]
+               if a.rows_at and depth is None else [])
     parts += view.prose(([] if view.width is not None and "Not shown at" in parts[-1] else [""])
-                        + [convention(unit)] + _notes(a, unit))
+                        + [convention(unit)] + folding + _notes(a, unit))
     for feature in a.features:
         parts += feature.section(a, unit, view, compact=False)
     for feature in a.features:

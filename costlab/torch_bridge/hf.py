@@ -163,6 +163,24 @@ def positions(config: Any) -> dict[str, tuple[str, int]]:
     return limits
 
 
+def module_rows(model: nn.Module) -> tuple[str, ...]:
+    """The modules a table's rows follow: each item of a ModuleList (a decoder layer, an encoder
+    block), and each other child of a module that holds such a list (embeddings, final norm, head)."""
+    holders = {""}
+    for path, module in model.named_modules():
+        if isinstance(module, nn.ModuleList):
+            parts = path.split(".")
+            holders.update(".".join(parts[:i]) for i in range(len(parts) + 1))
+    rows = []
+    for path, module in model.named_modules():
+        if not path:
+            continue
+        parent = path.rpartition(".")[0]
+        if parent in holders and (path not in holders or isinstance(model.get_submodule(parent), nn.ModuleList)):
+            rows.append(path)
+    return tuple(rows)
+
+
 def analyze_hf(path: str, inputs: Inputs | None = None, batch: int = 1, seq: int | None = None,
                dtype: str = "float32", name: str | None = None, head: str | None = None,
                generate: int | None = None) -> Analysis:
@@ -184,7 +202,7 @@ def analyze_hf(path: str, inputs: Inputs | None = None, batch: int = 1, seq: int
     label = name or f"hf:{path}"
     analysis = trace_module(model, None, dtype=dtype, name=label, inputs=given,
                             rebuild=lambda: build_model(config, "cpu", head)).analysis
-    analysis = replace(analysis, model=BuiltModel(cls.__name__, why))
+    analysis = replace(analysis, model=BuiltModel(cls.__name__, why), rows_at=module_rows(model))
     if generate is None:
         return analysis
     if inputs is not None:
