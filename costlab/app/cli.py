@@ -20,7 +20,7 @@ from ..core.analysis import Analysis, Comparison
 from ..core.errors import CostlabError
 from ..core.sizes import parse_size, size_problem
 from ..render.report import FORMATS, render_analysis, render_comparison
-from ..core.generation import HEADS
+from ..analyses.generation import HEADS
 from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, parse_input, parse_options, seq_for
 from ..core.zoo import PRESETS, build_preset
 
@@ -173,7 +173,7 @@ def parse_checks(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-#: The tools of costlab.core.conventions.CONVENTIONS (named here so that the module loads only when used).
+#: The tools of costlab.analyses.conventions.CONVENTIONS (named here so that the module loads only when used).
 CONVENTION_NAMES = ("fvcore", "ptflops", "thop", "torchinfo", "torchvision", "torchprofile", "torch")
 
 
@@ -226,7 +226,7 @@ def _exit_code(args: argparse.Namespace, analyses: Sequence[Analysis]) -> int:
     multiplies (its MACs a lower bound), else 0."""
     if not getattr(args, "strict", False):
         return 0
-    return int(any(a.checks.unexplained() or not a.complete for a in analyses))
+    return int(any((a.checks and a.checks.unexplained()) or not a.complete for a in analyses))
 
 
 def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tuple[Any, Callable[[str], None]]:
@@ -289,7 +289,7 @@ def add_memory_options(parser: argparse.ArgumentParser) -> None:
     """--memory and --optimizer (compare and analyze): bytes held at inference and in a training step."""
     parser.add_argument("--memory", action="store_true",
                         help="add weights, the inference peak and the training-step peak in bytes "
-                             "(liveness over the layer graph; costlab.core.memory)")
+                             "(liveness over the layer graph; costlab.analyses.memory)")
     parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, metavar="sgd|momentum|adam",
                         help="with --memory: the optimizer of the training step (default adam; adamw "
                              "holds what adam holds)")

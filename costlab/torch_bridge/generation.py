@@ -1,7 +1,7 @@
 """``--generate N``: the forward calls transformers' ``generate(max_new_tokens=N)`` makes, priced.
 
 The model (built on the meta device: no weights, no arithmetic) is called as ``generate`` calls it
-(:mod:`costlab.core.generation` states the phases): the prefill on the S prompt tokens with
+(:mod:`costlab.analyses.generation` states the phases): the prefill on the S prompt tokens with
 ``use_cache=True`` (and ``logits_to_keep=1`` where the forward takes it, as ``generate`` sets it),
 then one-token decode calls given the cache the previous call returned. Each call is priced by the
 engine's meta run (:func:`costlab.torch_bridge.trace.trace_module`), which copies the cache it is
@@ -27,7 +27,7 @@ from torch import nn
 
 from ..core.analysis import Analysis
 from ..core.errors import TargetError
-from ..core.generation import Generation, Step
+from ..analyses.generation import Generation, Step
 from ..core.inputs import Inputs, TensorSpec
 from ..core.graph import DTYPE_BYTES
 from .recorder import one_line

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..core.analysis import Analysis
-from ..core.generation import HEADS, BuiltModel
+from ..analyses.generation import HEADS, BuiltModel
 from ..core.errors import TargetError
 from ..core.inputs import Inputs, TensorSpec
 from .recorder import one_line
@@ -202,7 +202,7 @@ def analyze_hf(path: str, inputs: Inputs | None = None, batch: int = 1, seq: int
     label = name or f"hf:{path}"
     analysis = trace_module(model, None, dtype=dtype, name=label, inputs=given,
                             rebuild=lambda: build_model(config, "cpu", head)).analysis
-    analysis = replace(analysis, model=BuiltModel(cls.__name__, why), rows_at=module_rows(model))
+    analysis = replace(analysis, rows_at=module_rows(model)).with_feature(BuiltModel(cls.__name__, why))
     if generate is None:
         return analysis
     if inputs is not None:
@@ -214,5 +214,5 @@ def analyze_hf(path: str, inputs: Inputs | None = None, batch: int = 1, seq: int
     from .generation import price_generation
     from .timing import torch_dtype
 
-    return replace(analysis, generation=price_generation(model.to(torch_dtype(dtype)), config, batch, seq,
-                                                         generate, dtype, label))
+    return analysis.with_feature(price_generation(model.to(torch_dtype(dtype)), config, batch, seq, generate,
+                                                  dtype, label))

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
-from .features import Feature, Heading, View, blank, in_unit, unit_label
+from ..core.features import Feature, Heading, View, blank, in_unit, unit_label
 
 #: ``--head KIND`` → the transformers auto class that builds the model with that head.
 HEADS = {
@@ -44,6 +44,7 @@ class BuiltModel(Feature):
     """The transformers class an ``hf:`` target built and the head it carries: a --head KIND,
     'architectures' (the class the config names) or the default chosen for the config."""
 
+    name: ClassVar[str] = "model"
     cls: str
     head: str
 
@@ -78,6 +79,7 @@ class Generation(Feature):
     """The cost of ``generate(max_new_tokens=new_tokens)`` on ``prompt`` tokens per sample (the
     feature of ``--generate N``; see the module docstring)."""
 
+    name: ClassVar[str] = "generation"
     prompt: int
     new_tokens: int
     batch: int
