@@ -480,7 +480,7 @@ class Comparison:
         """The JSON contract: unit, targets, ratios (and latency_ratios when latency was measured)."""
         check_unit(self.unit)
         entry: dict[str, Any] = {"unit": self.unit, "targets": [t.to_dict(self.unit) for t in self.targets],
-                                 "ratios": list(self.ratios), "complete": all(t.complete for t in self.targets)}
+                                 "ratios": list(self.ratios)}
         if any(self.ratio_bounds):
             entry["ratio_bounds"] = [None if b is None else {"bound": b[0], "ratio": b[1]} for b in self.ratio_bounds]
         latency_ratios = self.latency_ratios
