@@ -106,11 +106,7 @@ def active_params(model: nn.Module, config: Any) -> tuple[int, int]:
 
 
 def _step_of(analysis: Analysis, tokens: int, cached: int) -> Step:
-    return Step(tokens, cached, analysis.macs, analysis.ops, complete=not _multiplies_unpriced(analysis))
-
-
-def _multiplies_unpriced(analysis: Analysis) -> bool:
-    return not analysis.complete
+    return Step(tokens, cached, analysis.macs, analysis.ops, complete=analysis.complete)
 
 
 def price_generation(model: nn.Module, config: Any, batch: int, prompt: int, new_tokens: int, dtype: str,
@@ -198,7 +194,7 @@ def _encode(model: nn.Module, batch: int, prompt: int, dtype: str, label: str) -
     ids = torch.zeros((batch, prompt), dtype=torch.int64, device="meta")
     with torch.no_grad(), MetaShapes():
         hidden = encoder(input_ids=ids)[0]
-    return analysis.macs, analysis.ops, not _multiplies_unpriced(analysis), (hidden,)
+    return analysis.macs, analysis.ops, analysis.complete, (hidden,)
 
 
 def _series(step: Callable[[int], Step], lo: int, hi: int) -> list[Step]:

@@ -47,6 +47,7 @@ runs use copies.
 from __future__ import annotations
 
 import ast
+import copy
 import importlib
 import inspect
 import os
@@ -254,8 +255,6 @@ def copy_holder(value: Any, device: str) -> Any:
     """A deep copy of an object holding tensors (a cache) for a run on ``device``: its tensors as
     meta tensors ('meta': no data copied) or clones ('cpu'). The caller's object is never given
     to a run, so its contents stay as they were."""
-    import copy
-
     memo: dict[int, Any] = {}
     for tensor in _object_tensors(value):
         memo[id(tensor)] = (torch.empty_like(tensor, device="meta") if device == "meta" or tensor.is_meta
