@@ -381,8 +381,6 @@ def test_layers_that_run_nothing_alone_are_listed_not_timed() -> None:
 
 
 def test_a_report_is_measured_again_while_other_work_holds_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dataclasses import replace
-
     from costlab.core.analysis import Comparison
     from costlab.app import latency_report as reports
 
@@ -393,8 +391,8 @@ def test_a_report_is_measured_again_while_other_work_holds_the_cpu(monkeypatch: 
     def fake_measure(*args: object, **kwargs: object) -> Comparison:
         calls.append(1)
         share = next(shares)
-        return Comparison(tuple(replace(analyze_expression(t, case.input),
-                                        latency=Latency(median=1.0, iqr=0.0, cpu_share=share))
+        return Comparison(tuple(analyze_expression(t, case.input).with_feature(
+                                    Latency(median=1.0, iqr=0.0, cpu_share=share))
                                 for t in case.targets))
 
     monkeypatch.setattr(reports, "measure_case", fake_measure)
