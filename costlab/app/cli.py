@@ -154,16 +154,12 @@ def add_latency_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
-
-
 def parse_checks(text: str) -> tuple[str, ...]:
     """'fvcore,torch' → ('fvcore', 'torch'); each name once, from CHECK_NAMES."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names or any(name not in CHECK_NAMES for name in names):
         raise CostlabError(f"bad --check {text!r}: expected a comma-separated list of {', '.join(CHECK_NAMES)}")
     return tuple(dict.fromkeys(names))
-
-
 
 
 def add_convention_option(parser: argparse.ArgumentParser) -> None:

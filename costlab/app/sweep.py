@@ -33,7 +33,7 @@ from ..core.errors import CostlabError
 from ..core.sizes import parse_size, size_problem
 from ..core.specs import Shape
 from .pipeline import prepare
-from .request import Request, Steps, target_kind, seq_among
+from .request import Request, Steps, seq_among, target_kind
 from .targets import parse_input
 from ..core.zoo import find_preset
 
