@@ -83,7 +83,7 @@ def test_the_python_api_and_the_command_line_give_one_answer() -> None:
 def test_the_peer_tools_are_named_once() -> None:
     """Every table of the other tools is keyed by costlab.core.tools, in its order."""
     from costlab.app import cli
-    from costlab.core.conventions import CONVENTIONS
+    from costlab.analyses.conventions import CONVENTIONS
 
     assert cli.CHECK_NAMES is PEER_TOOLS and cli.CONVENTION_NAMES is CONVENTION_TOOLS
     assert tuple(CONVENTIONS) == CONVENTION_TOOLS

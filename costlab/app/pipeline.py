@@ -33,7 +33,7 @@ def latency_step(device: str, threads: int | None = None, per_layer: bool = True
 
 
 def _freeze(value: Any) -> Any:
-    from ..core.training import parse_freeze
+    from ..analyses.training import parse_freeze
 
     return parse_freeze(value) if isinstance(value, str) else value
 
@@ -67,11 +67,11 @@ def prepare(request: Request) -> tuple[Analysis, Any]:
             module = request.target
         analysis = analyze_target(request)
     if freeze is not None:
-        from ..core.training import with_training
+        from ..analyses.training import with_training
 
         if requires_grad:
             if module is None:
-                from ..core.training import FreezeError
+                from ..analyses.training import FreezeError
 
                 raise FreezeError(f"--freeze requires_grad: {analysis.name} is not a module with requires_grad "
                                   "flags (a package.module:callable target)")
@@ -84,9 +84,11 @@ def prepare(request: Request) -> tuple[Analysis, Any]:
 
         analysis = cross_check(analysis, module, steps.check)
     if steps.convention:
-        analysis = analysis.with_convention(steps.convention)
+        from ..analyses.conventions import with_convention
+
+        analysis = with_convention(analysis, steps.convention)
     if steps.memory:
-        from ..core.memory import with_memory
+        from ..analyses.memory import with_memory
 
         inplace: tuple[str, ...] = ()
         if module is not None and request.kind.builds_module:
