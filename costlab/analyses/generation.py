@@ -26,18 +26,6 @@ from typing import Any, ClassVar, Sequence
 
 from ..core.features import Feature, Heading, View, blank, in_unit, unit_label
 
-#: ``--head KIND`` → the transformers auto class that builds the model with that head.
-HEADS = {
-    "none": "AutoModel",
-    "causal-lm": "AutoModelForCausalLM",
-    "masked-lm": "AutoModelForMaskedLM",
-    "seq2seq-lm": "AutoModelForSeq2SeqLM",
-    "speech-seq2seq": "AutoModelForSpeechSeq2Seq",
-    "classification": "AutoModelForSequenceClassification",
-    "image-classification": "AutoModelForImageClassification",
-    "image-text-to-text": "AutoModelForImageTextToText",
-}
-
 
 @dataclass(frozen=True)
 class BuiltModel(Feature):

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from ..core.analysis import Analysis
-from ..analyses.generation import HEADS, BuiltModel
+from ..analyses.generation import BuiltModel
+from ..core.tools import HEADS
 from ..core.errors import TargetError
 from ..core.inputs import Inputs, TensorSpec
 from .recorder import one_line
