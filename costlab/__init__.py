@@ -77,7 +77,8 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
                             options=options, name=name,
                             steps=Steps(freeze=freeze, check=checks, convention=convention,
                                         memory=(optimizer or "adam") if memory or optimizer is not None else None,
-                                        measure=measure)))
+                                        measure=measure),
+                            head=head, generate=generate))
 
 
 def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
