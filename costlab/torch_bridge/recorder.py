@@ -337,7 +337,24 @@ def call_module(recorder: Recorder, path: str, module: nn.Module, args: tuple, k
     start = len(recorder.layers)
     value = _apply(recorder, call, start, rule, module, args, kwargs)
     recorder.settle(start, [*own_tensors(module), *call.params], path)
+    list_parametrizations(recorder, path, module)
     return value
+
+
+def list_parametrizations(recorder: Recorder, path: str, module: nn.Module) -> None:
+    """A module parametrized by ``torch.nn.utils.parametrize`` rebuilds each parametrized tensor
+    from its original on every access (``module.weight`` runs the parametrization's forward:
+    orthogonal's matrix exponential or Householder products, a symmetric fold, …). The leaf's rule
+    prices the layer from its shapes; the parametrization's arithmetic is not priced, so it is
+    listed as unsupported (the counts are then a lower bound), never counted as zero."""
+    parametrizations = module.__dict__.get("_modules", {}).get("parametrizations")
+    if not isinstance(parametrizations, nn.ModuleDict):
+        return
+    for tensor, chain in parametrizations.items():
+        steps = " → ".join(type(step).__name__ for step in chain)
+        recorder.unsupported.append(Unsupported(
+            f"{path}.parametrizations.{tensor}" if path else f"parametrizations.{tensor}", steps,
+            f"the parametrization rebuilds {tensor} on every access; its arithmetic is not priced"))
 
 
 def _apply(recorder: Recorder, call: Call, start: int, rule: Any, *arguments: Any) -> Any:
