@@ -337,24 +337,22 @@ def call_module(recorder: Recorder, path: str, module: nn.Module, args: tuple, k
     start = len(recorder.layers)
     value = _apply(recorder, call, start, rule, module, args, kwargs)
     recorder.settle(start, [*own_tensors(module), *call.params], path)
-    list_parametrizations(recorder, path, module)
     return value
 
 
-def list_parametrizations(recorder: Recorder, path: str, module: nn.Module) -> None:
-    """A module parametrized by ``torch.nn.utils.parametrize`` rebuilds each parametrized tensor
-    from its original on every access (``module.weight`` runs the parametrization's forward:
-    orthogonal's matrix exponential or Householder products, a symmetric fold, …). The leaf's rule
-    prices the layer from its shapes; the parametrization's arithmetic is not priced, so it is
-    listed as unsupported (the counts are then a lower bound), never counted as zero."""
-    parametrizations = module.__dict__.get("_modules", {}).get("parametrizations")
-    if not isinstance(parametrizations, nn.ModuleDict):
-        return
-    for tensor, chain in parametrizations.items():
-        steps = " → ".join(type(step).__name__ for step in chain)
-        recorder.unsupported.append(Unsupported(
-            f"{path}.parametrizations.{tensor}" if path else f"parametrizations.{tensor}", steps,
-            f"the parametrization rebuilds {tensor} on every access; its arithmetic is not priced"))
+def parametrizations(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(tensor name, its ParametrizationList) of a module parametrized by ``torch.nn.utils.parametrize``:
+    each rebuilds its tensor from the original on every access (``module.weight`` runs it)."""
+    found = module.__dict__.get("_modules", {}).get("parametrizations")
+    return list(found.items()) if isinstance(found, nn.ModuleDict) else []
+
+
+def list_parametrization(recorder: Recorder, path: str, tensor: str, chain: nn.Module, why: str) -> None:
+    """List a parametrization whose arithmetic is not priced (the counts are then a lower bound)."""
+    recorder.unsupported.append(Unsupported(
+        f"{path}.parametrizations.{tensor}" if path else f"parametrizations.{tensor}",
+        " → ".join(type(step).__name__ for step in chain),
+        f"the parametrization rebuilds {tensor} on every access; {why}"))
 
 
 def _apply(recorder: Recorder, call: Call, start: int, rule: Any, *arguments: Any) -> Any:
