@@ -38,7 +38,7 @@ import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from ..core.errors import CostlabError
 from ..core.features import FLOPS_PER_MAC, Feature
