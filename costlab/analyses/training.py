@@ -258,16 +258,6 @@ class TrainingCost(Feature):
         """The first layer with trainable parameters, or None when everything is frozen."""
         return next((layer.name for layer in self.layers if layer.trainable_params), None)
 
-    def summary(self) -> str:
-        """'frozen: 36 of 41 layers with parameters (0.9), conv1 … layer4.0.bn2; trainable from …'."""
-        count = len(self.frozen)
-        text = f"--freeze {self.freeze.text}: {count} of {self.param_layers} layers with parameters frozen"
-        if count:
-            text += f" ({self.frozen[0]}" + (f" … {self.frozen[-1]})" if count > 1 else ")")
-        first = self.first_trainable()
-        text += f"; trainable from {first}" if first else "; nothing trainable (forward only)"
-        return text + ". Train step = forward + backward, loss and optimiser update not included."
-
     def to_dict(self) -> dict[str, Any]:
         """The target-level fields of the JSON contract (``freeze`` describes what was frozen)."""
         return {"trainable_params": self.trainable_params, "frozen_params": self.frozen_params,

@@ -9,6 +9,17 @@ from ..view import Heading, View, blank
 from .registry import Presenter, register
 
 
+def freeze_summary(cost: Any) -> str:
+    """'--freeze 0.9: 36 of 41 layers with parameters frozen (conv1 … layer4.0.bn2); trainable from …'."""
+    count = len(cost.frozen)
+    text = f"--freeze {cost.freeze.text}: {count} of {cost.param_layers} layers with parameters frozen"
+    if count:
+        text += f" ({cost.frozen[0]}" + (f" … {cost.frozen[-1]})" if count > 1 else ")")
+    first = cost.first_trainable()
+    text += f"; trainable from {first}" if first else "; nothing trainable (forward only)"
+    return text + ". Train step = forward + backward, loss and optimiser update not included."
+
+
 @register("training")
 class TrainingPresenter(Presenter):
     """Per layer which gradients it computes and its train-step MACs; side by side the trainable
@@ -59,4 +70,4 @@ class TrainingPresenter(Presenter):
                 f"{view.count(feature.trainable_params)} trainable and {view.count(feature.frozen_params)} frozen params")
 
     def table_notes(self, feature: Any, unit: str) -> list[str]:
-        return [feature.summary()]
+        return [freeze_summary(feature)]
