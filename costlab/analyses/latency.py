@@ -9,7 +9,6 @@ from typing import Any, ClassVar, Mapping
 
 from ..core.features import Feature
 
-NOISY = "noisy"
 #: A CPU target whose process got less than this share of its threads' time is called out.
 CPU_SHARE_WARNING = 0.75
 

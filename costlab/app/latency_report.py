@@ -22,6 +22,7 @@ from ..core.errors import CostlabError
 from ..render.features.latency import latency_text, threads_text
 from ..render.numbers import Style, count, number
 from ..core.specs import Shape
+from .request import Request
 from .targets import analyze_target
 
 Progress = Callable[[str], None]
@@ -63,7 +64,7 @@ LATENCY_CASES: dict[str, LatencyCase] = {
 
 def case_measurement_count(case: LatencyCase) -> int:
     """Timings one report takes: each target whole and each of its layers."""
-    return sum(1 + len(analyze_target(t, case.input).layers) for t in case.targets)
+    return sum(1 + len(analyze_target(Request.of(t, case.input)).layers) for t in case.targets)
 
 
 def measure_case(case: LatencyCase, device: str = "cpu", threads: int | None = None, batch: int = 1,
@@ -74,7 +75,7 @@ def measure_case(case: LatencyCase, device: str = "cpu", threads: int | None = N
     :class:`~.timing.TimingSettings` (default: the standard care).
     """
     from ..torch_bridge.latency import LatencySettings, measure_all
-    analyses = [analyze_target(t, case.input, batch) for t in case.targets]
+    analyses = [analyze_target(Request.of(t, case.input, batch=batch)) for t in case.targets]
     settings = (LatencySettings(device=device, threads=threads) if timing is None else
                 LatencySettings(device=device, threads=threads, timing=timing, target_timing=None))
     return Comparison(tuple(measure_all(analyses, settings, peaks=peaks, progress=progress)))

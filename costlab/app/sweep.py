@@ -32,8 +32,9 @@ from ..core.analysis import FLOPS_PER_MAC, Analysis
 from ..core.errors import CostlabError
 from ..core.sizes import parse_size, size_problem
 from ..core.specs import Shape
-from .pipeline import Steps, prepare
-from .targets import is_module_target, parse_input, seq_for
+from .pipeline import prepare
+from .request import Request, Steps, seq_among, target_kind
+from .targets import parse_input
 from ..core.zoo import find_preset
 
 #: Parameters that vary the analysis itself rather than a placeholder or an option.
@@ -284,7 +285,10 @@ def _check_templates(targets: Sequence[str], param: Param) -> None:
 
 def _takes_options(target: str) -> bool:
     """A preset (with or without options in parentheses) or ``package.module:callable``."""
-    return find_preset(target.partition("(")[0].strip()) is not None or is_module_target(target)
+    try:
+        return target_kind(target).takes_options
+    except CostlabError:  # an empty target: refused where it is priced
+        return False
 
 
 def _default_input(target: str, input: Shape | None) -> Shape:
@@ -345,6 +349,7 @@ def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, 
                          "an expression, sweep an option of a preset, or input, batch or freeze")
     fixed_freeze = parse_freeze(freeze) if freeze is not None else None
     points = []
+    seqs = dict(zip(targets, seq_among(targets, seq)))
     for value in param.values:
         for target in targets:
             text, point_input, point_batch = target, input, batch
@@ -360,9 +365,9 @@ def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, 
             elif _takes_options(target):
                 point_options[param.name] = value
             try:  # the same pipeline as costlab.analyze and compare
-                analysis, module = prepare(text, point_input, point_batch, dtype, point_options,
-                                           seq=seq_for(text, seq, targets),
-                                           steps=Steps(freeze=point_freeze, timed=bool(measures)))
+                analysis, module = prepare(Request.of(
+                    text, point_input, batch=point_batch, dtype=dtype, seq=seqs[target], options=point_options,
+                    steps=Steps(freeze=point_freeze, timed=bool(measures))))
             except CostlabError as error:
                 raise SweepError(f"at {param.name}={value}: {error}") from None
             measured: dict[str, Any] = {}

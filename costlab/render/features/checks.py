@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ...analyses.checks import AGREEMENT_ORDER
 from ...core.features import in_unit, unit_label
 from ..formats import Format
 from ..numbers import Style, number
@@ -81,6 +80,7 @@ class ChecksPresenter(Presenter):
     def layer_cells(self, feature: Any, headings: Sequence[Heading], row: Any, members: Sequence[Any],
                     unit: str, view: View | None) -> list[Any]:
         """Per check: the tool's count of the row's layers and their worst agreement."""
+        from ...analyses.checks import AGREEMENT_ORDER  # not on `costlab compare`'s path
         cells: list[Any] = []
         for heading in headings[::2]:
             check = feature.entries.get(heading.key)

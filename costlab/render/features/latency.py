@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ...analyses.latency import CPU_SHARE_WARNING, NOISY
 from ..numbers import Style, number
 from ..view import Heading, View
 from .registry import Presenter, register
 
+#: The mark of a noisy measurement in tables (JSON: "noisy": true).
+NOISY = "noisy"
 LAYER_LATENCY_HEADERS = ["ms ± IQR", "GFLOP/s", "FLOP/B", "bound", "roofline ms"]
 LAYER_LATENCY_CSV = ["latency_ms", "latency_iqr_ms", "latency_noisy", "achieved_gflops", "intensity",
                      "bound", "roofline_ms"]
@@ -130,6 +131,7 @@ def _layer_latency_cells(latency: Any, view: View | None) -> list[Any]:
 
 def latency_notes(analyses: Sequence[Any]) -> list[str]:
     """How latency was measured and the peaks of the roofline (every analysis measured)."""
+    from ...analyses.latency import CPU_SHARE_WARNING  # not on `costlab compare`'s path
     first = analyses[0]
     latency = first.latency
     assert latency is not None
