@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Collection, Sequence
 
 from ..core.errors import CostlabError
-from ..core.features import Feature, Heading, View, blank
+from ..core.features import Feature
 from ..core.formulas import group, numel
 from ..core.graph import DTYPE_BYTES
 from ..core.registry import SpecRegistry
@@ -110,14 +110,6 @@ class LayerMemory:
     def to_dict(self) -> dict[str, Any]:
         return {"live_bytes": self.inference_live, "train_live_bytes": self.train_live,
                 "saved_bytes": self.saved, "grad_bytes": self.grads}
-
-
-def mebibytes(n: int) -> str:
-    """Bytes in binary units with two decimals: 102,228,128 → '97.49 MiB', 6,088 → '5.95 KiB'."""
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:,.2f} {unit}"
-    return f"{n} B"
 
 
 @dataclass(frozen=True)
@@ -178,51 +170,6 @@ class Memory(Feature):
     def layer_json(self, name: str) -> dict[str, Any]:
         layer = self.by_name().get(name)
         return layer.to_dict() if layer is not None else {}
-
-    @classmethod
-    def layer_columns(cls, group: Sequence[Any], unit: str, view: View | None) -> list[Heading]:
-        if view is None:
-            return [Heading("live_bytes"), Heading("saved_bytes")]
-        return [Heading("live", True, 65), Heading("saved", True, 60)]
-
-    def layer_cells(self, headings: Sequence[Heading], row: Any, members: Sequence[Any], unit: str,
-                    view: View | None) -> list[Any]:
-        """The largest live bytes at inference among the row's layers, and the bytes they save for backward."""
-        per_name = self.by_name()
-        found = [per_name[m.name] for m in members if m.name in per_name]
-        if not found:
-            return blank(headings)
-        cells = [max(m.inference_live for m in found), sum(m.saved for m in found)]
-        return cells if view is None else [view.bytes(v) for v in cells]
-
-    def total_cells(self, headings: Sequence[Heading], unit: str, view: View) -> list[str]:
-        return [view.bytes(self.inference_peak), view.bytes(self.saved)]
-
-    @classmethod
-    def side_by_side(cls, group: Sequence[Any], unit: str, view: View | None) -> tuple[list[Heading], list[list[Any]]]:
-        """In a table the peaks (its own 'weights' column shows the weights); in CSV the optimizer too."""
-        if view is None:
-            headings = [Heading(t) for t in ("optimizer", "weights_bytes", "inference_peak_bytes",
-                                             "training_peak_bytes")]
-            return headings, [blank(headings) if m is None else
-                              [m.optimizer, m.weights, m.inference_peak, m.training_peak] for m in group]
-        headings = [Heading("inference peak", True, 62), Heading("training peak", True, 58)]
-        return headings, [blank(headings) if m is None else
-                          [view.bytes(m.inference_peak), view.bytes(m.training_peak)] for m in group]
-
-    def headline(self, unit: str, view: View) -> str:
-        return (f"weights {view.bytes(self.weights)}, inference peak {view.bytes(self.inference_peak)}, "
-                f"training peak {view.bytes(self.training_peak)} ({self.optimizer})")
-
-    def table_notes(self, unit: str) -> list[str]:
-        """The summary with its closed forms."""
-        lines = [f"memory ({self.dtype}, {self.optimizer}): weights {mebibytes(self.weights)}, inference peak "
-                 f"{mebibytes(self.inference_peak)} at {self.inference_peak_at}, training-step peak "
-                 f"{mebibytes(self.training_peak)} ({self.training_peak_at}); saved for backward "
-                 f"{mebibytes(self.saved)}, optimizer state {mebibytes(self.optimizer_state)}"]
-        lines += [f"  {key}: {text}" for key, text in self.formulas.items()]
-        lines += [f"  {note}" for note in self.notes]
-        return lines
 
 
 # --- per-op rules ----------------------------------------------------------------------------

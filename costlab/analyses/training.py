@@ -38,10 +38,10 @@ import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from ..core.errors import CostlabError
-from ..core.features import FLOPS_PER_MAC, Feature, Heading, View, blank, in_unit, unit_label
+from ..core.features import FLOPS_PER_MAC, Feature
 from ..core.formulas import group, numel, recurrent_batch_steps
 from ..core.registry import SpecRegistry
 from ..core.specs import (RECURRENT_GATES, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
@@ -261,16 +261,6 @@ class TrainingCost(Feature):
         """The first layer with trainable parameters, or None when everything is frozen."""
         return next((layer.name for layer in self.layers if layer.trainable_params), None)
 
-    def summary(self) -> str:
-        """'frozen: 36 of 41 layers with parameters (0.9), conv1 … layer4.0.bn2; trainable from …'."""
-        count = len(self.frozen)
-        text = f"--freeze {self.freeze.text}: {count} of {self.param_layers} layers with parameters frozen"
-        if count:
-            text += f" ({self.frozen[0]}" + (f" … {self.frozen[-1]})" if count > 1 else ")")
-        first = self.first_trainable()
-        text += f"; trainable from {first}" if first else "; nothing trainable (forward only)"
-        return text + ". Train step = forward + backward, loss and optimiser update not included."
-
     def to_dict(self) -> dict[str, Any]:
         """The target-level fields of the JSON contract (``freeze`` describes what was frozen)."""
         return {"trainable_params": self.trainable_params, "frozen_params": self.frozen_params,
@@ -290,55 +280,6 @@ class TrainingCost(Feature):
     def layer_json(self, name: str) -> dict[str, Any]:
         layer = self.by_name().get(name)
         return layer.to_dict() if layer is not None else {}
-
-    @classmethod
-    def layer_columns(cls, group: Sequence[Any], unit: str, view: View | None) -> list[Heading]:
-        if view is None:
-            return [Heading(t) for t in ("trainable_params", "frozen_params",
-                                         f"train_step_{unit_label(unit).lower()}", "grads")]
-        return [Heading("grads", False, 40), Heading(f"train-step {unit_label(unit)}", True, 75)]
-
-    def layer_cells(self, headings: Sequence[Heading], row: Any, members: Sequence[Any], unit: str,
-                    view: View | None) -> list[Any]:
-        """Which gradients the row's layers compute ('mixed' when they differ), their train-step
-        MACs (and in CSV their trainable and frozen params)."""
-        per_name = self.by_name()
-        found = [per_name[m.name] for m in members if m.name in per_name]
-        if not found:
-            return blank(headings)
-        grads = {t.grads for t in found}
-        kind = grads.pop() if len(grads) == 1 else "mixed"
-        step = in_unit(sum(t.train_step_macs for t in found), unit)
-        if view is None:
-            return [sum(t.trainable_params for t in found), sum(t.frozen_params for t in found), step, kind]
-        return [kind, view.count(step)]
-
-    def total_cells(self, headings: Sequence[Heading], unit: str, view: View) -> list[str]:
-        return ["", view.count(in_unit(self.train_step_macs, unit))]
-
-    @classmethod
-    def side_by_side(cls, group: Sequence[Any], unit: str, view: View | None) -> tuple[list[Heading], list[list[Any]]]:
-        if view is None:
-            headings = [Heading(t) for t in ("trainable_params", "frozen_params",
-                                             f"train_step_{unit_label(unit).lower()}")]
-        else:
-            headings = [Heading("trainable", True, 70), Heading("frozen", True, 55),
-                        Heading(f"train-step {unit_label(unit)}", True, 75)]
-        rows = []
-        for cost in group:
-            if cost is None:
-                rows.append(blank(headings))
-                continue
-            cells = [cost.trainable_params, cost.frozen_params, in_unit(cost.train_step_macs, unit)]
-            rows.append(cells if view is None else [view.count(v) for v in cells])
-        return headings, rows
-
-    def headline(self, unit: str, view: View) -> str:
-        return (f"train step {view.count(in_unit(self.train_step_macs, unit))} {unit_label(unit)}, "
-                f"{view.count(self.trainable_params)} trainable and {view.count(self.frozen_params)} frozen params")
-
-    def table_notes(self, unit: str) -> list[str]:
-        return [self.summary()]
 
 
 def attention_backward_macs(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...],
