@@ -16,15 +16,15 @@ those one token meets (a mixture of experts runs top-k of E experts: the others'
 active).
 
 :class:`BuiltModel` says which transformers class an ``hf:`` target built, and why (its head).
-The core's: no torch, no renderer.
+No torch, no renderer: costlab.render.features.generation draws them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
-from ..core.features import Feature, Heading, View, blank, in_unit, unit_label
+from ..core.features import Feature, in_unit
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,6 @@ class BuiltModel(Feature):
 
     def json_fields(self, unit: str) -> dict[str, Any]:
         return {"model_class": self.cls, "head": self.head}
-
-    def headline(self, unit: str, view: View) -> str:
-        why = "named by the config" if self.head == "architectures" else f"head {self.head}"
-        return f"built {self.cls} ({why})"
 
 
 @dataclass(frozen=True)
@@ -117,68 +113,3 @@ class Generation(Feature):
 
     def json_fields(self, unit: str) -> dict[str, Any]:
         return {"generation": self.to_dict(unit)}
-
-    def _bound(self, complete: bool) -> str:
-        return "" if complete else "≥ "
-
-    def headline(self, unit: str, view: View) -> str:
-        label = unit_label(unit)
-        first, last = (self.steps[0], self.steps[-1]) if self.steps else (None, None)
-        per_token = ("" if first is None else
-                     f", decode {self._bound(first.complete)}{view.count(in_unit(first.macs, unit))}"
-                     f"…{view.count(in_unit(last.macs, unit))} {label}/token")  # type: ignore[union-attr]
-        return (f"generate {self.new_tokens}: prefill {self._bound(self.prefill.complete)}"
-                f"{view.count(in_unit(self.prefill.macs, unit))} {label}{per_token}, total "
-                f"{self._bound(self.complete)}{view.count(in_unit(self.macs, unit))}; KV cache "
-                f"{view.bytes(self.kv_cache_bytes)}, weights {view.bytes(self.weights_bytes)}")
-
-    @classmethod
-    def side_by_side(cls, group: Sequence[Any], unit: str, view: View | None) -> tuple[list[Heading], list[list[Any]]]:
-        if view is None:
-            headings = [Heading(t) for t in ("prefill_macs", "decode_first_macs", "decode_last_macs", "decode_macs",
-                                             "kv_cache_bytes")]
-            return headings, [blank(headings) if g is None else
-                              [in_unit(g.prefill.macs, unit),
-                               in_unit(g.steps[0].macs, unit) if g.steps else "",
-                               in_unit(g.steps[-1].macs, unit) if g.steps else "",
-                               in_unit(g.decode_macs, unit), g.kv_cache_bytes] for g in group]
-        headings = [Heading("prefill", True, 70), Heading("per token", True, 68), Heading("generate", True, 66),
-                    Heading("KV cache", True, 64)]
-        rows = []
-        for g in group:
-            if g is None:
-                rows.append(blank(headings))
-                continue
-            per_token = ("–" if not g.steps else
-                         f"{view.count(in_unit(g.steps[0].macs, unit))}…{view.count(in_unit(g.steps[-1].macs, unit))}")
-            rows.append([g._bound(g.prefill.complete) + view.count(in_unit(g.prefill.macs, unit)), per_token,
-                         g._bound(g.complete) + view.count(in_unit(g.macs, unit)), view.bytes(g.kv_cache_bytes)])
-        return headings, rows
-
-    def section(self, analysis: Any, unit: str, view: View, compact: bool) -> list[str]:
-        """A table of the phases: prefill, the first and last decode steps, all of decode, the total;
-        then the cache and the weights."""
-        label = unit_label(unit)
-        rows = [["prefill", str(self.prompt), "0", self._bound(self.prefill.complete)
-                 + view.count(in_unit(self.prefill.macs, unit))]]
-        if self.steps:
-            first, last = self.steps[0], self.steps[-1]
-            rows.append(["decode, first step", "1", str(first.cached),
-                         self._bound(first.complete) + view.count(in_unit(first.macs, unit))])
-            rows.append(["decode, last step", "1", str(last.cached),
-                         self._bound(last.complete) + view.count(in_unit(last.macs, unit))])
-            rows.append([f"decode, {len(self.steps)} steps", str(len(self.steps)), "",
-                         self._bound(all(s.complete for s in self.steps)) + view.count(in_unit(self.decode_macs, unit))])
-        rows.append([f"generate {self.new_tokens} tokens", "", "", self._bound(self.complete)
-                     + view.count(in_unit(self.macs, unit))])
-        table, _ = view.table(["phase", "tokens", "cached", label], rows, [False, True, True, True])
-        kinds = ", ".join(f"{layers} {kind} layer{'s' if layers != 1 else ''} {view.bytes(size)}"
-                          for kind, layers, size in self.cache_layers)
-        lines = [f"KV cache after the last step ({self.prompt + self.new_tokens - 1} positions, {self.dtype}, "
-                 f"batch {self.batch}): {view.bytes(self.kv_cache_bytes)}" + (f" ({kinds})" if kinds else ""),
-                 f"weights: {view.bytes(self.weights_bytes)}; params {view.count(self.params)}, active per token "
-                 f"{view.count(self.active_params)}"]
-        lines += list(self.notes)
-        return ["", f"{analysis.name}: generate(max_new_tokens={self.new_tokens}) on {self.prompt} prompt tokens, "
-                f"batch {self.batch}:", "",
-                table] + view.prose(lines)
