@@ -112,14 +112,17 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
 
         analysis = with_convention(analysis, steps.convention)
     if steps.memory:
-        from ..analyses.memory import with_memory
-
-        inplace: tuple[str, ...] = ()
         if module is not None and analysis.kind == "module":
+            from ..torch_bridge.lifetimes import predict_memory
             from ..torch_bridge.memory import inplace_layers
 
-            inplace = inplace_layers(module, analysis)  # a module's own in-place activations
-        analysis = with_memory(analysis, steps.memory, inplace)
+            # a module's peaks follow its own forward (a meta run); its in-place flags for the per-layer view
+            analysis = analysis.with_feature(predict_memory(analysis, module, steps.memory, inputs,
+                                                            inplace_layers(module, analysis)))
+        else:
+            from ..analyses.memory import with_memory
+
+            analysis = with_memory(analysis, steps.memory)
     return analysis, module
 
 

@@ -1,0 +1,326 @@
+"""Predict what a module holds by following its own forward on the meta device: storage lifetimes.
+
+The module is copied onto the meta device (no bytes allocated: parameters and buffers become meta
+tensors of the same shapes and dtypes) and run the way :mod:`costlab.torch_bridge.memory` measures it:
+
+- inference: eval mode, ``torch.no_grad()``, one forward;
+- training step: train mode, ``zero_grad(set_to_none=True)``, ``loss = <first floating output>.sum()``,
+  ``loss.backward()``, ``optimizer.step()``, twice (the second step runs with the optimizer state
+  already there: the steady state); frozen parameters have ``requires_grad=False`` and stay out of the
+  optimizer.
+
+Under a ``TorchDispatchMode`` (:class:`StorageLifetimes`) every storage an op creates is counted at
+its ``nbytes`` when it appears, and uncounted by a ``weakref`` callback when Python drops its last
+reference: the frees happen when the module's own code lets go of a tensor (a residual ``identity``
+held to the end of a block, a ``Sequential``'s argument held by its caller, an in-place activation
+writing into its input's storage), when autograd releases what it saved for an op's backward, when a
+gradient has been accumulated, and when the optimizer's temporaries go. The peak is the largest total
+after any op. This is what ``MemTracker`` does on real tensors, so the prediction is exact by
+construction wherever the meta kernels create the tensors the CPU kernels create; it cannot see what no
+tensor holds (a kernel's workspace, the allocator's caching and rounding, Python objects).
+
+A forward that cannot run on meta tensors (an op that reads data: ``nonzero``, ``.item()``) has no
+followed peaks: :func:`predict_memory` says so and keeps the layer graph's liveness
+(:mod:`costlab.analyses.memory`).
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Collection, Iterable
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from ..analyses.memory import Memory, memory, mebibytes
+from ..core.analysis import Analysis
+from ..core.errors import CostlabError
+from ..core.formulas import group
+
+
+class StorageLifetimes(TorchDispatchMode):
+    """Bytes of the storages alive at each moment, and the peak: each storage counted once (views and
+    in-place results share it), from the op that creates it until its last reference goes."""
+
+    def __init__(self, where: Callable[[], str] = lambda: "") -> None:
+        super().__init__()
+        self._alive: dict[int, weakref.ref] = {}
+        self.live = 0
+        self.peak = 0
+        self.peak_at = ""
+        self._where = where
+
+    def hold(self, tensors: Iterable[Any]) -> None:
+        """Count the storages of ``tensors`` (those made before the run: weights, inputs, state)."""
+        for tensor in tensors:
+            self._count(tensor)
+        self._note_peak()
+
+    def _count(self, tensor: Any) -> None:
+        if not isinstance(tensor, torch.Tensor) or tensor.layout != torch.strided:
+            return
+        storage = tensor.untyped_storage()
+        key = id(storage)
+        if key in self._alive:
+            return
+        size = storage.nbytes()
+
+        def gone(_ref: weakref.ref, key: int = key, size: int = size) -> None:
+            if self._alive.pop(key, None) is not None:
+                self.live -= size
+
+        self._alive[key] = weakref.ref(storage, gone)
+        self.live += size
+
+    def _note_peak(self) -> None:
+        if self.live > self.peak:
+            self.peak, self.peak_at = self.live, self._where()
+
+    def restart_peak(self) -> None:
+        """Begin a new phase: its peak starts from what is alive now."""
+        self.peak, self.peak_at = self.live, self._where()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_flatten(out)[0]:
+            self._count(tensor)
+        self._note_peak()
+        return out
+
+
+def meta_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` whose parameters and buffers are meta tensors of the same shapes,
+    dtypes and ``requires_grad`` (tied weights stay tied); the module itself is left as it was."""
+    memo: dict[int, Any] = {}
+    for parameter in module.parameters():
+        memo[id(parameter)] = nn.Parameter(torch.empty_like(parameter, device="meta"),
+                                           requires_grad=parameter.requires_grad)
+    for buffer in module.buffers():
+        memo[id(buffer)] = torch.empty_like(buffer, device="meta")
+    return copy.deepcopy(module, memo)
+
+
+def first_floating(output: Any) -> torch.Tensor:
+    """The tensor a training step sums into its loss: the first floating-point tensor of the output
+    (a ModelOutput's first field: logits or the last hidden state)."""
+    values = output.to_tuple() if hasattr(output, "to_tuple") else output
+    for leaf in tree_flatten(values)[0]:
+        if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
+            return leaf
+    raise CostlabError("the module's output has no floating-point tensor to sum into a loss")
+
+
+def training_steps(module: nn.Module, args: tuple, kwargs: dict, optimizer: torch.optim.Optimizer | None,
+                   steps: int, between: Callable[[str], None] = lambda phase: None) -> None:
+    """``steps`` training steps of ``module`` (train mode): zero_grad(set_to_none=True), loss = the first
+    floating output's sum, backward, optimizer step; then zero_grad. ``between(phase)`` is called as each
+    phase begins ('forward', 'backward', 'step'). Without an optimizer (everything frozen): forwards only."""
+    for _ in range(steps):
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+        between("forward")
+        loss = first_floating(module(*args, **kwargs)).sum()
+        between("backward")
+        if optimizer is not None and loss.requires_grad:
+            loss.backward()
+        del loss
+        between("step")
+        if optimizer is not None:
+            optimizer.step()
+    if optimizer is not None:
+        optimizer.zero_grad(set_to_none=True)
+
+
+@dataclass(frozen=True)
+class FollowedPeaks:
+    """What the followed run held (bytes): the inference peak, and the training step's peaks by phase."""
+
+    weights: int
+    buffers: int
+    inputs: int
+    trainable: int
+    optimizer_state: int
+    saved: int               # held by the training forward's end beyond what was alive before it
+    inference_peak: int
+    inference_peak_at: str
+    forward_peak: int
+    forward_peak_at: str
+    backward_peak: int
+    step_peak: int
+
+    @property
+    def training_peak(self) -> int:
+        return max(self.forward_peak, self.backward_peak, self.step_peak)
+
+    @property
+    def training_peak_at(self) -> str:
+        return max((self.forward_peak, f"forward {self.forward_peak_at}"), (self.backward_peak, "backward"),
+                   (self.step_peak, "optimizer step"), key=lambda c: c[0])[1]
+
+
+def _unique_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    seen: dict[int, int] = {}
+    for tensor in tensors:
+        storage = tensor.untyped_storage()
+        seen[id(storage)] = storage.nbytes()
+    return sum(seen.values())
+
+
+class _Location:
+    """The module path the forward is in (forward pre/post hooks on the copy's modules)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.stack: list[str] = []
+        self.handles = []
+        for name, child in module.named_modules():
+            self.handles.append(child.register_forward_pre_hook(self._enter(name or "(root)")))
+            self.handles.append(child.register_forward_hook(self._leave))
+
+    def _enter(self, name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any) -> None:
+            self.stack.append(name)
+        return hook
+
+    def _leave(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self.stack:
+            self.stack.pop()
+
+    def __call__(self) -> str:
+        return self.stack[-1] if self.stack else "input"
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def follow_memory(module: nn.Module, args: tuple, kwargs: dict | None = None, optimizer: str = "adam",
+                  frozen: Collection[str] = (), steps: int = 2) -> FollowedPeaks:
+    """Follow ``module``'s own forward (a meta copy) at inference and over ``steps`` training steps.
+
+    ``args``/``kwargs``: the forward's arguments (any device: meta copies are made); ``frozen``: names of
+    parameters (``named_parameters``) to freeze for the training step. The module is left as it was."""
+    from .memory import make_optimizer
+
+    kwargs = kwargs or {}
+    copied = meta_copy(module)
+    for name, parameter in copied.named_parameters():
+        parameter.requires_grad_(name not in frozen)
+    meta_args, meta_kwargs = _to_meta((args, kwargs))
+    inputs = [t for t in tree_flatten((meta_args, meta_kwargs))[0] if isinstance(t, torch.Tensor)]
+    parameters = list(copied.parameters())
+    weights = _unique_bytes(parameters)
+    buffers = _unique_bytes(copied.buffers())
+    where = _Location(copied)
+    try:
+        copied.eval()
+        lifetimes = StorageLifetimes(where)
+        lifetimes.hold([*parameters, *copied.buffers(), *inputs])
+        with torch.no_grad(), lifetimes:
+            output = copied(*meta_args, **meta_kwargs)
+            del output
+        inference_peak, inference_at = lifetimes.peak, lifetimes.peak_at
+
+        copied.train()
+        trainable = [p for p in parameters if p.requires_grad]
+        opt = make_optimizer(trainable, optimizer) if trainable else None
+        lifetimes = StorageLifetimes(where)
+        lifetimes.hold([*parameters, *copied.buffers(), *inputs])
+        peaks: dict[str, tuple[int, str]] = {}
+        marks: dict[str, int] = {}
+        phase = ""
+
+        def between(next_phase: str) -> None:
+            nonlocal phase
+            if phase:
+                previous = peaks.get(phase, (0, ""))
+                if lifetimes.peak > previous[0]:
+                    peaks[phase] = (lifetimes.peak, lifetimes.peak_at)
+            marks[next_phase] = lifetimes.live
+            lifetimes.restart_peak()
+            phase = next_phase
+
+        with lifetimes:
+            training_steps(copied, meta_args, meta_kwargs, opt, steps, between)
+            between("")
+        state = [t for s in (opt.state.values() if opt is not None else ()) for t in s.values()
+                 if isinstance(t, torch.Tensor)]
+        optimizer_state = _unique_bytes(state)
+        saved = max(0, marks.get("backward", 0) - marks.get("forward", 0))
+    finally:
+        where.remove()
+    return FollowedPeaks(weights, buffers, _unique_bytes(inputs), _unique_bytes(trainable), optimizer_state,
+                         saved, inference_peak, inference_at, *peaks.get("forward", (0, "")),
+                         peaks.get("backward", (0, ""))[0], peaks.get("step", (0, ""))[0])
+
+
+def _to_meta(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return torch.empty_like(value, device="meta")
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_to_meta(v) for v in value)
+    if isinstance(value, dict):
+        return {key: _to_meta(v) for key, v in value.items()}
+    return value
+
+
+def frozen_names(module: nn.Module, analysis: Analysis) -> set[str]:
+    """Names of the parameters of the layers ``analysis.training`` freezes (``--freeze``)."""
+    from .memory import frozen_parameters
+
+    frozen = {id(p) for p in frozen_parameters(module, analysis)}
+    return {name for name, p in module.named_parameters() if id(p) in frozen}
+
+
+def analysis_arguments(analysis: Analysis, inputs: Any = None) -> tuple[tuple, dict]:
+    """The forward's arguments on the meta device: ``inputs`` as given to the analysis, else one float
+    tensor of the analysis' batch and input shape (at its dtype)."""
+    from ..core.inputs import Inputs, TensorSpec
+    from .trace import as_inputs, materialize
+
+    if inputs is None:
+        inputs = Inputs((TensorSpec((analysis.batch,) + tuple(analysis.input), analysis.dtype),), {})
+    args, kwargs, _ = materialize(as_inputs(inputs), "meta")
+    return args, kwargs
+
+
+def predict_memory(analysis: Analysis, module: nn.Module, optimizer: str = "adam", inputs: Any = None,
+                   inplace: Collection[str] = ()) -> Memory:
+    """The memory feature of a module target: the peaks :func:`follow_memory` follows in the module's own
+    forward, over the layer graph's per-layer liveness (:func:`costlab.analyses.memory.memory`, which
+    the per-layer columns keep). Where the forward cannot run on meta tensors, the liveness alone, noted."""
+    base = memory(analysis, optimizer, inplace=inplace)
+    args, kwargs = analysis_arguments(analysis, inputs)
+    try:
+        followed = follow_memory(module, args, kwargs, optimizer, frozen_names(module, analysis))
+    except CostlabError:
+        raise
+    except Exception as error:  # a data-dependent op, an op with no meta kernel
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return replace(base, notes=base.notes + (
+            f"the forward does not run on the meta device ({reason[:120]}); the peaks are the layer "
+            "graph's liveness, not the module's own forward",))
+    return with_followed(base, followed)
+
+
+def with_followed(base: Memory, f: FollowedPeaks) -> Memory:
+    """``base`` with its totals and peaks replaced by the followed run's."""
+    formulas = dict(base.formulas)
+    formulas["inference_peak"] = (f"followed in the module's own forward (meta run, storage lifetimes): "
+                                  f"{group(f.inference_peak)} B at {f.inference_peak_at}")
+    formulas["training_peak"] = (f"followed over two training steps: max(forward {group(f.forward_peak)}, "
+                                 f"backward {group(f.backward_peak)}, step {group(f.step_peak)}) = "
+                                 f"{group(f.training_peak)} B ({f.training_peak_at})")
+    formulas["optimizer_state"] = f"{group(f.optimizer_state)} B held by the optimizer after its steps"
+    formulas.pop("step_peak", None)
+    note = (f"peaks followed in the module's own forward on the meta device ({mebibytes(f.saved)} held "
+            "for backward); per-layer live and saved bytes are the layer graph's liveness")
+    return replace(base, weights=f.weights, buffers=f.buffers, inputs=f.inputs, inference_peak=f.inference_peak,
+                   inference_peak_at=f.inference_peak_at, trainable=f.trainable, gradients=f.trainable,
+                   optimizer_state=f.optimizer_state, saved=f.saved, forward_peak=f.forward_peak,
+                   backward_peak=f.backward_peak, step_peak=f.step_peak, training_peak=f.training_peak,
+                   training_peak_at=f.training_peak_at, notes=base.notes + (note,), formulas=formulas)
+
