@@ -176,15 +176,17 @@ def test_python_api_returns_a_typed_memory() -> None:
 
 
 def test_memory_report_headlines_from_first_principles() -> None:
-    """The block's inference peak is at the expansion's batch norm: the input, the expansion's output
-    and the norm's output alive together, plus weights and buffers (float32, batch 1)."""
+    """The block's inference peak is in the depthwise stage (a conv-BN-ReLU block of its own): the
+    input, the expansion's output (the depthwise block's argument, which its caller holds until the
+    block returns) and the depthwise conv's and its norm's outputs alive together, plus weights and
+    buffers (float32, batch 1)."""
     from costlab.app.reports import PROJECTION_BLOCK, memory_cases
 
     c, n, t = PROJECTION_BLOCK["channels"], PROJECTION_BLOCK["size"], PROJECTION_BLOCK["expansion"]
     cases = dict(memory_cases())
     for projection in ("with", "without"):
         a = cases[f"inverted residual {projection} projection, batch 1"]
-        expected = (a.params + a.buffers + c * n * n + 2 * c * t * n * n) * FLOAT32
+        expected = (a.params + a.buffers + c * n * n + 3 * c * t * n * n) * FLOAT32
         assert memory(a).inference_peak == expected
     with_, without = cases["mobilenet-v2, batch 1"], cases["mobilenet-v2 without projections, batch 1"]
     assert without.params > with_.params and memory(with_).inference_peak < memory(without).inference_peak

@@ -33,7 +33,10 @@ from typing import Any, Callable, Collection, Iterable
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.nn import functional as F
+from torch.nn.attention import SDPBackend
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten
 
 from ..analyses.memory import Memory, memory, mebibytes
@@ -90,6 +93,51 @@ class StorageLifetimes(TorchDispatchMode):
             self._count(tensor)
         self._note_peak()
         return out
+
+
+_SDP_CHOICE = torch.ops.aten._fused_sdp_choice.default
+_CPU_FLASH = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default
+
+
+def _stand_in(value: Any) -> Any:
+    """A CPU tensor with ``value``'s shape, dtype and a unit last stride, holding one row (strides 0)."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    row = torch.empty(max(value.shape[-1], 1) if value.dim() else 1, dtype=value.dtype)
+    return row.as_strided(value.shape, [0] * (value.dim() - 1) + [1] if value.dim() else [])
+
+
+class CpuAttention(TorchFunctionMode):
+    """``scaled_dot_product_attention`` on meta tensors takes the kernel the CPU would take.
+
+    On the meta device the backend choice falls to the math path, which holds the whole attention
+    matrix; the CPU's flash kernel holds only its output and one log-sum-exp per query row. The CPU's
+    own chooser is asked (on stand-ins of the same shapes and dtypes, one row each) and, where it picks
+    the flash kernel, that kernel is called as ATen's composite calls it (a boolean mask converted to
+    an additive one first; grouped-query attention's shared keys and values passed as they are, which
+    the CPU kernel reads without repeating them)."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func is not F.scaled_dot_product_attention or not (args and isinstance(args[0], torch.Tensor)
+                                                               and args[0].is_meta):
+            return func(*args, **kwargs)
+        names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+        call = {**dict(zip(names, args)), **kwargs}
+        call.setdefault("attn_mask", None)
+        call.setdefault("dropout_p", 0.0)
+        call.setdefault("is_causal", False)
+        positional = [call[n] for n in names[:6]]
+        options = {n: call[n] for n in ("scale", "enable_gqa") if n in call}
+        with _disable_current_modes():  # the stand-ins are not the model's tensors
+            choice = _SDP_CHOICE(*[_stand_in(a) for a in positional], **options)
+        if choice != SDPBackend.FLASH_ATTENTION.value:
+            return func(*args, **kwargs)
+        mask = call["attn_mask"]
+        if mask is not None and mask.dtype == torch.bool:
+            mask = torch.where(mask.logical_not(), float("-inf"), 0.0).to(call["query"].dtype)
+        return _CPU_FLASH(call["query"], call["key"], call["value"], call["dropout_p"], call["is_causal"],
+                          attn_mask=mask, scale=call.get("scale"))[0]
 
 
 def meta_copy(module: nn.Module) -> nn.Module:
@@ -198,18 +246,19 @@ class _Location:
 
 
 def follow_memory(module: nn.Module, args: tuple, kwargs: dict | None = None, optimizer: str = "adam",
-                  frozen: Collection[str] = (), steps: int = 2) -> FollowedPeaks:
+                  frozen: Collection[str] = (), steps: int = 2, device: str = "meta") -> FollowedPeaks:
     """Follow ``module``'s own forward (a meta copy) at inference and over ``steps`` training steps.
 
-    ``args``/``kwargs``: the forward's arguments (any device: meta copies are made); ``frozen``: names of
-    parameters (``named_parameters``) to freeze for the training step. The module is left as it was."""
+    ``args``/``kwargs``: the forward's arguments (any device: copies are made); ``frozen``: names of
+    parameters (``named_parameters``) to freeze for the training step. ``device='cpu'`` follows a CPU
+    copy instead (it allocates: for a forward that reads its data). The module is left as it was."""
     from .memory import make_optimizer
 
     kwargs = kwargs or {}
-    copied = meta_copy(module)
+    copied = meta_copy(module) if device == "meta" else copy.deepcopy(module)
     for name, parameter in copied.named_parameters():
         parameter.requires_grad_(name not in frozen)
-    meta_args, meta_kwargs = _to_meta((args, kwargs))
+    meta_args, meta_kwargs = _to_meta((args, kwargs)) if device == "meta" else _cloned((args, kwargs))
     inputs = [t for t in tree_flatten((meta_args, meta_kwargs))[0] if isinstance(t, torch.Tensor)]
     parameters = list(copied.parameters())
     weights = _unique_bytes(parameters)
@@ -219,7 +268,7 @@ def follow_memory(module: nn.Module, args: tuple, kwargs: dict | None = None, op
         copied.eval()
         lifetimes = StorageLifetimes(where)
         lifetimes.hold([*parameters, *copied.buffers(), *inputs])
-        with torch.no_grad(), lifetimes:
+        with torch.no_grad(), CpuAttention(), lifetimes:
             output = copied(*meta_args, **meta_kwargs)
             del output
         inference_peak, inference_at = lifetimes.peak, lifetimes.peak_at
@@ -243,7 +292,7 @@ def follow_memory(module: nn.Module, args: tuple, kwargs: dict | None = None, op
             lifetimes.restart_peak()
             phase = next_phase
 
-        with lifetimes:
+        with CpuAttention(), lifetimes:
             training_steps(copied, meta_args, meta_kwargs, opt, steps, between)
             between("")
         state = [t for s in (opt.state.values() if opt is not None else ()) for t in s.values()
@@ -255,6 +304,16 @@ def follow_memory(module: nn.Module, args: tuple, kwargs: dict | None = None, op
     return FollowedPeaks(weights, buffers, _unique_bytes(inputs), _unique_bytes(trainable), optimizer_state,
                          saved, inference_peak, inference_at, *peaks.get("forward", (0, "")),
                          peaks.get("backward", (0, ""))[0], peaks.get("step", (0, ""))[0])
+
+
+def _cloned(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_cloned(v) for v in value)
+    if isinstance(value, dict):
+        return {key: _cloned(v) for key, v in value.items()}
+    return value
 
 
 def _to_meta(value: Any) -> Any:
@@ -275,16 +334,15 @@ def frozen_names(module: nn.Module, analysis: Analysis) -> set[str]:
     return {name for name, p in module.named_parameters() if id(p) in frozen}
 
 
-def analysis_arguments(analysis: Analysis, inputs: Any = None) -> tuple[tuple, dict]:
-    """The forward's arguments on the meta device: ``inputs`` as given to the analysis, else one float
-    tensor of the analysis' batch and input shape (at its dtype)."""
+def _materialized(analysis: Analysis, inputs: Any, device: str) -> tuple[tuple, dict, Any]:
+    """The forward's arguments on ``device``: ``inputs`` as given to the analysis, else one float tensor
+    of the analysis' batch and input shape (at its dtype)."""
     from ..core.inputs import Inputs, TensorSpec
     from .trace import as_inputs, materialize
 
     if inputs is None:
         inputs = Inputs((TensorSpec((analysis.batch,) + tuple(analysis.input), analysis.dtype),), {})
-    args, kwargs, _ = materialize(as_inputs(inputs), "meta")
-    return args, kwargs
+    return materialize(as_inputs(inputs), device)
 
 
 def predict_memory(analysis: Analysis, module: nn.Module, optimizer: str = "adam", inputs: Any = None,
@@ -293,17 +351,44 @@ def predict_memory(analysis: Analysis, module: nn.Module, optimizer: str = "adam
     forward, over the layer graph's per-layer liveness (:func:`costlab.analyses.memory.memory`, which
     the per-layer columns keep). Where the forward cannot run on meta tensors, the liveness alone, noted."""
     base = memory(analysis, optimizer, inplace=inplace)
-    args, kwargs = analysis_arguments(analysis, inputs)
+    args, kwargs, _ = _materialized(analysis, inputs, "meta")
     try:
-        followed = follow_memory(module, args, kwargs, optimizer, frozen_names(module, analysis))
+        followed, note = follow_module(module, args, kwargs, optimizer, frozen_names(module, analysis),
+                                       lambda: _materialized(analysis, inputs, "cpu")[:2])
+    except _NotOnMeta as failed:
+        return replace(base, notes=base.notes + (
+            f"the forward does not run on the meta device ({failed}); the peaks are the layer graph's "
+            "liveness, not the module's own forward",))
+    return with_followed(replace(base, notes=base.notes + ((note,) if note else ())), followed)
+
+
+class _NotOnMeta(Exception):
+    """The forward cannot run on meta tensors and the module has no real weights to run on the CPU."""
+
+
+def follow_module(module: nn.Module, args: tuple, kwargs: dict | None = None, optimizer: str = "adam",
+                  frozen: Collection[str] = (), cpu_arguments: Callable[[], tuple[tuple, dict]] | None = None,
+                  steps: int = 2) -> tuple[FollowedPeaks, str | None]:
+    """:func:`follow_memory` on the meta device; where the forward reads its data (``.item()``,
+    ``nonzero``) or an op has no meta kernel, on a CPU copy (real weights needed; ``cpu_arguments``
+    makes the CPU arguments, else ``args``/``kwargs`` are used), with a note saying so."""
+    try:
+        return follow_memory(module, args, kwargs, optimizer, frozen, steps), None
     except CostlabError:
         raise
     except Exception as error:  # a data-dependent op, an op with no meta kernel
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return replace(base, notes=base.notes + (
-            f"the forward does not run on the meta device ({reason[:120]}); the peaks are the layer "
-            "graph's liveness, not the module's own forward",))
-    return with_followed(base, followed)
+        reason = _first_line(error)
+    if any(t.is_meta for t in (*module.parameters(), *module.buffers())):
+        raise _NotOnMeta(reason)
+    cpu_args, cpu_kwargs = cpu_arguments() if cpu_arguments is not None else (args, kwargs or {})
+    followed = follow_memory(module, cpu_args, cpu_kwargs, optimizer, frozen, steps, device="cpu")
+    return followed, (f"the forward does not run on the meta device ({reason}): its storage lifetimes "
+                      "were followed on a CPU copy (which allocates)")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:120]
 
 
 def with_followed(base: Memory, f: FollowedPeaks) -> Memory:

@@ -120,9 +120,11 @@ def _arguments(inputs: Any, kwargs: dict | None) -> tuple[tuple, dict]:
 
 def measure_memory(module: nn.Module, inputs: Any, optimizer: str = "adam",
                    frozen: Iterable[nn.Parameter] = (), steps: int = 2,
-                   copy_module: bool = True, kwargs: dict | None = None) -> MeasuredMemory:
+                   copy_module: bool = True, kwargs: dict | None = None,
+                   inference: bool = True) -> MeasuredMemory:
     """MemTracker's peak of one inference and of ``steps`` training steps of ``module``'s own forward
-    on ``inputs`` (a tensor or a tuple of positional arguments; ``kwargs`` the keyword ones)."""
+    on ``inputs`` (a tensor or a tuple of positional arguments; ``kwargs`` the keyword ones).
+    ``inference=False`` skips the inference run (its peak is then 0)."""
     from torch.distributed._tools.mem_tracker import MemTracker
 
     from .lifetimes import training_steps
@@ -140,13 +142,15 @@ def measure_memory(module: nn.Module, inputs: Any, optimizer: str = "adam",
         parameter.grad = None
         parameter.requires_grad_(True)
 
-    module.eval()
-    tracker = MemTracker()
-    tracker.track_external(module, *tensors)
-    with torch.no_grad(), tracker:
-        output = module(*args, **kwargs)
-        del output
-    inference, inference_parts = _total(tracker.get_tracker_snapshot("peak"), device)
+    inference_peak, inference_parts = 0, {}
+    if inference:
+        module.eval()
+        tracker = MemTracker()
+        tracker.track_external(module, *tensors)
+        with torch.no_grad(), tracker:
+            output = module(*args, **kwargs)
+            del output
+        inference_peak, inference_parts = _total(tracker.get_tracker_snapshot("peak"), device)
 
     module.train()
     for parameter in frozen:
@@ -161,7 +165,7 @@ def measure_memory(module: nn.Module, inputs: Any, optimizer: str = "adam",
         training_steps(module, args, kwargs, opt, steps,
                        lambda phase: tracker.reset_mod_stats() if phase == "forward" else None)
     training, training_parts = _total(tracker.get_tracker_snapshot("peak"), device)
-    return MeasuredMemory(inference, training, inference_parts, training_parts, parse_optimizer(optimizer))
+    return MeasuredMemory(inference_peak, training, inference_parts, training_parts, parse_optimizer(optimizer))
 
 
 def measure_analysis(analysis: Analysis, optimizer: str = "adam", module: nn.Module | None = None,
