@@ -23,7 +23,6 @@ from .core.analysis import Analysis, Comparison, Layer, Row, Unsupported
 from .core.errors import CostlabError, ExpressionError, SpecError, TargetError
 from .core.graph import Net, Value
 from .core.specs import Shape
-from .app.targets import analyze_target
 from .core.zoo import PRESETS
 
 __all__ = ["analyze", "compare", "Analysis", "Comparison", "Layer", "Row", "Unsupported", "Net",
@@ -55,7 +54,8 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     ``latency`` ('cpu' or 'cuda') measures the target and each of its layers there, with their
     roofline (``analysis.latency``, ``layer.latency``; ``threads``: CPU threads, default torch's),
     as ``--latency`` does: the peaks are the cached ones, else measured first."""
-    from .app.pipeline import Steps, price
+    from .app.pipeline import price
+    from .app.request import Request, Steps
 
     checks = () if not check else ((check,) if isinstance(check, str) else tuple(check))
     if threads is not None and latency is None:
@@ -68,10 +68,11 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
             raise CostlabError(f"latency must be 'cpu' or 'cuda', got {latency!r}")
 
         measure = latency_step(latency, threads)
-    return price(target, _shape(input), batch, dtype, options, name, inputs=inputs, seq=seq,
-                 steps=Steps(freeze=freeze, check=checks, convention=convention,
-                             memory=(optimizer or "adam") if memory or optimizer is not None else None,
-                             measure=measure))
+    return price(Request.of(target, _shape(input), inputs=inputs, batch=batch, dtype=dtype, seq=seq,
+                            options=options, name=name,
+                            steps=Steps(freeze=freeze, check=checks, convention=convention,
+                                        memory=(optimizer or "adam") if memory or optimizer is not None else None,
+                                        measure=measure)))
 
 
 def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,

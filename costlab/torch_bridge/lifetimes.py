@@ -39,7 +39,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten
 
-from ..analyses.memory import Memory, memory, mebibytes
+from ..analyses.memory import Memory, memory
 from ..core.analysis import Analysis
 from ..core.errors import CostlabError
 from ..core.formulas import group
@@ -401,7 +401,7 @@ def with_followed(base: Memory, f: FollowedPeaks) -> Memory:
                                  f"{group(f.training_peak)} B ({f.training_peak_at})")
     formulas["optimizer_state"] = f"{group(f.optimizer_state)} B held by the optimizer after its steps"
     formulas.pop("step_peak", None)
-    note = (f"peaks followed in the module's own forward on the meta device ({mebibytes(f.saved)} held "
+    note = (f"peaks followed in the module's own forward on the meta device ({group(f.saved)} B held "
             "for backward); per-layer live and saved bytes are the layer graph's liveness")
     return replace(base, weights=f.weights, buffers=f.buffers, inputs=f.inputs, inference_peak=f.inference_peak,
                    inference_peak_at=f.inference_peak_at, trainable=f.trainable, gradients=f.trainable,
