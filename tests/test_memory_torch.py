@@ -173,7 +173,8 @@ def test_a_followed_forward_matches_memtracker_exactly(skip: bool, optimizer: st
     followed = follow_memory(module, (x,), {}, optimizer)
     measured = measure_memory(module, x, optimizer)
     assert followed.training_peak == measured.training_peak
-    assert abs(followed.inference_peak - measured.inference_peak) <= 1024  # a CPU kernel's output stride
+    # the meta and CPU kernels of one op may differ by a few hundred bytes (seen: 512 B on resnet18; not traced)
+    assert abs(followed.inference_peak - measured.inference_peak) <= 1024
     assert not any(p.is_meta for p in module.parameters())
 
 

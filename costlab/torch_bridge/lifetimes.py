@@ -4,7 +4,7 @@ The module is copied onto the meta device (no bytes allocated: parameters and bu
 tensors of the same shapes and dtypes) and run the way :mod:`costlab.torch_bridge.memory` measures it:
 
 - inference: eval mode, ``torch.no_grad()``, one forward;
-- training step: train mode, ``zero_grad(set_to_none=True)``, ``loss = <first floating output>.sum()``,
+- training step (:func:`costlab.torch_bridge.memory.training_steps`): train mode, ``zero_grad(set_to_none=True)``, ``loss = <first floating output>.sum()``,
   ``loss.backward()``, ``optimizer.step()``, twice (the second step runs with the optimizer state
   already there: the steady state); frozen parameters have ``requires_grad=False`` and stay out of the
   optimizer.
@@ -43,6 +43,7 @@ from ..analyses.memory import Memory, memory
 from ..core.analysis import Analysis
 from ..core.errors import CostlabError
 from ..core.formulas import group
+from .memory import frozen_parameters, make_optimizer, training_steps
 
 
 class StorageLifetimes(TorchDispatchMode):
@@ -152,37 +153,6 @@ def meta_copy(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module, memo)
 
 
-def first_floating(output: Any) -> torch.Tensor:
-    """The tensor a training step sums into its loss: the first floating-point tensor of the output
-    (a ModelOutput's first field: logits or the last hidden state)."""
-    values = output.to_tuple() if hasattr(output, "to_tuple") else output
-    for leaf in tree_flatten(values)[0]:
-        if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
-            return leaf
-    raise CostlabError("the module's output has no floating-point tensor to sum into a loss")
-
-
-def training_steps(module: nn.Module, args: tuple, kwargs: dict, optimizer: torch.optim.Optimizer | None,
-                   steps: int, between: Callable[[str], None] = lambda phase: None) -> None:
-    """``steps`` training steps of ``module`` (train mode): zero_grad(set_to_none=True), loss = the first
-    floating output's sum, backward, optimizer step; then zero_grad. ``between(phase)`` is called as each
-    phase begins ('forward', 'backward', 'step'). Without an optimizer (everything frozen): forwards only."""
-    for _ in range(steps):
-        if optimizer is not None:
-            optimizer.zero_grad(set_to_none=True)
-        between("forward")
-        loss = first_floating(module(*args, **kwargs)).sum()
-        between("backward")
-        if optimizer is not None and loss.requires_grad:
-            loss.backward()
-        del loss
-        between("step")
-        if optimizer is not None:
-            optimizer.step()
-    if optimizer is not None:
-        optimizer.zero_grad(set_to_none=True)
-
-
 @dataclass(frozen=True)
 class FollowedPeaks:
     """What the followed run held (bytes): the inference peak, and the training step's peaks by phase."""
@@ -252,7 +222,6 @@ def follow_memory(module: nn.Module, args: tuple, kwargs: dict | None = None, op
     ``args``/``kwargs``: the forward's arguments (any device: copies are made); ``frozen``: names of
     parameters (``named_parameters``) to freeze for the training step. ``device='cpu'`` follows a CPU
     copy instead (it allocates: for a forward that reads its data). The module is left as it was."""
-    from .memory import make_optimizer
 
     kwargs = kwargs or {}
     copied = meta_copy(module) if device == "meta" else copy.deepcopy(module)
@@ -328,8 +297,6 @@ def _to_meta(value: Any) -> Any:
 
 def frozen_names(module: nn.Module, analysis: Analysis) -> set[str]:
     """Names of the parameters of the layers ``analysis.training`` freezes (``--freeze``)."""
-    from .memory import frozen_parameters
-
     frozen = {id(p) for p in frozen_parameters(module, analysis)}
     return {name for name, p in module.named_parameters() if id(p) in frozen}
 

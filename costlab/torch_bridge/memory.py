@@ -12,7 +12,7 @@ Python objects.
 The measured run is the module's own forward, as a user runs it:
 
 - inference: ``torch.no_grad()``, eval mode, one forward on a random input;
-- training step (:func:`costlab.torch_bridge.lifetimes.training_steps`): train mode,
+- training step (:func:`training_steps`): train mode,
   ``zero_grad(set_to_none=True)``, ``loss = <first floating output>.sum()``, ``loss.backward()``,
   ``optimizer.step()``, run twice so that the second step runs with the optimizer state already
   there (the steady state); frozen layers' parameters have ``requires_grad=False`` and stay out of
@@ -31,10 +31,11 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from typing import Any, Collection, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_flatten
 
 from ..core.analysis import Analysis
 from ..core.errors import CostlabError
@@ -67,6 +68,37 @@ def make_optimizer(parameters: Iterable[nn.Parameter], optimizer: str) -> torch.
     if optimizer == "adamw":
         return torch.optim.AdamW(params, lr=_LR)
     return torch.optim.Adam(params, lr=_LR)
+
+
+def first_floating(output: Any) -> torch.Tensor:
+    """The tensor a training step sums into its loss: the first floating-point tensor of the output
+    (a ModelOutput's first field: logits or the last hidden state)."""
+    values = output.to_tuple() if hasattr(output, "to_tuple") else output
+    for leaf in tree_flatten(values)[0]:
+        if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
+            return leaf
+    raise CostlabError("the module's output has no floating-point tensor to sum into a loss")
+
+
+def training_steps(module: nn.Module, args: tuple, kwargs: dict, optimizer: torch.optim.Optimizer | None,
+                   steps: int, between: Callable[[str], None] = lambda phase: None) -> None:
+    """``steps`` training steps of ``module`` (train mode): zero_grad(set_to_none=True), loss = the first
+    floating output's sum, backward, optimizer step; then zero_grad. ``between(phase)`` is called as each
+    phase begins ('forward', 'backward', 'step'). Without an optimizer (everything frozen): forwards only."""
+    for _ in range(steps):
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+        between("forward")
+        loss = first_floating(module(*args, **kwargs)).sum()
+        between("backward")
+        if optimizer is not None and loss.requires_grad:
+            loss.backward()
+        del loss
+        between("step")
+        if optimizer is not None:
+            optimizer.step()
+    if optimizer is not None:
+        optimizer.zero_grad(set_to_none=True)
 
 
 def _layer_module_path(layer_name: str, paths: Collection[str]) -> str | None:
@@ -126,8 +158,6 @@ def measure_memory(module: nn.Module, inputs: Any, optimizer: str = "adam",
     on ``inputs`` (a tensor or a tuple of positional arguments; ``kwargs`` the keyword ones).
     ``inference=False`` skips the inference run (its peak is then 0)."""
     from torch.distributed._tools.mem_tracker import MemTracker
-
-    from .lifetimes import training_steps
 
     args, kwargs = _arguments(inputs, kwargs)
     tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
@@ -201,8 +231,6 @@ def measure_cuda_allocated(analysis: Analysis, optimizer: str = "adam", steps: i
     allocated before the model was there. It counts what the caching allocator handed out: every tensor
     rounded up to 512-byte blocks, and workspaces made as tensors (cuDNN's, cuBLAS's)."""
     from .build import build_module, example_input
-    from .lifetimes import training_steps
-
     if not torch.cuda.is_available():
         raise CostlabError("measuring CUDA memory needs a CUDA device")
     torch.cuda.synchronize()
