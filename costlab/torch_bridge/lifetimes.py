@@ -275,24 +275,23 @@ def follow_memory(module: nn.Module, args: tuple, kwargs: dict | None = None, op
                          peaks.get("backward", (0, ""))[0], peaks.get("step", (0, ""))[0])
 
 
-def _cloned(value: Any) -> Any:
+def _copied(value: Any, make: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``value`` with each tensor inside its tuples, lists and dicts replaced by ``make(tensor)``."""
     if isinstance(value, torch.Tensor):
-        return value.detach().clone()
+        return make(value)
     if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
-        return type(value)(_cloned(v) for v in value)
+        return type(value)(_copied(v, make) for v in value)
     if isinstance(value, dict):
-        return {key: _cloned(v) for key, v in value.items()}
+        return {key: _copied(v, make) for key, v in value.items()}
     return value
 
 
 def _to_meta(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return torch.empty_like(value, device="meta")
-    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
-        return type(value)(_to_meta(v) for v in value)
-    if isinstance(value, dict):
-        return {key: _to_meta(v) for key, v in value.items()}
-    return value
+    return _copied(value, lambda t: torch.empty_like(t, device="meta"))
+
+
+def _cloned(value: Any) -> Any:
+    return _copied(value, lambda t: t.detach().clone())
 
 
 def frozen_names(module: nn.Module, analysis: Analysis) -> set[str]:
