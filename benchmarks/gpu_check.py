@@ -10,9 +10,10 @@ Parts, in order (each timed; the whole is meant to take well under 3 minutes):
    the card at batch 1, and both cases again at batch 32 (where a GPU is busy enough to approach its roofline);
 4. whole-model latency of ResNet-50 and MobileNet v2 at batch 1 and 32, and ResNet-50 per layer at batch 32
    (skipped when the time budget is spent);
-5. memory: costlab's predicted inference and Adam training-step peaks (foreach Adam, CUDA's default)
-   against ``torch.cuda.max_memory_allocated`` for ResNet-50 and MobileNet v2 at batch 1 and 32 (the
-   dry run measures batch 1 with MemTracker on the CPU instead).
+5. memory: costlab's predicted inference and Adam training-step peaks — the layer graph's liveness
+   (foreach Adam, CUDA's default) and the built module's forward followed on the meta device — against
+   ``torch.cuda.max_memory_allocated`` of that module's own forward for ResNet-50 and MobileNet v2 at
+   batch 1 and 32 (the dry run measures batch 1 with MemTracker on the CPU instead).
 
 It writes to DIR (default: $OUT when that is set, else reports/gpu/), every file naming the card:
 ``gpu-check.md`` (summary), ``gpu-check.json`` (everything, the JSON contract per comparison),
@@ -84,13 +85,18 @@ def counts_table(rows: list[dict[str, Any]]) -> str:
                     headers=headers, tablefmt="github", disable_numparse=True)
 
 
-MEMORY_HEADERS = ["model@batch", "inference predicted", "measured", "ratio", "training predicted (Adam)",
+MEMORY_HEADERS = ["model@batch", "prediction", "inference predicted", "measured", "ratio", "training predicted (Adam)",
                   "measured", "ratio"]
 
 
 def memory_part(device: str, batches: tuple[int, ...]) -> list[list[str]]:
-    """Predicted against measured peaks: max_memory_allocated on CUDA, MemTracker on the CPU."""
+    """Predicted against measured peaks of each preset's built module, called as a plain module(x):
+    max_memory_allocated on CUDA, MemTracker on the CPU. Two predictions: the layer graph's liveness
+    (foreach Adam on CUDA), and the module's forward followed on the meta device (CPU kernels and the
+    single-tensor Adam: on a card a lower bound by the foreach temporaries and workspaces)."""
     from costlab.analyses.memory import memory
+    from costlab.torch_bridge.build import build_module, example_input
+    from costlab.torch_bridge.lifetimes import follow_memory
     from costlab.torch_bridge.memory import measure_analysis, measure_cuda_allocated
 
     rows = []
@@ -98,16 +104,19 @@ def memory_part(device: str, batches: tuple[int, ...]) -> list[list[str]]:
         for batch in batches:
             analysis = analyze_target(Request.of(name, batch=batch))
             if device == "cuda":
-                predicted = memory(analysis, "adam", implementation="foreach")
+                liveness = memory(analysis, "adam", implementation="foreach")
                 measured = measure_cuda_allocated(analysis, "adam")
             else:
-                predicted = memory(analysis, "adam")
+                liveness = memory(analysis, "adam")
                 measured = measure_analysis(analysis, "adam")
-            rows.append([f"{name}@{batch}", f"{predicted.inference_peak:,}", f"{measured.inference_peak:,}",
-                         f"{predicted.inference_peak / measured.inference_peak:.3f}",
-                         f"{predicted.training_peak:,}", f"{measured.training_peak:,}",
-                         f"{predicted.training_peak / measured.training_peak:.3f}"])
-            log("  " + "  ".join(rows[-1]))
+            followed = follow_memory(build_module(analysis, device="meta"),
+                                     (example_input(analysis, device="meta"),), {}, "adam")
+            for label, inference, training in (("liveness", liveness.inference_peak, liveness.training_peak),
+                                               ("followed", followed.inference_peak, followed.training_peak)):
+                rows.append([f"{name}@{batch}", label, f"{inference:,}", f"{measured.inference_peak:,}",
+                             f"{inference / measured.inference_peak:.3f}", f"{training:,}",
+                             f"{measured.training_peak:,}", f"{training / measured.training_peak:.3f}"])
+                log("  " + "  ".join(rows[-1]))
     return rows
 
 

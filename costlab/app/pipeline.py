@@ -88,13 +88,16 @@ def prepare(request: Request) -> tuple[Analysis, Any]:
 
         analysis = with_convention(analysis, steps.convention)
     if steps.memory:
-        from ..analyses.memory import with_memory
-
-        inplace: tuple[str, ...] = ()
         if module is not None and request.kind.builds_module:
+            from ..torch_bridge.lifetimes import predict_memory
             from ..torch_bridge.memory import inplace_layers
 
-            inplace = inplace_layers(module, analysis)  # a module's own in-place activations
-        analysis = with_memory(analysis, steps.memory, inplace)
+            # a module's peaks follow its own forward (a meta run); its in-place flags for the per-layer view
+            analysis = analysis.with_feature(predict_memory(analysis, module, steps.memory, request.inputs,
+                                                            inplace_layers(module, analysis)))
+        else:
+            from ..analyses.memory import with_memory
+
+            analysis = with_memory(analysis, steps.memory)
     return analysis, module
 
