@@ -23,7 +23,7 @@ import costlab  # noqa: E402
 from costlab.app.cli import main  # noqa: E402
 from costlab.core.errors import CostlabError  # noqa: E402
 from costlab.core.inputs import TensorSpec, parse_inputs  # noqa: E402
-from costlab.torch_bridge.aten import MAC_OPS  # noqa: E402
+from costlab.core.analysis import MAC_OPS  # noqa: E402
 from costlab.torch_bridge.trace import trace_module  # noqa: E402
 
 

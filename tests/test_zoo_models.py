@@ -13,7 +13,7 @@ models built with ``pretrained=False``, and transformers models built from confi
   hooks and the given input tensors are as they were, with no fx object left in any attribute;
 - every op the engine lists as unsupported is named in the test output (a ``UnsupportedOpWarning``
   in pytest's warnings summary, and printed), and the test fails if one of them performs
-  multiplications (:data:`costlab.torch_bridge.aten.MAC_OPS`, or a torch module or function that
+  multiplications (:data:`costlab.core.analysis.MAC_OPS`, or a torch module or function that
   multiplies).
 
 Each group skips where its package is absent (CI installs none of them). To run it, in an
@@ -43,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import costlab  # noqa: E402
 from costlab.app.cli import main  # noqa: E402
-from costlab.torch_bridge.aten import MAC_OPS  # noqa: E402
+from costlab.core.analysis import MAC_OPS  # noqa: E402
 
 
 def _optional(name: str) -> Any:

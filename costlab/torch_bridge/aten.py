@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..core.analysis import ATTENTION_KERNELS, MAC_OPS
+from ..core.analysis import ATTENTION_KERNELS
 from ..core.specs import (ACTIVATIONS, CONVS, NORMS, PADS, POOLS, REDUCTIONS, UPSAMPLES, AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
                      Matmul, Norm, Pad, Reduce, Upsample)
 from .rules import (Context, RuleError, TensorValue, adaptive_spec, arg, conv_spec, grouped_query, pool_spec,
