@@ -35,7 +35,7 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
             name: str | None = None, freeze: Any = None, convention: str | None = None,
             inputs: Any = None, seq: int | None = None, check: Any = None, memory: bool = False,
             optimizer: str | None = None, latency: str | None = None, threads: int | None = None,
-            **options: Any) -> Analysis:
+            predict: str | None = None, calibration: Any = None, **options: Any) -> Analysis:
     """Cost of one target: a preset name, a layer-stack expression, a spec file,
     ``"package.module:callable"``, ``"hf:PATH"`` or an ``nn.Module``. ``options`` go to the preset
     or callable.
@@ -54,12 +54,28 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     default adam) adds the bytes held at inference and in a training step (``analysis.memory``);
     ``latency`` ('cpu' or 'cuda') measures the target and each of its layers there, with their
     roofline (``analysis.latency``, ``layer.latency``; ``threads``: CPU threads, default torch's),
-    as ``--latency`` does: the peaks are the cached ones, else measured first."""
+    as ``--latency`` does: the peaks are the cached ones, else measured first. ``predict`` ('cpu' or
+    'cuda') predicts the latency of the target and each layer from the counts, running nothing
+    (``analysis.prediction``), as ``--predict`` does: from ``calibration`` (a
+    ``costlab.core.prediction.Calibration``, such as ``costlab calibrate`` or
+    ``costlab.torch_bridge.calibration.measure_calibration`` makes) or else this machine's cached one;
+    with ``latency`` too, the prediction carries its error against the measurement."""
     from .app.pipeline import Steps, price
 
     checks = () if not check else ((check,) if isinstance(check, str) else tuple(check))
-    if threads is not None and latency is None:
-        raise CostlabError("threads= needs latency=")
+    if threads is not None and latency is None and predict is None:
+        raise CostlabError("threads= needs latency= or predict=")
+    if calibration is not None and predict is None:
+        raise CostlabError("calibration= needs predict=")
+    prediction = None
+    if predict is not None:
+        from .app.pipeline import prediction_step
+        if predict not in ("cpu", "cuda"):
+            raise CostlabError(f"predict must be 'cpu' or 'cuda', got {predict!r}")
+        if latency is not None and latency != predict:
+            raise CostlabError(f"predict={predict!r} and latency={latency!r}: a prediction is compared with a "
+                               "measurement on the same device")
+        prediction = prediction_step(predict, threads, calibration)
     measure = None
     if latency is not None:
         from .app.pipeline import latency_step
@@ -71,14 +87,16 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     return price(target, _shape(input), batch, dtype, options, name, inputs=inputs, seq=seq,
                  steps=Steps(freeze=freeze, check=checks, convention=convention,
                              memory=(optimizer or "adam") if memory or optimizer is not None else None,
-                             measure=measure))
+                             measure=measure, predict=prediction))
 
 
 def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
             dtype: str = "float32", unit: str = "macs", freeze: Any = None,
             convention: str | None = None, memory: bool = False, optimizer: str | None = None,
+            predict: str | None = None, calibration: Any = None, threads: int | None = None,
             **options: Any) -> Comparison:
-    """Several targets side by side; ``ratios`` are MACs of the first over MACs of each."""
+    """Several targets side by side; ``ratios`` are MACs of the first over MACs of each. ``predict``,
+    ``calibration`` and ``threads``: each target's predicted latency, as :func:`analyze`."""
     if isinstance(targets, str):
         raise CostlabError("compare() takes a list of targets")
     if unit not in ("macs", "flops"):
@@ -86,7 +104,8 @@ def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
     if not targets:
         raise CostlabError("compare() needs at least one target")
     return Comparison(tuple(analyze(t, input, batch, dtype, freeze=freeze, convention=convention,
-                                    memory=memory, optimizer=optimizer, **options)
+                                    memory=memory, optimizer=optimizer, predict=predict,
+                                    calibration=calibration, threads=threads, **options)
                             for t in targets), unit)
 
 

@@ -3,7 +3,8 @@
 ``costlab.analyze`` in Python, the command line and ``costlab sweep`` all go through
 :func:`price`: count the target (:func:`costlab.app.targets.analyze_target`), then price a training
 step (``freeze``), cross-check it against the real tools (``check``), add another tool's profile
-(``convention``), the bytes it holds (``memory``), and measure its latency (``measure``). A
+(``convention``), the bytes it holds (``memory``), predict its latency from a kernel calibration
+(``predict``: nothing runs) and measure it (``measure``; the prediction then carries the error). A
 ``package.module:callable`` target is built once per run: on the meta device when only counts
 (and memory, which reads its modules' in-place flags) are asked for, with real weights on the
 CPU when a check, a latency measurement or its own ``requires_grad`` flags need them — and that
@@ -12,7 +13,7 @@ one module serves every step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 from ..core.analysis import Analysis
@@ -21,6 +22,8 @@ from .targets import analyze_target, check_seq, is_module_target, module_target
 
 #: A latency step: (analysis, the real module or None) → the analysis with its latency.
 Measure = Callable[[Analysis, Any], Analysis]
+#: A prediction step: analysis → the analysis with its predicted latency (nothing runs).
+Predict = Callable[[Analysis], Analysis]
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class Steps:
     convention: str | None = None
     memory: str | None = None  # the optimizer of the training step whose bytes to add (--memory)
     measure: Measure | None = None
+    #: the prediction step (--predict): from the counts and a kernel calibration, the target never run
+    predict: Predict | None = None
     #: a latency measurement follows, made by the caller with the module :func:`prepare` returns
     #: (the CLI times all targets under one progress bar): a module target is built with real weights
     timed: bool = False
@@ -53,6 +58,33 @@ def latency_step(device: str, threads: int | None = None, per_layer: bool = True
     return measure
 
 
+def prediction_step(device: str, threads: int | None = None, calibration: Any = None) -> Predict:
+    """The prediction step of ``--predict DEVICE``: each analysis's latency predicted from its layers
+    and ``calibration`` (default: this machine's cached one for ``device``, ``threads`` and the
+    analysis's dtype; a CostlabError saying to run ``costlab calibrate`` when there is none)."""
+    loaded: dict[str, Any] = {}
+
+    def predict(analysis: Analysis) -> Analysis:
+        from ..core.prediction import predict as predicted
+
+        found = calibration if calibration is not None else loaded.get(analysis.dtype)
+        if found is None:
+            from ..torch_bridge.calibration import calibration_for
+
+            found = loaded[analysis.dtype] = calibration_for(device, threads, analysis.dtype)
+        return replace(analysis, prediction=predicted(analysis, found))
+    return predict
+
+
+def with_measured_prediction(analysis: Analysis) -> Analysis:
+    """The analysis with its measured median beside its prediction (the error), when it has both."""
+    from ..core.prediction import with_measured
+
+    if analysis.prediction is None or analysis.latency is None:
+        return analysis
+    return replace(analysis, prediction=with_measured(analysis.prediction, analysis.latency.median))
+
+
 def _freeze(value: Any) -> Any:
     from ..core.training import parse_freeze
 
@@ -64,7 +96,7 @@ def price(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = 
           seq: int | None = None, steps: Steps = Steps()) -> Analysis:
     """The analysis of one target with every step of ``steps`` applied (see the module docstring)."""
     analysis, module = prepare(target, input, batch, dtype, options, name, inputs, seq, steps)
-    return steps.measure(analysis, module) if steps.measure is not None else analysis
+    return with_measured_prediction(steps.measure(analysis, module)) if steps.measure is not None else analysis
 
 
 def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
@@ -118,6 +150,8 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
 
             inplace = inplace_layers(module, analysis)  # a module's own in-place activations
         analysis = with_memory(analysis, steps.memory, inplace)
+    if steps.predict is not None:
+        analysis = steps.predict(analysis)
     return analysis, module
 
 

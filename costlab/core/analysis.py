@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pandas is imported only by to_frame()
     from .training import TrainingCost
     from .conventions import Profile
     from .memory import Memory
+    from .prediction import Prediction
 
 def fold(name: str, depth: int | None) -> str:
     """The row a layer named ``name`` folds into at ``depth``: its first ``depth`` name levels
@@ -223,6 +224,8 @@ class Analysis:
     #: how a traced module was counted: fx, meta or cpu (JSON "engine"); '' for expressions and presets
     engine: str = ""
     memory: "Memory | None" = None  # bytes held at inference and in a training step (--memory)
+    #: latency predicted from the counts and a kernel calibration (--predict; costlab.core.prediction)
+    prediction: "Prediction | None" = None
 
     @property
     def roofline(self) -> Roofline | None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 #: The features of an analysis, by their field on Analysis, in the order they render (columns,
 #: notes, sections) and enter the JSON.
-FEATURES = ("training", "memory", "convention", "checks", "latency")
+FEATURES = ("training", "memory", "convention", "checks", "latency", "prediction")
 
 #: FLOPs per multiply-accumulate (``--unit flops``).
 FLOPS_PER_MAC = 2
