@@ -503,10 +503,14 @@ def _latency_reports(args: argparse.Namespace, directory: str) -> dict[str, str]
         check_writable(os.path.join(directory, filename), "--output-dir")
     total = sum(case_measurement_count(case) for case in LATENCY_CASES.values()) + AUGMENTATION_MEASUREMENTS
     command = f"costlab report --latency {args.latency}" + (f" --threads {args.threads}" if args.threads else "")
+    from ..torch_bridge.calibration import cached_calibration
+
+    calibration = cached_calibration(args.latency, args.threads, "float32")  # the predicted ratio, when there is one
     with _latency_session(args, "float32", total) as (peaks, advance):
         texts = {report_filename(case, args.latency):
                  latency_report(name, args.latency, args.threads, peaks=peaks, progress=advance, command=command,
-                                min_cpu_share=LATENCY_MIN_CPU_SHARE, attempts=LATENCY_ATTEMPTS)
+                                min_cpu_share=LATENCY_MIN_CPU_SHARE, attempts=LATENCY_ATTEMPTS,
+                                calibration=calibration)
                  for name, case in LATENCY_CASES.items()}
         texts[augmentation_file] = augmentation_latency_markdown(
             measure_augmentations(args.latency, args.threads, progress=advance), command=command)
