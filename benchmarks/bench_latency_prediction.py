@@ -111,37 +111,38 @@ def model_specs(quick: bool) -> list[tuple[str, str, Callable[[], Any], tuple[in
 # --- measuring ----------------------------------------------------------------------------------------
 
 def torch_benchmark_ms(module: Any, x: torch.Tensor, threads: int, min_run_time: float) -> tuple[float, float | None]:
-    """torch.utils.benchmark's median (ms) of the module's forward in inference mode, and the run share
-    of this process's threads meanwhile."""
+    """torch.utils.benchmark's median (ms) of the module's forward in inference mode (it synchronises
+    CUDA itself), and the run share of this process's threads meanwhile (None on CUDA: not starved)."""
     timer = torch_benchmark.Timer(stmt="with torch.inference_mode():\n    module(x)",
                                   globals={"module": module, "x": x, "torch": torch}, num_threads=threads)
     with torch.inference_mode():
         module(x)
     before = scheduler_times()
     measurement = timer.blocked_autorange(min_run_time=min_run_time)
-    return measurement.median * 1e3, run_share(before, scheduler_times())
+    share = run_share(before, scheduler_times()) if x.device.type == "cpu" else None
+    return measurement.median * 1e3, share
 
 
 def measure_point(name: str, made: Any, shape: tuple[int, ...], batch: int, calibration: Calibration,
-                  threads: int, min_run_time: float) -> dict[str, Any]:
-    """One model at one batch: predicted, and measured twice."""
+                  threads: int, min_run_time: float, device: str = "cpu") -> dict[str, Any]:
+    """One model at one batch on ``device``: predicted, and measured twice."""
     module = made if isinstance(made, torch.nn.Module) else None
     target = module if module is not None else made
     started = time.perf_counter()
-    analysis = costlab.analyze(target, input=shape, batch=batch, predict="cpu", calibration=calibration,
-                               threads=threads)
+    analysis = costlab.analyze(target, input=shape, batch=batch, predict=device, calibration=calibration,
+                               threads=threads if device == "cpu" else None)
     predict_s = time.perf_counter() - started
     assert analysis.prediction is not None
     if module is None:  # a preset or an expression: the module costlab builds from it is what runs
         from costlab.torch_bridge.build import build_module
 
         module = build_module(analysis, torch.device("cpu"))
-    module.eval()
-    timed = measure_latency(analysis, LatencySettings(threads=threads, per_layer=False), module=module,
-                            peaks=calibration.peaks)
+    module = module.to(device).eval()
+    timed = measure_latency(analysis, LatencySettings(device=device, threads=threads if device == "cpu" else None,
+                                                      per_layer=False), module=module, peaks=calibration.peaks)
     latency = timed.latency
     assert latency is not None
-    x = torch.randn((batch,) + tuple(shape))
+    x = torch.randn((batch,) + tuple(shape), device=device)
     bench_ms, bench_share = torch_benchmark_ms(module, x, threads, min_run_time)
     min_share = DEFAULT_MIN_RUN_SHARE
     return {"model": name, "batch": batch, "macs": analysis.macs, "layers": len(analysis.layers),
