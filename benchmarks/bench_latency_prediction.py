@@ -43,7 +43,7 @@ import torch  # noqa: E402
 from torch.utils import benchmark as torch_benchmark  # noqa: E402
 
 import costlab  # noqa: E402
-from costlab.core.prediction import Calibration  # noqa: E402
+from costlab.analyses.prediction import Calibration  # noqa: E402
 from costlab.torch_bridge import calibration as calibrating  # noqa: E402
 from costlab.torch_bridge.latency import LatencySettings, measure_latency  # noqa: E402
 from costlab.torch_bridge.timing import DEFAULT_MIN_RUN_SHARE, fixed_threads, run_share, scheduler_times  # noqa: E402

@@ -1,4 +1,4 @@
-"""Predicted against measured memory: costlab.core.memory beside PyTorch's MemTracker on CPU.
+"""Predicted against measured memory: costlab.analyses.memory beside PyTorch's MemTracker on CPU.
 
 For every preset at batch 1 and 8 (default input) and the cases of reports/memory.md (MobileNet v2's
 projection, MobileNet v1 / v2 / ResNet-50 at batch 1 and 32), it prints the predicted and the
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from costlab.core.memory import memory  # noqa: E402
+from costlab.analyses.memory import memory  # noqa: E402
 from costlab.render.report import grid, mebibytes  # noqa: E402
 from costlab.app.reports import MEASURED_MEMORY_REPORT, memory_cases  # noqa: E402
 from costlab.torch_bridge.memory import measure_analysis  # noqa: E402
@@ -72,7 +72,7 @@ def main() -> int:
     if args.report:
         text = "\n".join([
             "# Memory, predicted and measured", "",
-            "The cases of [memory.md](memory.md), predicted by `costlab.core.memory` and measured by PyTorch's "
+            "The cases of [memory.md](memory.md), predicted by `costlab.analyses.memory` and measured by PyTorch's "
             "`MemTracker` (torch.distributed._tools.mem_tracker) on CPU: its peak total of one forward "
             "pass under `no_grad`, and of two Adam training steps (the second runs with the optimizer "
             "state already there). Bytes; ratio = predicted ÷ measured. MemTracker sees every tensor "

@@ -94,7 +94,7 @@ MEMORY_HEADERS = ["model@batch", "inference predicted", "measured", "ratio", "tr
 
 def memory_part(device: str, batches: tuple[int, ...]) -> list[list[str]]:
     """Predicted against measured peaks: max_memory_allocated on CUDA, MemTracker on the CPU."""
-    from costlab.core.memory import memory
+    from costlab.analyses.memory import memory
     from costlab.torch_bridge.memory import measure_analysis, measure_cuda_allocated
 
     rows = []

@@ -10,7 +10,7 @@ normalised to 1 per multiply-add by the peer's documented convention (PyTorch's 
 reset through /proc/self/clear_refs, minus the resident size before the call).
 
 For every disagreement with costlab's MACs, the report names the rules — the tool's convention
-or its bug — that explain it: costlab's profile of the tool (costlab/core/conventions.py) is set
+or its bug — that explain it: costlab's profile of the tool (costlab/analyses/conventions/) is set
 beside the tool's own total, and must equal it.
 
     python benchmarks/peers.py                      # presets; torchvision models if importable
@@ -40,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from costlab.core.conventions import CONVENTIONS, profile  # noqa: E402  (torch-free)
+from costlab.analyses.conventions import CONVENTIONS, profile  # noqa: E402  (torch-free)
 from costlab.core.zoo import PRESETS, build_preset  # noqa: E402
 
 PEER_NAMES = ("fvcore", "torch", "ptflops", "thop", "torchinfo", "torchprofile")

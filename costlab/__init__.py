@@ -57,7 +57,7 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     as ``--latency`` does: the peaks are the cached ones, else measured first. ``predict`` ('cpu' or
     'cuda') predicts the latency of the target and each layer from the counts, running nothing
     (``analysis.prediction``), as ``--predict`` does: from ``calibration`` (a
-    ``costlab.core.prediction.Calibration``, such as ``costlab calibrate`` or
+    ``costlab.analyses.prediction.Calibration``, such as ``costlab calibrate`` or
     ``costlab.torch_bridge.calibration.measure_calibration`` makes) or else this machine's cached one;
     with ``latency`` too, the prediction carries its error against the measurement."""
     from .app.pipeline import Steps, price

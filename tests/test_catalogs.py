@@ -25,7 +25,7 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 import costlab  # noqa: E402
-from costlab.core.conventions import LAYER_KINDS, layer_kind  # noqa: E402
+from costlab.analyses.conventions import LAYER_KINDS, layer_kind  # noqa: E402
 from costlab.core.formulas import cost_of  # noqa: E402
 from costlab.core.specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, PADS, POOLS, RECURRENTS, UPSAMPLES,  # noqa: E402
                            Activation, AdaptivePool, Conv, Elementwise, Norm, Pad, Pool, Recurrent, Spec,
@@ -189,7 +189,7 @@ def _saved(module: nn.Module, x: torch.Tensor) -> tuple[bool, bool]:
 
 @pytest.mark.parametrize("kind", [k for k in ACTIVATIONS if k != "identity"])
 def test_each_activation_saves_what_the_catalog_says(kind: str) -> None:
-    """ACTIVATIONS[kind].saves_output (read by costlab.core.memory) is what autograd keeps for its
+    """ACTIVATIONS[kind].saves_output (read by costlab.analyses.memory) is what autograd keeps for its
     backward: the output, else the input."""
     x = torch.randn(3, 7, requires_grad=True)
     output, input_ = _saved(module_for(Activation(kind), [(3, 7)]), x)
@@ -328,7 +328,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 import costlab
-from costlab.core.conventions import CONVENTIONS, LAYER_KINDS, check_tables, profile
+from costlab.analyses.conventions import CONVENTIONS, LAYER_KINDS, check_tables, profile
 from costlab.core.specs import Activation
 from costlab.torch_bridge.build import module_for
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from costlab.app.cli import main
-from costlab.core.conventions import CONVENTIONS, KIND_OF, check_tables, find_convention, profile
+from costlab.analyses.conventions import CONVENTIONS, KIND_OF, check_tables, find_convention, profile
 from costlab.core.errors import CostlabError
 from costlab.core.formulas import FORMULAS
 from costlab.core.graph import Net
@@ -77,7 +77,7 @@ def test_traced_sources_decide_what_hook_tools_see() -> None:
     module ReLU twice, F.relu once (patched), torch.relu not at all; thop sees none of the functions."""
     from dataclasses import replace
 
-    from costlab.core.conventions import call_form, function_name
+    from costlab.analyses.conventions import call_form, function_name
 
     from costlab.core.analysis import CallSite
 
@@ -155,7 +155,7 @@ def test_convention_does_not_import_torch() -> None:
 
 def test_cost_model_doc_lists_every_rule(update_golden: bool) -> None:
     """docs/cost-model.md carries the rule tables exactly as the code has them."""
-    from costlab.core.conventions import rules_markdown
+    from costlab.analyses.conventions import rules_markdown
 
     path = ROOT / "docs" / "cost-model.md"
     text = path.read_text(encoding="utf-8")
@@ -185,7 +185,7 @@ torch = pytest.importorskip("torch")
 
 from costlab.torch_bridge import peers  # noqa: E402
 from costlab.torch_bridge.build import build_module, function_for, module_for  # noqa: E402
-from costlab.core.conventions import BUILDER_FUNCTIONS  # noqa: E402
+from costlab.analyses.conventions import BUILDER_FUNCTIONS  # noqa: E402
 
 def built(name: str):
     """The preset as an nn.Module on its small input, weights zeroed (values do not matter here)."""

@@ -20,7 +20,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import costlab  # noqa: E402
-from costlab.core.conventions import profile  # noqa: E402
+from costlab.analyses.conventions import profile  # noqa: E402
 from costlab.core.specs import Attention, Recurrent  # noqa: E402
 from costlab.torch_bridge import peers  # noqa: E402
 

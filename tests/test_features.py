@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
 
 import pytest
 
@@ -15,11 +15,12 @@ import costlab
 from costlab.core import analysis as analysis_module
 from costlab.render import report
 from costlab.core.analysis import Analysis, Comparison, fold
-from costlab.core.conventions import Profile
+from costlab.analyses.conventions import Profile
 from costlab.core.expressions import analyze_expression
-from costlab.core.features import FEATURES, Feature, Heading, Latency, Roofline, View
-from costlab.core.memory import Memory
-from costlab.core.training import TrainingCost
+from costlab.analyses.latency import Latency, Roofline
+from costlab.core.features import FEATURES, Feature, Heading, View
+from costlab.analyses.memory import Memory
+from costlab.analyses.training import TrainingCost
 
 JOULES_PER_MAC = 2.5e-12
 
@@ -30,6 +31,8 @@ class Energy(Feature):
 
     joules_per_mac: float
     macs: int
+
+    name: ClassVar[str] = "energy"
 
     def json_fields(self, unit: str) -> dict[str, Any]:
         return {"energy_j": self.macs * self.joules_per_mac}
@@ -57,11 +60,6 @@ class Energy(Feature):
         return [f"energy at {self.joules_per_mac:g} J per MAC"]
 
 
-@dataclass(frozen=True, repr=False)
-class EnergyAnalysis(Analysis):
-    energy: Energy | None = None
-
-
 @pytest.fixture
 def with_energy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Energy registered as a feature: its name added to FEATURES, nothing else."""
@@ -70,10 +68,9 @@ def with_energy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report, "FEATURES", names)
 
 
-def _energetic(expression: str, energy: bool = True) -> EnergyAnalysis:
+def _energetic(expression: str, energy: bool = True) -> Analysis:
     a = analyze_expression(expression, (3, 16, 16))
-    base = {name: getattr(a, name) for name in a.__dataclass_fields__}
-    return EnergyAnalysis(**base, energy=Energy(JOULES_PER_MAC, a.macs) if energy else None)
+    return a.with_feature(Energy(JOULES_PER_MAC, a.macs)) if energy else a
 
 
 def test_a_new_feature_is_one_class_every_renderer_loops_over(with_energy: None) -> None:
@@ -149,7 +146,7 @@ def test_latency_and_roofline_write_the_json_their_dicts_did() -> None:
     del target["bound"]
     target["peaks"] = peaks.to_dict()
     assert list(Roofline.from_dict(target).to_dict().items()) == list(target.items())
-    a = replace(analyze_expression("conv3x3:4", (3, 8, 8)), latency=Latency.from_dict(entry, Roofline.from_dict(target)))
+    a = analyze_expression("conv3x3:4", (3, 8, 8)).with_feature(Latency.from_dict(entry, Roofline.from_dict(target)))
     assert a.roofline is a.latency.roofline  # type: ignore[union-attr]
     assert a.to_dict()["latency_ms"] == entry and a.to_dict()["roofline"] == target
 

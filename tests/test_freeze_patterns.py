@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 
 import costlab_head_nets as nets  # noqa: E402
 from costlab.app.cli import main  # noqa: E402
-from costlab.core.training import matches, parse_freeze  # noqa: E402
+from costlab.analyses.training import matches, parse_freeze  # noqa: E402
 
 HEADS = {"costlab_head_nets:resnet_like": ("resnet_like", "fc"),
          "costlab_head_nets:mobilenet_like": ("mobilenet_like", "classifier"),

@@ -18,7 +18,7 @@ import costlab  # noqa: E402
 from costlab.app.cli import main  # noqa: E402
 from costlab.core.errors import CostlabError, TargetError  # noqa: E402
 from costlab.core.expressions import analyze_expression  # noqa: E402
-from costlab.core.features import Latency  # noqa: E402
+from costlab.analyses.latency import Latency  # noqa: E402
 from costlab.torch_bridge import roofline  # noqa: E402
 from costlab.torch_bridge.latency import (LatencySettings, load_module, measure_latency,  # noqa: E402
                                           measurement_count)

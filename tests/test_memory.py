@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import costlab
 from costlab.app.cli import main
 from costlab.core.graph import Net
-from costlab.core.memory import OPTIMIZERS, memory, param_tensors, parse_optimizer
+from costlab.analyses.memory import OPTIMIZERS, memory, param_tensors, parse_optimizer
 from costlab.core.specs import Activation, Elementwise, conv2d
 
 from conftest import ROOT

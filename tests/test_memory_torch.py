@@ -17,7 +17,7 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 import costlab  # noqa: E402
-from costlab.core.memory import memory, saved_by  # noqa: E402
+from costlab.analyses.memory import memory, saved_by  # noqa: E402
 from costlab.torch_bridge.build import build_module  # noqa: E402
 from costlab.torch_bridge.memory import inplace_layers, measure_analysis, measure_memory  # noqa: E402
 from costlab.core.zoo import PRESETS  # noqa: E402

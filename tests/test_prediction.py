@@ -16,7 +16,7 @@ import costlab
 from costlab.app.cli import main
 from costlab.core.analysis import Analysis
 from costlab.core.errors import CostlabError
-from costlab.core.prediction import (Calibration, FamilyModel, Kernel, Sample, fit_terms, layer_kernel, predict)
+from costlab.analyses.prediction import (Calibration, FamilyModel, Kernel, Sample, fit_terms, layer_kernel, predict)
 from costlab.core.roofline import Peaks
 from costlab.core.specs import Conv
 

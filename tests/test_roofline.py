@@ -11,7 +11,7 @@ import pytest
 
 from costlab.core.analysis import Analysis, Comparison
 from costlab.core.errors import CostlabError
-from costlab.core.features import Latency, Roofline
+from costlab.analyses.latency import Latency, Roofline
 from costlab.core.expressions import analyze_expression
 from costlab.render.report import render_analysis, render_comparison
 from costlab.core.roofline import Peaks, bound, machine_key, roofline_fields
@@ -120,7 +120,7 @@ def _timed(analysis: Analysis, noisy_layer: str | None, noisy_target: bool) -> A
     target_roofline = roofline_fields(2 * analysis.macs, analysis.bytes, peaks, 1.0)
     target_roofline["predicted_ms"] = sum(layer.roofline.predicted_ms for layer in layers)
     target_roofline["peaks"] = peaks.to_dict()
-    return replace(analysis, layers=layers, latency=latency(1.0, noisy_target, Roofline.from_dict(target_roofline)))
+    return replace(analysis, layers=layers).with_feature(latency(1.0, noisy_target, Roofline.from_dict(target_roofline)))
 
 
 @pytest.mark.parametrize("fmt", ["table", "md", "csv", "json"])

@@ -17,7 +17,7 @@ import pytest
 from costlab.app.cli import main
 from costlab.core.errors import CostlabError
 from costlab.app.sweep import Measure, SweepError, parse_param, render_sweep, run_sweep, sweep_png
-from costlab.core.training import train_step
+from costlab.analyses.training import train_step
 from costlab.core.zoo import build_preset
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -82,7 +82,7 @@ def test_a_module_called_twice_and_shared_weights_count_their_parameters_once() 
     assert a.layer("unused").params == 16 * 3 + 3 and a.layer("unused").source == "unused"
     assert a.layer("block_1").macs == a.layer("block").macs == 3 * 7 * 16 * 16
     assert a.macs == _torch_macs(module, torch.randint(0, 50, (3, 7)))
-    from costlab.core.training import train_step
+    from costlab.analyses.training import train_step
 
     held = next(step for step in train_step(a).layers if step.name == "unused")
     assert (held.trainable_params, held.weight_grad, held.backward_ops) == (16 * 3 + 3, False, 0)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from costlab import analyze
 from costlab.app.cli import main
 from costlab.core.expressions import analyze_expression
-from costlab.core.training import (FreezeError, frozen_layers, parametrised, parse_freeze, train_step,
+from costlab.analyses.training import (FreezeError, frozen_layers, parametrised, parse_freeze, train_step,
                               with_training)
 from costlab.core.zoo import build_preset
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from costlab.core.expressions import analyze_expression
 from costlab.core.graph import Net
 from costlab.core.specs import Attention, Linear, Matmul, conv2d
-from costlab.core.training import parametrised, train_step
+from costlab.analyses.training import parametrised, train_step
 from costlab.core.zoo import build_preset
 
 # --- against autograd -------------------------------------------------------------------------

@@ -665,7 +665,7 @@ GIGABYTE = 10**9
 
 def _mobilenet_ram() -> Computation:
     """MobileNet v1 and v2 at inference, batch 1 (float32): the bytes they hold, in gigabytes."""
-    from ..core.memory import memory
+    from ..analyses.memory import memory
 
     figures = {}
     notes = []
@@ -674,7 +674,7 @@ def _mobilenet_ram() -> Computation:
         m = memory(a, "sgd")
         figures[f"{name} inference peak, GB"] = Computed(
             Fraction(m.inference_peak, GIGABYTE),
-            f"{name} preset, batch 1, float32: costlab.core.memory inference peak ({m.inference_peak:,} B)")
+            f"{name} preset, batch 1, float32: costlab.analyses.memory inference peak ({m.inference_peak:,} B)")
         notes.append(f"{name}: {m.inference_peak:,} B at inference, {m.training_peak:,} B for an SGD "
                      "training step at batch 1")
     return Computation(figures, "; ".join(notes) + " (reports/memory.md).")
@@ -682,7 +682,7 @@ def _mobilenet_ram() -> Computation:
 
 def _mobilenet_v2_projection() -> Computation:
     """MobileNet v2 against the same network with every 1×1 projection removed (reports/memory.md)."""
-    from ..core.memory import memory
+    from ..analyses.memory import memory
     from ..core.zoo import mobilenet_v2_without_projections, projection_block
 
     with_projection = memory(build_preset("mobilenet-v2"), "sgd")

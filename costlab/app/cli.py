@@ -188,7 +188,7 @@ def parse_checks(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-#: The tools of costlab.core.conventions.CONVENTIONS (named here so that the module loads only when used).
+#: The tools of costlab.analyses.conventions.CONVENTIONS (named here so that the module loads only when used).
 CONVENTION_NAMES = ("fvcore", "ptflops", "thop", "torchinfo", "torchvision", "torchprofile", "torch")
 
 
@@ -247,7 +247,7 @@ def _exit_code(args: argparse.Namespace, analyses: Sequence[Analysis]) -> int:
     """1 under --strict when a check found an unexplained difference, else 0."""
     if not getattr(args, "strict", False):
         return 0
-    return int(any(a.checks.unexplained() for a in analyses))
+    return int(any(a.checks.unexplained() for a in analyses if a.checks))
 
 
 def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tuple[Any, Callable[[str], None]]:
@@ -312,7 +312,7 @@ def add_memory_options(parser: argparse.ArgumentParser) -> None:
     """--memory and --optimizer (compare and analyze): bytes held at inference and in a training step."""
     parser.add_argument("--memory", action="store_true",
                         help="add weights, the inference peak and the training-step peak in bytes "
-                             "(liveness over the layer graph; costlab.core.memory)")
+                             "(liveness over the layer graph; costlab.analyses.memory)")
     parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, metavar="sgd|momentum|adam",
                         help="with --memory: the optimizer of the training step (default adam; adamw "
                              "holds what adam holds)")

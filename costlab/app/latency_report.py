@@ -72,7 +72,7 @@ def measure_case(case: LatencyCase, device: str = "cpu", threads: int | None = N
 
     ``peaks``: a :class:`~.roofline.Peaks` (default: cached, else calibrated); ``timing``: a
     :class:`~.timing.TimingSettings` (default: the standard care); ``calibration``: a kernel
-    calibration (:class:`costlab.core.prediction.Calibration`) to predict each target and layer
+    calibration (:class:`costlab.analyses.prediction.Calibration`) to predict each target and layer
     from before measuring it (None: no prediction).
     """
     from ..torch_bridge.latency import LatencySettings, measure_all

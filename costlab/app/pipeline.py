@@ -13,7 +13,7 @@ one module serves every step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ..core.analysis import Analysis
@@ -65,28 +65,29 @@ def prediction_step(device: str, threads: int | None = None, calibration: Any = 
     loaded: dict[str, Any] = {}
 
     def predict(analysis: Analysis) -> Analysis:
-        from ..core.prediction import predict as predicted
+        from ..analyses.prediction import predict as predicted
 
         found = calibration if calibration is not None else loaded.get(analysis.dtype)
         if found is None:
             from ..torch_bridge.calibration import calibration_for
 
             found = loaded[analysis.dtype] = calibration_for(device, threads, analysis.dtype)
-        return replace(analysis, prediction=predicted(analysis, found))
+        return analysis.with_feature(predicted(analysis, found))
     return predict
 
 
 def with_measured_prediction(analysis: Analysis) -> Analysis:
     """The analysis with its measured median beside its prediction (the error), when it has both."""
-    from ..core.prediction import with_measured
+    from ..analyses.prediction import with_measured
 
-    if analysis.prediction is None or analysis.latency is None:
+    prediction, latency = analysis.feature("prediction"), analysis.feature("latency")
+    if prediction is None or latency is None:
         return analysis
-    return replace(analysis, prediction=with_measured(analysis.prediction, analysis.latency.median))
+    return analysis.with_feature(with_measured(prediction, latency.median))  # type: ignore[arg-type]
 
 
 def _freeze(value: Any) -> Any:
-    from ..core.training import parse_freeze
+    from ..analyses.training import parse_freeze
 
     return parse_freeze(value) if isinstance(value, str) else value
 
@@ -123,11 +124,11 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
             module = target
         analysis = analyze_target(target, input, batch, dtype, options, name, inputs=inputs, seq=seq)
     if freeze is not None:
-        from ..core.training import with_training
+        from ..analyses.training import with_training
 
         if requires_grad:
             if module is None:
-                from ..core.training import FreezeError
+                from ..analyses.training import FreezeError
 
                 raise FreezeError(f"--freeze requires_grad: {analysis.name} is not a module with requires_grad "
                                   "flags (a package.module:callable target)")
@@ -140,9 +141,11 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
 
         analysis = cross_check(analysis, module, steps.check)
     if steps.convention:
-        analysis = analysis.with_convention(steps.convention)
+        from ..analyses.conventions import with_convention
+
+        analysis = with_convention(analysis, steps.convention)
     if steps.memory:
-        from ..core.memory import with_memory
+        from ..analyses.memory import with_memory
 
         inplace: tuple[str, ...] = ()
         if module is not None and analysis.kind == "module":

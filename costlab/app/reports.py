@@ -200,9 +200,9 @@ def memory_cases() -> list[tuple[str, "Analysis"]]:
 
 def memory_report() -> list[ReportFile]:
     """Weights, inference peak and Adam training-step peak of the MobileNet v2 projection case and of
-    MobileNet v1, v2 and ResNet-50 at batch 1 and 32 (predicted by costlab.core.memory; measured in
+    MobileNet v1, v2 and ResNet-50 at batch 1 and 32 (predicted by costlab.analyses.memory; measured in
     reports/memory-measured.md)."""
-    from ..core.memory import memory
+    from ..analyses.memory import memory
     from ..render.report import mebibytes
 
     headers = ["case", "params", "weights", "inference peak", "at", "output handed on",
@@ -224,7 +224,7 @@ def memory_report() -> list[ReportFile]:
     c, n, t = PROJECTION_BLOCK["channels"], PROJECTION_BLOCK["size"], PROJECTION_BLOCK["expansion"]
     md = "\n".join([
         "# Memory: what a design holds at inference and in a training step", "",
-        "Predicted by `costlab.core.memory` from liveness over each design's layer graph (float32; a tensor "
+        "Predicted by `costlab.analyses.memory` from liveness over each design's layer graph (float32; a tensor "
         "is freed after its last use; docs/cost-model.md, \"Memory\"). The training step is the steady "
         "state of Adam: weights, two state tensors per trainable parameter, the gradients, and what "
         "autograd saves for the backward pass. [memory-measured.md](memory-measured.md) holds the same "

@@ -325,7 +325,7 @@ def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, 
               seq: int | None = None) -> Sweep:
     """Price every target at every value of ``param`` (see the module docstring for the rules);
     ``seq``: the tokens of ``hf:`` targets (--seq)."""
-    from ..core.training import parse_freeze
+    from ..analyses.training import parse_freeze
 
     if not targets:
         raise SweepError("sweep needs at least one target")

@@ -12,16 +12,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
 from .errors import CostlabError
-from .features import FEATURES, FLOPS_PER_MAC, Checks, Feature, Latency, Roofline
+from .features import FEATURES, FLOPS_PER_MAC, Feature
 from .specs import Conv, Held, Shape, Spec
 
 if TYPE_CHECKING:  # pandas is imported only by to_frame()
     import pandas
-
-    from .training import TrainingCost
-    from .conventions import Profile
-    from .memory import Memory
-    from .prediction import Prediction
 
 def fold(name: str, depth: int | None) -> str:
     """The row a layer named ``name`` folds into at ``depth``: its first ``depth`` name levels
@@ -115,12 +110,13 @@ class Layer:
     engine: str = ""
     #: measured latency of this layer alone (``latency_ms`` in JSON) with its roofline point and
     #: bound from the machine's measured peaks (``roofline``), with --latency
-    latency: Latency | None = field(default=None, hash=False)
+    #: (a costlab.analyses.latency.Latency)
+    latency: Feature | None = field(default=None, hash=False)
 
     @property
-    def roofline(self) -> Roofline | None:
+    def roofline(self) -> Any:
         """The roofline beside the measured latency (None without --latency)."""
-        return self.latency.roofline if self.latency is not None else None
+        return getattr(self.latency, "roofline", None)
 
     @property
     def source(self) -> str:
@@ -215,33 +211,43 @@ class Analysis:
     dtype: str = "float32"
     kind: str = "expression"  # expression, preset, file or module
     notes: tuple[str, ...] = ()
-    checks: Checks = field(default_factory=Checks)  # each tool's count beside costlab's (--check)
-    latency: Latency | None = None  # the whole target measured, with its roofline (--latency)
-    training: "TrainingCost | None" = None  # a training step under --freeze (costlab.core.training)
-    convention: "Profile | None" = None  # what another tool would report (--convention)
     #: a traced module's inputs beyond one float tensor: [{"name", "dtype", "shape"}] (JSON "inputs")
     inputs: tuple[Mapping[str, Any], ...] = ()
     #: how a traced module was counted: fx, meta or cpu (JSON "engine"); '' for expressions and presets
     engine: str = ""
-    memory: "Memory | None" = None  # bytes held at inference and in a training step (--memory)
-    #: latency predicted from the counts and a kernel calibration (--predict; costlab.core.prediction)
-    prediction: "Prediction | None" = None
+    #: what the options added, each a typed result under its own ``name`` (--freeze: training,
+    #: --memory: memory, --convention: convention, --check: checks, --latency: latency), in the
+    #: order of FEATURES: its JSON and every renderer loop over these through the Feature protocol
+    features: tuple[Feature, ...] = ()
 
-    @property
-    def roofline(self) -> Roofline | None:
-        """The whole target's roofline (None without --latency)."""
-        return self.latency.roofline if self.latency is not None else None
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        unknown = [n for n in names if n not in FEATURES]
+        if unknown or len(set(names)) != len(names):
+            raise CostlabError(f"features must have distinct names among {', '.join(FEATURES)}, got {names}")
+
+    def __getattr__(self, name: str) -> Any:
+        """``analysis.training``, ``.memory``, ``.convention``, ``.checks``, ``.latency``: the feature
+        of that name (None when not carried)."""
+        if name in FEATURES:
+            return self.feature(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def feature(self, name: str) -> Feature | None:
         """The feature called ``name`` (one of FEATURES) when this analysis carries it, else None."""
-        value = getattr(self, name)
-        return value if value is not None and (not isinstance(value, Checks) or value) else None
+        return next((f for f in self.features if f.name == name), None)
+
+    def with_feature(self, feature: Feature) -> "Analysis":
+        """A copy carrying ``feature`` (replacing one of the same name), features kept in FEATURES order."""
+        from dataclasses import replace
+
+        kept = [f for f in self.features if f.name != feature.name] + [feature]
+        return replace(self, features=tuple(sorted(kept, key=lambda f: FEATURES.index(f.name))))
 
     @property
-    def features(self) -> tuple[Feature, ...]:
-        """The features this analysis carries (--freeze, --memory, --convention, --check, --latency),
-        in the order of FEATURES: its JSON and every renderer loop over these."""
-        return tuple(f for f in (self.feature(name) for name in FEATURES) if f is not None)
+    def roofline(self) -> Any:
+        """The whole target's roofline (None without --latency)."""
+        return getattr(self.feature("latency"), "roofline", None)
 
     @property
     def macs(self) -> int:
@@ -347,14 +353,6 @@ class Analysis:
                 layer_entry.update(feature.layer_json(layer_entry["name"]))
         return entry
 
-    def with_convention(self, name: str) -> "Analysis":
-        """A copy carrying what the tool ``name`` would report (costlab.core.conventions.CONVENTIONS)."""
-        from dataclasses import replace
-
-        from .conventions import profile
-
-        return replace(self, convention=profile(self, name))
-
     def to_frame(self, depth: int | None = None) -> "pandas.DataFrame":
         """Per-layer rows as a pandas DataFrame (pandas is imported here, not before)."""
         import pandas
@@ -397,7 +395,7 @@ class Comparison:
     @property
     def latency_ratios(self) -> tuple[float | None, ...] | None:
         """first's median latency / each target's (None without latency on every target)."""
-        latencies = [t.latency for t in self.targets]
+        latencies = [t.feature("latency") for t in self.targets]
         if any(latency is None for latency in latencies):
             return None
         first = latencies[0].median  # type: ignore[union-attr]

@@ -326,7 +326,7 @@ class ActivationKind:
     methods: tuple[str, ...] = ()  # Tensor method names
     aten: tuple[str, ...] = ()  # aten op names
     module_kwargs: tuple[tuple[str, Any], ...] = ()  # how costlab's builder makes the module
-    saves_output: bool = False  # its backward reads its output (else its input): costlab.core.memory
+    saves_output: bool = False  # its backward reads its output (else its input): costlab.analyses.memory
 
 
 #: The activation catalog: kind → its rule and names.

@@ -15,9 +15,9 @@ from typing import Any, Iterable, Sequence
 from ..core.analysis import RENDERING, Analysis, Comparison
 from .display import Column, binary_bytes, fitted, left_out_note, si, wrap
 from ..core.features import FEATURES, FLOPS_PER_MAC, Feature, Heading, count, exact_number, in_unit, unit_label
-from ..core.features import milliseconds, threads_text  # noqa: F401 - the renderers' number formats, re-exported
+from ..analyses.latency import milliseconds, threads_text  # noqa: F401 - the renderers' number formats, re-exported
 from ..core.graph import DTYPE_BYTES
-from ..core.memory import mebibytes  # noqa: F401 - re-exported for the reports
+from ..analyses.memory import mebibytes  # noqa: F401 - re-exported for the reports
 
 FORMATS = ("table", "md", "csv", "json")
 
@@ -498,7 +498,7 @@ def render_peaks(peaks: Any, path: str | None, fmt: str = "table", calibration: 
                  calibration_path: str | None = None) -> str:
     """``costlab calibrate``: the measured peaks (a dict of roofline.Peaks), their ridge and the cache
     file (None: a contended calibration, not cached); with ``calibration`` (a
-    costlab.core.prediction.Calibration), its kernel families and their fit after them."""
+    costlab.analyses.prediction.Calibration), its kernel families and their fit after them."""
     if fmt == "json":
         entry = {**peaks, "cache": path}
         if calibration is not None:

@@ -35,7 +35,7 @@ from ..core.analysis import Layer
 from ..core.errors import CostlabError, SpecError
 from ..core.formulas import numel
 from ..core.graph import Net, Value
-from ..core.prediction import CALIBRATION_VERSION, Calibration, Sample, layer_kernel
+from ..analyses.prediction import CALIBRATION_VERSION, Calibration, Sample, layer_kernel
 from ..core.specs import (Activation, AdaptivePool, Attention, Concat, Conv, Dropout, Elementwise, Embedding,
                           Flatten, Linear, Matmul, Norm, Pad, Pool, Reduce, Reshape, Shape, Spec, Upsample)
 from .roofline import cache_path as peaks_cache_path

@@ -3,7 +3,7 @@ torchinfo and torchprofile, each predicted by its own rules.
 
 Each tool counts the same ``nn.Module`` — the module itself for a module target, the module
 :func:`~costlab.torch_bridge.build.build_module` makes for an expression or preset. What it
-should report is stated once, in the tool's convention profile (:mod:`costlab.core.conventions`, the
+should report is stated once, in the tool's convention profile (:mod:`costlab.analyses.conventions`, the
 tables ``--convention`` prints): every costlab layer's terms by that tool's rules. The check sets
 the tool's real count beside costlab's MACs and that prediction:
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -36,10 +36,10 @@ import torch
 from torch import nn
 
 from ..core.analysis import Analysis, Layer
-from ..core.conventions import CONVENTIONS as CONVENTION_TABLES
-from ..core.conventions import LayerCount, Profile, profile
+from ..analyses.conventions import CONVENTIONS as CONVENTION_TABLES
+from ..analyses.conventions import LayerCount, Profile, profile
 from ..core.errors import CostlabError
-from ..core.features import Check, CheckRow, ParamCheck
+from ..analyses.checks import Check, CheckRow, Checks, ParamCheck
 from ..core.formulas import numel
 from . import peers
 from .build import build_module
@@ -348,7 +348,7 @@ def cross_check(analysis: Analysis, module: nn.Module | None = None,
     structure = module if module is not None else build_module(analysis, device="meta")
     trace = trace_module(structure, analysis.input, batch=analysis.batch, dtype=analysis.dtype)
     unsupported_paths = {"" if u.path == TOP_LEVEL else u.path for u in trace.analysis.unsupported}
-    results = analysis.checks
+    results = analysis.checks or Checks()
     for check in checks:
         params = None
         try:
@@ -370,9 +370,9 @@ def cross_check(analysis: Analysis, module: nn.Module | None = None,
             continue
         results = results.with_check(check, compare_with(analysis, trace.owners, structure, reference, check,
                                                          unsupported_paths, tool, params))
-    return replace(analysis, checks=results)
+    return analysis.with_feature(results)
 
 
 def unexplained(analysis: Analysis) -> list[str]:
     """The checks of ``analysis`` that found an unexplained difference."""
-    return analysis.checks.unexplained()
+    return analysis.checks.unexplained() if analysis.checks else []

@@ -7,7 +7,7 @@ import re
 from torch import nn
 
 from ..core.analysis import Analysis
-from ..core.training import Freeze, FreezeError, REQUIRES_GRAD, parse_freeze, with_flags
+from ..analyses.training import Freeze, FreezeError, REQUIRES_GRAD, parse_freeze, with_flags
 
 _CALL_SUFFIX = re.compile(r"_\d+$")  # a module's second call is '<path>_1'
 

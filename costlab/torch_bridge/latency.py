@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from ..core.analysis import FLOPS_PER_MAC, Analysis, Layer
 from ..core.errors import CostlabError, SpecError
-from ..core.features import Latency, Roofline
+from ..analyses.latency import Latency, Roofline
 from ..core.specs import Embedding, Held, Pad, Reduce, Spec
 from .build import build_module, function_for, module_for
 from ..core.roofline import Peaks, bound, roofline_fields
@@ -285,8 +285,8 @@ def measure_latency(analysis: Analysis, settings: LatencySettings | None = None,
         target_roofline["memory_bound_layers"] = sum(point.kind == "memory" for point in points)
         del target_roofline["bound"]  # a network is not one roofline point
     target_roofline["peaks"] = peaks.to_dict()
-    return replace(analysis, layers=tuple(layers), notes=notes,
-                   latency=Latency.from_dict(target_latency, Roofline.from_dict(target_roofline)))
+    return replace(analysis, layers=tuple(layers), notes=notes).with_feature(
+        Latency.from_dict(target_latency, Roofline.from_dict(target_roofline)))
 
 
 def measure_all(analyses: Sequence[Analysis], settings: LatencySettings | None = None, *,

@@ -9,7 +9,7 @@ memory an op uses inside its kernel without creating a tensor (a convolution's i
 oneDNN workspace, BLAS packing buffers), the allocator's caching and fragmentation, and
 Python objects.
 
-The measured run is the one :mod:`costlab.core.memory` prices:
+The measured run is the one :mod:`costlab.analyses.memory` prices:
 
 - inference: ``torch.no_grad()``, eval mode, one forward on a random input;
 - training step: train mode, ``zero_grad(set_to_none=True)``, ``loss = model(x).sum()``,
@@ -40,7 +40,7 @@ from torch import nn
 
 from ..core.analysis import Analysis
 from ..core.errors import CostlabError
-from ..core.memory import parse_optimizer
+from ..analyses.memory import parse_optimizer
 from ..core.specs import Activation, Dropout
 
 #: learning rate of the measured step (its value does not change the memory)
@@ -111,7 +111,7 @@ def _total(snapshot: dict[Any, dict[str, int]], device: torch.device) -> tuple[i
 
 class LayerRunner(nn.Module):
     """Runs an analysis' layers one by one on a built module's leaves, dropping each tensor after
-    its last use (the liveness :mod:`costlab.core.memory` prices)."""
+    its last use (the liveness :mod:`costlab.analyses.memory` prices)."""
 
     def __init__(self, built: nn.Module, analysis: Analysis) -> None:
         super().__init__()

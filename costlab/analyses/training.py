@@ -38,15 +38,15 @@ import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
-from .errors import CostlabError
-from .features import FLOPS_PER_MAC, Feature, Heading, View, blank, in_unit, unit_label
-from .formulas import group, numel
-from .specs import Attention, Conv, Held, Linear, Matmul, Norm
+from ..core.errors import CostlabError
+from ..core.features import FLOPS_PER_MAC, Feature, Heading, View, blank, in_unit, unit_label
+from ..core.formulas import group, numel
+from ..core.specs import Attention, Conv, Held, Linear, Matmul, Norm
 
 if TYPE_CHECKING:
-    from .analysis import Analysis, Layer
+    from ..core.analysis import Analysis, Layer
 
 _COUNT = re.compile(r"^\d{1,100}$", re.ASCII)  # at most 100 digits (costlab.core.sizes.MAX_SIZE_DIGITS)
 _FRACTION = re.compile(r"^(\d{1,100}\.\d{0,100}|\.\d{1,100})$", re.ASCII)
@@ -224,6 +224,8 @@ class LayerTraining:
 class TrainingCost(Feature):
     """A training step of one analysis under one freeze: per layer and in total (the feature of --freeze)."""
 
+    name: ClassVar[str] = "training"
+
     freeze: Freeze
     frozen: tuple[str, ...]            # names of the frozen layers
     param_layers: int                  # how many layers have parameters
@@ -343,7 +345,7 @@ def attention_backward_macs(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int
     dV = Pᵀ·dO: B·S·L·Ev [v]; dP = dO·Vᵀ: B·L·Ev·S [q or k]; dQ = dS·K: B·L·S·E [q];
     dK = dSᵀ·Q: B·S·L·E [k].
     """
-    from .formulas import broadcast
+    from ..core.formulas import broadcast
 
     batch = numel(broadcast([q[:-2], k[:-2], v[:-2]], "attention"))
     length, source, e, ev = q[-2], k[-2], q[-1], v[-1]
@@ -420,6 +422,4 @@ def train_step(analysis: "Analysis", freeze: "Freeze | str | int | float" = NOTH
 
 def with_training(analysis: "Analysis", freeze: "Freeze | str | int | float") -> "Analysis":
     """A copy of ``analysis`` that carries its training step under ``freeze`` (JSON, tables)."""
-    from dataclasses import replace
-
-    return replace(analysis, training=train_step(analysis, freeze))
+    return analysis.with_feature(train_step(analysis, freeze))

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
-from .errors import CostlabError, SpecError
-from .features import FLOPS_PER_MAC, Feature, Heading, View
-from .formulas import numel
-from .roofline import Peaks, bound
-from .specs import (Activation, AdaptivePool, Attention, Concat, Conv, Dropout, Elementwise, Embedding,
+from ..core.errors import CostlabError, SpecError
+from ..core.features import FLOPS_PER_MAC, Feature, Heading, View
+from ..core.formulas import numel
+from ..core.roofline import Peaks, bound
+from ..core.specs import (Activation, AdaptivePool, Attention, Concat, Conv, Dropout, Elementwise, Embedding,
                     Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Recurrent, Reduce, Reshape, Shape, Spec,
                     Upsample)
 
@@ -440,6 +440,7 @@ class Prediction(Feature):
     #: the target's measured median (ms) when --latency ran too
     measured_ms: float | None = None
 
+    name: ClassVar[str] = "prediction"
     from_run: ClassVar[bool] = False
 
     @property

@@ -43,24 +43,24 @@ already exists)::
 
 What an op saves for backward is what autograd saves (held in a test with
 ``torch.autograd.graph.saved_tensors_hooks``): :func:`saved_by`. A layer is in the graph
-when its output needs a gradient (costlab.core.training: it has trainable parameters or reads
+when its output needs a gradient (costlab.analyses.training: it has trainable parameters or reads
 a tensor that needs one); a frozen prefix saves nothing and gets no gradient.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Collection, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Collection, Sequence
 
-from .errors import CostlabError
-from .features import Feature, Heading, View, blank
-from .formulas import group, numel
-from .graph import DTYPE_BYTES
-from .specs import (ACTIVATIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
+from ..core.errors import CostlabError
+from ..core.features import Feature, Heading, View, blank
+from ..core.formulas import group, numel
+from ..core.graph import DTYPE_BYTES
+from ..core.specs import (ACTIVATIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
                     Embedding, Flatten, Held, Linear, Matmul, Norm, Pool, Reduce, Reshape)
 
 if TYPE_CHECKING:
-    from .analysis import Analysis, Layer
+    from ..core.analysis import Analysis, Layer
     from .training import Freeze
 
 #: Optimizer state tensors per trainable parameter element (and the aliases the CLI takes).
@@ -122,6 +122,8 @@ def mebibytes(n: int) -> str:
 class Memory(Feature):
     """What a design holds, in bytes: weights, the inference peak, the training-step peak (the
     feature of --memory)."""
+
+    name: ClassVar[str] = "memory"
 
     dtype: str
     optimizer: str
@@ -616,7 +618,4 @@ def _release(grad_storage: dict[str, int], pending: dict[str, str], key: str, in
 def with_memory(analysis: "Analysis", optimizer: str = "adam", inplace: Collection[str] = (),
                 implementation: str = "single") -> "Analysis":
     """A copy of ``analysis`` carrying its memory (``analysis.memory``)."""
-    from dataclasses import replace
-
-    return replace(analysis, memory=memory(analysis, optimizer, inplace=inplace,
-                                           implementation=implementation))
+    return analysis.with_feature(memory(analysis, optimizer, inplace=inplace, implementation=implementation))

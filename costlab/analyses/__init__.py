@@ -1,0 +1,1 @@
+"""The analyses: what costlab derives from a priced result — a training step (``--freeze``), the bytes held (``--memory``), another tool's rules (``--convention``), cross-checks and measured latency as results. Above the core, below the torch bridge; never imports torch."""
