@@ -21,12 +21,8 @@ dtype); the models are refitted from the samples when read.
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import tempfile
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -38,7 +34,7 @@ from ..core.graph import Net, Value
 from ..analyses.prediction import CALIBRATION_VERSION, Calibration, Sample, layer_kernel
 from ..core.specs import (Activation, AdaptivePool, Attention, Concat, Conv, Dropout, Elementwise, Embedding,
                           Flatten, Linear, Matmul, Norm, Pad, Pool, Reduce, Reshape, Shape, Spec, Upsample)
-from .roofline import cache_path as peaks_cache_path
+from .roofline import cache_path as peaks_cache_path, read_section, write_section
 
 CACHE_FILE = "calibration.json"
 #: ``costlab calibrate``'s default budget (seconds, the peaks included): within the 3 minutes promised.
@@ -346,14 +342,7 @@ def cache_path(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("version") != CALIBRATION_VERSION or not isinstance(
-            data.get("calibrations"), dict):
-        return {}
-    return data["calibrations"]
+    return read_section(path, CALIBRATION_VERSION, "calibrations")
 
 
 def load_calibration(key: str, path: Path | None = None) -> Calibration | None:
@@ -372,16 +361,7 @@ def save_calibration(calibration: Calibration, path: Path | None = None) -> Path
     path = path or cache_path()
     entries = _read(path)
     entries[calibration.key] = calibration.to_dict()
-    text = json.dumps({"version": CALIBRATION_VERSION, "calibrations": entries}, sort_keys=True) + "\n"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".calibration-", dir=path.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise CostlabError(f"cannot write the calibration cache {path}: {error.strerror or error}") from None
-    return path
+    return write_section(path, CALIBRATION_VERSION, "calibrations", entries, "calibration", indent=None)
 
 
 def calibrate_kernels(device: str = "cpu", threads: int | None = None, dtype: str = "float32",
