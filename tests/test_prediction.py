@@ -303,3 +303,31 @@ def test_python_predict_reads_the_cache_and_refuses_what_it_cannot_do(seeded: Ca
     with pytest.raises(CostlabError, match="calibration= needs predict="):
         costlab.analyze("relu", input=(4, 8, 8), calibration=seeded)
     assert predict(analysis, seeded).total_ms == analysis.prediction.total_ms
+
+
+def test_an_hf_model_built_on_meta_is_predicted(seeded: Calibration, tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=128, vocab_size=500, max_position_embeddings=64)
+    config.save_pretrained(tmp_path / "bert")
+    code, out, err = run("analyze", f"hf:{tmp_path / 'bert'}", "--seq", "16", "--predict", "cpu", "--format", "json")
+    assert (code, err) == (0, "")
+    entry = json.loads(out)["targets"][0]
+    assert entry["predicted_latency_ms"] == pytest.approx(
+        sum(layer.get("predicted_latency_ms", 0.0) for layer in entry["layers"]))
+    assert any(layer["op"] == "linear" and layer["predicted_latency_ms"] > 0 for layer in entry["layers"])
+
+
+def test_a_latency_report_puts_the_predicted_ratio_beside_the_others(seeded: Calibration) -> None:
+    from costlab.app.latency_report import latency_report
+    from costlab.torch_bridge.timing import TimingSettings
+
+    fast = TimingSettings(min_samples=3, min_time_s=0.0, max_time_s=0.01, warmup_s=0.0, min_warmup_calls=1,
+                          min_run_share=0.0)
+    text = latency_report("inception", calibration=seeded, timing=fast, peaks=seeded.peaks)
+    base, cheap = (costlab.analyze(t, input=(192, 28, 28), predict="cpu", calibration=seeded).prediction
+                   for t in ("conv5x5:32", "conv1x1:16 > conv5x5:32"))
+    ratio = base.total_ms / cheap.total_ms  # type: ignore[union-attr]
+    assert f"predicted ratio {ratio:.2f}×" in text and "| predicted ms | predicted ratio | prediction error |" in text
+    assert "What the calibrated prediction says" in text and "calibration of" in text
+    assert "No kernel calibration" in latency_report("inception", timing=fast, peaks=seeded.peaks)
