@@ -1,4 +1,16 @@
-"""Shared test options: ``--update-golden`` rewrites the golden files instead of comparing."""
+"""Shared test options.
+
+``--measured`` also runs the tests marked ``measures``: those that take real measurements (latency
+timings, memory measured by MemTracker). Plain ``python -m pytest`` skips them and stays quick; CI
+(`.ci/run`, the README's second command) runs ``python -m pytest --measured``.
+
+``--update-golden`` rewrites the golden files (tests/golden/, the reports under reports/, the rule
+tables of docs/cost-model.md) from a fresh run instead of comparing with them. It is for a change of
+output made on purpose (a new column, a reworded note): rerun, read the diff, commit. It proves
+nothing about the figures in them: each golden file's headline figures are asserted apart, from an
+independent derivation (explicit arithmetic, published figures of shared/reference.md), by tests
+that --update-golden does not touch (tests/test_golden_figures.py).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +34,21 @@ def find_reference() -> Path | None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",
-                     help="rewrite tests/golden/ and reports/ from a fresh run instead of comparing")
+                     help="rewrite tests/golden/ and reports/ from a fresh run instead of comparing "
+                          "(for a change of output made on purpose; the headline figures are checked apart)")
+    parser.addoption("--measured", action="store_true",
+                     help="also run the tests marked `measures` (real timings and memory measurement; "
+                          "slow): what CI runs")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without --measured, the tests marked ``measures`` are skipped, with the option named."""
+    if config.getoption("--measured"):
+        return
+    skip = pytest.mark.skip(reason="takes real measurements: run with --measured (CI does)")
+    for item in items:
+        if "measures" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture

@@ -171,7 +171,10 @@ def test_console_process_imports_no_torch() -> None:
               "assert main(['compare', 'resnet50', 'mobilenet-v2'], stdout=io.StringIO()) == 0; "
               "import costlab; costlab.analyze('conv3x3:8', input=(3, 8, 8)); "
               "assert 'torch' not in sys.modules, 'torch was imported'; "
-              "assert 'pandas' not in sys.modules, 'pandas was imported'")
+              "assert 'pandas' not in sys.modules, 'pandas was imported'; "
+              # what compare on expressions and presets does without (bench_compare_process.py's time)
+              "late = [m for m in sys.modules if m.startswith('costlab.analyses') or m == 'difflib']; "
+              "assert not late, late")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr

@@ -1,9 +1,11 @@
 """The memory model held against PyTorch: what autograd saves (saved_tensors_hooks) and what
 MemTracker measures for presets and traced nets, inference and training step, within ±10 %.
 
-Every preset is measured at batch 1 and 8 at its default input. The CI set is the presets
-that fit the CI budget on a 2-core machine; ``COSTLAB_MEMORY_ALL=1`` adds the heavy ones
-(VGG-11…19, ResNet-34/101/152: gigabytes of Adam state, minutes of CPU)."""
+Every preset is measured at batch 1 and 8 at its default input (marked ``measures``: CI runs it with
+``--measured``). The CI set is the presets that fit the CI budget on a 2-core machine;
+``COSTLAB_MEMORY_ALL=1`` adds the heavy ones (VGG-11…19, ResNet-34/101/152: gigabytes of Adam
+state, minutes of CPU). The quick suite holds three of them on fake tensors, where MemTracker counts
+the same bytes without the arithmetic."""
 
 from __future__ import annotations
 
@@ -34,15 +36,51 @@ def _within(predicted: int, measured: int) -> bool:
     return abs(predicted - measured) <= TOLERANCE * measured
 
 
-@pytest.mark.parametrize("batch", [1, 8])
-@pytest.mark.parametrize("name", LIGHT + [pytest.param(n, marks=pytest.mark.skipif(
-    not ALL, reason="heavy preset: set COSTLAB_MEMORY_ALL=1")) for n in HEAVY])
-def test_preset_peaks_match_memtracker(name: str, batch: int) -> None:
+def _check_preset(name: str, batch: int) -> None:
     a = costlab.analyze(name, batch=batch)
     predicted = memory(a, "adam")
     measured = measure_analysis(a, "adam")
     assert _within(predicted.inference_peak, measured.inference_peak), (predicted.inference_peak, measured)
     assert _within(predicted.training_peak, measured.training_peak), (predicted.training_peak, measured)
+
+
+@pytest.mark.measures
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("name", LIGHT + [pytest.param(n, marks=pytest.mark.skipif(
+    not ALL, reason="heavy preset: set COSTLAB_MEMORY_ALL=1")) for n in HEAVY])
+def test_preset_peaks_match_memtracker(name: str, batch: int) -> None:
+    """Every preset on real tensors. Most of its time is not the arithmetic but MemTracker's own
+    work on every op (its peak is updated op by op; Adam steps each parameter one op at a time)."""
+    _check_preset(name, batch)
+
+
+#: the quick suite's presets: each layer kind of the light ones (conv, pool, linear; residual add and
+#: batch norm; depthwise, ReLU6 and the inverted residual) with the fewest parameter tensors
+QUICK = ["lenet5", "resnet18", "mobilenet-v2"]
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("name", QUICK)
+def test_preset_peaks_match_memtracker_on_fake_tensors(name: str, batch: int) -> None:
+    """The same assertion on fake tensors (FakeTensorMode: shapes, dtypes and storages, no data), where
+    MemTracker counts the same bytes (test below) without the arithmetic."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        _check_preset(name, batch)
+
+
+def test_memtracker_counts_the_same_bytes_on_fake_tensors() -> None:
+    """MemTracker's peaks of a preset's inference and training step are the same bytes whether its
+    tensors hold data or not: what the fake-tensor test above measures is what the real one does."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    a = costlab.analyze("lenet5", batch=2)
+    real = measure_analysis(a, "adam")
+    with FakeTensorMode():
+        fake = measure_analysis(a, "adam")
+    assert (fake.inference_peak, fake.training_peak) == (real.inference_peak, real.training_peak)
+    assert fake.training_breakdown == real.training_breakdown
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adamw"])

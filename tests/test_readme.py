@@ -19,7 +19,7 @@ def test_readme_opens_with_install_and_compare_then_tests() -> None:
     install, tests = readme_commands()[:2]
     assert "pip install torch==2.13.0" in install and install.endswith("costlab compare")
     assert install.index("torch==2.13.0") < install.index('pip install -e ".[test]"')
-    assert tests == "python -m pytest"
+    assert tests == "python -m pytest --measured"  # the quick suite and the tests that measure (tests/conftest.py)
 
 
 def test_ci_runs_exactly_the_readme_commands() -> None:

@@ -201,12 +201,14 @@ def add_convention_option(parser: argparse.ArgumentParser) -> None:
 
 def split_inputs(texts: Sequence[str] | None, batch: int) -> tuple[tuple[int, ...] | None, Any]:
     """--input given once as CxHxW → (that shape, None); typed or repeated → (None, Inputs)."""
-    from ..core.inputs import is_typed, parse_inputs
-
     texts = list(texts or [])
+    if not texts:
+        return None, None
+    from ..core.inputs import is_typed, parse_inputs  # not imported without --input (the default path)
+
     if len(texts) == 1 and not is_typed(texts[0]):
         return parse_input(texts[0]), None
-    return None, (parse_inputs(texts, batch) if texts else None)
+    return None, parse_inputs(texts, batch)
 
 
 def _targets(args: argparse.Namespace, targets: Sequence[str],

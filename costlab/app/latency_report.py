@@ -19,7 +19,8 @@ from typing import Any, Callable, Sequence
 
 from ..core.analysis import Analysis, Comparison, Layer
 from ..core.errors import CostlabError
-from ..render.report import count, milliseconds, threads_text
+from ..analyses.latency import milliseconds, threads_text
+from ..render.report import count
 from ..core.specs import Shape
 from .targets import analyze_target
 

@@ -202,8 +202,7 @@ def memory_report() -> list[ReportFile]:
     """Weights, inference peak and Adam training-step peak of the MobileNet v2 projection case and of
     MobileNet v1, v2 and ResNet-50 at batch 1 and 32 (predicted by costlab.analyses.memory; measured in
     reports/memory-measured.md)."""
-    from ..analyses.memory import memory
-    from ..render.report import mebibytes
+    from ..analyses.memory import mebibytes, memory
 
     headers = ["case", "params", "weights", "inference peak", "at", "output handed on",
                "saved for backward", "training peak (Adam)", "where"]

@@ -8,7 +8,6 @@ returning an ``nn.Module``, or a layer-stack expression. Only the module cases i
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -38,6 +37,8 @@ SPEC_FILE_SUFFIXES = (".json", ".txt", ".expr")
 
 def _unknown_word(text: str) -> str:
     """'resnet51' → "unknown preset or layer 'resnet51'; did you mean resnet50? (presets: …)"."""
+    import difflib  # only for this error's hint: not on the default path
+
     close = difflib.get_close_matches(text.lower(), list(PRESETS) + sorted(_EXPRESSION_WORDS), n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
     return (f"unknown preset or layer {text!r}{hint} (presets: {', '.join(PRESETS)}; "

@@ -7,7 +7,6 @@ an analysis are always the sums of its layers.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
@@ -290,6 +289,8 @@ class Analysis:
         for layer in self.layers + self.training_only:
             if layer.name == name:
                 return layer
+        import difflib  # only for this error's hint: not on the default path
+
         close = difflib.get_close_matches(str(name), [layer.name for layer in self.layers], n=1)
         raise UnknownLayer(f"{self.name} has no layer {name!r}" + (f"; did you mean {close[0]}?" if close else ""))
 

@@ -15,9 +15,7 @@ from typing import Any, Iterable, Sequence
 from ..core.analysis import RENDERING, Analysis, Comparison
 from .display import Column, binary_bytes, fitted, left_out_note, si, wrap
 from ..core.features import FEATURES, FLOPS_PER_MAC, Feature, Heading, count, exact_number, in_unit, unit_label
-from ..analyses.latency import milliseconds, threads_text  # noqa: F401 - the renderers' number formats, re-exported
 from ..core.graph import DTYPE_BYTES
-from ..analyses.memory import mebibytes  # noqa: F401 - re-exported for the reports
 
 FORMATS = ("table", "md", "csv", "json")
 
@@ -510,6 +508,8 @@ def render_peaks(peaks: Any, path: str | None, fmt: str = "table", calibration: 
             "measured_at"]
     if fmt == "csv":
         return csv_text(keys + ["cache"], [[_csv_value(peaks.get(k)) for k in keys] + [path or ""]])
+    from ..analyses.latency import threads_text  # not on `costlab compare`'s path
+
     threads = f", {threads_text(peaks['threads'])}" if peaks["device"] == "cpu" else ""
     rows = [
         ["peak arithmetic", f"{peaks['gflops']:.1f} GFLOP/s",
