@@ -331,3 +331,9 @@ def test_a_latency_report_puts_the_predicted_ratio_beside_the_others(seeded: Cal
     assert f"predicted ratio {ratio:.2f}×" in text and "| predicted ms | predicted ratio | prediction error |" in text
     assert "What the calibrated prediction says" in text and "calibration of" in text
     assert "No kernel calibration" in latency_report("inception", timing=fast, peaks=seeded.peaks)
+
+
+def test_the_command_line_states_the_calibration_budget_of_the_library() -> None:
+    from costlab.app import cli
+
+    assert cli.CALIBRATION_BUDGET_S == calibrating.DEFAULT_BUDGET_S <= 180  # within the 3 minutes promised
