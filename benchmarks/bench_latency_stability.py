@@ -30,6 +30,7 @@ import time
 
 from tabulate import tabulate
 
+from costlab.app.request import Request
 from costlab.app.targets import analyze_target
 from costlab.torch_bridge.latency import LatencySettings, current_threads, measure_latency
 from costlab.torch_bridge.roofline import peaks_for
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     target_timing = TimingSettings(**{**base.__dict__, "min_run_share": args.min_cpu_share,
                                       "attempts": args.attempts})
     settings = LatencySettings(device=args.device, threads=threads, per_layer=False, target_timing=target_timing)
-    analyses = [analyze_target(text, shape) for text, shape in TARGETS[:args.targets]]
+    analyses = [analyze_target(Request.of(text, shape)) for text, shape in TARGETS[:args.targets]]
     peaks = peaks_for(args.device, threads, "float32")
     hogs = start_hogs(args.hog, args.hog_seconds) if args.hog else []
     try:

@@ -48,6 +48,7 @@ from tabulate import tabulate  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from costlab.core.analysis import Analysis, Comparison  # noqa: E402
+from costlab.app.request import Request  # noqa: E402
 from costlab.app.targets import analyze_target  # noqa: E402
 from costlab.torch_bridge.build import build_module  # noqa: E402
 
@@ -73,7 +74,7 @@ def torch_macs(analysis: Analysis, device: str) -> int:
 def counts_part(devices: list[str]) -> tuple[list[dict[str, Any]], bool]:
     rows, agree = [], True
     for text, shape in COUNT_TARGETS:
-        analysis = analyze_target(text, shape)
+        analysis = analyze_target(Request.of(text, shape))
         row: dict[str, Any] = {"target": text, "input": list(shape), "costlab_macs": analysis.macs}
         for device in devices:
             row[f"torch_macs_{device}"] = torch_macs(analysis, device)
@@ -100,7 +101,7 @@ def memory_part(device: str, batches: tuple[int, ...]) -> list[list[str]]:
     rows = []
     for name in MODELS:
         for batch in batches:
-            analysis = analyze_target(name, None, batch)
+            analysis = analyze_target(Request.of(name, batch=batch))
             if device == "cuda":
                 predicted = memory(analysis, "adam", implementation="foreach")
                 measured = measure_cuda_allocated(analysis, "adam")
@@ -222,13 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     models: dict[str, Analysis] = {}
     for name in MODELS:
         for batch in batches:
-            analysis = analyze_target(name, None, batch)
+            analysis = analyze_target(Request.of(name, batch=batch))
             models[f"{name}@{batch}"] = measure_latency(
                 analysis, LatencySettings(device=device, per_layer=False), peaks=peaks)
     t = lap("whole models", t)
     if time.perf_counter() - started < args.budget_s:
         big = batches[-1]
-        models[f"resnet50@{big} per layer"] = measure_latency(analyze_target("resnet50", None, big),
+        models[f"resnet50@{big} per layer"] = measure_latency(analyze_target(Request.of("resnet50", batch=big)),
                                                               LatencySettings(device=device), peaks=peaks)
         t = lap("resnet50 per layer", t)
     else:

@@ -41,9 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from costlab.analyses.conventions import CONVENTIONS, profile  # noqa: E402  (torch-free)
+from costlab.core.tools import PEER_TOOLS as PEER_NAMES  # noqa: E402
 from costlab.core.zoo import PRESETS, build_preset  # noqa: E402
 
-PEER_NAMES = ("fvcore", "torch", "ptflops", "thop", "torchinfo", "torchprofile")
 PACKAGES = {name: name for name in PEER_NAMES}
 COUNTERS = ("costlab",) + PEER_NAMES
 SPEED_MODELS = ("resnet50", "mobilenet-v2", "vgg16")
@@ -213,8 +213,9 @@ def worker(counter: str, models: list[tuple[str, str]], repeat: int,
 # --- the driver --------------------------------------------------------------------------------
 
 def _versions(python: str, extra_path: str = "") -> dict[str, str]:
+    packages = list(dict.fromkeys(("torch", "torchvision") + PEER_NAMES))
     code = ("import importlib.metadata as m, json\nout = {}\n"
-            "for p in ['torch', 'torchvision', 'fvcore', 'ptflops', 'thop', 'torchinfo', 'torchprofile']:\n"
+            f"for p in {packages!r}:\n"
             "    try: out[p] = m.version(p)\n    except m.PackageNotFoundError: pass\n"
             "print(json.dumps(out))")
     env = {**os.environ, "PYTHONPATH": extra_path} if extra_path else None

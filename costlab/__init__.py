@@ -23,7 +23,6 @@ from .core.analysis import Analysis, Comparison, Layer, Row, Unsupported
 from .core.errors import CostlabError, ExpressionError, SpecError, TargetError
 from .core.graph import Net, Value
 from .core.specs import Shape
-from .app.targets import analyze_target
 from .core.zoo import PRESETS
 
 __all__ = ["analyze", "compare", "Analysis", "Comparison", "Layer", "Row", "Unsupported", "Net",
@@ -60,7 +59,8 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     ``costlab.analyses.prediction.Calibration``, such as ``costlab calibrate`` or
     ``costlab.torch_bridge.calibration.measure_calibration`` makes) or else this machine's cached one;
     with ``latency`` too, the prediction carries its error against the measurement."""
-    from .app.pipeline import Steps, price
+    from .app.pipeline import price
+    from .app.request import Request, Steps
 
     checks = () if not check else ((check,) if isinstance(check, str) else tuple(check))
     if threads is not None and latency is None and predict is None:
@@ -84,10 +84,11 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
             raise CostlabError(f"latency must be 'cpu' or 'cuda', got {latency!r}")
 
         measure = latency_step(latency, threads)
-    return price(target, _shape(input), batch, dtype, options, name, inputs=inputs, seq=seq,
-                 steps=Steps(freeze=freeze, check=checks, convention=convention,
-                             memory=(optimizer or "adam") if memory or optimizer is not None else None,
-                             measure=measure, predict=prediction))
+    return price(Request.of(target, _shape(input), inputs=inputs, batch=batch, dtype=dtype, seq=seq,
+                            options=options, name=name,
+                            steps=Steps(freeze=freeze, check=checks, convention=convention,
+                                        memory=(optimizer or "adam") if memory or optimizer is not None else None,
+                                        measure=measure, predict=prediction)))
 
 
 def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,

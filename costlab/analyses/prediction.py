@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from ..core.errors import CostlabError, SpecError
-from ..core.features import FLOPS_PER_MAC, Feature, Heading, View
+from ..core.features import FLOPS_PER_MAC, Feature
 from ..core.formulas import numel
 from ..core.roofline import Peaks, bound
 from ..core.specs import (Activation, AdaptivePool, Attention, Concat, Conv, Dropout, Elementwise, Embedding,
@@ -423,14 +423,11 @@ def error(predicted: float, measured: float) -> float:
     return (predicted - measured) / measured
 
 
-def _ms(value: float) -> str:
-    return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
-
-
 @dataclass(frozen=True)
 class Prediction(Feature):
     """A target's predicted latency (ms; JSON ``predicted_latency_ms``), each layer's, and the
-    calibration it came from (JSON ``prediction``); with a measurement beside it, the error."""
+    calibration it came from (JSON ``prediction``); with a measurement beside it, the error. How it
+    is drawn is costlab.render.features.prediction's."""
 
     total_ms: float
     layers: tuple[tuple[str, float], ...]
@@ -441,7 +438,6 @@ class Prediction(Feature):
     measured_ms: float | None = None
 
     name: ClassVar[str] = "prediction"
-    from_run: ClassVar[bool] = False
 
     @property
     def by_layer(self) -> dict[str, float]:
@@ -464,76 +460,6 @@ class Prediction(Feature):
     def layer_json(self, name: str) -> dict[str, Any]:
         value = self.by_layer.get(name)
         return {} if value is None else {"predicted_latency_ms": value}
-
-    @classmethod
-    def layer_columns(cls, group: Sequence[Any], unit: str, view: View | None) -> list[Heading]:
-        if not group or any(p is None for p in group):
-            return []
-        headings = [Heading("predicted ms", True, 60)]
-        if any(p.measured_ms is not None for p in group):
-            headings.append(Heading("error", True, 55))
-        return headings
-
-    def layer_cells(self, headings: Sequence[Heading], row: Any, members: Sequence[Any], unit: str,
-                    view: View | None) -> list[Any]:
-        by_layer = self.by_layer
-        values = [by_layer[m.name] for m in members if m.name in by_layer]
-        if not values:
-            return ["" if view is None else "–"] * len(headings)
-        predicted = sum(values)
-        cells: list[Any] = [f"{predicted:.6g}" if view is None else _ms(predicted)]
-        if len(headings) > 1:
-            measured = [m.latency.median for m in members if m.name in by_layer and m.latency is not None]
-            if len(measured) == len(values) and sum(measured) > 0:
-                e = error(predicted, sum(measured))
-                cells.append(f"{e:.6g}" if view is None else f"{100 * e:+.0f} %")
-            else:
-                cells.append("" if view is None else "–")
-        return cells
-
-    def total_cells(self, headings: Sequence[Heading], unit: str, view: View) -> list[str]:
-        cells = [_ms(self.total_ms)]
-        if len(headings) > 1:
-            cells.append(f"{100 * self.error:+.0f} %" if self.error is not None else "–")
-        return cells
-
-    @classmethod
-    def side_by_side(cls, group: Sequence[Any], unit: str, view: View | None) -> tuple[list[Heading], list[list[Any]]]:
-        if not group or any(p is None for p in group):
-            return [], []
-        first = group[0].total_ms
-        measured = all(p.measured_ms is not None for p in group)
-        if view is None:
-            headings = [Heading("predicted_ms"), Heading("predicted_ratio")] + (
-                [Heading("prediction_error")] if measured else [])
-            return headings, [[f"{p.total_ms:.6g}", f"{first / p.total_ms:.6g}" if p.total_ms else ""]
-                              + ([f"{p.error:.6g}"] if measured else []) for p in group]
-        headings = [Heading("predicted ms", True, 80), Heading("predicted vs first", False, 75)] + (
-            [Heading("error", True, 70)] if measured else [])
-        rows = []
-        for index, p in enumerate(group):
-            ratio = first / p.total_ms if p.total_ms else None
-            speed = "–" if index == 0 or ratio is None else f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
-            rows.append([_ms(p.total_ms), speed] + ([f"{100 * p.error:+.0f} %"] if measured else []))
-        return headings, rows
-
-    def headline(self, unit: str, view: View) -> str:
-        return f"predicted {_ms(self.total_ms)} ms"
-
-    def table_notes(self, unit: str) -> list[str]:
-        if not self.fallback_layers:
-            return []
-        return [f"No calibrated kernel family, predicted by the roofline plus one call: "
-                f"{', '.join(self.fallback_layers)}."]
-
-    @classmethod
-    def report_section(cls, analyses: Sequence[Any], unit: str, view: View) -> list[str]:
-        """Which calibration the predictions came from, once per report."""
-        described = sorted({a.prediction.described for a in analyses if a.prediction is not None})
-        if not described:
-            return []
-        return view.prose([f"Predicted latency (ms): the sum of each layer's, from its kernel family's model fitted "
-                           f"to the {' and the '.join(described)}; nothing was run (docs/cost-model.md)."])
 
 
 def with_measured(prediction: Prediction | None, measured_ms: float | None) -> Prediction | None:

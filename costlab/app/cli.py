@@ -19,8 +19,11 @@ from typing import Any, Callable, Iterator, Sequence, TextIO
 from ..core.analysis import Analysis, Comparison
 from ..core.errors import CostlabError
 from ..core.sizes import parse_size, size_problem
-from ..render.report import FORMATS, render_analysis, render_comparison
-from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, parse_input, parse_options, seq_for
+from ..core.tools import CONVENTION_TOOLS as CONVENTION_NAMES, PEER_TOOLS as CHECK_NAMES
+from ..render.formats import CLI_FORMAT_NAMES, Format
+from ..render.report import render_analysis, render_comparison
+from .request import Request, Steps, is_hf, seq_among
+from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, parse_input, parse_options
 from ..core.zoo import PRESETS, build_preset
 
 PROG = "costlab"
@@ -85,7 +88,7 @@ class _Once(argparse.Action):
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=FORMATS, default="table",
+    parser.add_argument("--format", choices=CLI_FORMAT_NAMES, default=Format.TABLE.value,
                         help="table (terminal), md (Markdown), csv or json (default: table)")
     parser.add_argument("--output", metavar="PATH", action=_Once,
                         help="write to PATH (atomically: a temporary file renamed into place)")
@@ -133,8 +136,8 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                              "resolved per target (fc,classifier,head: retrain the head); requires_grad: a "
                              "module target's own flags; 0 trains everything")
     parser.add_argument("--check", metavar="TOOL,...",
-                        help="cross-check every count against the real tools (fvcore, torch, ptflops, thop, "
-                             "torchinfo, torchprofile; comma-separated), each beside what its own rules "
+                        help=f"cross-check every count against the real tools ({', '.join(CHECK_NAMES)}; "
+                             "comma-separated), each beside what its own rules "
                              "predict: per layer for fvcore and torch, in total for the others (imports torch)")
     parser.add_argument("--strict", action="store_true",
                         help="with --check: exit 1 when a difference is not explained by a named convention")
@@ -176,20 +179,12 @@ def prediction_device(args: argparse.Namespace) -> str | None:
     return None
 
 
-#: The tools --check runs (costlab.torch_bridge.crosscheck.CHECKS, named here so that torch loads only when used).
-CHECK_NAMES = ("fvcore", "torch", "ptflops", "thop", "torchinfo", "torchprofile")
-
-
 def parse_checks(text: str) -> tuple[str, ...]:
     """'fvcore,torch' → ('fvcore', 'torch'); each name once, from CHECK_NAMES."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names or any(name not in CHECK_NAMES for name in names):
         raise CostlabError(f"bad --check {text!r}: expected a comma-separated list of {', '.join(CHECK_NAMES)}")
     return tuple(dict.fromkeys(names))
-
-
-#: The tools of costlab.analyses.conventions.CONVENTIONS (named here so that the module loads only when used).
-CONVENTION_NAMES = ("fvcore", "ptflops", "thop", "torchinfo", "torchvision", "torchprofile", "torch")
 
 
 def add_convention_option(parser: argparse.ArgumentParser) -> None:
@@ -211,21 +206,21 @@ def split_inputs(texts: Sequence[str] | None, batch: int) -> tuple[tuple[int, ..
     return None, parse_inputs(texts, batch)
 
 
-def _targets(args: argparse.Namespace, targets: Sequence[str],
-             default_input: tuple[int, ...] | None = None) -> list[Analysis]:
+def requests_from_args(args: argparse.Namespace, targets: Sequence[str],
+                       default_input: tuple[int, ...] | None = None) -> list[Request]:
+    """The command line's one resolution of what to price: a :class:`Request` per target, every
+    option read and checked here (and nowhere after)."""
     shape, inputs = split_inputs(args.input, args.batch)
     if shape is None and inputs is None:
         shape = default_input
-    if (getattr(args, "check", None) or getattr(args, "latency", None)) and (
-            inputs is not None or any(str(t).strip().startswith("hf:") for t in targets)):
+    timed = bool(getattr(args, "latency", None))
+    if (getattr(args, "check", None) or timed) and (inputs is not None or any(map(is_hf, targets))):
         raise UsageError("--check and --latency take one --input CxHxW (typed inputs and hf: targets are "
                          "counted only)")
     options = parse_options(args.kwarg)
     checks = parse_checks(args.check) if getattr(args, "check", None) is not None else ()
     if getattr(args, "strict", False) and not checks:
         raise UsageError("--strict needs --check")
-    from .pipeline import Steps, prepare
-
     if getattr(args, "optimizer", None) and not getattr(args, "memory", False):
         raise UsageError("--optimizer needs --memory")
     memory = (args.optimizer or "adam") if getattr(args, "memory", False) else None
@@ -236,9 +231,16 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
 
         predict = prediction_step(predict_on, args.threads)
     steps = Steps(freeze=getattr(args, "freeze", None), check=checks, convention=getattr(args, "convention", None),
-                  memory=memory, timed=bool(getattr(args, "latency", None)), predict=predict)
-    prepared = [prepare(t, shape, args.batch, args.dtype, options, inputs=inputs, seq=seq_for(t, args.seq, targets),
-                        steps=steps) for t in targets]
+                  memory=memory, timed=timed, predict=predict)
+    return [Request.of(target, shape, inputs=inputs, batch=args.batch, dtype=args.dtype, seq=seq, options=options,
+                       steps=steps) for target, seq in zip(targets, seq_among(targets, args.seq))]
+
+
+def _targets(args: argparse.Namespace, targets: Sequence[str],
+             default_input: tuple[int, ...] | None = None) -> list[Analysis]:
+    from .pipeline import prepare
+
+    prepared = [prepare(request) for request in requests_from_args(args, targets, default_input)]
     analyses = [analysis for analysis, _ in prepared]
     if getattr(args, "latency", None):
         analyses = _measure_latency(args, analyses, [module for _, module in prepared])
@@ -372,7 +374,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the swept parameter: start:stop:step (inclusive), start:stop or a,b,c; "
                              "NAME input, batch or freeze varies the analysis itself")
     add_target_options(parser)
-    parser.set_defaults(format="csv")
+    parser.set_defaults(format=Format.CSV.value)
     parser.add_argument("--plot", metavar="PATH", help="also draw a PNG line plot there (needs matplotlib)")
     parser.add_argument("--y", metavar="COLUMN",
                         help="the column --plot draws (default macs, or flops with --unit flops)")

@@ -1,8 +1,8 @@
 """One pipeline: a target priced, then each feature that was asked for, in one order.
 
-``costlab.analyze`` in Python, the command line and ``costlab sweep`` all go through
-:func:`price`: count the target (:func:`costlab.app.targets.analyze_target`), then price a training
-step (``freeze``), cross-check it against the real tools (``check``), add another tool's profile
+``costlab.analyze`` in Python, the command line and ``costlab sweep`` each make a
+:class:`~costlab.app.request.Request` and hand it to :func:`price`: count the target
+(:func:`costlab.app.targets.analyze_target`), then price a training step (``freeze``), cross-check it against the real tools (``check``), add another tool's profile
 (``convention``), the bytes it holds (``memory``), predict its latency from a kernel calibration
 (``predict``: nothing runs) and measure it (``measure``; the prediction then carries the error). A
 ``package.module:callable`` target is built once per run: on the meta device when only counts
@@ -13,38 +13,14 @@ one module serves every step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..core.analysis import Analysis
-from ..core.specs import Shape
-from .targets import analyze_target, check_seq, is_module_target, module_target
+from .request import Measure, Predict, Request, Steps, TargetKind
+from .targets import analyze_target, module_target
 
-#: A latency step: (analysis, the real module or None) → the analysis with its latency.
-Measure = Callable[[Analysis, Any], Analysis]
-#: A prediction step: analysis → the analysis with its predicted latency (nothing runs).
-Predict = Callable[[Analysis], Analysis]
-
-
-@dataclass(frozen=True)
-class Steps:
-    """What to add to each analysis: ``freeze`` (as --freeze: a count, a fraction, names, or
-    'requires_grad'), ``check`` (tool names), ``convention`` (a tool name), ``measure`` (the latency
-    step, made by the caller that owns the progress bar and the peaks)."""
-
-    freeze: Any = None
-    check: tuple[str, ...] = ()
-    convention: str | None = None
-    memory: str | None = None  # the optimizer of the training step whose bytes to add (--memory)
-    measure: Measure | None = None
-    #: the prediction step (--predict): from the counts and a kernel calibration, the target never run
-    predict: Predict | None = None
-    #: a latency measurement follows, made by the caller with the module :func:`prepare` returns
-    #: (the CLI times all targets under one progress bar): a module target is built with real weights
-    timed: bool = False
-
-    def needs_real_module(self, freeze_requires_grad: bool) -> bool:
-        return bool(self.check) or self.measure is not None or self.timed or freeze_requires_grad
+__all__ = ["Measure", "Predict", "Request", "Steps", "latency_step", "prediction_step", "prepare", "price",
+           "with_measured_prediction"]
 
 
 def latency_step(device: str, threads: int | None = None, per_layer: bool = True) -> Measure:
@@ -92,37 +68,34 @@ def _freeze(value: Any) -> Any:
     return parse_freeze(value) if isinstance(value, str) else value
 
 
-def price(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
-          options: Mapping[str, Any] | None = None, name: str | None = None, inputs: Any = None,
-          seq: int | None = None, steps: Steps = Steps()) -> Analysis:
-    """The analysis of one target with every step of ``steps`` applied (see the module docstring)."""
-    analysis, module = prepare(target, input, batch, dtype, options, name, inputs, seq, steps)
-    return with_measured_prediction(steps.measure(analysis, module)) if steps.measure is not None else analysis
+def price(request: Request) -> Analysis:
+    """The analysis of one request with every one of its steps applied (see the module docstring)."""
+    analysis, module = prepare(request)
+    measure = request.steps.measure
+    return with_measured_prediction(measure(analysis, module)) if measure is not None else analysis
 
 
-def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
-            options: Mapping[str, Any] | None = None, name: str | None = None, inputs: Any = None,
-            seq: int | None = None, steps: Steps = Steps()) -> tuple[Analysis, Any]:
+def prepare(request: Request) -> tuple[Analysis, Any]:
     """Every step but the latency measurement, and the real module the steps used (None when none
     was needed): a caller that measures several targets under one progress bar measures them next."""
-    check_seq(target, seq)
+    steps = request.steps
     freeze = _freeze(steps.freeze) if steps.freeze is not None else None
     requires_grad = bool(getattr(freeze, "requires_grad", False))
     module = None
-    if isinstance(target, str) and is_module_target(target) and (steps.needs_real_module(requires_grad)
-                                                                  or steps.memory):
+    if request.kind is TargetKind.CALLABLE and (steps.needs_real_module(requires_grad) or steps.memory):
         from ..torch_bridge.trace import callable_label, load_callable, trace_module
 
-        text, opts = module_target(target, options)
+        text, opts = module_target(request.target, request.options)
         real = steps.needs_real_module(requires_grad)
         # built once for every step below: with real weights when a step runs it, else on meta
         module = load_callable(text, opts, device="cpu" if real else "meta")
-        analysis = trace_module(module, input, batch=batch, dtype=dtype, name=name or callable_label(text, opts),
-                                inputs=inputs, rebuild=None if real else (lambda: load_callable(text, opts))).analysis
+        analysis = trace_module(module, request.input, batch=request.batch, dtype=request.dtype,
+                                name=request.name or callable_label(text, opts), inputs=request.inputs,
+                                rebuild=None if real else (lambda: load_callable(text, opts))).analysis
     else:
-        if _is_module(target):
-            module = target
-        analysis = analyze_target(target, input, batch, dtype, options, name, inputs=inputs, seq=seq)
+        if request.kind is TargetKind.MODULE:
+            module = request.target
+        analysis = analyze_target(request)
     if freeze is not None:
         from ..analyses.training import with_training
 
@@ -148,7 +121,7 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
         from ..analyses.memory import with_memory
 
         inplace: tuple[str, ...] = ()
-        if module is not None and analysis.kind == "module":
+        if module is not None and request.kind.builds_module:
             from ..torch_bridge.memory import inplace_layers
 
             inplace = inplace_layers(module, analysis)  # a module's own in-place activations
@@ -157,9 +130,3 @@ def prepare(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
         analysis = steps.predict(analysis)
     return analysis, module
 
-
-def _is_module(target: Any) -> bool:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(target, torch.nn.Module)

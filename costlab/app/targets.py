@@ -1,9 +1,10 @@
-"""Turning a TARGET into an :class:`~costlab.core.analysis.Analysis`.
+"""Turning a :class:`~costlab.app.request.Request` into an :class:`~costlab.core.analysis.Analysis`.
 
-A target is, in this order: an ``nn.Module`` object (Python API), a preset name with
-optional options (``mobilenet-v1(width=0.5)``), a spec file (an expression in a text file,
-or JSON ``{"expression": ..., "input": [C, H, W], "name": ...}``), ``package.module:callable``
-returning an ``nn.Module``, or a layer-stack expression. Only the module cases import torch.
+A target is (its kind decided once, by :func:`costlab.app.request.target_kind`): an ``nn.Module``
+object (Python API), ``hf:PATH``, a preset name with optional options (``mobilenet-v1(width=0.5)``),
+a spec file (an expression in a text file, or JSON ``{"expression": ..., "input": [C, H, W],
+"name": ...}``), ``package.module:callable`` returning an ``nn.Module``, or a layer-stack
+expression. Only the module and hf: cases import torch.
 """
 
 from __future__ import annotations
@@ -11,26 +12,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from typing import Any, Mapping, Sequence
 
 from ..core.analysis import Analysis
 from ..core.errors import CostlabError, TargetError
-from ..core.expressions import _KERNELED, LAYER_WORDS, analyze_expression
+from ..core.expressions import _KERNELED, analyze_expression
 from ..core.sizes import MAX_SIZE_DIGITS, check_size, parse_size
 from ..core.specs import ACTIVATION_OPS, Shape
-from ..core.zoo import PRESETS, build_preset, find_preset
+from ..core.zoo import PRESETS, build_preset
+from .request import (_MODULE_CALL, EXPRESSION_WORDS, HF_PREFIX, Request, TargetKind, is_module_target,
+                      preset_call)
 
 #: The canonical case `costlab compare` runs with no TARGET: a 5×5 convolution on 28×28×192,
 #: without and with a 1×1 bottleneck to 16 channels.
 DEFAULT_TARGETS = ("conv5x5:32", "conv1x1:16 > conv5x5:32")
 DEFAULT_INPUT: Shape = (192, 28, 28)
 
-_PRESET_CALL = re.compile(r"^([A-Za-z][\w-]*)\((.*)\)$", re.S)
-_MODULE_TARGET = re.compile(r"^([A-Za-z_][\w.]*):([A-Za-z_]\w*)$")
-#: ``package.module:callable(key=value, ...)``: a module target with its own options.
-_MODULE_CALL = re.compile(r"^([A-Za-z_][\w.]*:[A-Za-z_]\w*)\((.*)\)$", re.S)
-_EXPRESSION_WORDS = {w for w in LAYER_WORDS if "{" not in w}
 _BARE_WORD = re.compile(r"^[A-Za-z][\w-]*$")
 SPEC_FILE_SUFFIXES = (".json", ".txt", ".expr")
 
@@ -39,7 +36,7 @@ def _unknown_word(text: str) -> str:
     """'resnet51' → "unknown preset or layer 'resnet51'; did you mean resnet50? (presets: …)"."""
     import difflib  # only for this error's hint: not on the default path
 
-    close = difflib.get_close_matches(text.lower(), list(PRESETS) + sorted(_EXPRESSION_WORDS), n=1)
+    close = difflib.get_close_matches(text.lower(), list(PRESETS) + sorted(EXPRESSION_WORDS), n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
     return (f"unknown preset or layer {text!r}{hint} (presets: {', '.join(PRESETS)}; "
             "`costlab list` shows them)")
@@ -99,85 +96,38 @@ def module_target(text: str, options: Mapping[str, Any] | None = None) -> tuple[
     return call.group(1), {**(options or {}), **parse_options(_top_level_split(call.group(2)))}
 
 
-def check_seq(target: Any, seq: int | None) -> None:
-    """``seq`` (--seq) sets the tokens of an ``hf:`` model: refused for any other target, never ignored."""
-    if seq is not None and not (isinstance(target, str) and target.strip().startswith(HF_PREFIX)):
-        shown = repr(target.strip()) if isinstance(target, str) else type(target).__name__
-        raise TargetError(f"--seq sets the tokens of an hf: model, not of {shown}; give a module's inputs "
-                          "with --input")
+def analyze_target(request: Request) -> Analysis:
+    """Count one request's target by its kind (see :mod:`costlab.app.request`).
 
-
-def seq_for(target: str, seq: int | None, targets: Sequence[str]) -> int | None:
-    """--seq for one of several targets: the hf: ones take it; with no hf: target among them, it is
-    refused (by the pipeline), never ignored."""
-    if seq is None or target.strip().startswith(HF_PREFIX) or \
-            not any(t.strip().startswith(HF_PREFIX) for t in targets):
-        return seq
-    return None
-
-
-def is_module_target(text: str) -> bool:
-    """True for ``package.module:callable`` or ``package.module:callable(k=v, ...)`` (and not for an
-    expression such as ``fc:10``)."""
-    if text.strip().startswith(HF_PREFIX):
-        return False  # hf:gpt2 names a Hugging Face model, not a package.module:callable
-    call = _MODULE_CALL.match(text.strip())
-    match = _MODULE_TARGET.match(call.group(1) if call else text.strip())
-    if not match:
-        return False
-    head = match.group(1)
-    return head not in _EXPRESSION_WORDS and not _KERNELED.match(head)
-
-
-def _is_module_object(target: object) -> bool:
-    torch = sys.modules.get("torch")  # a module object means torch is imported already
-    return torch is not None and isinstance(target, torch.nn.Module)
-
-
-HF_PREFIX = "hf:"
-
-
-def analyze_target(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
-                   options: Mapping[str, Any] | None = None, name: str | None = None,
-                   inputs: Any = None, seq: int | None = None) -> Analysis:
-    """Analyse one target (see the module docstring for what a target may be).
-
-    ``inputs`` (module targets only): what the forward pass is given beyond one float tensor of
-    ``input`` shape (:mod:`costlab.core.inputs`); ``seq``: tokens per sample for ``hf:`` text models."""
-    options = dict(options or {})
-    check_seq(target, seq)
-    if _is_module_object(target):
+    ``request.inputs`` (module targets only): what the forward pass is given beyond one float tensor
+    of ``request.input`` shape (:mod:`costlab.core.inputs`); ``request.seq``: tokens per sample for
+    ``hf:`` text models."""
+    kind, text, input, inputs = request.kind, request.text, request.input, request.inputs
+    batch, dtype, name, options = request.batch, request.dtype, request.name, dict(request.options)
+    if kind is TargetKind.MODULE:
         from ..torch_bridge.trace import analyze_module
 
         if input is None and inputs is None:
             raise TargetError("an nn.Module needs an input: input=(C, H, W) or inputs=...")
-        return analyze_module(target, input, batch=batch, dtype=dtype, name=name, inputs=inputs)
-    if not isinstance(target, str):
-        raise TargetError(f"a target is a preset, an expression, a spec file, "
-                          f"package.module:callable or an nn.Module; got {type(target).__name__}")
-    text = target.strip()
-    if not text:
-        raise TargetError("empty target")
-    if text.startswith(HF_PREFIX):
+        return analyze_module(request.target, input, batch=batch, dtype=dtype, name=name, inputs=inputs)
+    if kind is TargetKind.HF:
         from ..torch_bridge.hf import analyze_hf
 
         if options:
             raise TargetError(f"options {', '.join(options)} do not apply to {text}")
         if input is not None and inputs is None:
             raise TargetError(f"{text}: give its inputs as --input NAME=DTYPE:SHAPE (or --seq N)")
-        return analyze_hf(text[len(HF_PREFIX):].strip(), inputs, batch, seq, dtype, name)
-    is_module = is_module_target(text)
-    if inputs is not None and not is_module:
+        return analyze_hf(text[len(HF_PREFIX):].strip(), inputs, batch, request.seq, dtype, name)
+    if inputs is not None and kind is not TargetKind.CALLABLE:
         raise TargetError(f"typed or several inputs (a dtype, a keyword, a list) apply to module targets, "
                           f"not to {text!r}: give one --input CxHxW")
-    call = _PRESET_CALL.match(text)
-    preset_name, preset_options = (call.group(1), call.group(2)) if call else (text, "")
-    if find_preset(preset_name) is not None:
+    if kind is TargetKind.PRESET:
+        preset_name, preset_options = preset_call(text)
         inline = parse_options([p for p in preset_options.split(",") if p.strip()])
         return build_preset(preset_name, input, batch, dtype, {**options, **inline}, label=name)
-    if os.path.isfile(text):
+    if kind is TargetKind.FILE:
         return _analyze_file(text, input, batch, dtype, name)
-    if is_module:
+    if kind is TargetKind.CALLABLE:
         from ..torch_bridge.trace import analyze_callable
 
         if input is None and inputs is None:
@@ -186,8 +136,9 @@ def analyze_target(target: Any, input: Shape | None = None, batch: int = 1, dtyp
         return analyze_callable(callable_text, input, options, batch=batch, dtype=dtype, name=name, inputs=inputs)
     if text.endswith(SPEC_FILE_SUFFIXES) or os.sep in text:
         raise TargetError(f"no spec file {text}")
-    word = call.group(1) if call and call.group(1) != "res" else text
-    if _BARE_WORD.match(word) and word not in _EXPRESSION_WORDS and not _KERNELED.match(word) \
+    head, _ = preset_call(text)
+    word = head if head != text and head != "res" else text
+    if _BARE_WORD.match(word) and word not in EXPRESSION_WORDS and not _KERNELED.match(word) \
             and word not in ACTIVATION_OPS:
         raise TargetError(_unknown_word(word))
     if options:

@@ -41,13 +41,14 @@ from ..analyses.conventions import LayerCount, Profile, profile
 from ..core.errors import CostlabError
 from ..analyses.checks import Check, CheckRow, Checks, ParamCheck
 from ..core.formulas import numel
+from ..core.tools import PEER_TOOLS
 from . import peers
 from .build import build_module
 from .run import real_copy
 from .trace import detached, meta_copy, one_line, trace_module
 
 #: The tools --check can run: those with a convention profile and a runner (costlab.torch_bridge.peers).
-CHECKS = ("fvcore", "torch", "ptflops", "thop", "torchinfo", "torchprofile")
+CHECKS = PEER_TOOLS
 #: The tools whose counts come per module call site (rows); the others are checked in total.
 PER_MODULE = ("fvcore", "torch")
 #: A tool's unit per multiply-add: PyTorch's counter counts 2 FLOPs (its counts are halved here).

@@ -22,6 +22,8 @@ from typing import Callable, Iterator, Mapping
 import torch
 from torch import nn
 
+from ..core.tools import PEER_TOOLS
+
 
 @dataclass(frozen=True)
 class PeerCount:
@@ -113,15 +115,18 @@ class Peer:
     run: Callable[[nn.Module, torch.Tensor], PeerCount]
 
 
-#: The peers in the order of the report.
-PEERS: Mapping[str, Peer] = MappingProxyType({p.name: p for p in (
-    Peer("fvcore", "fvcore", "FlopCountAnalysis(model, (x,)).total()", _fvcore),
-    Peer("torch", "torch", "FlopCounterMode(); model(x); get_total_flops() / 2", _torch),
-    Peer("ptflops", "ptflops", "get_model_complexity_info(model, (C, H, W), as_strings=False)", _ptflops),
-    Peer("thop", "thop", "thop.profile(model, (x,))", _thop),
-    Peer("torchinfo", "torchinfo", "summary(model, input_data=x).total_mult_adds", _torchinfo),
-    Peer("torchprofile", "torchprofile", "profile_macs(model, x)", _torchprofile),
-)})
+#: Each peer's package, the call it makes and its runner, by name (costlab.core.tools.PEER_TOOLS).
+_RUNNERS: Mapping[str, tuple[str, str, Callable[[nn.Module, torch.Tensor], PeerCount]]] = {
+    "fvcore": ("fvcore", "FlopCountAnalysis(model, (x,)).total()", _fvcore),
+    "torch": ("torch", "FlopCounterMode(); model(x); get_total_flops() / 2", _torch),
+    "ptflops": ("ptflops", "get_model_complexity_info(model, (C, H, W), as_strings=False)", _ptflops),
+    "thop": ("thop", "thop.profile(model, (x,))", _thop),
+    "torchinfo": ("torchinfo", "summary(model, input_data=x).total_mult_adds", _torchinfo),
+    "torchprofile": ("torchprofile", "profile_macs(model, x)", _torchprofile),
+}
+
+#: The peers in the order of the report: every name of PEER_TOOLS, none other (a test holds it).
+PEERS: Mapping[str, Peer] = MappingProxyType({name: Peer(name, *_RUNNERS[name]) for name in PEER_TOOLS})
 
 
 def available(name: str) -> bool:

@@ -22,6 +22,7 @@ import math
 import operator
 import sys
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import torch
@@ -79,7 +80,8 @@ _MISSING = object()
 
 def arg(args: Sequence[Any], kwargs: Mapping[str, Any], index: int, name: str,
         default: Any = _MISSING) -> Any:
-    """Positional argument ``index`` or keyword ``name`` of a call, else ``default``."""
+    """Positional argument ``index`` or keyword ``name`` of a call, else ``default`` (the aten rules'
+    reader, whose schemas fix the positions; the rules below bind through :func:`binds`)."""
     if len(args) > index:
         return args[index]
     if name in kwargs:
@@ -97,11 +99,106 @@ def tensor_arg(args: Sequence[Any], kwargs: Mapping[str, Any], index: int = 0,
     return value
 
 
-def _optional_tensor(args: Sequence[Any], kwargs: Mapping[str, Any], index: int, name: str) -> TensorValue | None:
-    value = arg(args, kwargs, index, name, None)
-    if value is not None and not isinstance(value, TensorValue):
-        raise RuleError(f"argument {name!r} is not a tensor")
-    return value
+@dataclass(frozen=True)
+class Bound:
+    """A call's arguments bound to its signature's parameter names, once: a rule reads them by name.
+
+    ``names``: the signature's parameters in order (the first is the tensor a rule transforms);
+    ``rest``: positional arguments past them, where the signature ends in ``*sizes`` (``view(2, 3)``)."""
+
+    names: tuple[str, ...]
+    values: Mapping[str, Any]
+    rest: tuple[Any, ...] = ()
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.values:
+            raise RuleError(f"missing argument {name!r}")
+        return self.values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.values
+
+    def tensor(self, name: str | None = None) -> TensorValue:
+        """The tensor ``name`` (default: the first parameter); a RuleError when it is missing or not a tensor."""
+        name = name or self.names[0]
+        value = self[name]
+        if not isinstance(value, TensorValue):
+            raise RuleError(f"argument {name!r} is not a tensor")
+        return value
+
+    def optional_tensor(self, name: str) -> TensorValue | None:
+        value = self.get(name)
+        if value is not None and not isinstance(value, TensorValue):
+            raise RuleError(f"argument {name!r} is not a tensor")
+        return value
+
+    def sizes(self, name: str) -> tuple[Any, ...]:
+        """``view(2, 3)``, ``view((2, 3))`` and ``view(shape=(2, 3))`` alike: the sizes of a ``*sizes`` signature."""
+        return _shape_args(self.rest) if self.rest else tuple(self[name])
+
+
+def bind(names: Sequence[str], args: Sequence[Any], kwargs: Mapping[str, Any], variadic: bool = False) -> Bound:
+    """Positional arguments to ``names`` in order, keywords by name; more positional arguments than
+    names (without ``variadic``) or one argument given twice is a call the rule cannot read."""
+    names = tuple(names)
+    if len(args) > len(names) and not variadic:
+        raise RuleError(f"{len(args)} positional arguments to a signature of {len(names)} ({', '.join(names)})")
+    values = dict(zip(names, args))
+    for name, value in kwargs.items():
+        if name in values:
+            raise RuleError(f"argument {name!r} given twice")
+        values[name] = value
+    return Bound(names, MappingProxyType(values), tuple(args[len(names):]))
+
+
+BoundFunctionRule = Callable[["Context", Bound], Any]
+BoundModuleRule = Callable[["Context", nn.Module, Bound], Any]
+
+
+def binds(*names: str, variadic: bool = False) -> Callable[[BoundFunctionRule], FunctionRule]:
+    """A function rule that reads its call's arguments by name: ``names`` are the torch signature's
+    parameters in order (``rule.signature``), bound once per call (:func:`bind`)."""
+
+    def wrap(rule: BoundFunctionRule) -> FunctionRule:
+        def bound_rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+            return rule(ctx, bind(names, args, kwargs, variadic))
+
+        bound_rule.signature = names  # type: ignore[attr-defined]
+        bound_rule.__doc__, bound_rule.__wrapped__ = rule.__doc__, rule  # type: ignore[attr-defined]
+        return bound_rule
+
+    return wrap
+
+
+def forward_parameters(cls: type) -> tuple[tuple[str, ...], bool]:
+    """The parameter names of ``cls.forward`` after ``self`` (inspect.signature, once per class), and
+    whether it takes ``*args``."""
+    if cls not in _FORWARD_PARAMETERS:
+        import inspect
+
+        parameters = list(inspect.signature(cls.forward).parameters.values())[1:]
+        _FORWARD_PARAMETERS[cls] = (
+            tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)),
+            any(p.kind is p.VAR_POSITIONAL for p in parameters))
+    return _FORWARD_PARAMETERS[cls]
+
+
+_FORWARD_PARAMETERS: dict[type, tuple[tuple[str, ...], bool]] = {}
+
+
+def binds_forward(rule: BoundModuleRule) -> ModuleRule:
+    """A module rule that reads the call's arguments by the names of the module's own ``forward``
+    (the class whose forward it runs: :func:`module_rule` gives no rule to a subclass with its own)."""
+
+    def bound_rule(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+        names, variadic = forward_parameters(type(m))
+        return rule(ctx, m, bind(names, args, kwargs, variadic))
+
+    bound_rule.__doc__, bound_rule.__wrapped__ = rule.__doc__, rule  # type: ignore[attr-defined]
+    return bound_rule
 
 
 def _ints(value: Any, ndim: int, what: str) -> tuple[int, ...]:
@@ -152,19 +249,21 @@ def _check_channels(x: TensorValue, expected: int, owner: str) -> None:
 CONV_MODULES: Mapping[type, ConvKind] = {getattr(nn, name): c for c in CONVS.values() for name in c.modules}
 
 
-def _conv_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
+@binds_forward
+def _conv_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
+    x = a.tensor()
     _check_channels(x, m.in_channels, type(m).__name__)
     transposed = next(CONV_MODULES[c] for c in type(m).__mro__ if c in CONV_MODULES).transposed
-    if transposed and arg(args, kwargs, 1, "output_size", None) is not None:
+    if transposed and a.get("output_size") is not None:
         raise RuleError("a transposed convolution with an explicit output_size")
     spec = conv_spec(m.out_channels, tuple(m.kernel_size), m.stride, m.padding, m.dilation, m.groups,
                      m.bias is not None, transposed, m.output_padding)
     return ctx.layer(spec, (x,))
 
 
-def _linear_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
+@binds_forward
+def _linear_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
+    x = a.tensor()
     return ctx.layer(Linear(m.out_features, m.bias is not None, m.in_features), (x,))
 
 
@@ -183,8 +282,9 @@ def _norm_spec(kind: str, m: nn.Module) -> Norm:
 NORM_MODULES: Mapping[type, str] = {getattr(nn, name): kind for kind, n in NORMS.items() for name in n.modules}
 
 
-def _norm_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
+@binds_forward
+def _norm_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
+    x = a.tensor()
     kind = next(NORM_MODULES[c] for c in type(m).__mro__ if c in NORM_MODULES)
     return ctx.layer(_norm_spec(kind, m), (x,))
 
@@ -193,8 +293,9 @@ def _norm_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
 ACTIVATION_MODULES: Mapping[type, str] = {getattr(nn, a.module): kind for kind, a in ACTIVATIONS.items()}
 
 
-def _activation_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
+@binds_forward
+def _activation_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
+    x = a.tensor()
     kind = next(ACTIVATION_MODULES[c] for c in type(m).__mro__ if c in ACTIVATION_MODULES)
     return ctx.layer(Activation(kind), (x,))
 
@@ -212,8 +313,9 @@ def pool_spec(mode: str, ndim: int, kernel: Any, stride: Any, padding: Any, dila
                 _ints(dilation, ndim, "dilation"), bool(ceil_mode), bool(count_include_pad))
 
 
-def _pool_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
+@binds_forward
+def _pool_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
+    x = a.tensor()
     entry, ndim = next(POOL_MODULES[c] for c in type(m).__mro__ if c in POOL_MODULES)
     mode = entry.mode
     _spatial_dims(x.shape, ndim, type(m).__name__)
@@ -236,8 +338,9 @@ def adaptive_spec(mode: str, ndim: int, output_size: Any) -> AdaptivePool:
     return AdaptivePool(mode, size)  # type: ignore[arg-type]
 
 
-def _adaptive_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
+@binds_forward
+def _adaptive_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
+    x = a.tensor()
     entry, ndim = next(POOL_MODULES[c] for c in type(m).__mro__ if c in POOL_MODULES)
     mode = entry.mode
     _spatial_dims(x.shape, ndim, type(m).__name__)
@@ -246,21 +349,25 @@ def _adaptive_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> A
     return ctx.layer(adaptive_spec(mode, ndim, m.output_size), (x,))
 
 
-def _dropout_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-    return ctx.layer(Dropout(float(m.p)), (tensor_arg(args, kwargs),))
+@binds_forward
+def _dropout_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
+    return ctx.layer(Dropout(float(m.p)), (a.tensor(),))
 
 
-def _flatten_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-    return ctx.layer(Flatten(m.start_dim, m.end_dim), (tensor_arg(args, kwargs),))
+@binds_forward
+def _flatten_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
+    return ctx.layer(Flatten(m.start_dim, m.end_dim), (a.tensor(),))
 
 
-def _unflatten_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
+@binds_forward
+def _unflatten_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
+    x = a.tensor()
     return _reshape_layer(ctx, x, unflatten_shape(x.shape, m.dim, tuple(m.unflattened_size)), "unflatten")
 
 
-def _embedding_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-    return ctx.layer(Embedding(m.num_embeddings, m.embedding_dim), (tensor_arg(args, kwargs),))
+@binds_forward
+def _embedding_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
+    return ctx.layer(Embedding(m.num_embeddings, m.embedding_dim), (a.tensor(),))
 
 
 def upsample_spec(x: TensorValue, size: Any, scale_factor: Any, mode: str) -> Any:
@@ -282,14 +389,16 @@ def upsample_spec(x: TensorValue, size: Any, scale_factor: Any, mode: str) -> An
     return Upsample(out, mode)
 
 
-def _upsample_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
+@binds_forward
+def _upsample_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
+    x = a.tensor()
     return ctx.layer(upsample_spec(x, m.size, m.scale_factor, m.mode), (x,))
 
 
-def _shuffle_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+@binds_forward
+def _shuffle_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
     """Channel/pixel shuffles: a permutation of elements, priced as a zero-cost reshape."""
-    x = tensor_arg(args, kwargs)
+    x = a.tensor()
     if len(x.shape) < 3:
         raise RuleError("a shuffle needs a channel axis")
     n, c, rest = x.shape[0], x.shape[1], x.shape[2:]
@@ -313,8 +422,9 @@ _PAD_MODULES: Mapping[type, str] = {getattr(nn.modules.padding, p.module_base): 
                                     if hasattr(nn.modules.padding, p.module_base)}
 
 
-def _pad_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
+@binds_forward
+def _pad_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
+    x = a.tensor()
     mode = next(_PAD_MODULES[c] for c in type(m).__mro__ if c in _PAD_MODULES)
     return ctx.layer(Pad(tuple(m.padding), mode), (x,))
 
@@ -327,16 +437,17 @@ def _attention_masks(padding: Any, given: Any) -> tuple[str, ...]:
     return masks
 
 
-def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+@binds_forward
+def _multihead_attention(ctx: Context, m: nn.Module, a: Bound) -> Any:
     """nn.MultiheadAttention as its parts: q/k/v projections, attention over heads, output projection.
 
     MACs = L·N·E·E + S·N·(kdim + vdim)·E (projections) + N·L·S·2E (scores and weighted sum)
     + L·N·E·E (output projection); the head-averaged weights it can also return are not priced.
     """
-    query, key, value = (tensor_arg(args, kwargs, i, name) for i, name in enumerate(("query", "key", "value")))
-    need_weights = arg(args, kwargs, 4, "need_weights", True)
-    average = arg(args, kwargs, 6, "average_attn_weights", True)
-    if arg(args, kwargs, 1 + 2, "key_padding_mask", None) is not None and m.add_zero_attn:
+    query, key, value = a.tensor("query"), a.tensor("key"), a.tensor("value")
+    need_weights = a.get("need_weights", True)
+    average = a.get("average_attn_weights", True)
+    if a.get("key_padding_mask") is not None and m.add_zero_attn:
         raise RuleError("zero attention with a key padding mask")
     e, heads = m.embed_dim, m.num_heads
     head_dim = e // heads
@@ -355,9 +466,9 @@ def _multihead_attention(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) 
     k = ctx.layer(Linear(e, bias, m.kdim), (key,), "k_proj")
     v = ctx.layer(Linear(e, bias, m.vdim), (value,), "v_proj")
     lead = (n, heads) if batched else (heads,)
-    padding, given = arg(args, kwargs, 3, "key_padding_mask", None), arg(args, kwargs, 5, "attn_mask", None)
+    padding, given = a.get("key_padding_mask"), a.get("attn_mask")
     kernel = ("baddbmm" if padding is not None or given is not None else "bmm") if need_weights else "sdpa"
-    causal = bool(arg(args, kwargs, 7, "is_causal", False)) and not need_weights
+    causal = bool(a.get("is_causal", False)) and not need_weights
     masks = _attention_masks(padding, given) if kernel == "baddbmm" else ()
     appended = (("bias_kv",) if m.bias_k is not None else ()) + (("zero_attn",) if m.add_zero_attn else ())
     attended = ctx.layer(Attention(causal=causal, kernel=kernel, masks=masks, appended=appended),
@@ -379,9 +490,10 @@ RECURRENT_MODULES: Mapping[type, Mapping[str, str]] = {
     for cls in dict.fromkeys(getattr(nn, r.module) for r in RECURRENTS.values())}
 
 
-def _recurrent_module(ctx: Context, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+@binds_forward
+def _recurrent_module(ctx: Context, m: nn.Module, a: Bound) -> Any:
     """nn.LSTM / nn.GRU / nn.RNN: one Recurrent layer; returns (output, h_n) or (output, (h_n, c_n))."""
-    x = tensor_arg(args, kwargs)
+    x = a.tensor()
     modes = next(RECURRENT_MODULES[c] for c in type(m).__mro__ if c in RECURRENT_MODULES)
     mode = modes.get(getattr(m, "nonlinearity", ""))
     if mode is None:
@@ -470,18 +582,19 @@ _PYTHON_BINARY: Mapping[str, Callable[[Any, Any], Any]] = {
     kind: getattr(operator, a.operator) for kind, a in ARITHMETIC.items()}
 
 
-def _elementwise(kind: str, reflected: bool = False) -> FunctionRule:
-    """``a ∘ b``: Elementwise(kind), 1 op per output element; Python numbers only → Python."""
+def _elementwise(kind: str, reflected: bool = False, names: tuple[str, str] = ("input", "other")) -> FunctionRule:
+    """``a ∘ b``: Elementwise(kind), 1 op per output element; Python numbers only → Python.
+    ``names``: the function's names of a and b (torch.true_divide's dividend and divisor)."""
 
-    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
-        a = arg(args, kwargs, 0, "input")
-        b = arg(args, kwargs, 1, "other")
+    @binds(*names, "alpha")
+    def rule(ctx: Context, call: Bound) -> Any:
+        a, b = call[names[0]], call[names[1]]
         if reflected:
             a, b = b, a
         operands = _tensors_in((a, b))
         if not operands:
             return _PYTHON_BINARY[kind](a, b)
-        if arg(args, kwargs, 2, "alpha", 1) != 1:
+        if call.get("alpha", 1) != 1:
             raise RuleError(f"{kind} with a scale factor alpha")
         return ctx.layer(Elementwise(kind), operands, params=_attribute_tensors(operands))
 
@@ -489,8 +602,9 @@ def _elementwise(kind: str, reflected: bool = False) -> FunctionRule:
 
 
 def _unary_elementwise(kind: str, python: Callable[[Any], Any]) -> FunctionRule:
-    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
-        x = arg(args, kwargs, 0, "input")
+    @binds("input")
+    def rule(ctx: Context, call: Bound) -> Any:
+        x = call["input"]
         if not isinstance(x, TensorValue):
             return python(x)
         return ctx.layer(Elementwise(kind), (x,), params=_attribute_tensors((x,)))
@@ -507,8 +621,9 @@ _PYTHON_COMPARISONS: Mapping[str, Callable[[Any, Any], Any]] = {
 def _comparison(name: str) -> FunctionRule:
     """``a == b`` and friends on tensors: Elementwise('compare'), 1 op per element."""
 
-    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
-        a, b = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "other")
+    @binds("input", "other")
+    def rule(ctx: Context, call: Bound) -> Any:
+        a, b = call["input"], call["other"]
         operands = _tensors_in((a, b))
         if not operands:
             return _PYTHON_COMPARISONS[name](a, b)
@@ -517,27 +632,31 @@ def _comparison(name: str) -> FunctionRule:
     return rule
 
 
-def _masked_fill(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x, mask = tensor_arg(args, kwargs), tensor_arg(args, kwargs, 1, "mask")
+@binds("input", "mask", "value")
+def _masked_fill(ctx: Context, call: Bound) -> Any:
+    x, mask = call.tensor(), call.tensor("mask")
     return ctx.layer(Elementwise("masked_fill"), (x, mask))
 
 
-def _where(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    operands = _tensors_in([arg(args, kwargs, i, name) for i, name in enumerate(("condition", "input", "other"))])
+@binds("condition", "input", "other")
+def _where(ctx: Context, call: Bound) -> Any:
+    operands = _tensors_in([call[name] for name in call.names])
     if not operands:
         raise RuleError("torch.where without tensors")
     return ctx.layer(Elementwise("where"), operands)
 
 
-def _roll(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
+@binds("input", "shifts", "dims")
+def _roll(ctx: Context, call: Bound) -> Any:
+    x = call.tensor()
     return _reshape_layer(ctx, x, x.shape, "roll")
 
 
-def _pad(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
-    pads = arg(args, kwargs, 1, "pad")
-    mode = arg(args, kwargs, 2, "mode", "constant")
+@binds("input", "pad", "mode", "value")
+def _pad(ctx: Context, call: Bound) -> Any:
+    x = call.tensor()
+    pads = call["pad"]
+    mode = call.get("mode", "constant")
     if mode not in PAD_MODES:
         raise RuleError(f"padding mode {mode!r}")
     return ctx.layer(Pad(_ints(pads, len(tuple(pads)), "pad"), mode), (x,))
@@ -546,13 +665,14 @@ def _pad(ctx: Context, args: tuple, kwargs: dict) -> Any:
 def _reduction(kind: str) -> FunctionRule:
     """x.mean(dim, keepdim), torch.sum(x, dim), x.amax(dim): Reduce(kind, dims, keepdim)."""
 
-    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
-        x = tensor_arg(args, kwargs)
-        unknown = set(kwargs) - {"input", "dim", "axis", "keepdim", "dtype"}
+    @binds("input", "dim", "keepdim")
+    def rule(ctx: Context, call: Bound) -> Any:
+        x = call.tensor()
+        unknown = set(call.values) - {"input", "dim", "axis", "keepdim", "dtype"}
         if unknown:
             raise RuleError(f"{kind} with {', '.join(sorted(unknown))}")
-        dim = arg(args, kwargs, 1, "dim", kwargs.get("axis"))  # axis=: NumPy's name, which torch takes too
-        keepdim = arg(args, kwargs, 2, "keepdim", False)
+        dim = call.get("dim", call.get("axis"))  # axis=: NumPy's name, which torch takes too
+        keepdim = call.get("keepdim", False)
         if dim is None or dim == ():
             dims: tuple[int, ...] = ()
         elif isinstance(dim, int):
@@ -568,23 +688,29 @@ def _reduction(kind: str) -> FunctionRule:
     return rule
 
 
-def _stochastic_depth(ctx: Context, args: tuple, kwargs: dict) -> Any:
+@binds("input", "p", "mode", "training")
+def _stochastic_depth(ctx: Context, call: Bound) -> Any:
     """torchvision's stochastic depth: identity at inference, like dropout."""
-    return ctx.layer(Dropout(float(arg(args, kwargs, 1, "p"))), (tensor_arg(args, kwargs),))
+    return ctx.layer(Dropout(float(call["p"])), (call.tensor(),))
 
 
-def _matmul(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    a, b = tensor_arg(args, kwargs, 0, "input"), tensor_arg(args, kwargs, 1, "other")
-    return ctx.layer(Matmul(), (a, b), params=_attribute_tensors((a, b)))
+def _matmul(second: str = "other", reflected: bool = False) -> FunctionRule:
+    """``a @ b``, torch.matmul(input, other), torch.mm / bmm(input, mat2): Matmul; ``__rmatmul__`` reflected."""
+
+    @binds("input", second)
+    def rule(ctx: Context, call: Bound) -> Any:
+        a, b = call.tensor(), call.tensor(second)
+        if reflected:
+            a, b = b, a
+        return ctx.layer(Matmul(), (a, b), params=_attribute_tensors((a, b)))
+
+    return rule
 
 
-def _rmatmul(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    return _matmul(ctx, (args[1], args[0]), {})
-
-
-def _linear(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x, w = tensor_arg(args, kwargs, 0, "input"), tensor_arg(args, kwargs, 1, "weight")
-    b = _optional_tensor(args, kwargs, 2, "bias")
+@binds("input", "weight", "bias")
+def _linear(ctx: Context, call: Bound) -> Any:
+    x, w = call.tensor(), call.tensor("weight")
+    b = call.optional_tensor("bias")
     if len(w.shape) != 2:
         raise RuleError("F.linear with a weight that is not a matrix")
     spec = Linear(w.shape[0], b is not None, w.shape[1])
@@ -595,22 +721,19 @@ def _conv(ndim: int, transposed: bool = False) -> FunctionRule:
     """F.conv{n}d(x, w, b, stride, padding, dilation, groups) / F.conv_transpose{n}d(x, w, b,
     stride, padding, output_padding, groups, dilation)."""
 
-    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
-        x, w = tensor_arg(args, kwargs, 0, "input"), tensor_arg(args, kwargs, 1, "weight")
-        b = _optional_tensor(args, kwargs, 2, "bias")
+    @binds(*(("input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation")
+              if transposed else ("input", "weight", "bias", "stride", "padding", "dilation", "groups")))
+    def rule(ctx: Context, call: Bound) -> Any:
+        x, w = call.tensor(), call.tensor("weight")
+        b = call.optional_tensor("bias")
         if len(w.shape) != ndim + 2:
             raise RuleError("a convolution weight of the wrong rank")
-        stride = arg(args, kwargs, 3, "stride", 1)
-        padding = arg(args, kwargs, 4, "padding", 0)
+        stride, padding = call.get("stride", 1), call.get("padding", 0)
+        dilation, groups = call.get("dilation", 1), call.get("groups", 1)
+        output_padding = call.get("output_padding", 0) if transposed else 0
         if transposed:
-            output_padding = arg(args, kwargs, 5, "output_padding", 0)
-            groups = arg(args, kwargs, 6, "groups", 1)
-            dilation = arg(args, kwargs, 7, "dilation", 1)
             out, channels = w.shape[1] * groups, w.shape[0]
         else:
-            output_padding = 0
-            dilation = arg(args, kwargs, 5, "dilation", 1)
-            groups = arg(args, kwargs, 6, "groups", 1)
             out, channels = w.shape[0], w.shape[1] * groups
         _check_channels(x, channels, f"conv{ndim}d")
         spec = conv_spec(out, tuple(w.shape[2:]), stride, padding, dilation, groups, b is not None,
@@ -630,43 +753,52 @@ def grouped_query(q: TensorValue, k: TensorValue, v: TensorValue) -> tuple[Tenso
     return q, k, v
 
 
-def _attention(ctx: Context, args: tuple, kwargs: dict) -> Any:
+@binds("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+def _attention(ctx: Context, call: Bound) -> Any:
     """F.scaled_dot_product_attention: Attention on q, k, v. ``is_causal`` is counted in full (the
     kernels compute every score, then mask); ``enable_gqa`` counts keys and values at the query's
     head count, as the kernel repeats them."""
-    q, k, v = (tensor_arg(args, kwargs, i, name) for i, name in enumerate(("query", "key", "value")))
-    causal = bool(arg(args, kwargs, 4, "is_causal", False))
-    if arg(args, kwargs, 7, "enable_gqa", False):
+    q, k, v = call.tensor("query"), call.tensor("key"), call.tensor("value")
+    causal = bool(call.get("is_causal", False))
+    if call.get("enable_gqa", False):
         q, k, v = grouped_query(q, k, v)
     return ctx.layer(Attention(causal=causal), (q, k, v))
 
 
-def _embedding(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x, w = tensor_arg(args, kwargs, 0, "input"), tensor_arg(args, kwargs, 1, "weight")
+@binds("input", "weight", "padding_idx", "max_norm", "norm_type", "scale_grad_by_freq", "sparse")
+def _embedding(ctx: Context, call: Bound) -> Any:
+    x, w = call.tensor(), call.tensor("weight")
     return ctx.layer(Embedding(w.shape[0], w.shape[1]), (x,), params=[w.tensor] if w.tensor is not None else [])
+
+
+#: The parameters of each norm kind's functional form (F.batch_norm, F.instance_norm, F.layer_norm, F.group_norm).
+_NORM_SIGNATURES: Mapping[str, tuple[str, ...]] = {
+    "batch": ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"),
+    "instance": ("input", "running_mean", "running_var", "weight", "bias", "use_input_stats", "momentum", "eps"),
+    "layer": ("input", "normalized_shape", "weight", "bias", "eps"),
+    "group": ("input", "num_groups", "weight", "bias", "eps"),
+}
 
 
 def _norm_function(kind: str) -> FunctionRule:
     """F.batch_norm(x, mean, var, w, b, …), F.layer_norm(x, shape, w, b), F.group_norm(x, g, w, b),
     F.instance_norm(x, mean, var, w, b, …)."""
 
-    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
-        x = tensor_arg(args, kwargs)
+    @binds(*_NORM_SIGNATURES[kind])
+    def rule(ctx: Context, call: Bound) -> Any:
+        x = call.tensor()
+        w, b = call.optional_tensor("weight"), call.optional_tensor("bias")
         if kind in ("batch", "instance"):
-            mean = _optional_tensor(args, kwargs, 1, "running_mean")
-            var = _optional_tensor(args, kwargs, 2, "running_var")
-            w, b = _optional_tensor(args, kwargs, 3, "weight"), _optional_tensor(args, kwargs, 4, "bias")
+            mean, var = call.optional_tensor("running_mean"), call.optional_tensor("running_var")
             spec = Norm(kind, w is not None, mean is not None)  # type: ignore[arg-type]
             extra = [mean, var]
         elif kind == "layer":
-            shape = arg(args, kwargs, 1, "normalized_shape")
-            w, b = _optional_tensor(args, kwargs, 2, "weight"), _optional_tensor(args, kwargs, 3, "bias")
+            shape = call["normalized_shape"]
             dims = tuple(shape) if isinstance(shape, (tuple, list, torch.Size)) else (shape,)
             spec = Norm("layer", w is not None, False, normalized_shape=_ints(dims, len(dims), "normalized shape"))
             extra = []
         else:
-            groups = arg(args, kwargs, 1, "num_groups")
-            w, b = _optional_tensor(args, kwargs, 2, "weight"), _optional_tensor(args, kwargs, 3, "bias")
+            groups = call["num_groups"]
             spec = Norm("group", w is not None, False, num_groups=groups)
             extra = []
         consumed = [v.tensor for v in (w, b, *extra) if v is not None and v.tensor is not None]
@@ -676,28 +808,30 @@ def _norm_function(kind: str) -> FunctionRule:
 
 
 def _activation_function(kind: str) -> FunctionRule:
-    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
-        return ctx.layer(Activation(kind), (tensor_arg(args, kwargs),))
+    """F.relu(input, inplace), F.softmax(input, dim, ...), x.sigmoid(), …: the input's elements (the
+    other parameters change no count)."""
+
+    @binds("input", variadic=True)
+    def rule(ctx: Context, call: Bound) -> Any:
+        return ctx.layer(Activation(kind), (call.tensor(),))
 
     return rule
 
 
 def _pool_function(mode: str, ndim: int) -> FunctionRule:
-    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
-        x = tensor_arg(args, kwargs)
+    @binds(*(("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices") if mode == "max"
+             else ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")))
+    def rule(ctx: Context, call: Bound) -> Any:
+        x = call.tensor()
         _spatial_dims(x.shape, ndim, f"{mode}_pool{ndim}d")
-        kernel = arg(args, kwargs, 1, "kernel_size")
-        stride = arg(args, kwargs, 2, "stride", None)
-        padding = arg(args, kwargs, 3, "padding", 0)
+        kernel, stride, padding = call["kernel_size"], call.get("stride"), call.get("padding", 0)
+        ceil_mode = call.get("ceil_mode", False)
         if mode == "max":
-            dilation = arg(args, kwargs, 4, "dilation", 1)
-            ceil_mode = arg(args, kwargs, 5, "ceil_mode", False)
-            if arg(args, kwargs, 6, "return_indices", False):
+            if call.get("return_indices", False):
                 raise RuleError("max pooling that returns indices")
-            spec = pool_spec("max", ndim, kernel, stride, padding, dilation, ceil_mode)
+            spec = pool_spec("max", ndim, kernel, stride, padding, call.get("dilation", 1), ceil_mode)
         else:
-            ceil_mode = arg(args, kwargs, 4, "ceil_mode", False)
-            include = arg(args, kwargs, 5, "count_include_pad", True)
+            include = call.get("count_include_pad", True)
             spec = pool_spec("avg", ndim, kernel, stride, padding, 1, ceil_mode, include)
         return ctx.layer(spec, (x,))
 
@@ -705,24 +839,26 @@ def _pool_function(mode: str, ndim: int) -> FunctionRule:
 
 
 def _adaptive_function(mode: str, ndim: int) -> FunctionRule:
-    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
-        x = tensor_arg(args, kwargs)
+    @binds(*(("input", "output_size", "return_indices") if mode == "max" else ("input", "output_size")))
+    def rule(ctx: Context, call: Bound) -> Any:
+        x = call.tensor()
         _spatial_dims(x.shape, ndim, f"adaptive_{mode}_pool{ndim}d")
-        if arg(args, kwargs, 2, "return_indices", False):
+        if call.get("return_indices", False):
             raise RuleError("adaptive max pooling that returns indices")
-        return ctx.layer(adaptive_spec(mode, ndim, arg(args, kwargs, 1, "output_size")), (x,))
+        return ctx.layer(adaptive_spec(mode, ndim, call["output_size"]), (x,))
 
     return rule
 
 
-def _dropout_function(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    return ctx.layer(Dropout(float(arg(args, kwargs, 1, "p", 0.5))), (tensor_arg(args, kwargs),))
+@binds("input", "p", "training", "inplace")
+def _dropout_function(ctx: Context, call: Bound) -> Any:
+    return ctx.layer(Dropout(float(call.get("p", 0.5))), (call.tensor(),))
 
 
-def _interpolate(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
-    spec = upsample_spec(x, arg(args, kwargs, 1, "size", None), arg(args, kwargs, 2, "scale_factor", None),
-                         arg(args, kwargs, 3, "mode", "nearest"))
+@binds("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias")
+def _interpolate(ctx: Context, call: Bound) -> Any:
+    x = call.tensor()
+    spec = upsample_spec(x, call.get("size"), call.get("scale_factor"), call.get("mode", "nearest"))
     return ctx.layer(spec, (x,))
 
 
@@ -759,17 +895,20 @@ def _shape_args(args: Sequence[Any]) -> tuple[Any, ...]:
 
 
 def _view(kind: str) -> FunctionRule:
-    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
-        x = tensor_arg(args, kwargs)
-        target = _shape_args(args[1:]) if len(args) > 1 else tuple(arg((), kwargs, 0, "shape"))
+    """x.view(*shape), x.reshape(*shape), torch.reshape(input, shape)."""
+
+    @binds("input", variadic=True)
+    def rule(ctx: Context, call: Bound) -> Any:
+        x = call.tensor()
+        target = call.sizes("shape")
         return _reshape_layer(ctx, x, resolve_shape(target, numel(x.shape)), kind)
 
     return rule
 
 
-def _flatten(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
-    return ctx.layer(Flatten(arg(args, kwargs, 1, "start_dim", 0), arg(args, kwargs, 2, "end_dim", -1)), (x,))
+@binds("input", "start_dim", "end_dim")
+def _flatten(ctx: Context, call: Bound) -> Any:
+    return ctx.layer(Flatten(call.get("start_dim", 0), call.get("end_dim", -1)), (call.tensor(),))
 
 
 def unflatten_shape(shape: Shape, dim: int, sizes: Sequence[int]) -> Shape:
@@ -777,40 +916,55 @@ def unflatten_shape(shape: Shape, dim: int, sizes: Sequence[int]) -> Shape:
     return shape[:axis] + resolve_shape(tuple(sizes), shape[axis]) + shape[axis + 1:]
 
 
-def _unflatten(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
-    shape = unflatten_shape(x.shape, arg(args, kwargs, 1, "dim"), tuple(arg(args, kwargs, 2, "sizes")))
+@binds("input", "dim", "sizes")
+def _unflatten(ctx: Context, call: Bound) -> Any:
+    x = call.tensor()
+    shape = unflatten_shape(x.shape, call["dim"], tuple(call["sizes"]))
     return _reshape_layer(ctx, x, shape, "unflatten")
 
 
-def _permute(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
-    dims = _shape_args(args[1:]) if len(args) > 1 else tuple(arg((), kwargs, 0, "dims"))
+@binds("input", variadic=True)
+def _permute(ctx: Context, call: Bound) -> Any:
+    """x.permute(*dims), torch.permute(input, dims)."""
+    x = call.tensor()
+    dims = call.sizes("dims")
     axes = [_axis(d, len(x.shape)) for d in dims]
     if sorted(axes) != list(range(len(x.shape))):
         raise RuleError(f"permutation {dims!r}")
     return _reshape_layer(ctx, x, tuple(x.shape[a] for a in axes), "permute")
 
 
-def _transpose(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
-    a = _axis(arg(args, kwargs, 1, "dim0"), len(x.shape))
-    b = _axis(arg(args, kwargs, 2, "dim1"), len(x.shape))
-    shape = list(x.shape)
-    shape[a], shape[b] = shape[b], shape[a]
-    return _reshape_layer(ctx, x, tuple(shape), "transpose")
+def _transpose(first: str = "dim0", second: str = "dim1") -> FunctionRule:
+    """transpose(input, dim0, dim1), swapaxes(input, axis0, axis1): a zero-cost reshape."""
+
+    @binds("input", first, second)
+    def rule(ctx: Context, call: Bound) -> Any:
+        x = call.tensor()
+        return _reshape_layer(ctx, x, swapped(x.shape, call[first], call[second]), "transpose")
+
+    return rule
 
 
-def _t(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
+def swapped(shape: Shape, first: Any, second: Any) -> Shape:
+    """``shape`` with axes ``first`` and ``second`` exchanged."""
+    a, b = _axis(first, len(shape)), _axis(second, len(shape))
+    sizes = list(shape)
+    sizes[a], sizes[b] = sizes[b], sizes[a]
+    return tuple(sizes)
+
+
+@binds("input")
+def _t(ctx: Context, call: Bound) -> Any:
+    x = call.tensor()
     if len(x.shape) > 2:
         raise RuleError("t() of a tensor with more than two axes")
     return _reshape_layer(ctx, x, tuple(reversed(x.shape)), "transpose")
 
 
-def _squeeze(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
-    dim = arg(args, kwargs, 1, "dim", None)
+@binds("input", "dim")
+def _squeeze(ctx: Context, call: Bound) -> Any:
+    x = call.tensor()
+    dim = call.get("dim")
     if dim is None:
         shape = tuple(n for n in x.shape if n != 1)
     else:
@@ -819,9 +973,10 @@ def _squeeze(ctx: Context, args: tuple, kwargs: dict) -> Any:
     return _reshape_layer(ctx, x, shape, "squeeze")
 
 
-def _unsqueeze(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
-    axis = _axis(arg(args, kwargs, 1, "dim"), len(x.shape) + 1)
+@binds("input", "dim")
+def _unsqueeze(ctx: Context, call: Bound) -> Any:
+    x = call.tensor()
+    axis = _axis(call["dim"], len(x.shape) + 1)
     return _reshape_layer(ctx, x, x.shape[:axis] + (1,) + x.shape[axis:], "unsqueeze")
 
 
@@ -836,54 +991,63 @@ def is_empty_vector(value: TensorValue) -> bool:
     return len(value.shape) == 1 and value.shape[0] == 0
 
 
-def _concat(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    """torch.cat: Concat of the inputs along ``dim``, empty 1-d tensors skipped; one input left is
-    returned as it is (no copy counted)."""
-    given = _tensor_list(arg(args, kwargs, 0, "tensors"), "torch.cat")
-    tensors = [t for t in given if not is_empty_vector(t)]
-    dim = arg(args, kwargs, 1, "dim", 0)
-    if len(tensors) <= 1:
-        return tensors[0] if tensors else given[0]
-    return ctx.layer(Concat(dim), tuple(tensors), params=_attribute_tensors(tensors))
+def _concat(axis: str = "dim") -> FunctionRule:
+    """torch.cat(tensors, dim), torch.concatenate(tensors, axis): Concat of the inputs along the axis,
+    empty 1-d tensors skipped; one input left is returned as it is (no copy counted)."""
+
+    @binds("tensors", axis)
+    def rule(ctx: Context, call: Bound) -> Any:
+        given = _tensor_list(call["tensors"], "torch.cat")
+        tensors = [t for t in given if not is_empty_vector(t)]
+        if len(tensors) <= 1:
+            return tensors[0] if tensors else given[0]
+        return ctx.layer(Concat(call.get(axis, 0)), tuple(tensors), params=_attribute_tensors(tensors))
+
+    return rule
 
 
-def _stack(ctx: Context, args: tuple, kwargs: dict) -> Any:
+@binds("tensors", "dim")
+def _stack(ctx: Context, call: Bound) -> Any:
     """torch.stack: a concatenation of the inputs, each with a new axis ``dim``."""
-    tensors = _tensor_list(arg(args, kwargs, 0, "tensors"), "torch.stack")
-    axis = _axis(arg(args, kwargs, 1, "dim", 0), len(tensors[0].shape) + 1)
+    tensors = _tensor_list(call["tensors"], "torch.stack")
+    axis = _axis(call.get("dim", 0), len(tensors[0].shape) + 1)
     lifted = tuple(TensorValue(t.shape[:axis] + (1,) + t.shape[axis:], t.producer, t.tensor) for t in tensors)
     return ctx.layer(Concat(axis), lifted, params=_attribute_tensors(tensors))
 
 
-def _same(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    """contiguous, to, float, detach, clone, …: the same shape, no layer."""
-    return tensor_arg(args, kwargs)
+@binds("input", variadic=True)
+def _same(ctx: Context, call: Bound) -> Any:
+    """contiguous, to, float, detach, clone, …: the same shape, no layer (whatever else they are given)."""
+    return call.tensor()
 
 
-def _setitem(ctx: Context, args: tuple, kwargs: dict) -> Any:
+@binds("input", "index", "value")
+def _setitem(ctx: Context, call: Bound) -> Any:
     """x[index] = value: a write in place, no arithmetic, no layer (aten's fill_, copy_, index_put_);
     into a Python container, the write itself."""
-    container, index, value = args[0], args[1], args[2]
+    container, index, value = call["input"], call["index"], call["value"]
     if not isinstance(container, TensorValue):
         container[index] = value
     return None
 
 
-def _reshape_as(ctx: Context, args: tuple, kwargs: dict) -> Any:
+@binds("input", "other")
+def _reshape_as(ctx: Context, call: Bound) -> Any:
     """x.reshape_as(other) / x.view_as(other): other's shape, no layer."""
-    x, other = tensor_arg(args, kwargs), tensor_arg(args, kwargs, 1, "other")
+    x, other = call.tensor(), call.tensor("other")
     if numel(x.shape) != numel(other.shape):
         raise RuleError(f"reshape_as from {x.shape} to {other.shape}")
     return TensorValue(other.shape, x.producer, x.tensor)
 
 
-def _tensor_split(ctx: Context, args: tuple, kwargs: dict) -> Any:
+@binds("input", "indices_or_sections", "dim")
+def _tensor_split(ctx: Context, call: Bound) -> Any:
     """torch.tensor_split(x, sections or indices, dim): views, no layer."""
-    x = tensor_arg(args, kwargs)
-    where = arg(args, kwargs, 1, "indices_or_sections", None)
+    x = call.tensor()
+    where = call.get("indices_or_sections")
     if where is None:
-        where = kwargs.get("indices", kwargs.get("sections"))
-    axis = _axis(arg(args, kwargs, 2, "dim", 0), len(x.shape))
+        where = call.get("indices", call.get("sections"))
+    axis = _axis(call.get("dim", 0), len(x.shape))
     length = x.shape[axis]
     if isinstance(where, int):
         if where <= 0:
@@ -898,18 +1062,20 @@ def _tensor_split(ctx: Context, args: tuple, kwargs: dict) -> Any:
     return tuple(TensorValue(x.shape[:axis] + (n,) + x.shape[axis + 1:], x.producer, x.tensor) for n in sizes)
 
 
-def _expand(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    """A broadcast view: no copy, no layer."""
-    x = tensor_arg(args, kwargs)
-    sizes = _shape_args(args[1:]) if len(args) > 1 else tuple(arg((), kwargs, 0, "size"))
+@binds("input", variadic=True)
+def _expand(ctx: Context, call: Bound) -> Any:
+    """x.expand(*sizes): a broadcast view, no copy, no layer."""
+    x = call.tensor()
+    sizes = call.sizes("size")
     if len(sizes) < len(x.shape):
         raise RuleError(f"expand to {sizes!r}")
     padded = (1,) * (len(sizes) - len(x.shape)) + x.shape
     return TensorValue(tuple(n if s == -1 else s for s, n in zip(sizes, padded)), x.producer, x.tensor)
 
 
-def _expand_as(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x, other = tensor_arg(args, kwargs), tensor_arg(args, kwargs, 1, "other")
+@binds("input", "other")
+def _expand_as(ctx: Context, call: Bound) -> Any:
+    x, other = call.tensor(), call.tensor("other")
     return TensorValue(broadcast([x.shape, other.shape], "expand_as"), x.producer, x.tensor)
 
 
@@ -929,22 +1095,25 @@ def _split_sizes(length: int, size: Any, chunks: bool) -> list[int]:
     return sizes
 
 
-def _splitter(chunks: bool) -> FunctionRule:
-    """chunk / split: views along one axis, no layer."""
+def _splitter(chunks: bool, names: tuple[str, str] = ("input", "split_size_or_sections")) -> FunctionRule:
+    """chunk(input, chunks, dim) / split: views along one axis, no layer; ``names``: a split's tensor
+    and sizes (torch.split's tensor, split_size_or_sections; Tensor.split's split_size)."""
 
-    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
-        x = tensor_arg(args, kwargs)
-        size = arg(args, kwargs, 1, "chunks" if chunks else "split_size_or_sections")
-        axis = _axis(arg(args, kwargs, 2, "dim", 0), len(x.shape))
+    @binds(*(("input", "chunks") if chunks else names), "dim")
+    def rule(ctx: Context, call: Bound) -> Any:
+        x = call.tensor()
+        size = call[call.names[1]]
+        axis = _axis(call.get("dim", 0), len(x.shape))
         return tuple(TensorValue(x.shape[:axis] + (n,) + x.shape[axis + 1:], x.producer, x.tensor)
                      for n in _split_sizes(x.shape[axis], size, chunks))
 
     return rule
 
 
-def _unbind(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
-    axis = _axis(arg(args, kwargs, 1, "dim", 0), len(x.shape))
+@binds("input", "dim")
+def _unbind(ctx: Context, call: Bound) -> Any:
+    x = call.tensor()
+    axis = _axis(call.get("dim", 0), len(x.shape))
     return tuple(TensorValue(x.shape[:axis] + x.shape[axis + 1:], x.producer, x.tensor)
                  for _ in range(x.shape[axis]))
 
@@ -984,8 +1153,9 @@ def index_shape(shape: Shape, index: Any) -> Shape:
     return tuple(out)
 
 
-def _getitem(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    container, index = args[0], args[1]
+@binds("input", "index")
+def _getitem(ctx: Context, call: Bound) -> Any:
+    container, index = call["input"], call["index"]
     if isinstance(container, TensorValue):
         return TensorValue(index_shape(container.shape, index), container.producer, container.tensor)
     if isinstance(index, TensorValue):
@@ -993,18 +1163,26 @@ def _getitem(ctx: Context, args: tuple, kwargs: dict) -> Any:
     return container[index]
 
 
-def _size(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    x = tensor_arg(args, kwargs)
-    dim = arg(args, kwargs, 1, "dim", None)
+@binds("input", "dim")
+def _size(ctx: Context, call: Bound) -> Any:
+    x = call.tensor()
+    dim = call.get("dim")
     return torch.Size(x.shape) if dim is None else x.shape[_axis(dim, len(x.shape))]
 
 
-def _dim(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    return len(tensor_arg(args, kwargs).shape)
+@binds("input")
+def _dim(ctx: Context, call: Bound) -> Any:
+    return len(call.tensor().shape)
 
 
-def _numel(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    return numel(tensor_arg(args, kwargs).shape)
+@binds("input")
+def _numel(ctx: Context, call: Bound) -> Any:
+    return numel(call.tensor().shape)
+
+
+@binds("obj")
+def _len(ctx: Context, call: Bound) -> Any:
+    return call.tensor().shape[0]
 
 
 #: Attributes of a tensor the trace can answer from its shape alone.
@@ -1018,15 +1196,16 @@ _TENSOR_ATTRIBUTES: Mapping[str, Callable[[TensorValue], Any]] = {
 }
 
 
-def _getattr(ctx: Context, args: tuple, kwargs: dict) -> Any:
-    obj, name = args[0], args[1]
+@binds("obj", "name", variadic=True)
+def _getattr(ctx: Context, call: Bound) -> Any:
+    obj, name = call["obj"], call["name"]
     if isinstance(obj, TensorValue):
         if name == "T":
             return _reshape_layer(ctx, obj, tuple(reversed(obj.shape)), "transpose")
         if name not in _TENSOR_ATTRIBUTES:
             raise RuleError(f"the tensor attribute {name!r}")
         return _TENSOR_ATTRIBUTES[name](obj)
-    return getattr(obj, name, *args[2:])
+    return getattr(obj, name, *call.rest)
 
 
 #: Functions of plain Python values a trace may evaluate (the graph's own size arithmetic).
@@ -1047,14 +1226,19 @@ def _named(name: str, rule: FunctionRule) -> tuple[str, FunctionRule]:
     return name, rule
 
 
+#: Operand names of the arithmetic functions that do not call them input and other.
+_OPERANDS: Mapping[Any, tuple[str, str]] = {torch.true_divide: ("dividend", "divisor")}
+
 #: Callable → (op name for layer names, rule). Several objects may name the same op.
 FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
-    **{fn: _named(kind, _elementwise(kind)) for kind, a in ARITHMETIC.items()
+    **{fn: _named(kind, _elementwise(kind, names=_OPERANDS.get(fn, ("input", "other"))))
+       for kind, a in ARITHMETIC.items()
        for fn in (getattr(operator, a.operator), getattr(operator, f"i{a.operator}"),
                   *(getattr(torch, name) for name in a.torch_functions))},
     operator.neg: _named("neg", _unary_elementwise("neg", operator.neg)),
     torch.neg: _named("neg", _unary_elementwise("neg", operator.neg)),
-    **{fn: _named("matmul", _matmul) for fn in (operator.matmul, torch.matmul, torch.mm, torch.bmm)},
+    **{fn: _named("matmul", _matmul()) for fn in (operator.matmul, torch.matmul)},
+    **{fn: _named("matmul", _matmul("mat2")) for fn in (torch.mm, torch.bmm)},
     F.linear: _named("linear", _linear),
     **{getattr(F, name): _named(name, _conv(rank, c.transposed))
        for c in CONVS.values() for rank, name in enumerate(c.functions, 1)},
@@ -1068,25 +1252,26 @@ FUNCTION_RULES: Mapping[Any, tuple[str, FunctionRule]] = {
     **{fn: _named("dropout", _dropout_function) for fn in (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d,
                                                             F.alpha_dropout, F.feature_alpha_dropout)},
     F.interpolate: _named("interpolate", _interpolate),
-    **{fn: _named("cat", _concat) for fn in (torch.cat, torch.concat, torch.concatenate)},
+    **{fn: _named("cat", _concat()) for fn in (torch.cat, torch.concat)},
+    torch.concatenate: _named("cat", _concat("axis")),
     torch.stack: _named("stack", _stack),
     torch.flatten: _named("flatten", _flatten),
     torch.reshape: _named("reshape", _view("reshape")),
     torch.permute: _named("permute", _permute),
-    torch.transpose: _named("transpose", _transpose),
-    torch.swapaxes: _named("transpose", _transpose),
+    torch.transpose: _named("transpose", _transpose()),
+    torch.swapaxes: _named("transpose", _transpose("axis0", "axis1")),
     torch.t: _named("transpose", _t),
     torch.squeeze: _named("squeeze", _squeeze),
     torch.unsqueeze: _named("unsqueeze", _unsqueeze),
     torch.unflatten: _named("unflatten", _unflatten),
     torch.chunk: _named("chunk", _splitter(True)),
-    torch.split: _named("split", _splitter(False)),
+    torch.split: _named("split", _splitter(False, ("tensor", "split_size_or_sections"))),
     torch.unbind: _named("unbind", _unbind),
     torch.tensor_split: _named("tensor_split", _tensor_split),
     operator.getitem: _named("getitem", _getitem), operator.setitem: _named("setitem", _setitem),
     builtins.getattr: _named("getattr", _getattr),
     torch.numel: _named("numel", _numel),
-    builtins.len: _named("len", lambda ctx, args, kwargs: tensor_arg(args, kwargs).shape[0]),
+    builtins.len: _named("len", _len),
     **{fn: _named("compare", _comparison(name)) for name in _PYTHON_COMPARISONS
        for fn in (getattr(operator, name), getattr(torch, name))},
     torch.masked_fill: _named("masked_fill", _masked_fill),
@@ -1102,13 +1287,14 @@ METHOD_RULES: Mapping[str, tuple[str, FunctionRule]] = {
     **{a.reflected: _named(kind, _elementwise(kind, reflected=True)) for kind, a in ARITHMETIC.items()},
     "neg": _named("neg", _unary_elementwise("neg", operator.neg)),
     "__neg__": _named("neg", _unary_elementwise("neg", operator.neg)),
-    **{name: _named("matmul", _matmul) for name in ("matmul", "mm", "bmm", "__matmul__")},
-    "__rmatmul__": _named("matmul", _rmatmul),
+    **{name: _named("matmul", _matmul()) for name in ("matmul", "__matmul__")},
+    **{name: _named("matmul", _matmul("mat2")) for name in ("mm", "bmm")},
+    "__rmatmul__": _named("matmul", _matmul(reflected=True)),
     **{name: _named(kind, _activation_function(kind)) for name, kind in _ACTIVATION_METHODS.items()},
     "view": _named("view", _view("view")), "reshape": _named("reshape", _view("reshape")),
     "flatten": _named("flatten", _flatten), "unflatten": _named("unflatten", _unflatten),
-    "permute": _named("permute", _permute), "transpose": _named("transpose", _transpose),
-    "swapaxes": _named("transpose", _transpose), "t": _named("transpose", _t),
+    "permute": _named("permute", _permute), "transpose": _named("transpose", _transpose()),
+    "swapaxes": _named("transpose", _transpose("axis0", "axis1")), "t": _named("transpose", _t),
     "squeeze": _named("squeeze", _squeeze), "unsqueeze": _named("unsqueeze", _unsqueeze),
     **{name: _named(name, _same) for name in ("contiguous", "to", "float", "double", "half", "bfloat16",
                                                "type", "type_as", "detach", "clone", "cpu", "cuda",
@@ -1117,7 +1303,7 @@ METHOD_RULES: Mapping[str, tuple[str, FunctionRule]] = {
     "reshape_as": _named("reshape_as", _reshape_as), "view_as": _named("view_as", _reshape_as),
     "tensor_split": _named("tensor_split", _tensor_split),
     "expand": _named("expand", _expand), "expand_as": _named("expand_as", _expand_as),
-    "chunk": _named("chunk", _splitter(True)), "split": _named("split", _splitter(False)),
+    "chunk": _named("chunk", _splitter(True)), "split": _named("split", _splitter(False, ("input", "split_size"))),
     "unbind": _named("unbind", _unbind),
     "__getitem__": _named("getitem", _getitem), "__setitem__": _named("setitem", _setitem),
     "size": _named("size", _size), "dim": _named("dim", _dim), "numel": _named("numel", _numel),
