@@ -172,6 +172,8 @@ OTHERS = [
     ("list", "--format", "xml"), ("list", "extra"), ("claims", "--format", "xml"),
     ("calibrate", "--device", "tpu"), ("calibrate", "--threads", "0"), ("calibrate", "--threads", "100000"),
     ("calibrate", "--dtype", "int8"), ("calibrate", "--quiet=yes"), ("calibrate", "--format", "yaml"),
+    ("calibrate", "--budget", "0"), ("calibrate", "--budget", "soon"), ("compare", "relu", *X, "--predict", "tpu"),
+    ("analyze", "relu", *X, "--predict", "tpu"), ("sweep", "conv3x3:{w}", *X, "--param", "w=1,2", "--predict", "tpu"),
     ("sweep", "conv3x3:{w}", *X, "--param", "w=1,2", "--quiet=1"), ("report", "--quiet=no"),
     ("report", "--output-dir", "/dev/null/reports"), ("report", "--output-dir", ""),
     ("report", "--output-dir", "/dev/null/reports", "--latency", "cpu"), ("report", "--latency", "tpu"),

@@ -112,6 +112,8 @@ def target_kind(target: Any) -> TargetKind:
 
 #: A latency step: (analysis, the real module or None) → the analysis with its latency.
 Measure = Callable[[Analysis, Any], Analysis]
+#: A prediction step: analysis → the analysis with its predicted latency (nothing runs).
+Predict = Callable[[Analysis], Analysis]
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class Steps:
     convention: str | None = None
     memory: str | None = None  # the optimizer of the training step whose bytes to add (--memory)
     measure: Measure | None = None
+    #: the prediction step (--predict): from the counts and a kernel calibration, the target never run
+    predict: Predict | None = None
     #: a latency measurement follows, made by the caller with the module the pipeline's ``prepare``
     #: returns (the CLI times all targets under one progress bar): a module target is built with real weights
     timed: bool = False

@@ -510,11 +510,17 @@ def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 
 
-def render_peaks(peaks: Any, path: str | None, fmt: str = Format.TABLE) -> str:
+def render_peaks(peaks: Any, path: str | None, fmt: str = Format.TABLE, calibration: Any = None,
+                 calibration_path: str | None = None) -> str:
     """``costlab calibrate``: the measured peaks (a dict of roofline.Peaks), their ridge and the cache
-    file (None: a contended calibration, not cached)."""
+    file (None: a contended calibration, not cached); with ``calibration`` (a
+    costlab.analyses.prediction.Calibration), its kernel families and their fit after them."""
     if fmt == Format.JSON:
-        return json.dumps({**peaks, "cache": path}, indent=2) + "\n"
+        entry = {**peaks, "cache": path}
+        if calibration is not None:
+            entry["calibration"] = {**calibration.identity(), "budget_s": calibration.budget_s,
+                                    "cache": calibration_path, "families": calibration.fit_summary()}
+        return json.dumps(entry, indent=2) + "\n"
     keys = ["device", "device_name", "threads", "dtype", "gflops", "gbps", "ridge", "matmul_size",
             "copy_bytes", "cache_gbps", "cache_bytes", "run_share", "contended", "host", "torch_version",
             "measured_at"]
@@ -543,7 +549,33 @@ def render_peaks(peaks: Any, path: str | None, fmt: str = Format.TABLE) -> str:
     title = f"{peaks['device']} ({peaks['device_name']}{threads}) on {peaks['host']}, torch {peaks['torch_version']}"
     parts = [f"## Roofline peaks: {title}" if fmt == Format.MD else f"Roofline peaks: {title}", "",
              grid(["", "measured", "how"], rows, fmt, [False, True, False]), "", cached]
+    if calibration is not None:
+        parts += [""] + _calibration_lines(calibration, calibration_path, fmt)
     return "\n".join(parts) + "\n"
+
+
+def _calibration_lines(calibration: Any, path: str | None, fmt: str) -> list[str]:
+    """The kernel families of a calibration: samples, fitted terms, held-out error; where it is cached."""
+    def number(value: Any, digits: str) -> str:
+        return "–" if value is None else format(value, digits)
+
+    rows = [[row["family"], str(row["samples"]), number(row["overhead_us"], ".1f"), number(row["gflops"], ".1f"),
+             number(row["gbps"], ".1f"), number(None if row["median_held_out_error"] is None
+                                                else 100 * row["median_held_out_error"], ".0f")]
+            for row in calibration.fit_summary()]
+    title = (f"Kernel calibration: {len(calibration.samples)} layers of {len(calibration.models)} families timed "
+             f"in {calibration.seconds:.0f} s (budget {calibration.budget_s:.0f} s)")
+    starved = (f" {calibration.starved} of them starved of the CPU in every attempt." if calibration.starved else "")
+    if path is None:
+        cached = (f"Not cached: contended (more than a fifth of the layers starved, or the peaks were).{starved} "
+                  "It was used for nothing else; calibrate again on a quiet machine.")
+    else:
+        cached = f"Cached in {path} ({calibration.measured_at}); --predict reads it.{starved}"
+    table = grid(["family", "layers", "call µs", "GFLOP/s", "GB/s", "held-out error %"], rows, fmt,
+                 [False, True, True, True, True, True])
+    return [f"## {title}" if fmt == Format.MD else title, "", table, "", cached,
+            "Each family: t = call + work / GFLOP/s + bytes / GB/s, corrected by its nearest layers "
+            "(docs/cost-model.md); held-out error: each layer predicted without itself, the median."]
 
 
 # the results' own rendering (Analysis.to_markdown, repr/str, the notebook view) calls these
