@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..core.analysis import FLOPS_PER_MAC, Analysis
 from ..core.errors import CostlabError
+from ..core.extras import missing_message
 from ..core.sizes import parse_size, size_problem
 from ..core.specs import Shape
 from .pipeline import prepare
@@ -531,8 +532,7 @@ def sweep_figure(sweep: Sweep, y: str | None = None) -> Any:
         from matplotlib.figure import Figure
         from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
     except ImportError:
-        raise SweepError("--plot needs matplotlib: pip install 'costlab[plot]' "
-                         "(or pip install matplotlib)") from None
+        raise SweepError(missing_message("plot", "--plot")) from None
     unit = "flops" if sweep.unit == "flops" else "macs"
     y = y or unit
     if y not in plot_columns(sweep):

@@ -39,6 +39,7 @@ from ..core.analysis import Analysis, Layer
 from ..analyses.conventions import CONVENTIONS as CONVENTION_TABLES
 from ..analyses.conventions import LayerCount, Profile, profile
 from ..core.errors import CostlabError
+from ..core.extras import install_command
 from ..analyses.checks import Check, CheckRow, Checks, ParamCheck
 from ..core.formulas import numel
 from ..core.tools import PEER_TOOLS
@@ -232,7 +233,7 @@ def run_peer(check: str, module: nn.Module | None, analysis: Analysis) -> tuple[
         raise _Skip(f"a real forward pass needs about {_forward_bytes(analysis, analysis.batch, params) / 1024 ** 3:.1f}"
                     f" GiB (limit {FVCORE_MAX_BYTES / 1024 ** 3:.0f} GiB)")
     if not peers.available(check):
-        raise _Skip(f"{check} is not installed (pip install costlab[peers])")
+        raise _Skip(f"{check} is not installed ({install_command('peers')})")
     real = real_copy(_real_module(module, analysis))
     first = next(iter([*real.parameters(), *real.buffers()]), None)
     device = first.device if first is not None else torch.device("cpu")

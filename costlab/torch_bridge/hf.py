@@ -24,6 +24,7 @@ from torch import nn
 
 from ..core.analysis import Analysis
 from ..core.errors import TargetError
+from ..core.extras import missing_message
 from ..core.inputs import Inputs, TensorSpec
 from .recorder import one_line
 from .trace import trace_module
@@ -35,7 +36,7 @@ def _transformers() -> Any:
     try:
         import transformers
     except ImportError:
-        raise TargetError("hf: targets need transformers (pip install costlab[hf])") from None
+        raise TargetError(missing_message("hf", "hf: targets")) from None
     transformers.logging.set_verbosity_error()
     return transformers
 
