@@ -12,7 +12,7 @@ one module serves every step.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ..core.analysis import Analysis
 from .request import Measure, Request, Steps, TargetKind
@@ -45,9 +45,10 @@ def price(request: Request) -> Analysis:
     return measure(analysis, module) if measure is not None else analysis
 
 
-def prepare(request: Request) -> tuple[Analysis, Any]:
+def prepare(request: Request, progress: Callable[[str], None] | None = None) -> tuple[Analysis, Any]:
     """Every step but the latency measurement, and the real module the steps used (None when none
-    was needed): a caller that measures several targets under one progress bar measures them next."""
+    was needed): a caller that measures several targets under one progress bar measures them next.
+    ``progress`` is called after each tool of --check."""
     steps = request.steps
     freeze = _freeze(steps.freeze) if steps.freeze is not None else None
     requires_grad = bool(getattr(freeze, "requires_grad", False))
@@ -82,7 +83,7 @@ def prepare(request: Request) -> tuple[Analysis, Any]:
     if steps.check:
         from ..torch_bridge.crosscheck import cross_check
 
-        analysis = cross_check(analysis, module, steps.check)
+        analysis = cross_check(analysis, module, steps.check, progress=progress)
     if steps.convention:
         from ..analyses.conventions import with_convention
 

@@ -15,6 +15,7 @@ from ..core.analysis import Comparison
 from ..core.augment import augmentation_costs
 from ..core.expressions import analyze_expression
 from ..render.report import comparison_text, convention, count, csv_text, grid, shape
+from . import plots
 from ..core.zoo import PRESETS, PROJECTION_BLOCK, build_preset, mobilenet_v2_without_projections, projection_block
 
 if TYPE_CHECKING:
@@ -32,10 +33,11 @@ class ReportFile:
 REGENERATE = "Regenerate with `costlab report` (reports/README.md lists every report)."
 
 
-def _comparison_report(stem: str, title: str, explanation: str, comparison: Comparison) -> list[ReportFile]:
+def _comparison_report(stem: str, title: str, explanation: str, comparison: Comparison,
+                       figures: Sequence[str] = ()) -> list[ReportFile]:
     md = "\n".join([f"# {title}", "", explanation, "",
                     comparison_text(comparison, "md", per_layer=True).replace("## costlab compare", "## Side by side", 1),
-                    REGENERATE, ""])
+                    *figures, REGENERATE, ""])
     rows = [[t.name, layer.name, layer.type, shape(layer.output[1:]), layer.macs, layer.params,
              layer.ops, layer.formula] for t in comparison.targets for layer in t.layers]
     table = csv_text(["target", "layer", "type", "output", "macs", "params", "ops", "formula"], rows)
@@ -52,7 +54,8 @@ def inception_report() -> list[ReportFile]:
                    f"{count(reduced.layers[1].macs)} = {count(reduced.macs)} MACs: "
                    f"{plain.macs / reduced.macs:.2f}× fewer, with {plain.params / reduced.params:.2f}× "
                    "fewer parameters and the same 28×28×32 output.")
-    return _comparison_report("inception-bottleneck", "Inception's 1×1 bottleneck", explanation, comparison)
+    return _comparison_report("inception-bottleneck", "Inception's 1×1 bottleneck", explanation, comparison,
+                              plots.inception_figures())
 
 
 def separable_report() -> list[ReportFile]:
@@ -71,7 +74,8 @@ def separable_report() -> list[ReportFile]:
                        + (" (it holds exactly at stride 1 with same padding)." if pad == "same" else
                           " (valid padding shrinks the depthwise output, so they differ slightly).")
                        + f" Separable is {standard.macs / separable.macs:.2f}× cheaper.")
-        files += _comparison_report(stem, f"Depthwise-separable convolution: {what}", explanation, comparison)
+        files += _comparison_report(stem, f"Depthwise-separable convolution: {what}", explanation, comparison,
+                                    plots.separable_figures() if stem == "separable-512" else ())
     return files
 
 
@@ -238,6 +242,7 @@ def memory_report() -> list[ReportFile]:
         f"whole MobileNet v2 peaks at {mebibytes(net[True].inference_peak)} at inference, against "
         f"{mebibytes(net[False].inference_peak)} for the same network with every projection removed "
         f"({100 * net[True].inference_peak / net[False].inference_peak:.1f} %).", "",
+        *plots.memory_figures(),
         grid(headers, rows, "md", [False, True, True, True, False, True, True, True, False]), "",
         "`at`: the layer whose output, once written, brings the inference peak; `where`: the phase of "
         "the training step at its peak and the layer it is at. The input is held by the caller throughout; parameters are "
@@ -280,8 +285,12 @@ REPORTS: tuple[Callable[[], list[ReportFile]], ...] = (
 )
 
 
-def build_reports() -> list[ReportFile]:
-    """Every deterministic report, built from scratch, and the index."""
-    files = [file for make in REPORTS for file in make()]
+def build_reports(progress: Callable[[str], None] | None = None) -> list[ReportFile]:
+    """Every deterministic report, built from scratch, and the index; ``progress`` is called after each."""
+    files = []
+    for make in REPORTS:
+        files += make()
+        if progress is not None:
+            progress(make.__name__.removesuffix("_report"))
     return files + [index(files)]
 

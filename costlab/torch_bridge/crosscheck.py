@@ -30,7 +30,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -336,9 +336,10 @@ def compare_with(analysis: Analysis, owners: Mapping[str, str], module: nn.Modul
 
 
 def cross_check(analysis: Analysis, module: nn.Module | None = None,
-                checks: Sequence[str] = ("fvcore", "torch")) -> Analysis:
+                checks: Sequence[str] = ("fvcore", "torch"),
+                progress: Callable[[str], None] | None = None) -> Analysis:
     """``analysis`` with ``checks`` filled: each tool's real count beside costlab's and beside what
-    the tool's own rules (its convention profile) predict.
+    the tool's own rules (its convention profile) predict. ``progress`` is called after each tool.
 
     ``module``: the module the analysis describes (a module target); None builds it from the
     analysis with :func:`build_module`. The module is run in eval mode with its hooks detached,
@@ -352,6 +353,8 @@ def cross_check(analysis: Analysis, module: nn.Module | None = None,
     unsupported_paths = {"" if u.path == TOP_LEVEL else u.path for u in trace.analysis.unsupported}
     results = analysis.checks or Checks()
     for check in checks:
+        if progress is not None and check != checks[0]:
+            progress(f"{analysis.name}: {checks[checks.index(check) - 1]}")
         params = None
         try:
             tool = profile(analysis, check)
@@ -372,6 +375,8 @@ def cross_check(analysis: Analysis, module: nn.Module | None = None,
             continue
         results = results.with_check(check, compare_with(analysis, trace.owners, structure, reference, check,
                                                          unsupported_paths, tool, params))
+    if progress is not None:
+        progress(f"{analysis.name}: {checks[-1]}")
     return analysis.with_feature(results)
 
 
