@@ -212,9 +212,14 @@ def projection_memory() -> tuple[LiveMemory, LiveMemory]:
     return LiveMemory.of(projection_block(1, True)), LiveMemory.of(projection_block(1, False))
 
 
-def memory_png(designs: Sequence[LiveMemory]) -> bytes:
-    from ..analyses.memory import mebibytes
+def mebibytes(n: int) -> str:
+    """Bytes as the memory report writes them: two decimals in KiB, MiB or GiB."""
+    from ..render.numbers import Style, number
 
+    return number(n, Style.BYTES_2DP)
+
+
+def memory_png(designs: Sequence[LiveMemory]) -> bytes:
     Figure, FigureCanvasAgg = _matplotlib()
     figure = Figure(figsize=(7.5, 4.5))
     FigureCanvasAgg(figure)
@@ -280,7 +285,7 @@ def figure_markdown(filename: str, alt: str, caption: str) -> str:
 
 
 def inception_figures() -> list[str]:
-    from ..render.report import count
+    from ..render.numbers import count
 
     roofline = roofline_of(INCEPTION_TITLE, inception_targets())
     sweep = bottleneck_sweep()
@@ -304,8 +309,6 @@ def separable_figures() -> list[str]:
 
 
 def memory_figures() -> list[str]:
-    from ..analyses.memory import mebibytes
-
     with_projection, without = projection_memory()
     return [figure_markdown(PROJECTION_MEMORY, "live memory through the inverted residual",
                             f"Bytes alive at inference after each layer of the block (weights and the input "
