@@ -116,8 +116,8 @@ def write_report(modules: list, presets: list, partial: bool) -> None:  # type: 
         "called as a plain `module(x)`. The preset builds its activations out of place where torchvision runs "
         "them in place, so the two modules are not the same program.", "",
         preset_table if presets else "(not measured in this run)", "",
-        "Regenerate with `PYTHONPATH=$PWD /work/zoo/bin/python benchmarks/bench_memory_model.py --report` "
-        "(needs torchvision, timm and transformers).", ""])
+        "Regenerate with `ZOO_PYTHON benchmarks/bench_memory_model.py --report` "
+        "(ZOO_PYTHON: a Python with torchvision, timm and transformers, such as the zoo venv of DEVELOPERS.md).", ""])
     (ROOT / "reports" / MEASURED_MEMORY_REPORT).write_text(text, encoding="utf-8")
 
 

@@ -455,11 +455,16 @@ def main() -> int:
         notes.append(f"the peers for {tv_python} come from {args.tv_path}, made with `pip install "
                      "--no-deps --target DIR ptflops thop torchinfo torchprofile` (versions above)")
     versions = {python: _versions(python, extra_path) for python, _, extra_path in jobs}
-    command = "python benchmarks/peers.py" + (f" --tv-python {args.tv_python}" if args.tv_python else "")
-    command += f" --tv-path {args.tv_path}" if args.tv_path else ""
+    command = "python benchmarks/peers.py" + (" --tv-python TV_PYTHON" if args.tv_python else "")
+    command += " --tv-path DIR" if args.tv_path else ""
     command += f" --threads {args.threads}" if args.threads else ""
     threads = args.threads or _default_threads()
     markdown, csv_text = build_report(rows, sorted(set(notes)), versions, command, threads)
+    # no machine's paths in a report: the interpreters and the peers' directory by their role
+    for path, role in ((args.tv_path, "DIR"), (tv_python if args.tv_python else None, "TV_PYTHON"),
+                       (sys.executable, "python")):
+        if path:
+            markdown, csv_text = markdown.replace(path, role), csv_text.replace(path, role)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "peers.md").write_text(markdown, encoding="utf-8")

@@ -272,7 +272,8 @@ def test_help_expressions_shows_the_parsers_grammar_and_examples_that_run(capsys
 def test_report_creates_its_directory_and_names_it(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     from costlab.app import reports
 
-    monkeypatch.setattr(reports, "build_reports", lambda: [reports.ReportFile("README.md", "# r\n")])
+    monkeypatch.setattr(reports, "build_reports", lambda **_: [reports.ReportFile("README.md", "# r\n")])
+    monkeypatch.setattr("costlab.app.plots.build_pictures", lambda **_: {})  # drawn in tests/test_plots.py
     target = tmp_path / "new" / "dir"
     code, out, err = run("report", "--output-dir", str(target))
     assert (code, err) == (0, "") and (target / "README.md").read_text() == "# r\n"

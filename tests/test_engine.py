@@ -427,7 +427,7 @@ def test_hf_targets_need_transformers_or_say_so(tmp_path) -> None:
     except ImportError:
         err = io.StringIO()
         assert main(["analyze", f"hf:{tmp_path}"], stdout=io.StringIO(), stderr=err) == 2
-        assert "pip install costlab[hf]" in err.getvalue()
+        assert 'pip install -e ".[hf]"' in err.getvalue()
         return
     err = io.StringIO()
     assert main(["analyze", f"hf:{tmp_path / 'missing'}"], stdout=io.StringIO(), stderr=err) == 2

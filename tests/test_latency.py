@@ -240,7 +240,14 @@ def test_progress_bar_on_stderr_unless_quiet(seeded_cache: Path, monkeypatch: py
     monkeypatch.setitem(roofline.COPY_BYTES, "cpu", 2**20)    # on first use, small for a fast test
     monkeypatch.setitem(roofline.CALIBRATION_TIMING, "min_run_share", 0.0)  # cached even on a busy machine
     assert roofline.cached_peaks("cpu", 1, "float32") is None
-    code, out, err = run("analyze", "conv3x3:4", "--input", "4x8x8", "--latency", "cpu", "--threads", "1")
+    class Terminal(io.StringIO):  # the bar is drawn only when stderr is a terminal
+        def isatty(self) -> bool:
+            return True
+
+    terminal, captured = Terminal(), io.StringIO()
+    code = main(["analyze", "conv3x3:4", "--input", "4x8x8", "--latency", "cpu", "--threads", "1"],
+                stdout=captured, stderr=terminal)
+    out, err = captured.getvalue(), terminal.getvalue()
     steps = roofline.CALIBRATION_STEPS + 2  # the peaks (matrix product, copy, cache copy) + 2 timings
     assert code == 0 and "latency on cpu" in err and "100%" in err and f"{steps}/{steps}" in err
     assert roofline.cached_peaks("cpu", 1, "float32").matmul_size == 128

@@ -143,7 +143,11 @@ def test_the_memory_a_measurement_needs_comes_from_the_counts() -> None:
 def test_the_progress_bar_grows_when_timings_are_taken_again() -> None:
     import argparse
 
-    stream = io.StringIO()
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()  # the bar is drawn (and counts) only on a terminal
     bar, advance = _progress_bar(argparse.Namespace(progress_stream=stream, quiet=False), 2, "test")
     for label in ("a", "b", "a again"):
         advance(label)

@@ -52,7 +52,8 @@ def test_readme_example_runs(argv: list[str], scratch: Path, monkeypatch: pytest
     if argv[0] == "report":  # tests/test_reports.py regenerates every report through the CLI already;
         from costlab.app import reports  # here only the command and its default directory are exercised
 
-        monkeypatch.setattr(reports, "build_reports", lambda: [reports.ReportFile("README.md", "# reports\n")])
+        monkeypatch.setattr(reports, "build_reports", lambda **_: [reports.ReportFile("README.md", "# reports\n")])
+        monkeypatch.setattr("costlab.app.plots.build_pictures", lambda **_: {})  # drawn in tests/test_plots.py
     argv = [arg.replace("hf:examples/", f"hf:{ROOT}/examples/") for arg in argv]  # run from a scratch directory
     for pattern, module, extra in NEEDS:
         if any(re.match(pattern, arg) for arg in argv) and importlib.util.find_spec(module) is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from costlab.app.plots import PICTURES
 from costlab.app.reports import ReportFile, build_reports
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
@@ -28,7 +29,8 @@ def test_committed_reports_equal_a_fresh_regeneration(built: dict[str, ReportFil
     for path, file in built.items():
         golden(REPORTS / path, file.text)
     committed = {path.name for path in REPORTS.iterdir() if path.is_file()}
-    assert committed - MEASURED == set(built), "a committed report is no longer built, or a new one is not committed"
+    assert committed - MEASURED - set(PICTURES) == set(built), \
+        "a committed report is no longer built, or a new one is not committed"
 
 
 def test_reports_regenerate_through_the_cli(built: dict[str, ReportFile], tmp_path: Path,
@@ -42,3 +44,12 @@ def test_reports_regenerate_through_the_cli(built: dict[str, ReportFile], tmp_pa
     assert main(["report", "--output-dir", str(tmp_path)], stdout=out) == 0
     for file in built.values():
         assert (tmp_path / file.path).read_text(encoding="utf-8") == file.text
+    # the pictures, drawn with the [plot] extra (tests/test_plots.py asserts the numbers each draws)
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        assert "pictures not redrawn: matplotlib is not installed" in out.getvalue()
+    else:
+        for name in PICTURES:
+            assert (tmp_path / name).read_bytes().startswith(b"\x89PNG"), name
+            assert any(f"]({name})" in file.text for file in built.values()), f"no report shows {name}"

@@ -212,7 +212,7 @@ def test_plot_without_matplotlib_is_one_line(monkeypatch: pytest.MonkeyPatch, tm
     code, out, err = run("sweep", "conv{k}x{k}:8", "--param", "k=1,3", "--input", "3x8x8",
                          "--plot", str(tmp_path / "p.png"))
     assert code == 2 and out == "" and os.listdir(tmp_path) == []
-    assert err == "costlab: error: --plot needs matplotlib: pip install 'costlab[plot]' (or pip install matplotlib)\n"
+    assert err == 'costlab: error: --plot needs matplotlib, which is not installed: pip install -e ".[plot]"\n'
 
 
 @pytest.mark.parametrize("argv, message", [

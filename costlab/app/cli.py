@@ -247,7 +247,11 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
              default_input: tuple[int, ...] | None = None) -> list[Analysis]:
     from .pipeline import prepare
 
-    prepared = [prepare(request) for request in requests_from_args(args, targets, default_input)]
+    requests = requests_from_args(args, targets, default_input)
+    checks = requests[0].steps.check if requests else ()
+    session = _progress(args, len(requests) * len(checks), "--check", "check") if checks else nullcontext(None)
+    with session as advance:
+        prepared = [prepare(request, progress=advance) for request in requests]
     analyses = [analysis for analysis, _ in prepared]
     if getattr(args, "latency", None):
         analyses = _measure_latency(args, analyses, [module for _, module in prepared])
@@ -262,12 +266,20 @@ def _exit_code(args: argparse.Namespace, analyses: Sequence[Analysis]) -> int:
     return int(any((a.checks and a.checks.unexplained()) or not a.complete for a in analyses))
 
 
-def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tuple[Any, Callable[[str], None]]:
-    """A tqdm bar on the command's stderr (off with --quiet) and the callback that advances it."""
+def _progress_bar(args: argparse.Namespace, total: int, description: str,
+                  unit: str = "timing") -> tuple[Any, Callable[[str], None]]:
+    """A tqdm bar on the command's stderr and the callback that advances it: the one progress bar of
+    every step that can take seconds (latency, calibration, --check, sweep, report). Drawn only when
+    stderr is a terminal and --quiet is not given (never into a captured stream, a file or JSON)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=total, file=getattr(args, "progress_stream", None) or sys.stderr, desc=description,
-               unit="timing", leave=False, disable=bool(getattr(args, "quiet", False)), dynamic_ncols=True)
+    stream = getattr(args, "progress_stream", None) or sys.stderr
+    try:
+        terminal = bool(stream.isatty())
+    except (AttributeError, ValueError):  # a closed or file-like stream without isatty
+        terminal = False
+    bar = tqdm(total=total, file=stream, desc=description, unit=unit, leave=False,
+               disable=bool(getattr(args, "quiet", False)) or not terminal, dynamic_ncols=True)
 
     def advance(label: str) -> None:
         if bar.total is not None and bar.n >= bar.total:  # a timing taken again (the CPU was contended)
@@ -275,6 +287,16 @@ def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tup
         bar.set_postfix_str(label[-48:], refresh=False)
         bar.update(1)
     return bar, advance
+
+
+@contextmanager
+def _progress(args: argparse.Namespace, total: int, description: str, unit: str) -> Iterator[Callable[[str], None]]:
+    """:func:`_progress_bar` as a context: the callback, and the bar closed on exit."""
+    bar, advance = _progress_bar(args, total, description, unit)
+    try:
+        yield advance
+    finally:
+        bar.close()
 
 
 @contextmanager
@@ -399,15 +421,17 @@ def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
     session = (_latency_session(args, args.dtype, len(param.values) * len(args.targets)) if args.latency
                else nullcontext(None))
     predict_on = prediction_device(args)
-    with session as timing:
+    points = (nullcontext(None) if args.latency
+              else _progress(args, len(param.values) * len(args.targets), "sweep", "point"))
+    with session as timing, points as advance:
         measures = (_latency_measure(args, *timing),) if timing is not None else ()
         if predict_on is not None:
             measures = (_prediction_measure(args, predict_on),) + measures
         shape, typed = split_inputs(args.input, args.batch)
         if typed is not None:
             raise UsageError("sweep takes one --input CxHxW")
-        result = sweep(args.targets, param, shape, args.batch,
-                       args.dtype, parse_options(args.kwarg), args.freeze, args.unit, measures, seq=args.seq)
+        result = sweep(args.targets, param, shape, args.batch, args.dtype, parse_options(args.kwarg),
+                       args.freeze, args.unit, measures, seq=args.seq, progress=advance)
     text = render_sweep(result, args.format)
     if args.plot is not None:
         write_atomically(args.plot, sweep_png(result, args.y), "--plot")
@@ -485,7 +509,15 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
         from ..torch_bridge.timing import check_device
 
         check_device(args.latency)  # before the count reports are made
-    texts = {file.path: file.text for file in build_reports()}
+    from . import plots
+    from ..core.extras import install_command
+    from .reports import REPORTS
+
+    drawn = plots.plotting_available()
+    with _progress(args, len(REPORTS) + (len(plots.PICTURES) if drawn else 0), "report", "report") as advance:
+        texts: dict[str, str | bytes] = {file.path: file.text for file in build_reports(progress=advance)}
+        if drawn:
+            texts.update(plots.build_pictures(progress=advance))
     if not os.path.isdir(directory):  # created only once the count reports are made
         try:
             os.makedirs(directory)
@@ -499,8 +531,9 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
     for path, text in zip(paths, texts.values()):
         write_atomically(path, text, "--output-dir")
     default = " (the default; --output-dir DIR writes elsewhere)" if directory == REPORT_DIRECTORY else ""
+    undrawn = "" if drawn else f"pictures not redrawn: matplotlib is not installed ({install_command('plot')})\n"
     return (f"costlab report: {len(paths)} files in {os.path.abspath(directory)}{default}\n"
-            + "".join(f"wrote {path}\n" for path in paths)), 0
+            + "".join(f"wrote {path}\n" for path in paths) + undrawn), 0
 
 
 def _latency_reports(args: argparse.Namespace, directory: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ one module serves every step.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ..core.analysis import Analysis
 from .request import Measure, Predict, Request, Steps, TargetKind
@@ -75,9 +75,10 @@ def price(request: Request) -> Analysis:
     return with_measured_prediction(measure(analysis, module)) if measure is not None else analysis
 
 
-def prepare(request: Request) -> tuple[Analysis, Any]:
+def prepare(request: Request, progress: Callable[[str], None] | None = None) -> tuple[Analysis, Any]:
     """Every step but the latency measurement, and the real module the steps used (None when none
-    was needed): a caller that measures several targets under one progress bar measures them next."""
+    was needed): a caller that measures several targets under one progress bar measures them next.
+    ``progress`` is called after each tool of --check."""
     steps = request.steps
     freeze = _freeze(steps.freeze) if steps.freeze is not None else None
     requires_grad = bool(getattr(freeze, "requires_grad", False))
@@ -112,7 +113,7 @@ def prepare(request: Request) -> tuple[Analysis, Any]:
     if steps.check:
         from ..torch_bridge.crosscheck import cross_check
 
-        analysis = cross_check(analysis, module, steps.check)
+        analysis = cross_check(analysis, module, steps.check, progress=progress)
     if steps.convention:
         from ..analyses.conventions import with_convention
 

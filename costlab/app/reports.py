@@ -17,6 +17,7 @@ from ..core.expressions import analyze_expression
 from ..render.formats import Format
 from ..render.numbers import count
 from ..render.report import comparison_text, convention, csv_text, grid, shape
+from . import plots
 from ..core.zoo import PRESETS, PROJECTION_BLOCK, build_preset, mobilenet_v2_without_projections, projection_block
 
 if TYPE_CHECKING:
@@ -34,10 +35,11 @@ class ReportFile:
 REGENERATE = "Regenerate with `costlab report` (reports/README.md lists every report)."
 
 
-def _comparison_report(stem: str, title: str, explanation: str, comparison: Comparison) -> list[ReportFile]:
+def _comparison_report(stem: str, title: str, explanation: str, comparison: Comparison,
+                       figures: Sequence[str] = ()) -> list[ReportFile]:
     md = "\n".join([f"# {title}", "", explanation, "",
                     comparison_text(comparison, Format.MD, per_layer=True).replace("## costlab compare", "## Side by side", 1),
-                    REGENERATE, ""])
+                    *figures, REGENERATE, ""])
     rows = [[t.name, layer.name, layer.type, shape(layer.output[1:]), layer.macs, layer.params,
              layer.ops, layer.formula] for t in comparison.targets for layer in t.layers]
     table = csv_text(["target", "layer", "type", "output", "macs", "params", "ops", "formula"], rows)
@@ -54,7 +56,8 @@ def inception_report() -> list[ReportFile]:
                    f"{count(reduced.layers[1].macs)} = {count(reduced.macs)} MACs: "
                    f"{plain.macs / reduced.macs:.2f}× fewer, with {plain.params / reduced.params:.2f}× "
                    "fewer parameters and the same 28×28×32 output.")
-    return _comparison_report("inception-bottleneck", "Inception's 1×1 bottleneck", explanation, comparison)
+    return _comparison_report("inception-bottleneck", "Inception's 1×1 bottleneck", explanation, comparison,
+                              plots.inception_figures())
 
 
 def separable_report() -> list[ReportFile]:
@@ -73,7 +76,8 @@ def separable_report() -> list[ReportFile]:
                        + (" (it holds exactly at stride 1 with same padding)." if pad == "same" else
                           " (valid padding shrinks the depthwise output, so they differ slightly).")
                        + f" Separable is {standard.macs / separable.macs:.2f}× cheaper.")
-        files += _comparison_report(stem, f"Depthwise-separable convolution: {what}", explanation, comparison)
+        files += _comparison_report(stem, f"Depthwise-separable convolution: {what}", explanation, comparison,
+                                    plots.separable_figures() if stem == "separable-512" else ())
     return files
 
 
@@ -234,13 +238,16 @@ def memory_report() -> list[ReportFile]:
         "## MobileNet v2's 1×1 projection", "",
         f"The inverted residual on {c}×{n}×{n} (expansion {t}: 1×1 to {c * t} channels, 3×3 depthwise, "
         f"1×1 projection back to {c}, and the skip) against the same block without its projection. "
-        f"Within the block the peak is where the expansion and its batch norm are both alive: "
+        f"Within the block the peak is in the depthwise stage, where the expansion's output (the "
+        f"depthwise block's argument, held by its caller until that block returns) and the depthwise "
+        f"conv's and its batch norm's outputs are alive together: "
         f"{number(block[True].inference_peak, Style.BYTES_2DP)} with the projection, {number(block[False].inference_peak, Style.BYTES_2DP)} "
         f"without. The projection pays off in what the block hands to the next one and keeps for "
         f"the skip ({c} channels instead of {c * t}), and in the next block's expansion weights: the "
         f"whole MobileNet v2 peaks at {number(net[True].inference_peak, Style.BYTES_2DP)} at inference, against "
         f"{number(net[False].inference_peak, Style.BYTES_2DP)} for the same network with every projection removed "
         f"({100 * net[True].inference_peak / net[False].inference_peak:.1f} %).", "",
+        *plots.memory_figures(),
         grid(headers, rows, Format.MD, [False, True, True, True, False, True, True, True, False]), "",
         "`at`: the layer whose output, once written, brings the inference peak; `where`: the phase of "
         "the training step at its peak and the layer it is at. The input is held by the caller throughout; parameters are "
@@ -283,8 +290,12 @@ REPORTS: tuple[Callable[[], list[ReportFile]], ...] = (
 )
 
 
-def build_reports() -> list[ReportFile]:
-    """Every deterministic report, built from scratch, and the index."""
-    files = [file for make in REPORTS for file in make()]
+def build_reports(progress: Callable[[str], None] | None = None) -> list[ReportFile]:
+    """Every deterministic report, built from scratch, and the index; ``progress`` is called after each."""
+    files = []
+    for make in REPORTS:
+        files += make()
+        if progress is not None:
+            progress(make.__name__.removesuffix("_report"))
     return files + [index(files)]
 

@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..core.analysis import FLOPS_PER_MAC, Analysis
 from ..core.errors import CostlabError
+from ..core.extras import missing_message
 from ..core.sizes import parse_size, size_problem
 from ..core.specs import Shape
 from .pipeline import prepare
@@ -326,9 +327,9 @@ def _batch_at(value: str) -> int:
 def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, batch: int = 1,
               dtype: str = "float32", options: Mapping[str, Any] | None = None,
               freeze: Any = None, unit: str = "macs", measures: Sequence[Measure] = (),
-              seq: int | None = None) -> Sweep:
+              seq: int | None = None, progress: Callable[[str], None] | None = None) -> Sweep:
     """Price every target at every value of ``param`` (see the module docstring for the rules);
-    ``seq``: the tokens of ``hf:`` targets (--seq)."""
+    ``seq``: the tokens of ``hf:`` targets (--seq); ``progress`` is called after each point."""
     from ..analyses.training import parse_freeze
 
     if not targets:
@@ -374,6 +375,8 @@ def run_sweep(targets: Sequence[str], param: Param, input: Shape | None = None, 
             for measure in measures:
                 measured.update(measure.measure(analysis, module))
             points.append(Point(target, value, analysis, measured))
+            if progress is not None:
+                progress(f"{param.name}={value}")
     return Sweep(param, tuple(targets), tuple(points), unit, tuple(measures))
 
 
@@ -537,8 +540,7 @@ def sweep_figure(sweep: Sweep, y: str | None = None) -> Any:
         from matplotlib.figure import Figure
         from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
     except ImportError:
-        raise SweepError("--plot needs matplotlib: pip install 'costlab[plot]' "
-                         "(or pip install matplotlib)") from None
+        raise SweepError(missing_message("plot", "--plot")) from None
     unit = "flops" if sweep.unit == "flops" else "macs"
     y = y or unit
     if y not in plot_columns(sweep):

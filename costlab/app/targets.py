@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 from ..core.analysis import Analysis
 from ..core.errors import CostlabError, TargetError
 from ..core.expressions import _KERNELED, analyze_expression
+from ..core.extras import missing_extra
 from ..core.sizes import MAX_SIZE_DIGITS, check_size, parse_size
 from ..core.specs import ACTIVATION_OPS, Shape
 from ..core.zoo import PRESETS, build_preset
@@ -96,6 +97,13 @@ def module_target(text: str, options: Mapping[str, Any] | None = None) -> tuple[
     return call.group(1), {**(options or {}), **parse_options(_top_level_split(call.group(2)))}
 
 
+def _require_extra(module: str, needed_by: str) -> None:
+    """Refuse a target whose module belongs to an extra that is not installed, before torch is imported."""
+    message = missing_extra(module, needed_by)
+    if message is not None:
+        raise TargetError(message)
+
+
 def analyze_target(request: Request) -> Analysis:
     """Count one request's target by its kind (see :mod:`costlab.app.request`).
 
@@ -111,6 +119,7 @@ def analyze_target(request: Request) -> Analysis:
             raise TargetError("an nn.Module needs an input: input=(C, H, W) or inputs=...")
         return analyze_module(request.target, input, batch=batch, dtype=dtype, name=name, inputs=inputs)
     if kind is TargetKind.HF:
+        _require_extra("transformers", text)
         from ..torch_bridge.hf import analyze_hf
 
         if options:
@@ -129,11 +138,12 @@ def analyze_target(request: Request) -> Analysis:
     if kind is TargetKind.FILE:
         return _analyze_file(text, input, batch, dtype, name)
     if kind is TargetKind.CALLABLE:
+        callable_text, options = module_target(text, options)
+        _require_extra(callable_text.partition(":")[0], callable_text)
         from ..torch_bridge.trace import analyze_callable
 
         if input is None and inputs is None:
             raise TargetError(f"{text} needs --input CxHxW (or typed inputs: --input NAME=DTYPE:SHAPE)")
-        callable_text, options = module_target(text, options)
         return analyze_callable(callable_text, input, options, batch=batch, dtype=dtype, name=name, inputs=inputs)
     if text.endswith(SPEC_FILE_SUFFIXES) or os.sep in text:
         raise TargetError(f"no spec file {text}")

@@ -30,7 +30,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -39,6 +39,7 @@ from ..core.analysis import Analysis, Layer
 from ..analyses.conventions import CONVENTIONS as CONVENTION_TABLES
 from ..analyses.conventions import LayerCount, Profile, profile
 from ..core.errors import CostlabError
+from ..core.extras import install_command
 from ..analyses.checks import Check, CheckRow, Checks, ParamCheck
 from ..core.formulas import numel
 from ..core.tools import PEER_TOOLS
@@ -232,7 +233,7 @@ def run_peer(check: str, module: nn.Module | None, analysis: Analysis) -> tuple[
         raise _Skip(f"a real forward pass needs about {_forward_bytes(analysis, analysis.batch, params) / 1024 ** 3:.1f}"
                     f" GiB (limit {FVCORE_MAX_BYTES / 1024 ** 3:.0f} GiB)")
     if not peers.available(check):
-        raise _Skip(f"{check} is not installed (pip install costlab[peers])")
+        raise _Skip(f"{check} is not installed ({install_command('peers')})")
     real = real_copy(_real_module(module, analysis))
     first = next(iter([*real.parameters(), *real.buffers()]), None)
     device = first.device if first is not None else torch.device("cpu")
@@ -335,9 +336,10 @@ def compare_with(analysis: Analysis, owners: Mapping[str, str], module: nn.Modul
 
 
 def cross_check(analysis: Analysis, module: nn.Module | None = None,
-                checks: Sequence[str] = ("fvcore", "torch")) -> Analysis:
+                checks: Sequence[str] = ("fvcore", "torch"),
+                progress: Callable[[str], None] | None = None) -> Analysis:
     """``analysis`` with ``checks`` filled: each tool's real count beside costlab's and beside what
-    the tool's own rules (its convention profile) predict.
+    the tool's own rules (its convention profile) predict. ``progress`` is called after each tool.
 
     ``module``: the module the analysis describes (a module target); None builds it from the
     analysis with :func:`build_module`. The module is run in eval mode with its hooks detached,
@@ -351,6 +353,8 @@ def cross_check(analysis: Analysis, module: nn.Module | None = None,
     unsupported_paths = {"" if u.path == TOP_LEVEL else u.path for u in trace.analysis.unsupported}
     results = analysis.checks or Checks()
     for check in checks:
+        if progress is not None and check != checks[0]:
+            progress(f"{analysis.name}: {checks[checks.index(check) - 1]}")
         params = None
         try:
             tool = profile(analysis, check)
@@ -371,6 +375,8 @@ def cross_check(analysis: Analysis, module: nn.Module | None = None,
             continue
         results = results.with_check(check, compare_with(analysis, trace.owners, structure, reference, check,
                                                          unsupported_paths, tool, params))
+    if progress is not None:
+        progress(f"{analysis.name}: {checks[-1]}")
     return analysis.with_feature(results)
 
 

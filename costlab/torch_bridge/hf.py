@@ -27,6 +27,7 @@ from ..core.analysis import Analysis
 from ..analyses.generation import BuiltModel
 from ..core.tools import HEADS
 from ..core.errors import TargetError
+from ..core.extras import missing_message
 from ..core.inputs import Inputs, TensorSpec
 from .recorder import one_line
 from .trace import trace_module
@@ -38,7 +39,7 @@ def _transformers() -> Any:
     try:
         import transformers
     except ImportError:
-        raise TargetError("hf: targets need transformers (pip install costlab[hf])") from None
+        raise TargetError(missing_message("hf", "hf: targets")) from None
     transformers.logging.set_verbosity_error()
     return transformers
 

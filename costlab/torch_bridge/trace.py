@@ -62,6 +62,7 @@ from torch.utils import _pytree as pytree
 
 from ..core.analysis import Analysis, CallSite, Unsupported
 from ..core.errors import CostlabError, TargetError
+from ..core.extras import extra_for, install_command
 from ..core.graph import Net
 from ..core.inputs import InputError, Inputs, TensorSpec, describe, headline, tensor_leaves
 from .recorder import (TOP_LEVEL, Recorder, Unpriced, call_function, call_module, detached, function_site,
@@ -741,8 +742,8 @@ def load_callable(text: str, options: Mapping[str, Any] | None = None, device: s
         with _working_directory_importable():
             package = importlib.import_module(module_name)
     except ImportError as error:
-        optional = getattr(error, "name", "") == "torchvision"
-        hint = " (torchvision is optional: pip install costlab[vision])" if optional else ""
+        extra = extra_for(getattr(error, "name", None) or "")
+        hint = f" (an optional extra: {install_command(extra)})" if extra else ""
         raise TargetError(f"cannot import {module_name}: {one_line(error)}{hint}") from None
     except Exception as error:  # noqa: BLE001 - user code failing at import
         raise TargetError(f"importing {module_name} failed: {one_line(error)}") from None
