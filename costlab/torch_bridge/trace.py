@@ -41,7 +41,8 @@ analysis' params always equal ``sum(p.numel() for p in module.parameters())``.
 **The user's module is left as it was.** The fx walk runs with the module in eval mode, its
 hooks detached, and every module's attributes (and the contents of its dict, list and set
 attributes, such as caches) restored afterwards, even when the analysis fails; the meta and CPU
-runs use copies.
+runs use copies. On every path the values of its buffers and plain tensor attributes are restored
+too (:func:`values_kept`): a forward that updates one in place (``self.seen += 1``) changes nothing.
 """
 
 from __future__ import annotations
@@ -166,6 +167,33 @@ def preserved(module: nn.Module) -> Iterator[None]:
 
 
 _GONE = object()
+
+
+@contextmanager
+def values_kept(module: nn.Module) -> Iterator[None]:
+    """Every buffer and plain tensor attribute of every submodule holding the same values on exit:
+    a forward that updates one in place (``self.seen += 1``) on any engine path — the fx walk, a
+    meta copy sharing it, a CPU run — leaves the user's tensors as they were. Each (non-meta)
+    tensor is copied on entry and written back, in place, only if its version counter moved."""
+    saved: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
+    for m in module.modules():
+        tensors = [*m._buffers.values(), *(v for k, v in m.__dict__.items()
+                                           if isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter))]
+        for tensor in tensors:
+            if tensor is None or tensor.is_meta or id(tensor) in saved or tensor.is_inference():
+                continue
+            saved[id(tensor)] = (tensor, tensor._version, tensor.detach().clone())
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for tensor, version, before in saved.values():
+                if tensor._version == version:
+                    continue
+                if tensor.shape == before.shape and tensor.dtype == before.dtype:
+                    tensor.copy_(before)
+                else:  # resized in place: give it back its own size and contents
+                    tensor.set_(before)
 
 
 def _copy_of(value: Any) -> Any:
@@ -513,6 +541,13 @@ def trace_module(module: nn.Module, input: Sequence[int] | None = None, batch: i
     """
     if not isinstance(module, nn.Module):
         raise TargetError(f"expected an nn.Module, got {type(module).__name__}")
+    with values_kept(module):
+        return _trace_module(module, input, batch, dtype, name, method, inputs, rebuild)
+
+
+def _trace_module(module: nn.Module, input: Sequence[int] | None, batch: int, dtype: str, name: str | None,
+                  method: str, inputs: Any, rebuild: Callable[[], nn.Module] | None) -> Trace:
+    """:func:`trace_module` with the user's tensor values guarded by the caller."""
     if method not in ("auto", "fx", "meta", "cpu"):
         raise CostlabError(f"unknown trace method {method!r} (auto, fx, meta or cpu)")
     label = name or type(module).__name__
