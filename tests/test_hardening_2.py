@@ -141,3 +141,59 @@ def test_a_buffer_is_restored_when_the_analysis_fails() -> None:
     with pytest.raises(CostlabError):
         trace_module(module, (4,))
     assert module.seen.item() == 0
+
+
+# --- inputs the module cannot take: torch's reason, never a count -------------------------------
+
+class Views7(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(7, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.view(-1, 7))
+
+
+def _torch_refuses(module: nn.Module, *args: object) -> str:
+    """The error torch itself raises when the module runs on ``args`` (the reference)."""
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - any error torch raises
+        module(*args)
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("case", ["bool-into-linear", "float-into-half", "float-indices", "view-of-4",
+                                  "numpy", "nested-list", "wrong-features"])
+def test_inputs_the_module_cannot_take_are_refused_with_torch_s_reason(case) -> None:
+    numpy = pytest.importorskip("numpy")
+    module, given = {
+        "bool-into-linear": (nn.Linear(4, 2), torch.zeros(1, 4, dtype=torch.bool)),
+        "float-into-half": (nn.Linear(4, 2).half(), torch.zeros(1, 4)),
+        "float-indices": (nn.Embedding(10, 4), torch.zeros(1, 4)),
+        "view-of-4": (Views7(), torch.zeros(4)),
+        "numpy": (nn.Linear(4, 2), numpy.zeros((1, 4), dtype="float32")),
+        "nested-list": (nn.Linear(4, 2), [[0.0] * 4]),
+        "wrong-features": (nn.Linear(4, 2), torch.zeros(1, 5)),
+    }[case]
+    _torch_refuses(module, given)  # torch raises on a real run: costlab must not count it
+    for method in ("auto", "fx"):
+        with pytest.raises(CostlabError, match=None if case == "wrong-features" else "cannot take these inputs") \
+                as raised:
+            trace_module(module, inputs=(given,), method=method)
+        assert "\n" not in str(raised.value)
+
+
+def test_inputs_the_module_can_take_are_still_counted() -> None:
+    assert costlab.analyze(nn.Linear(4, 2), inputs=torch.zeros(3, 4)).macs == 3 * 4 * 2
+    assert costlab.analyze(nn.Linear(4, 2).half(), inputs=torch.zeros(1, 4, dtype=torch.half)).macs == 8
+    assert costlab.analyze(nn.Embedding(10, 4), inputs=torch.zeros(1, 4, dtype=torch.long)).params == 40
+    assert costlab.analyze(Views7(), inputs=torch.zeros(14)).macs == 2 * 7 * 2
+
+
+def test_a_typed_bool_input_into_a_linear_is_one_line_on_the_command_line(tmp_path, monkeypatch) -> None:
+    (tmp_path / "bool_net.py").write_text("from torch import nn\ndef make():\n    return nn.Linear(4, 2)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, err = run("analyze", "bool_net:make", "--input", "bool:1x4")
+    assert_one_error_line(code, err)
+    assert "same dtype" in err and out == ""
+    assert run("analyze", "bool_net:make", "--input", "float32:1x4")[0] == 0
