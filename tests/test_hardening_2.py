@@ -3,8 +3,12 @@ and user code that would change the module or the output are refused in one line
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -197,3 +201,169 @@ def test_a_typed_bool_input_into_a_linear_is_one_line_on_the_command_line(tmp_pa
     assert_one_error_line(code, err)
     assert "same dtype" in err and out == ""
     assert run("analyze", "bool_net:make", "--input", "float32:1x4")[0] == 0
+
+
+# --- output like a shell redirect, and the user's code kept out of it ---------------------------
+
+COSTLAB = [sys.executable, "-m", "costlab"]
+ROOT = Path(__file__).resolve().parent.parent
+LOUD = '''
+import os
+import sys
+
+from torch import nn
+
+
+class Loud(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        os.write(1, b"RAW\\n")
+        print("DUNDER", file=sys.__stdout__)
+        os.system("echo SHELL")
+        return self.fc(x)
+
+
+def loud():
+    return Loud()
+
+
+def exits():
+    os._exit(0)
+
+
+class Mine(BaseException):
+    pass
+
+
+def base():
+    raise Mine("mine")
+
+
+def generator_exit():
+    raise GeneratorExit
+'''
+
+
+def _costlab(tmp_path: Path, *argv: str, env: dict[str, str] | None = None,
+             **kwargs: object) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)]), **(env or {})}
+    return subprocess.run([*COSTLAB, *argv], capture_output=True, text=True, env=environment, cwd=tmp_path,
+                          timeout=120, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def loud(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("loud")
+    (folder / "i22_loud.py").write_text(LOUD)
+    return folder
+
+
+def test_user_code_writing_to_the_process_stdout_leaves_json_clean(loud: Path) -> None:
+    done = _costlab(loud, "analyze", "i22_loud:loud", "--input", "4", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["targets"][0]["macs"] == 4 * 2
+    for line in ("RAW", "DUNDER", "SHELL"):
+        assert line in done.stderr
+
+
+@pytest.mark.parametrize("callable_, shown", [("exits", "os._exit(0)"), ("base", "Mine: mine"),
+                                              ("generator_exit", "GeneratorExit")])
+def test_os_exit_and_base_exceptions_in_user_code_are_one_line(loud: Path, callable_: str, shown: str) -> None:
+    done = _costlab(loud, "analyze", f"i22_loud:{callable_}", "--input", "4")
+    assert_one_error_line(done.returncode, done.stderr)
+    assert shown in done.stderr and done.stdout == ""
+
+
+def test_a_closed_stdout_is_one_line() -> None:
+    """`costlab compare … >&-`: the process starts with descriptor 1 closed."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([*COSTLAB, "compare", "conv1x1:16", "--input", "3x8x8"], stderr=subprocess.PIPE,
+                          text=True, env=environment, timeout=120, preexec_fn=lambda: os.close(1))
+    assert_one_error_line(done.returncode, done.stderr)
+    assert "standard output" in done.stderr
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_any_stdout_encoding_gives_the_result_or_one_line(loud: Path, encoding: str) -> None:
+    done = _costlab(loud, "compare", "resnet18", "conv1x1:16 > conv5x5:32", "--input", "3x8x8",
+                    env={"PYTHONIOENCODING": encoding}, encoding=encoding)
+    assert "Traceback" not in done.stderr
+    if done.returncode == 0:
+        done_utf8 = _costlab(loud, "compare", "resnet18", "conv1x1:16 > conv5x5:32", "--input", "3x8x8",
+                             env={"PYTHONIOENCODING": "utf-8"})
+        assert done.stdout == done_utf8.stdout
+    else:
+        assert_one_error_line(done.returncode, done.stderr)
+        assert done.stdout == ""
+
+
+def test_output_onto_a_hard_link_writes_through_the_same_inode(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("old\n")
+    os.link(first, second)
+    inode = first.stat().st_ino
+    code, _, err = run("compare", "conv1x1:16", "--input", "3x8x8", "--output", str(second))
+    assert code == 0, err
+    assert second.stat().st_ino == inode == first.stat().st_ino
+    assert first.read_text() == second.read_text() != "old\n"
+
+
+def test_output_onto_a_symlink_loop_is_refused_with_eloop(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    os.symlink("loop", loop)
+    code, _, err = run("compare", "conv1x1:16", "--input", "3x8x8", "--output", str(loop))
+    assert_one_error_line(code, err)
+    assert os.strerror(errno.ELOOP) in err
+    assert os.path.islink(loop) and os.readlink(loop) == "loop"
+
+
+# --- no traceback: huge counts, scripted and lazy modules, API argument types ------------------
+
+@pytest.mark.parametrize("target, input_", [("mobilenet-v2(width=1e30)", None), ("conv1x1:" + "9" * 50, "3x8x8")])
+def test_counts_past_the_largest_prefix_are_shown_not_a_traceback(target: str, input_: str | None) -> None:
+    code, out, err = run("compare", target, *(["--input", input_] if input_ else []))
+    assert code == 0, err
+    exact = costlab.analyze(target, input=tuple(int(x) for x in input_.split("x")) if input_ else None).macs
+    assert f"{exact:.2E}" in out.replace("\u00a0", " ")
+
+
+def test_si_beyond_exa_is_scientific_with_three_significant_digits() -> None:
+    from costlab.render.display import binary_bytes, si
+
+    assert si(999 * 10**18) == "999 E"
+    for value in (10**21, 12345 * 10**48, 10**300):
+        assert si(value) == f"{value:.2E}" and float(si(value)) == pytest.approx(value, rel=5e-3)
+    assert si(-3 * 10**60) == "-3.00E+60" and binary_bytes(10**70) == "1.00E+70 B"
+
+
+def test_a_scripted_module_is_refused_in_one_line_in_the_api_and_on_the_command_line(tmp_path, monkeypatch) -> None:
+    with pytest.raises(CostlabError, match="torch.jit"):
+        costlab.analyze(torch.jit.script(nn.Linear(4, 2)), input=(4,))
+    (tmp_path / "scripted_net.py").write_text(
+        "import torch\nfrom torch import nn\ndef make():\n    return torch.jit.script(nn.Linear(4, 2))\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, _, err = run("analyze", "scripted_net:make", "--input", "4")
+    assert_one_error_line(code, err)
+    assert "torch.jit" in err
+
+
+@pytest.mark.parametrize("arguments, named", [
+    ({"check": 123}, "check"), ({"check": ["torch", None]}, "check"), ({"convention": 5}, "convention"),
+])
+def test_api_arguments_of_the_wrong_type_are_costlab_errors_naming_them(arguments, named) -> None:
+    with pytest.raises(CostlabError, match=named):
+        costlab.analyze("conv1x1:16", input=(3, 8, 8), **arguments)
+
+
+def test_a_nested_tensor_and_an_uninitialised_lazy_module_are_costlab_errors() -> None:
+    nested = torch.nested.nested_tensor([torch.zeros(2, 4), torch.zeros(3, 4)])
+    with pytest.raises(CostlabError, match="nested tensor"):
+        costlab.analyze(nn.Linear(4, 2), inputs=nested)
+    lazy = nn.LazyLinear(2)
+    with pytest.raises(CostlabError, match="lazy"):
+        costlab.analyze(lazy, input=(4,))
+    assert isinstance(lazy.weight, nn.parameter.UninitializedParameter)  # left as it was

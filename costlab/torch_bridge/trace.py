@@ -638,8 +638,41 @@ def trace_module(module: nn.Module, input: Sequence[int] | None = None, batch: i
     """
     if not isinstance(module, nn.Module):
         raise TargetError(f"expected an nn.Module, got {type(module).__name__}")
+    refuse_untraceable(module, name or type(module).__name__)
     with values_kept(module):
         return _trace_module(module, input, batch, dtype, name, method, inputs, rebuild)
+
+
+def refuse_untraceable(module: nn.Module, label: str) -> None:
+    """A module no engine path can run as the user would, refused in one line: a TorchScript
+    module (its forward is compiled, its submodules wrapped) and a lazy module not yet initialised
+    (its parameters have no shape until a first real call)."""
+    if isinstance(module, torch.jit.ScriptModule):
+        raise TargetError(f"{label}: a torch.jit scripted module cannot be analysed (its forward is compiled); "
+                          "give the nn.Module before torch.jit.script")
+    lazy = next((n for n, p in module.named_parameters() if isinstance(p, nn.parameter.UninitializedParameter)),
+                None)
+    if lazy is not None:
+        raise TargetError(f"{label}: parameter {lazy} of a lazy module is not initialised; call the module once "
+                          "on a real input first")
+
+
+def _refuse_nested(inputs: Inputs) -> None:
+    """A nested (jagged) tensor among the inputs, refused: it has no one shape to trace."""
+    def visit(item: Any, path: str) -> None:
+        if isinstance(item, torch.Tensor):
+            if item.is_nested:
+                raise InputError(f"inputs: argument {path or 0} is a nested tensor, which has no one shape "
+                                 "to trace; give a padded tensor")
+        elif isinstance(item, (list, tuple)):
+            for index, sub in enumerate(item):
+                visit(sub, f"{path}.{index}" if path else str(index))
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                visit(sub, f"{path}.{key}" if path else str(key))
+
+    visit(list(inputs.args), "")
+    visit(dict(inputs.kwargs), "")
 
 
 def _trace_module(module: nn.Module, input: Sequence[int] | None, batch: int, dtype: str, name: str | None,
@@ -657,6 +690,7 @@ def _trace_module(module: nn.Module, input: Sequence[int] | None, batch: int, dt
     else:
         Net((1,), 1, dtype)  # validates the dtype
         inputs = as_inputs(inputs)
+        _refuse_nested(inputs)
     notes: list[str] = []
     bindings = _fx_bindings(module, inputs, label) if method in ("auto", "fx") else None
     if bindings is None and method == "fx":
