@@ -367,3 +367,37 @@ def test_a_nested_tensor_and_an_uninitialised_lazy_module_are_costlab_errors() -
     with pytest.raises(CostlabError, match="lazy"):
         costlab.analyze(lazy, input=(4,))
     assert isinstance(lazy.weight, nn.parameter.UninitializedParameter)  # left as it was
+
+
+# --- limits before work -----------------------------------------------------------------------
+
+def test_a_list_input_of_a_huge_batch_is_refused_before_the_list_is_built(monkeypatch) -> None:
+    from costlab.core import inputs as inputs_module
+
+    made = []
+    real = inputs_module.TensorSpec
+    monkeypatch.setattr(inputs_module, "TensorSpec", lambda *a, **k: made.append(1) or real(*a, **k))
+    code, _, err = run("compare", "tests.costlab_test_nets:tiny", "--input", "list:4", "--batch", "100000000")
+    assert_one_error_line(code, err)
+    assert "4096" in err and made == []
+
+
+def test_a_typed_size_of_19_digits_is_named_for_its_length() -> None:
+    code, _, err = run("compare", "tests.costlab_test_nets:tiny", "--input", "int64:" + "9" * 19)
+    assert_one_error_line(code, err)
+    assert "at most 18 digits" in err
+
+
+def test_report_tries_its_directory_before_building_any_report(tmp_path, monkeypatch) -> None:
+    import costlab.app.reports as reports
+
+    built = []
+    monkeypatch.setattr(reports, "build_reports", lambda: built.append(1) or [])
+    code, _, err = run("report", "--output-dir", "/proc/costlab-nope")
+    assert_one_error_line(code, err)
+    assert built == []
+    # a run that fails after making its directory leaves nothing behind
+    monkeypatch.setattr(reports, "build_reports", lambda: (_ for _ in ()).throw(CostlabError("failed")))
+    target = tmp_path / "a" / "b"
+    assert_one_error_line(*run("report", "--output-dir", str(target))[::2])
+    assert not (tmp_path / "a").exists()

@@ -409,8 +409,9 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> tuple[str, int]:
-    """Every report is made first (counted, and measured with --latency), then all are written:
-    a run that fails, or is interrupted, writes nothing."""
+    """The directory is made first (so that one that cannot be is refused before any work), then
+    every report (counted, and measured with --latency), then all are written: a run that fails, or
+    is interrupted, writes nothing and removes the directories it made."""
     from .reports import build_reports
 
     directory = args.output_dir
@@ -427,22 +428,45 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
         from ..torch_bridge.timing import check_device
 
         check_device(args.latency)  # before the count reports are made
-    texts = {file.path: file.text for file in build_reports()}
-    if not os.path.isdir(directory):  # created only once the count reports are made
-        try:
-            os.makedirs(directory)
-        except OSError as error:
-            raise CostlabError(f"cannot write --output-dir {directory}: cannot create it: {error.strerror}") from None
-    if args.latency:
-        texts.update(_latency_reports(args, directory))
-    paths = [os.path.join(directory, name) for name in texts]
-    for path in paths:
-        check_writable(path, "--output-dir")
+    created = _make_directories(directory)  # tried for real before any report is built (/proc/nope)
+    try:
+        texts = {file.path: file.text for file in build_reports()}
+        if args.latency:
+            texts.update(_latency_reports(args, directory))
+        paths = [os.path.join(directory, name) for name in texts]
+        for path in paths:
+            check_writable(path, "--output-dir")
+    except BaseException:
+        for made in reversed(created):  # nothing left on disk by a run that failed
+            try:
+                os.rmdir(made)
+            except OSError:
+                pass
+        raise
     for path, text in zip(paths, texts.values()):
         write_atomically(path, text, "--output-dir")
     default = " (the default; --output-dir DIR writes elsewhere)" if directory == REPORT_DIRECTORY else ""
     return (f"costlab report: {len(paths)} files in {os.path.abspath(directory)}{default}\n"
             + "".join(f"wrote {path}\n" for path in paths)), 0
+
+
+def _make_directories(directory: str) -> list[str]:
+    """Create ``directory`` and its missing parents; the ones created, outermost first."""
+    missing = []
+    path = os.path.abspath(directory)
+    while not os.path.exists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    created: list[str] = []
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except OSError as error:
+            for made in reversed(created):
+                os.rmdir(made)
+            raise CostlabError(f"cannot write --output-dir {directory}: cannot create it: {error.strerror}") from None
+        created.append(path)
+    return created
 
 
 def _latency_reports(args: argparse.Namespace, directory: str) -> dict[str, str]:
