@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from costlab.analyses.memory import mebibytes, memory  # noqa: E402
+from costlab.analyses.memory import memory  # noqa: E402
 from costlab.render.report import grid  # noqa: E402
 from costlab.app.reports import MEASURED_MEMORY_REPORT, memory_cases  # noqa: E402
 from costlab.torch_bridge.memory import measure_analysis  # noqa: E402

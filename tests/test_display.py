@@ -9,7 +9,8 @@ import re
 import pytest
 
 from costlab.app.cli import main
-from costlab.render.display import Column, binary_bytes, fit, si, wrap
+from costlab.render.display import Column, fit, wrap
+from costlab.render.numbers import Style, number
 from conftest import GOLDEN
 
 # Published figures (torchvision's model table; shared/reference.md), not costlab's own output.
@@ -38,7 +39,7 @@ def three_significant(value: float, prefix: str, scale: float) -> str:
     (25_557_032, "25.6 M"), (10**15, "1.00 P"),
 ])
 def test_si_counts(value: float, text: str) -> None:
-    assert si(value) == text
+    assert number(value, Style.SI) == text
 
 
 @pytest.mark.parametrize("value, text", [
@@ -46,7 +47,32 @@ def test_si_counts(value: float, text: str) -> None:
     (1024 * 1024 - 1, "1.00 MiB"), (4 * RESNET50_PARAMS, "97.5 MiB"), (3 * 2**30, "3.00 GiB"),
 ])
 def test_binary_bytes(value: int, text: str) -> None:
-    assert binary_bytes(value) == text
+    assert number(value, Style.BYTES) == text
+
+
+@pytest.mark.parametrize("value, style, text", [
+    # two decimals in the memory notes and reports: 102,228,128 B / 2^20 = 97.4923… MiB
+    (4 * RESNET50_PARAMS, Style.BYTES_2DP, "97.49 MiB"), (6_088, Style.BYTES_2DP, "5.95 KiB"),
+    (1023, Style.BYTES_2DP, "1023 B"), (3 * 2**30, Style.BYTES_2DP, "3.00 GiB"),
+    (5000 * 2**30, Style.BYTES_2DP, "5,000.00 GiB"),
+    # milliseconds: whole from 100, three significant digits from 1, three or four decimals below
+    (1234.4, Style.MS, "1234"), (12.34, Style.MS, "12.3"), (2.684, Style.MS, "2.68"), (0.7314, Style.MS, "0.731"),
+    (0.079, Style.MS, "0.079"), (0.0012, Style.MS, "0.0012"),
+    (3.094, Style.TIMES, "3.09×"), (None, Style.TIMES, "n/a"),
+    (VGG16_MACS, Style.EXACT, "15,470,264,320"), (12.25, Style.EXACT, "12.2"), (12.25, Style.GROUPED, "12.25"),
+    (4 * RESNET50_PARAMS, Style.EXACT_BYTES, "102,228,128 B"),
+])
+def test_the_one_number_formatter(value: float | None, style: Style, text: str) -> None:
+    assert number(value, style) == text
+
+
+def test_where_the_styles_of_one_quantity_differ() -> None:
+    """Kept apart so that every report stays byte-identical (docs/architecture.md, "Numbers")."""
+    size = 4 * RESNET50_PARAMS
+    assert (number(size, Style.BYTES), number(size, Style.BYTES_2DP)) == ("97.5 MiB", "97.49 MiB")
+    assert (number(2**50, Style.BYTES), number(2**50, Style.BYTES_2DP)) == ("1.00 PiB", "1,048,576.00 GiB")
+    assert (number(12.34, Style.SI), number(12.34, Style.MS)) == ("12.3", "12.3")
+    assert (number(0.0012, Style.SI), number(0.0012, Style.MS)) == ("0.00", "0.0012")
 
 
 def test_fit_leaves_out_the_least_important_column_first_then_shortens() -> None:

@@ -1,6 +1,6 @@
 """The features of an analysis share one interface that JSON and every renderer loop over: a new
-feature is one class (and a field), with no edit to a renderer; latency's typed results write
-exactly the JSON its dicts did."""
+feature is a data class (its name and JSON) and a presenter registered for its name, with no edit to
+a renderer; latency's typed results write exactly the JSON its dicts did."""
 
 from __future__ import annotations
 
@@ -14,11 +14,15 @@ import pytest
 import costlab
 from costlab.core import analysis as analysis_module
 from costlab.render import report
+from costlab.render.features import registry
+from costlab.render.features.registry import PRESENTERS, Presenter, UnpresentedFeature, presenter, register
+from costlab.render.view import Heading, View
 from costlab.core.analysis import Analysis, Comparison, fold
+from costlab.analyses.checks import Checks
 from costlab.analyses.conventions import Profile
 from costlab.core.expressions import analyze_expression
 from costlab.analyses.latency import Latency, Roofline
-from costlab.core.features import FEATURES, Feature, Heading, View
+from costlab.core.features import FEATURES, Feature
 from costlab.analyses.memory import Memory
 from costlab.analyses.training import TrainingCost
 
@@ -27,7 +31,7 @@ JOULES_PER_MAC = 2.5e-12
 
 @dataclass(frozen=True)
 class Energy(Feature):
-    """A toy feature: energy at a fixed cost per MAC, per layer and in total."""
+    """A toy feature: energy at a fixed cost per MAC, per layer and in total (data: name and JSON)."""
 
     joules_per_mac: float
     macs: int
@@ -40,32 +44,43 @@ class Energy(Feature):
     def layer_json(self, name: str) -> dict[str, Any]:
         return {"energy_layer": name}
 
-    @classmethod
-    def layer_columns(cls, group: Sequence[Any], unit: str, view: View | None) -> list[Heading]:
+
+class EnergyPresenter(Presenter):
+    """How the toy feature is drawn (registered for 'energy' by the fixture below)."""
+
+    def layer_columns(self, group: Sequence[Any], unit: str, view: View | None) -> list[Heading]:
         return [Heading("energy_j" if view is None else "energy J", True, 99)]
 
-    def layer_cells(self, headings: Sequence[Heading], row: Any, members: Sequence[Any], unit: str,
+    def layer_cells(self, feature: Any, headings: Sequence[Heading], row: Any, members: Sequence[Any], unit: str,
                     view: View | None) -> list[Any]:
-        return [f"{sum(m.macs for m in members) * self.joules_per_mac:.6g}"]
+        return [f"{sum(m.macs for m in members) * feature.joules_per_mac:.6g}"]
 
-    def total_cells(self, headings: Sequence[Heading], unit: str, view: View) -> list[str]:
-        return [f"{self.macs * self.joules_per_mac:.6g}"]
+    def total_cells(self, feature: Any, headings: Sequence[Heading], unit: str, view: View) -> list[str]:
+        return [f"{feature.macs * feature.joules_per_mac:.6g}"]
 
-    @classmethod
-    def side_by_side(cls, group: Sequence[Any], unit: str, view: View | None) -> tuple[list[Heading], list[list[Any]]]:
+    def side_by_side(self, group: Sequence[Any], unit: str, view: View | None) -> tuple[list[Heading], list[list[Any]]]:
         return [Heading("energy J", True, 99)], [["" if e is None else f"{e.macs * e.joules_per_mac:.6g}"]
                                                  for e in group]
 
-    def table_notes(self, unit: str) -> list[str]:
-        return [f"energy at {self.joules_per_mac:g} J per MAC"]
+    def table_notes(self, feature: Any, unit: str) -> list[str]:
+        return [f"energy at {feature.joules_per_mac:g} J per MAC"]
 
 
 @pytest.fixture
-def with_energy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Energy registered as a feature: its name added to FEATURES, nothing else."""
+def registry_copy(monkeypatch: pytest.MonkeyPatch) -> dict[str, Presenter]:
+    """The presenters' registry, restored after the test."""
+    copy = dict(PRESENTERS)
+    monkeypatch.setattr(registry, "PRESENTERS", copy)
+    return copy
+
+
+@pytest.fixture
+def with_energy(monkeypatch: pytest.MonkeyPatch, registry_copy: dict[str, Presenter]) -> None:
+    """Energy added as a feature: its name added to FEATURES and its presenter registered, nothing else."""
     names = FEATURES + ("energy",)
     monkeypatch.setattr(analysis_module, "FEATURES", names)
     monkeypatch.setattr(report, "FEATURES", names)
+    register("energy")(EnergyPresenter)
 
 
 def _energetic(expression: str, energy: bool = True) -> Analysis:
@@ -163,3 +178,32 @@ def test_the_per_layer_csv_of_a_comparison_has_each_features_columns_as_analyze_
             assert [r[column] for r in mine] == [r[column] for r in alone], column
         # the tool's count per layer, from its profile's own layer counts
         assert [int(r["ptflops"]) for r in mine] == [int(layer.count) for layer in t.convention.layers]  # type: ignore[union-attr]
+
+
+def test_every_feature_has_one_presenter_and_the_features_carry_no_presentation() -> None:
+    assert sorted(PRESENTERS) == sorted(FEATURES)
+    for name in FEATURES:
+        assert presenter(name).name == name
+    # the data classes keep their name and JSON; every drawing method is the presenter's
+    drawing = {m for m in vars(Presenter) if not m.startswith("_")} - {"name"}
+    for cls in (TrainingCost, Memory, Profile, Checks, Latency):
+        assert cls.name in FEATURES
+        assert sorted(m for m in drawing if hasattr(cls, m)) == [], cls.__name__
+
+
+def test_a_second_presenter_for_a_feature_is_refused(registry_copy: dict[str, Presenter]) -> None:
+    with pytest.raises(RuntimeError, match="'memory' is already registered"):
+        register("memory")(EnergyPresenter)
+    assert type(registry_copy["memory"]).__name__ == "MemoryPresenter"
+
+
+def test_a_feature_without_a_presenter_is_named_never_skipped(monkeypatch: pytest.MonkeyPatch,
+                                                             registry_copy: dict[str, Presenter]) -> None:
+    names = FEATURES + ("energy",)
+    monkeypatch.setattr(analysis_module, "FEATURES", names)
+    monkeypatch.setattr(report, "FEATURES", names)
+    a = _energetic("conv3x3:8 > fc:10")
+    for fmt in ("table", "md", "csv"):
+        with pytest.raises(UnpresentedFeature, match="'energy'"):
+            report.render_analysis(a, fmt)
+    assert a.to_dict()["energy_j"] == pytest.approx(a.macs * JOULES_PER_MAC)  # the JSON needs no presenter

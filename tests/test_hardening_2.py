@@ -331,7 +331,13 @@ def test_counts_past_the_largest_prefix_are_shown_not_a_traceback(target: str, i
 
 
 def test_si_beyond_exa_is_scientific_with_three_significant_digits() -> None:
-    from costlab.render.display import binary_bytes, si
+    from costlab.render.numbers import Style, number
+
+    def si(value: int) -> str:
+        return number(value, Style.SI)
+
+    def binary_bytes(value: int) -> str:
+        return number(value, Style.BYTES)
 
     assert si(999 * 10**18) == "999 E"
     for value in (10**21, 12345 * 10**48, 10**300):

@@ -1,6 +1,7 @@
 """The layers import one way — core ← analyses ← torch bridge ← rendering ← application — and no module takes
-part in an import cycle. Every import counts, at module level or inside a function; only those
-under ``if TYPE_CHECKING:`` (type hints) do not. docs/architecture.md draws the same map."""
+part in an import cycle. Every import counts: at module level, inside a function, and under
+``if TYPE_CHECKING:`` (a type hint of an upper layer's object is a protocol or ``Any``).
+docs/architecture.md draws the same map."""
 
 from __future__ import annotations
 
@@ -34,15 +35,6 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _type_checking_lines(tree: ast.AST) -> set[int]:
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.body:
-                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
-    return lines
-
-
 def imports() -> dict[str, set[str]]:
     """costlab module → the costlab modules it imports (resolved; a package's attribute import is the
     submodule when one exists)."""
@@ -50,12 +42,9 @@ def imports() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        skip = _type_checking_lines(tree)
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         found: set[str] = set()
         for node in ast.walk(tree):
-            if getattr(node, "lineno", None) in skip:
-                continue
             if isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = package.split(".")[: len(package.split(".")) - node.level + 1]

@@ -50,14 +50,16 @@ a tensor that needs one); a frozen prefix saves nothing and gets no gradient.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Collection, Sequence
 
 from ..core.errors import CostlabError
-from ..core.features import Feature, Heading, View, blank
+from ..core.features import Feature
 from ..core.formulas import group, numel
 from ..core.graph import DTYPE_BYTES
+from ..core.registry import SpecRegistry
 from ..core.specs import (ACTIVATIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
-                    Embedding, Flatten, Held, Linear, Matmul, Norm, Pool, Reduce, Reshape)
+                          Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Recurrent, Reduce, Reshape,
+                          Upsample)
 
 if TYPE_CHECKING:
     from ..core.analysis import Analysis, Layer
@@ -108,14 +110,6 @@ class LayerMemory:
     def to_dict(self) -> dict[str, Any]:
         return {"live_bytes": self.inference_live, "train_live_bytes": self.train_live,
                 "saved_bytes": self.saved, "grad_bytes": self.grads}
-
-
-def mebibytes(n: int) -> str:
-    """Bytes in binary units with two decimals: 102,228,128 → '97.49 MiB', 6,088 → '5.95 KiB'."""
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:,.2f} {unit}"
-    return f"{n} B"
 
 
 @dataclass(frozen=True)
@@ -177,51 +171,6 @@ class Memory(Feature):
         layer = self.by_name().get(name)
         return layer.to_dict() if layer is not None else {}
 
-    @classmethod
-    def layer_columns(cls, group: Sequence[Any], unit: str, view: View | None) -> list[Heading]:
-        if view is None:
-            return [Heading("live_bytes"), Heading("saved_bytes")]
-        return [Heading("live", True, 65), Heading("saved", True, 60)]
-
-    def layer_cells(self, headings: Sequence[Heading], row: Any, members: Sequence[Any], unit: str,
-                    view: View | None) -> list[Any]:
-        """The largest live bytes at inference among the row's layers, and the bytes they save for backward."""
-        per_name = self.by_name()
-        found = [per_name[m.name] for m in members if m.name in per_name]
-        if not found:
-            return blank(headings)
-        cells = [max(m.inference_live for m in found), sum(m.saved for m in found)]
-        return cells if view is None else [view.bytes(v) for v in cells]
-
-    def total_cells(self, headings: Sequence[Heading], unit: str, view: View) -> list[str]:
-        return [view.bytes(self.inference_peak), view.bytes(self.saved)]
-
-    @classmethod
-    def side_by_side(cls, group: Sequence[Any], unit: str, view: View | None) -> tuple[list[Heading], list[list[Any]]]:
-        """In a table the peaks (its own 'weights' column shows the weights); in CSV the optimizer too."""
-        if view is None:
-            headings = [Heading(t) for t in ("optimizer", "weights_bytes", "inference_peak_bytes",
-                                             "training_peak_bytes")]
-            return headings, [blank(headings) if m is None else
-                              [m.optimizer, m.weights, m.inference_peak, m.training_peak] for m in group]
-        headings = [Heading("inference peak", True, 62), Heading("training peak", True, 58)]
-        return headings, [blank(headings) if m is None else
-                          [view.bytes(m.inference_peak), view.bytes(m.training_peak)] for m in group]
-
-    def headline(self, unit: str, view: View) -> str:
-        return (f"weights {view.bytes(self.weights)}, inference peak {view.bytes(self.inference_peak)}, "
-                f"training peak {view.bytes(self.training_peak)} ({self.optimizer})")
-
-    def table_notes(self, unit: str) -> list[str]:
-        """The summary with its closed forms."""
-        lines = [f"memory ({self.dtype}, {self.optimizer}): weights {mebibytes(self.weights)}, inference peak "
-                 f"{mebibytes(self.inference_peak)} at {self.inference_peak_at}, training-step peak "
-                 f"{mebibytes(self.training_peak)} ({self.training_peak_at}); saved for backward "
-                 f"{mebibytes(self.saved)}, optimizer state {mebibytes(self.optimizer_state)}"]
-        lines += [f"  {key}: {text}" for key, text in self.formulas.items()]
-        lines += [f"  {note}" for note in self.notes]
-        return lines
-
 
 # --- per-op rules ----------------------------------------------------------------------------
 
@@ -251,10 +200,21 @@ def param_tensors(layer: "Layer") -> int:
     return 1
 
 
+#: What one layer saves for its backward: (indices of inputs it keeps, whether it keeps its
+#: output, bytes of new tensors it saves).
+Saved = tuple[tuple[int, ...], bool, int]
+#: ``(layer, which inputs need grad, item size, cuda) → Saved``.
+SavedRule = Callable[["Layer", Sequence[bool], int, bool], Saved]
+
+#: Spec type → what autograd saves for its backward; one ``@SAVED_RULES.register`` per spec type,
+#: a duplicate refused.
+SAVED_RULES: SpecRegistry[SavedRule] = SpecRegistry("saved-tensor rule")
+
+
 def saved_by(layer: "Layer", needs: Sequence[bool], itemsize: int,
-             cuda: bool = False) -> tuple[tuple[int, ...], bool, int]:
+             cuda: bool = False) -> Saved:
     """What autograd saves for this layer's backward: (indices of inputs it keeps, whether it
-    keeps its output, bytes of new tensors it saves).
+    keeps its output, bytes of new tensors it saves), by the rule of its spec type.
 
     conv, linear: the input (the weight is a parameter); matmul: each operand; attention
     (CPU flash kernel): q, k, v, the output and the log-sum-exp (one value per query row);
@@ -264,45 +224,95 @@ def saved_by(layer: "Layer", needs: Sequence[bool], itemsize: int,
     average pooling: the input (none for a global average, computed as a mean); add, sub,
     concat, views, pad, upsample, sum and mean: nothing; mul/div: each tensor operand;
     amax/amin: input and output; dropout in training: its mask (the dtype on CPU, one byte
-    on CUDA); embedding: its indices.
+    on CUDA); embedding: its indices; LSTM/GRU/RNN: the input (a lower bound, see
+    :func:`_recurrent_saves`).
     """
-    spec = layer.spec
-    shapes = layer.input_shapes
-    out = numel(layer.output)
-    if isinstance(spec, (Conv, Linear, Embedding)):
-        return (0,), False, 0
-    if isinstance(spec, Matmul):
-        return tuple(range(len(shapes))), False, 0
-    if isinstance(spec, Attention):
-        return (0, 1, 2), True, numel(shapes[0][:-1]) * itemsize
-    if isinstance(spec, Norm):
-        if spec.kind == "batch":
-            return (0,), False, 2 * shapes[0][1] * itemsize
-        if spec.kind == "layer":
-            width = len(spec.normalized_shape) or 1
-            return (0,), False, 2 * numel(shapes[0][:-width]) * itemsize
-        groups = spec.num_groups if spec.kind == "group" else shapes[0][1]
-        return (0,), False, 2 * shapes[0][0] * groups * itemsize
-    if isinstance(spec, Activation):
-        if spec.kind == "identity":
-            return (), False, 0
-        return ((), True, 0) if spec.kind in SAVES_OUTPUT else ((0,), False, 0)
-    if isinstance(spec, Pool):
-        return (0,), False, (out * INDEX_BYTES if spec.mode == "max" else 0)
-    if isinstance(spec, AdaptivePool):
-        if spec.mode == "avg":
-            return ((), False, 0) if all(o == 1 for o in spec.output_size) else ((0,), False, 0)
-        return (0,), False, out * INDEX_BYTES
-    if isinstance(spec, Elementwise):
-        if spec.kind in ("mul", "div") and len(shapes) > 1:
-            return tuple(i for i in range(len(shapes)) if any(needs[j] for j in range(len(shapes)) if j != i)
-                         or spec.kind == "div"), spec.kind == "div", 0
+    return SAVED_RULES[type(layer.spec)](layer, needs, itemsize, cuda)
+
+
+@SAVED_RULES.register(Conv, Linear, Embedding)
+def _saves_input(layer: "Layer", needs: Sequence[bool], itemsize: int, cuda: bool) -> Saved:
+    return (0,), False, 0
+
+
+@SAVED_RULES.register(Matmul)
+def _matmul_saves(layer: "Layer", needs: Sequence[bool], itemsize: int, cuda: bool) -> Saved:
+    return tuple(range(len(layer.input_shapes))), False, 0
+
+
+@SAVED_RULES.register(Attention)
+def _attention_saves(layer: "Layer", needs: Sequence[bool], itemsize: int, cuda: bool) -> Saved:
+    return (0, 1, 2), True, numel(layer.input_shapes[0][:-1]) * itemsize
+
+
+@SAVED_RULES.register(Norm)
+def _norm_saves(layer: "Layer", needs: Sequence[bool], itemsize: int, cuda: bool) -> Saved:
+    spec, shapes = layer.spec, layer.input_shapes
+    if spec.kind == "batch":
+        return (0,), False, 2 * shapes[0][1] * itemsize
+    if spec.kind == "layer":
+        width = len(spec.normalized_shape) or 1
+        return (0,), False, 2 * numel(shapes[0][:-width]) * itemsize
+    groups = spec.num_groups if spec.kind == "group" else shapes[0][1]
+    return (0,), False, 2 * shapes[0][0] * groups * itemsize
+
+
+@SAVED_RULES.register(Activation)
+def _activation_saves(layer: "Layer", needs: Sequence[bool], itemsize: int, cuda: bool) -> Saved:
+    if layer.spec.kind == "identity":
         return (), False, 0
-    if isinstance(spec, Reduce):
-        return ((0,), True, 0) if spec.kind in ("amax", "amin") else ((), False, 0)
-    if isinstance(spec, Dropout):
-        return (), False, (out * (1 if cuda else itemsize) if spec.p > 0 else 0)
-    return (), False, 0  # concat, flatten, reshape, pad, upsample, held
+    return ((), True, 0) if layer.spec.kind in SAVES_OUTPUT else ((0,), False, 0)
+
+
+@SAVED_RULES.register(Pool)
+def _pool_saves(layer: "Layer", needs: Sequence[bool], itemsize: int, cuda: bool) -> Saved:
+    return (0,), False, (numel(layer.output) * INDEX_BYTES if layer.spec.mode == "max" else 0)
+
+
+@SAVED_RULES.register(AdaptivePool)
+def _adaptive_pool_saves(layer: "Layer", needs: Sequence[bool], itemsize: int, cuda: bool) -> Saved:
+    spec = layer.spec
+    if spec.mode == "avg":
+        return ((), False, 0) if all(o == 1 for o in spec.output_size) else ((0,), False, 0)
+    return (0,), False, numel(layer.output) * INDEX_BYTES
+
+
+@SAVED_RULES.register(Elementwise)
+def _elementwise_saves(layer: "Layer", needs: Sequence[bool], itemsize: int, cuda: bool) -> Saved:
+    spec, shapes = layer.spec, layer.input_shapes
+    if spec.kind in ("mul", "div") and len(shapes) > 1:
+        return tuple(i for i in range(len(shapes)) if any(needs[j] for j in range(len(shapes)) if j != i)
+                     or spec.kind == "div"), spec.kind == "div", 0
+    return (), False, 0
+
+
+@SAVED_RULES.register(Reduce)
+def _reduce_saves(layer: "Layer", needs: Sequence[bool], itemsize: int, cuda: bool) -> Saved:
+    return ((0,), True, 0) if layer.spec.kind in ("amax", "amin") else ((), False, 0)
+
+
+@SAVED_RULES.register(Dropout)
+def _dropout_saves(layer: "Layer", needs: Sequence[bool], itemsize: int, cuda: bool) -> Saved:
+    return (), False, (numel(layer.output) * (1 if cuda else itemsize) if layer.spec.p > 0 else 0)
+
+
+@SAVED_RULES.register(Concat, Flatten, Reshape, Pad, Upsample)
+def _saves_nothing(layer: "Layer", needs: Sequence[bool], itemsize: int, cuda: bool) -> Saved:
+    """Copies, views and interpolation: their backward needs only shapes."""
+    return (), False, 0
+
+
+SAVED_RULES.not_applicable(Held, "parameters a forward pass never uses are not in the graph "
+                                 "(memory drops held layers before its walk)")
+
+
+@SAVED_RULES.register(Recurrent)
+def _recurrent_saves(layer: "Layer", needs: Sequence[bool], itemsize: int, cuda: bool) -> Saved:
+    """The input, which every LSTM/GRU/RNN kernel keeps for its weight gradient (held by
+    saved_tensors_hooks). The per-step gates and states the kernels keep besides (PyTorch's CPU
+    LSTM keeps a oneDNN workspace, GRU and RNN their cells' tensors) depend on the kernel and are not
+    priced: the saved bytes of a recurrent layer are a lower bound."""
+    return (0,), False, 0
 
 
 def _grad_is_view(layer: "Layer") -> bool:

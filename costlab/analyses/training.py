@@ -38,12 +38,15 @@ import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from ..core.errors import CostlabError
-from ..core.features import FLOPS_PER_MAC, Feature, Heading, View, blank, in_unit, unit_label
-from ..core.formulas import group, numel
-from ..core.specs import Attention, Conv, Held, Linear, Matmul, Norm
+from ..core.features import FLOPS_PER_MAC, Feature
+from ..core.formulas import group, numel, recurrent_batch_steps
+from ..core.registry import SpecRegistry
+from ..core.specs import (RECURRENT_GATES, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
+                          Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Recurrent, Reduce, Reshape,
+                          Upsample)
 
 if TYPE_CHECKING:
     from ..core.analysis import Analysis, Layer
@@ -258,16 +261,6 @@ class TrainingCost(Feature):
         """The first layer with trainable parameters, or None when everything is frozen."""
         return next((layer.name for layer in self.layers if layer.trainable_params), None)
 
-    def summary(self) -> str:
-        """'frozen: 36 of 41 layers with parameters (0.9), conv1 … layer4.0.bn2; trainable from …'."""
-        count = len(self.frozen)
-        text = f"--freeze {self.freeze.text}: {count} of {self.param_layers} layers with parameters frozen"
-        if count:
-            text += f" ({self.frozen[0]}" + (f" … {self.frozen[-1]})" if count > 1 else ")")
-        first = self.first_trainable()
-        text += f"; trainable from {first}" if first else "; nothing trainable (forward only)"
-        return text + ". Train step = forward + backward, loss and optimiser update not included."
-
     def to_dict(self) -> dict[str, Any]:
         """The target-level fields of the JSON contract (``freeze`` describes what was frozen)."""
         return {"trainable_params": self.trainable_params, "frozen_params": self.frozen_params,
@@ -288,55 +281,6 @@ class TrainingCost(Feature):
         layer = self.by_name().get(name)
         return layer.to_dict() if layer is not None else {}
 
-    @classmethod
-    def layer_columns(cls, group: Sequence[Any], unit: str, view: View | None) -> list[Heading]:
-        if view is None:
-            return [Heading(t) for t in ("trainable_params", "frozen_params",
-                                         f"train_step_{unit_label(unit).lower()}", "grads")]
-        return [Heading("grads", False, 40), Heading(f"train-step {unit_label(unit)}", True, 75)]
-
-    def layer_cells(self, headings: Sequence[Heading], row: Any, members: Sequence[Any], unit: str,
-                    view: View | None) -> list[Any]:
-        """Which gradients the row's layers compute ('mixed' when they differ), their train-step
-        MACs (and in CSV their trainable and frozen params)."""
-        per_name = self.by_name()
-        found = [per_name[m.name] for m in members if m.name in per_name]
-        if not found:
-            return blank(headings)
-        grads = {t.grads for t in found}
-        kind = grads.pop() if len(grads) == 1 else "mixed"
-        step = in_unit(sum(t.train_step_macs for t in found), unit)
-        if view is None:
-            return [sum(t.trainable_params for t in found), sum(t.frozen_params for t in found), step, kind]
-        return [kind, view.count(step)]
-
-    def total_cells(self, headings: Sequence[Heading], unit: str, view: View) -> list[str]:
-        return ["", view.count(in_unit(self.train_step_macs, unit))]
-
-    @classmethod
-    def side_by_side(cls, group: Sequence[Any], unit: str, view: View | None) -> tuple[list[Heading], list[list[Any]]]:
-        if view is None:
-            headings = [Heading(t) for t in ("trainable_params", "frozen_params",
-                                             f"train_step_{unit_label(unit).lower()}")]
-        else:
-            headings = [Heading("trainable", True, 70), Heading("frozen", True, 55),
-                        Heading(f"train-step {unit_label(unit)}", True, 75)]
-        rows = []
-        for cost in group:
-            if cost is None:
-                rows.append(blank(headings))
-                continue
-            cells = [cost.trainable_params, cost.frozen_params, in_unit(cost.train_step_macs, unit)]
-            rows.append(cells if view is None else [view.count(v) for v in cells])
-        return headings, rows
-
-    def headline(self, unit: str, view: View) -> str:
-        return (f"train step {view.count(in_unit(self.train_step_macs, unit))} {unit_label(unit)}, "
-                f"{view.count(self.trainable_params)} trainable and {view.count(self.frozen_params)} frozen params")
-
-    def table_notes(self, unit: str) -> list[str]:
-        return [self.summary()]
-
 
 def attention_backward_macs(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...],
                             need: tuple[bool, bool, bool]) -> int:
@@ -355,31 +299,121 @@ def attention_backward_macs(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int
             + scores * e * need_q + scores * e * need_k)
 
 
+@dataclass(frozen=True)
+class Backward:
+    """A layer's backward: MACs of its input and weight gradients, its other ops, and whether it
+    computes its weight gradient."""
+
+    input_macs: int = 0
+    weight_macs: int = 0
+    ops: int = 0
+    weight_grad: bool = False
+
+
+#: ``(layer, trainable parameters, which inputs need grad) → Backward``.
+TrainingRule = Callable[["Layer", int, tuple[bool, ...]], Backward]
+
+#: Spec type → its training rule; one ``@TRAINING_RULES.register`` per spec type, a duplicate refused.
+TRAINING_RULES: SpecRegistry[TrainingRule] = SpecRegistry("training rule")
+
+
+@TRAINING_RULES.register(Conv, Linear)
+def _dense_backward(layer: "Layer", trainable: int, needs: tuple[bool, ...]) -> Backward:
+    """Input gradient F (the transposed product) when the input needs grad, weight gradient F
+    when trainable; a trainable bias adds dβ, one add per output element."""
+    weight_grad = trainable > 0
+    bias = weight_grad and layer.spec.bias  # type: ignore[union-attr]
+    return Backward(layer.macs if any(needs) else 0, layer.macs if weight_grad else 0,
+                    layer.activations if bias else 0, weight_grad)
+
+
+@TRAINING_RULES.register(Matmul)
+def _matmul_backward(layer: "Layer", trainable: int, needs: tuple[bool, ...]) -> Backward:
+    """F once per operand that needs grad."""
+    return Backward(layer.macs * sum(needs), 0, 0, trainable > 0)
+
+
+@TRAINING_RULES.register(Attention)
+def _attention_backward(layer: "Layer", trainable: int, needs: tuple[bool, ...]) -> Backward:
+    """The products of :func:`attention_backward_macs`; the softmax's ops again when an input needs grad."""
+    q, k, v = layer.input_shapes
+    return Backward(attention_backward_macs(q, k, v, (needs[0], needs[1], needs[2])), 0,
+                    layer.ops if any(needs) else 0, trainable > 0)
+
+
+@TRAINING_RULES.register(Norm)
+def _norm_backward(layer: "Layer", trainable: int, needs: tuple[bool, ...]) -> Backward:
+    """The forward ops again when the input needs grad; dγ += g·x̂, dβ += g when trainable."""
+    weight_grad = trainable > 0
+    return Backward(0, 0, (layer.ops if any(needs) else 0)
+                    + (2 * numel(layer.input_shapes[0]) if weight_grad else 0), weight_grad)
+
+
+@TRAINING_RULES.register(Activation, Pool, AdaptivePool, Elementwise, Upsample, Concat, Flatten, Reshape,
+                         Dropout, Embedding, Reduce, Pad)
+def _ops_backward(layer: "Layer", trainable: int, needs: tuple[bool, ...]) -> Backward:
+    """No products: the forward ops again when an input needs grad; a trainable parameter
+    (PReLU's slope, an embedding's table) one add per element."""
+    weight_grad = trainable > 0
+    return Backward(0, 0, (layer.ops if any(needs) else 0) + (layer.params if weight_grad else 0), weight_grad)
+
+
+@TRAINING_RULES.register(Held)
+def _held_backward(layer: "Layer", trainable: int, needs: tuple[bool, ...]) -> Backward:
+    """Parameters the forward pass never uses get no gradient; nothing runs."""
+    return Backward()
+
+
+def recurrent_backward_macs(spec: Recurrent, shape: tuple[int, ...], input_grad: bool,
+                            weight_grad: bool) -> tuple[int, int]:
+    """(input-gradient MACs, weight-gradient MACs) of an LSTM/GRU/RNN stack on input ``shape``.
+
+    Per batch entry, layer l and direction, over T steps, with the products of the forward
+    (costlab.core.formulas.recurrent_cost) A_x = G·H·I_l (input), A_h = G·H·R (hidden state),
+    A_p = P·H (LSTM projection)::
+
+        weight grad = T·(A_x + A_h + A_p)                     when the weights are trainable
+        input grad  = T·A_x · [x_l needs grad]                 dx_l = Wᵢᵀ·dgates
+                    + ((T − 1)·A_h + T·A_p) · [state active]   dh_(t−1) = W_hᵀ·dgates for t ≥ 1,
+                                                               d(o·tanh c) = W_rᵀ·dh each step
+
+    The state is active (its gradient flows) when the weights are trainable or x_l needs grad; the
+    initial state h₀ is zeros and gets none. x_0 is the layer's input; a deeper layer's input needs
+    grad when the state of the layer below is active.
+    """
+    batch, steps = recurrent_batch_steps(spec, shape)
+    g, h, p = RECURRENT_GATES[spec.mode], spec.hidden_size, spec.proj_size
+    r = p or h
+    d = 2 if spec.bidirectional else 1
+    input_macs = weight_macs = 0
+    needs = input_grad
+    for layer in range(spec.num_layers):
+        size = spec.input_size if layer == 0 else d * r
+        a_x, a_h, a_p = g * h * size, g * h * r, p * h
+        active = weight_grad or needs
+        if weight_grad:
+            weight_macs += d * steps * (a_x + a_h + a_p)
+        input_macs += d * ((steps * a_x if needs else 0) + ((steps - 1) * a_h + steps * a_p if active else 0))
+        needs = active
+    return batch * input_macs, batch * weight_macs
+
+
+@TRAINING_RULES.register(Recurrent)
+def _recurrent_backward(layer: "Layer", trainable: int, needs: tuple[bool, ...]) -> Backward:
+    """:func:`recurrent_backward_macs`; the cells' element-wise ops (gates, state update, bias adds,
+    whose gradients are the bias gradients' sums) again when the state is active."""
+    weight_grad = trainable > 0
+    input_macs, weight_macs = recurrent_backward_macs(layer.spec, layer.input_shapes[0],  # type: ignore[arg-type]
+                                                      any(needs), weight_grad)
+    return Backward(input_macs, weight_macs, layer.ops if weight_grad or any(needs) else 0, weight_grad)
+
+
 def _layer_training(layer: "Layer", trainable: int, needs: tuple[bool, ...]) -> LayerTraining:
     """A layer's training step with ``trainable`` of its parameters trainable (a layer with some
-    parameters trainable computes its weight gradient)."""
-    spec, forward = layer.spec, layer.macs
-    weight_grad = trainable > 0 and not isinstance(spec, Held)  # held parameters get no gradient
-    input_grad = any(needs)
-    input_macs = weight_macs = 0
-    backward_ops = 0
-    if isinstance(spec, (Conv, Linear)):
-        input_macs = forward if input_grad else 0
-        weight_macs = forward if weight_grad else 0
-        if weight_grad and spec.bias:
-            backward_ops = layer.activations  # dβ: one add per output element
-    elif isinstance(spec, Matmul):
-        input_macs = forward * sum(needs)
-    elif isinstance(spec, Attention):
-        q, k, v = layer.input_shapes
-        input_macs = attention_backward_macs(q, k, v, (needs[0], needs[1], needs[2]))
-        backward_ops = layer.ops if input_grad else 0
-    else:
-        backward_ops = layer.ops if input_grad else 0
-        if weight_grad and isinstance(spec, Norm):
-            backward_ops += 2 * numel(layer.input_shapes[0])  # dγ += g·x̂, dβ += g
-        elif weight_grad:
-            backward_ops += layer.params  # a parameter of another layer type: one add per element
+    parameters trainable computes its weight gradient), by its spec type's training rule."""
+    forward = layer.macs
+    backward = TRAINING_RULES[type(layer.spec)](layer, trainable, needs)
+    input_macs, weight_macs, backward_ops = backward.input_macs, backward.weight_macs, backward.ops
     terms = [("forward", forward)]
     if input_macs:
         terms.append(("input grad", input_macs))
@@ -395,7 +429,7 @@ def _layer_training(layer: "Layer", trainable: int, needs: tuple[bool, ...]) -> 
         formula = " + ".join(f"{group(value)} {label}" for label, value in terms)
         formula += f" = {group(total)}" if len(terms) > 1 else ""
     return LayerTraining(layer.name, trainable, layer.params - trainable, forward, input_macs,
-                         weight_macs, layer.ops, backward_ops, input_grad, weight_grad, formula)
+                         weight_macs, layer.ops, backward_ops, any(needs), backward.weight_grad, formula)
 
 
 def train_step(analysis: "Analysis", freeze: "Freeze | str | int | float" = NOTHING) -> TrainingCost:

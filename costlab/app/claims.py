@@ -41,7 +41,6 @@ from ..core.graph import Net
 from ..core.specs import Conv, Elementwise, Linear, conv2d
 from ..core.zoo import MOBILENET_V2_PLAN, build_preset
 
-FORMATS = ("table", "md", "csv", "json")
 
 HOLDS = "holds"
 APPROXIMATELY = "approximately holds"
@@ -801,13 +800,15 @@ def claims_csv(results: Sequence[ClaimResult]) -> str:
 
 
 def render_claims(results: Sequence[ClaimResult], fmt: str = "table", width: int | None = None) -> str:
-    """``costlab claims`` output in one of FORMATS (JSON: a list of objects, one per claim)."""
-    if fmt == "json":
+    """``costlab claims`` output in one of the CLI's formats (JSON: a list of objects, one per claim)."""
+    from ..render.formats import CLI_FORMAT_NAMES, Format
+
+    if fmt == Format.JSON:
         return json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False) + "\n"
-    if fmt == "csv":
+    if fmt == Format.CSV:
         return claims_csv(results)
-    if fmt == "md":
+    if fmt == Format.MD:
         return claims_markdown(results)
-    if fmt == "table":
+    if fmt == Format.TABLE:
         return claims_table(results, width)
-    raise CostlabError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    raise CostlabError(f"unknown format {fmt!r} (known: {', '.join(CLI_FORMAT_NAMES)})")

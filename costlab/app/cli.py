@@ -22,7 +22,8 @@ from ..core.analysis import Analysis, Comparison
 from ..core.errors import CostlabError
 from ..core.sizes import parse_size, size_problem
 from ..core.tools import CONVENTION_TOOLS as CONVENTION_NAMES, PEER_TOOLS as CHECK_NAMES
-from ..render.report import FORMATS, render_analysis, render_comparison
+from ..render.formats import CLI_FORMAT_NAMES, Format
+from ..render.report import render_analysis, render_comparison
 from .request import Request, Steps, is_hf, seq_among
 from .targets import DEFAULT_INPUT, DEFAULT_TARGETS, parse_input, parse_options
 from ..core.zoo import PRESETS, build_preset
@@ -89,7 +90,7 @@ class _Once(argparse.Action):
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=FORMATS, default="table",
+    parser.add_argument("--format", choices=CLI_FORMAT_NAMES, default=Format.TABLE.value,
                         help="table (terminal), md (Markdown), csv or json (default: table)")
     parser.add_argument("--output", metavar="PATH", action=_Once,
                         help="write to PATH (atomically: a temporary file renamed into place)")
@@ -343,7 +344,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the swept parameter: start:stop:step (inclusive), start:stop or a,b,c; "
                              "NAME input, batch or freeze varies the analysis itself")
     add_target_options(parser)
-    parser.set_defaults(format="csv")
+    parser.set_defaults(format=Format.CSV.value)
     parser.add_argument("--plot", metavar="PATH", help="also draw a PNG line plot there (needs matplotlib)")
     parser.add_argument("--y", metavar="COLUMN",
                         help="the column --plot draws (default macs, or flops with --unit flops)")

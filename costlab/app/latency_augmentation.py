@@ -13,7 +13,9 @@ from typing import Callable
 import torch
 
 from ..core.augment import augmentation_costs
-from ..render.report import count, grid, shape
+from ..render.formats import Format
+from ..render.numbers import count
+from ..render.report import grid, shape
 from ..core.zoo import build_preset
 from ..torch_bridge.build import build_module
 from ..torch_bridge.timing import Timing, TimingSettings, check_device, device_name, fixed_threads, time_callable
@@ -88,7 +90,7 @@ def augmentation_latency_markdown(timings: dict[str, Timing], preset: str = "ale
         f"Measured on {where} ({any_timing.device}{threads}), torch {torch.__version__}, float32, one "
         f"{channels}×{height}×{width} image; regenerate with `{command or 'costlab report --latency cpu'}`. "
         "The counts are those of reports/augmentation.md.", "",
-        grid(headers, rows, "md", [False, True, True, True, True, True]), "",
+        grid(headers, rows, Format.MD, [False, True, True, True, True, True]), "",
         "Mirroring and cropping do no arithmetic: their time is memory traffic, and the PCA shift's "
         "single add per element costs about as much as a copy. Together they stay far below the "
         "forward pass they feed, and a data loader runs them on CPU workers beside the training step. "

@@ -19,8 +19,8 @@ from typing import Any, Callable, Sequence
 
 from ..core.analysis import Analysis, Comparison, Layer
 from ..core.errors import CostlabError
-from ..analyses.latency import milliseconds, threads_text
-from ..render.report import count
+from ..render.features.latency import latency_text, threads_text
+from ..render.numbers import Style, count, number
 from ..core.specs import Shape
 from .request import Request
 from .targets import analyze_target
@@ -124,10 +124,6 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def _times(ratio: float | None) -> str:
-    return "n/a" if ratio is None else f"{ratio:.2f}×"
-
-
 def _percent(fraction: float | None) -> str:
     return "–" if fraction is None else f"{100 * fraction:.0f} %"
 
@@ -166,7 +162,7 @@ def _layer_sentence(target: str, layer: Layer, ridge: float) -> str:
     side = "above" if intensity is not None and intensity > ridge else "below"
     text = (f"`{target}` {layer.name} ({layer.type}): {'–' if intensity is None else f'{intensity:.1f}'} "
             f"FLOP/B, {side} the ridge of {ridge:.1f}: {roof.bound}-bound. The roofline allows "
-            f"{milliseconds(roof.predicted_ms)} ms; measured {milliseconds(latency.median)} ms, "
+            f"{number(roof.predicted_ms, Style.MS)} ms; measured {number(latency.median, Style.MS)} ms, "
             f"{_percent(roof.fraction)} of its roofline")
     if (roof.fraction or 0) > 1:
         text += (f" — faster than the bound: its {count(layer.bytes)} bytes stay in cache from call to "
@@ -193,10 +189,10 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
     if mac_ratio and predicted and predicted < (1 - AGREEMENT) * mac_ratio:
         names = ", ".join(f"{layer.name} ({layer.type})" for layer in memory_bound) or "none of its layers"
         lines.append(
-            f"**Counts:** the MACs say {_times(mac_ratio)}; the roofline, which also counts bytes, says "
-            f"{_times(predicted)}. In `{cheap.name}`, {names} "
+            f"**Counts:** the MACs say {number(mac_ratio, Style.TIMES)}; the roofline, which also counts bytes, says "
+            f"{number(predicted, Style.TIMES)}. In `{cheap.name}`, {names} "
             f"{'is' if len(memory_bound) == 1 else 'are'} memory-bound: {'its' if len(memory_bound) == 1 else 'their'} "
-            f"time follows bytes, not MACs, and the design moves only {_times(bytes_ratio)} fewer bytes "
+            f"time follows bytes, not MACs, and the design moves only {number(bytes_ratio, Style.TIMES)} fewer bytes "
             f"({count(cheap.bytes)} against {count(base.bytes)}).")
     else:
         others = [layer for layer in cheap.layers if layer not in memory_bound and layer.macs]
@@ -211,7 +207,7 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
         else:
             why = "every layer is compute-bound"
         lines.append(
-            f"**Counts:** the MACs say {_times(mac_ratio)} and the roofline says {_times(predicted)}: {why}, "
+            f"**Counts:** the MACs say {number(mac_ratio, Style.TIMES)} and the roofline says {number(predicted, Style.TIMES)}: {why}, "
             "so at the machine's peaks the two designs would differ by about their MACs.")
     base_fraction = base.roofline.fraction  # type: ignore[union-attr]
     cheap_fraction = cheap.roofline.fraction  # type: ignore[union-attr]
@@ -219,7 +215,7 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
     lines.append("")
     if measured and predicted and measured < (1 - AGREEMENT) * predicted:
         lines.append(
-            f"**Measured:** {_times(measured)}, short even of the roofline's {_times(predicted)}. The roofline "
+            f"**Measured:** {number(measured, Style.TIMES)}, short even of the roofline's {number(predicted, Style.TIMES)}. The roofline "
             "bounds the time from below; how far each kernel stays above its bound is what no count holds: "
             f"`{base.name}` runs at {_percent(base_fraction)} of its roofline, `{cheap.name}` at "
             f"{_percent(cheap_fraction)}, its {worst.name} ({worst.type}) at "
@@ -227,11 +223,11 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
             "run further from the machine's peaks than the baseline's one large convolution.")
     elif measured and predicted and measured > (1 + AGREEMENT) * predicted:
         lines.append(
-            f"**Measured:** {_times(measured)}, more than the roofline's {_times(predicted)}: "
+            f"**Measured:** {number(measured, Style.TIMES)}, more than the roofline's {number(predicted, Style.TIMES)}: "
             f"`{cheap.name}` runs closer to its roofline ({_percent(cheap_fraction)}) than `{base.name}` "
             f"({_percent(base_fraction)}).")
     else:
-        lines.append(f"**Measured:** {_times(measured)}, as the roofline predicts ({_times(predicted)}); "
+        lines.append(f"**Measured:** {number(measured, Style.TIMES)}, as the roofline predicts ({number(predicted, Style.TIMES)}); "
                      f"both designs run at a like share of their roofline ({_percent(base_fraction)} and "
                      f"{_percent(cheap_fraction)}).")
     for t in (base, cheap):
@@ -239,7 +235,7 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
         if parts and abs(whole - parts) > AGREEMENT * parts:
             lines += [""]
             lines.append(
-                f"Run whole, `{t.name}` takes {milliseconds(whole)} ms against {milliseconds(parts)} ms for its "
+                f"Run whole, `{t.name}` takes {number(whole, Style.MS)} ms against {number(parts, Style.MS)} ms for its "
                 f"layers timed alone ({'more' if whole > parts else 'less'}): "
                 + ("the difference is the cost of chaining them (the intermediate tensor leaves the cache, "
                    "one more module call)." if whole > parts else
@@ -261,13 +257,13 @@ def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") 
         first = index == 0
         summary_rows.append([
             f"`{t.name}`", count(t.macs),
-            "baseline" if first else f"{_times(mac_ratio)} fewer",
-            t.latency.text(),  # type: ignore[union-attr]
-            "baseline" if first else f"{_times(measured)} faster",
-            milliseconds(t.roofline.predicted_ms),  # type: ignore[union-attr]
-            "baseline" if first else f"{_times(predicted)} faster",
+            "baseline" if first else f"{number(mac_ratio, Style.TIMES)} fewer",
+            latency_text(t.latency),  # type: ignore[union-attr]
+            "baseline" if first else f"{number(measured, Style.TIMES)} faster",
+            number(t.roofline.predicted_ms, Style.MS),  # type: ignore[union-attr]
+            "baseline" if first else f"{number(predicted, Style.TIMES)} faster",
             _percent(t.roofline.fraction),  # type: ignore[union-attr]
-            milliseconds(t.latency.sum_of_layers),  # type: ignore[union-attr,arg-type]
+            number(t.latency.sum_of_layers, Style.MS),  # type: ignore[union-attr,arg-type]
             _percent(t.latency.cpu_share),  # type: ignore[union-attr]
         ])
     layer_rows = []
@@ -278,7 +274,7 @@ def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") 
             layer_rows.append([
                 f"`{t.name}`", layer.name, layer.type, count(layer.macs), count(roof.flops),
                 count(layer.bytes), f"{roof.intensity:.1f}", roof.bound,
-                milliseconds(roof.predicted_ms), latency.text(),
+                number(roof.predicted_ms, Style.MS), latency_text(latency),
                 f"{roof.achieved_gflops or 0:.1f}", _percent(roof.fraction),
             ])
     parts = [
@@ -290,8 +286,8 @@ def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") 
         parts += ["", f"Regenerate with `{command}`."]
     parts += [
         "", "## MACs beside measured latency (one run)", "",
-        f"**MAC ratio {_times(mac_ratio)}, measured latency ratio {_times(measured)}** (both from this "
-        f"run); the roofline predicts {_times(predicted)}.", "",
+        f"**MAC ratio {number(mac_ratio, Style.TIMES)}, measured latency ratio {number(measured, Style.TIMES)}** (both from this "
+        f"run); the roofline predicts {number(predicted, Style.TIMES)}.", "",
         _table(["target", "MACs", "MAC ratio", "latency ms (median ± IQR)", "latency ratio", "roofline ms",
                 "roofline ratio", "of roofline", "sum of layers ms", "CPU share"],
                summary_rows, [False, True, False, True, False, True, False, True, True, True]),

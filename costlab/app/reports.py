@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from ..core.analysis import Comparison
 from ..core.augment import augmentation_costs
 from ..core.expressions import analyze_expression
-from ..render.report import comparison_text, convention, count, csv_text, grid, shape
+from ..render.formats import Format
+from ..render.numbers import count
+from ..render.report import comparison_text, convention, csv_text, grid, shape
 from ..core.zoo import PRESETS, PROJECTION_BLOCK, build_preset, mobilenet_v2_without_projections, projection_block
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ REGENERATE = "Regenerate with `costlab report` (reports/README.md lists every re
 
 def _comparison_report(stem: str, title: str, explanation: str, comparison: Comparison) -> list[ReportFile]:
     md = "\n".join([f"# {title}", "", explanation, "",
-                    comparison_text(comparison, "md", per_layer=True).replace("## costlab compare", "## Side by side", 1),
+                    comparison_text(comparison, Format.MD, per_layer=True).replace("## costlab compare", "## Side by side", 1),
                     REGENERATE, ""])
     rows = [[t.name, layer.name, layer.type, shape(layer.output[1:]), layer.macs, layer.params,
              layer.ops, layer.formula] for t in comparison.targets for layer in t.layers]
@@ -94,7 +96,7 @@ def classics_report() -> list[ReportFile]:
         "Parameters and MACs of every preset at its default input, against LeNet-5, and the share of "
         "parameters held by the fully connected layers (what made AlexNet and VGG heavy, and what "
         "global average pooling removed from ResNet, GoogLeNet and the MobileNets).", "",
-        grid(headers, rows, "md", [False, False] + [True] * 6), "", convention("macs"),
+        grid(headers, rows, Format.MD, [False, False] + [True] * 6), "", convention("macs"),
         "GoogLeNet's auxiliary classifiers are training-only and not in its totals.", "", REGENERATE, ""])
     table = csv_text(["network", "input", "params", "macs", "params_vs_lenet5", "macs_vs_lenet5",
                      "fc_params", "fc_params_share"], raw)
@@ -120,7 +122,7 @@ def augmentation_report(preset: str = "alexnet") -> list[ReportFile]:
         "cropping do no arithmetic at all: they only move bytes. The PCA colour shift costs one add per "
         "element after a 3×3 product per image; the eigen-decomposition of the pixel covariance is "
         "done once per data set.", "",
-        grid(headers, rows, "md", [False, True, True, True, True, False]), "",
+        grid(headers, rows, Format.MD, [False, True, True, True, True, False]), "",
         "Augmentation runs on the CPU while the accelerator trains, so its cost is in memory traffic "
         "and data-loader throughput rather than arithmetic.", "", REGENERATE, ""])
     table = csv_text(["step", "macs", "ops", "bytes"], [[c.name, c.macs, c.ops, c.bytes] for c in costs]
@@ -133,8 +135,8 @@ def claims_report() -> list[ReportFile]:
     from .claims import check_claims, render_claims
 
     results = check_claims()
-    return [ReportFile("claims.md", render_claims(results, "md")),
-            ReportFile("claims.csv", render_claims(results, "csv"))]
+    return [ReportFile("claims.md", render_claims(results, Format.MD)),
+            ReportFile("claims.csv", render_claims(results, Format.CSV))]
 
 
 def crosscheck_report() -> list[ReportFile]:
@@ -166,7 +168,7 @@ def crosscheck_report() -> list[ReportFile]:
         "(2 FLOPs per multiply-add, halved here), at the preset's default input, batch 1. A difference "
         "is either zero (`exact`) or explained by a named convention of the tool (`explained`), module "
         "by module; `costlab analyze PRESET --check fvcore,torch` shows the rows.", "",
-        grid(headers, rows, "md", [False, False, True, True, True, False, True, False, False]), "",
+        grid(headers, rows, Format.MD, [False, False, True, True, True, False, True, False, False]), "",
         "The conventions:", "", *explanations, "", convention("macs"), "", REGENERATE, ""])
     table = csv_text(["network", "input", "costlab_macs", "fvcore", "fvcore_agreement", "torch_halved",
                       "torch_agreement", "conventions"], raw)
@@ -202,7 +204,8 @@ def memory_report() -> list[ReportFile]:
     """Weights, inference peak and Adam training-step peak of the MobileNet v2 projection case and of
     MobileNet v1, v2 and ResNet-50 at batch 1 and 32 (predicted by costlab.analyses.memory; measured in
     reports/memory-measured.md)."""
-    from ..analyses.memory import mebibytes, memory
+    from ..analyses.memory import memory
+    from ..render.numbers import Style, number
 
     headers = ["case", "params", "weights", "inference peak", "at", "output handed on",
                "saved for backward", "training peak (Adam)", "where"]
@@ -212,8 +215,8 @@ def memory_report() -> list[ReportFile]:
         m = memory(a, "adam")
         predicted[label] = m
         output = math.prod((a.batch,) + tuple(a.output)) * 4
-        rows.append([label, count(a.params), mebibytes(m.weights), mebibytes(m.inference_peak),
-                     m.inference_peak_at, mebibytes(output), mebibytes(m.saved), mebibytes(m.training_peak),
+        rows.append([label, count(a.params), number(m.weights, Style.BYTES_2DP), number(m.inference_peak, Style.BYTES_2DP),
+                     m.inference_peak_at, number(output, Style.BYTES_2DP), number(m.saved, Style.BYTES_2DP), number(m.training_peak, Style.BYTES_2DP),
                      m.training_peak_at])
         raw.append([label, a.params, m.weights, m.buffers, m.inputs, m.inference_peak, m.inference_peak_at,
                     output, m.saved, m.optimizer_state, m.training_peak, m.training_peak_at])
@@ -232,13 +235,13 @@ def memory_report() -> list[ReportFile]:
         f"The inverted residual on {c}×{n}×{n} (expansion {t}: 1×1 to {c * t} channels, 3×3 depthwise, "
         f"1×1 projection back to {c}, and the skip) against the same block without its projection. "
         f"Within the block the peak is where the expansion and its batch norm are both alive: "
-        f"{mebibytes(block[True].inference_peak)} with the projection, {mebibytes(block[False].inference_peak)} "
+        f"{number(block[True].inference_peak, Style.BYTES_2DP)} with the projection, {number(block[False].inference_peak, Style.BYTES_2DP)} "
         f"without. The projection pays off in what the block hands to the next one and keeps for "
         f"the skip ({c} channels instead of {c * t}), and in the next block's expansion weights: the "
-        f"whole MobileNet v2 peaks at {mebibytes(net[True].inference_peak)} at inference, against "
-        f"{mebibytes(net[False].inference_peak)} for the same network with every projection removed "
+        f"whole MobileNet v2 peaks at {number(net[True].inference_peak, Style.BYTES_2DP)} at inference, against "
+        f"{number(net[False].inference_peak, Style.BYTES_2DP)} for the same network with every projection removed "
         f"({100 * net[True].inference_peak / net[False].inference_peak:.1f} %).", "",
-        grid(headers, rows, "md", [False, True, True, True, False, True, True, True, False]), "",
+        grid(headers, rows, Format.MD, [False, True, True, True, False, True, True, True, False]), "",
         "`at`: the layer whose output, once written, brings the inference peak; `where`: the phase of "
         "the training step at its peak and the layer it is at. The input is held by the caller throughout; parameters are "
         "float32 whatever the batch, so at batch 1 the weights dominate and at batch 32 the "

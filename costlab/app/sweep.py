@@ -397,7 +397,9 @@ def _display(value: Any) -> str:
 
 
 def _counted(value: int | None) -> str:
-    return "" if value is None else f"{value:,}"
+    from ..render.numbers import count
+
+    return "" if value is None else count(value)
 
 
 def sweep_csv(sweep: Sweep) -> str:
@@ -410,7 +412,9 @@ def sweep_csv(sweep: Sweep) -> str:
 
 def sweep_text(sweep: Sweep, fmt: str = "table") -> str:
     """Wide form for reading: one line per value, per series its count (and ratio, train step, measures)."""
-    from ..render.report import convention, count, grid, unit_label
+    from ..render.formats import Format
+    from ..render.numbers import Style, count, number
+    from ..render.report import convention, grid, unit_label
 
     unit = "flops" if sweep.unit == "flops" else "macs"
     label = unit_label(sweep.unit)
@@ -439,7 +443,7 @@ def sweep_text(sweep: Sweep, fmt: str = "table") -> str:
         for index, row in enumerate(rows):
             cells += [count(row[unit]), count(row["params"])]
             if several and index:
-                cells.append(f"{row['ratio']:.2f}×" if row["ratio"] is not None else "n/a")
+                cells.append(number(row["ratio"], Style.TIMES))
             if sweep.training:
                 cells += [_counted(row["trainable_params"]), _counted(row[f"train_step_{unit}"])]
             for measure in sweep.measures:
@@ -450,7 +454,7 @@ def sweep_text(sweep: Sweep, fmt: str = "table") -> str:
     if len(settings) == 1:
         (shape, batch, dtype), = settings
         title += f": input {'×'.join(map(str, shape))}, batch {batch}, {dtype}"
-    parts = [f"## {title}" if fmt == "md" else title, ""]
+    parts = [f"## {title}" if fmt == Format.MD else title, ""]
     if several:
         parts += [f"[{index + 1}] {series}" for index, series in enumerate(sweep.series)] + [""]
         parts += ["[n] vs [1]: MACs of [1] over MACs of [n] at the same value.", ""]
@@ -462,11 +466,13 @@ def sweep_text(sweep: Sweep, fmt: str = "table") -> str:
 
 def render_sweep(sweep: Sweep, fmt: str = "csv") -> str:
     """``costlab sweep`` output: csv (default), table, md or json."""
-    if fmt == "json":
+    from ..render.formats import Format
+
+    if fmt == Format.JSON:
         return json.dumps(sweep.to_dict(), indent=2) + "\n"
-    if fmt == "csv":
+    if fmt == Format.CSV:
         return sweep_csv(sweep)
-    if fmt in ("table", "md"):
+    if fmt in (Format.TABLE, Format.MD):
         return sweep_text(sweep, fmt)
     raise SweepError(f"unknown format {fmt!r}")
 
@@ -621,9 +627,9 @@ def sweep_figure(sweep: Sweep, y: str | None = None) -> Any:
 
 def si_tick(value: float) -> str:
     """A tick label: SI-scaled without trailing zeros (80 M, 1.5 k, 0.25), never an offset."""
-    from ..render.display import si
+    from ..render.numbers import number
 
-    text = si(round(value, 6))
+    text = number(round(value, 6))
     return re.sub(r"\.0+(?= |$)|(?<=\.\d)0(?= |$)", "", text)
 
 

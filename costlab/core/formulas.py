@@ -5,7 +5,8 @@ the output shape, the MACs (conv, linear, matmul only), parameters, buffers, the
 arithmetic (``ops``) by the rule its docstring states, and the MAC formula with its
 numbers substituted. No function here imports torch or allocates a tensor.
 
-:data:`FORMULAS` maps each spec type to its function; :func:`cost_of` dispatches on it.
+:data:`FORMULAS` maps each spec type to its function (each registered by ``@FORMULAS.register``,
+a duplicate refused); :func:`cost_of` dispatches on it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,19 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 from .errors import SpecError
+from .registry import SpecRegistry
 from .specs import (ACTIVATION_OPS, RECURRENT_GATES, UPSAMPLE_OPS, AdaptivePool, Activation, Attention, Concat,
                     Conv, Dropout, Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Recurrent,
                     Pad, Pool, Reduce, Reshape, Shape, Spec, Upsample)
+
+
+FormulaFn = Callable[[Spec, Sequence[Shape]], "Cost"]
+
+#: Spec type → its formula: a new layer type is a new ``@FORMULAS.register(SpecType)`` function.
+FORMULAS: SpecRegistry[FormulaFn] = SpecRegistry("formula")
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,7 @@ def _spatial(shape: Shape, ndim: int, owner: str) -> tuple[int, int, tuple[int, 
     return shape[0], shape[1], tuple(shape[2:])
 
 
+@FORMULAS.register(Conv)
 def conv_cost(spec: Conv, inputs: Sequence[Shape]) -> Cost:
     """MACs = N · C_out · ∏out · (C_in/g) · ∏k  (transposed: N · C_in · ∏in · (C_out/g) · ∏k).
 
@@ -147,6 +155,7 @@ def conv_cost(spec: Conv, inputs: Sequence[Shape]) -> Cost:
     return Cost(output, macs, params + (c_out if spec.bias else 0), 0, bias_ops, formula)
 
 
+@FORMULAS.register(Pool)
 def pool_cost(spec: Pool, inputs: Sequence[Shape]) -> Cost:
     """ops = (∏k − 1) comparisons per output (max) or ∏k adds-and-divide per output (avg)."""
     owner = spec.label()
@@ -166,6 +175,7 @@ def adaptive_regions(size: int, out: int) -> list[int]:
     return [-(-((i + 1) * size) // out) - (i * size) // out for i in range(out)]
 
 
+@FORMULAS.register(AdaptivePool)
 def adaptive_pool_cost(spec: AdaptivePool, inputs: Sequence[Shape]) -> Cost:
     """ops: avg sums each window and divides (its length per output); max compares (length − 1)."""
     owner = spec.label()
@@ -181,6 +191,7 @@ def adaptive_pool_cost(spec: AdaptivePool, inputs: Sequence[Shape]) -> Cost:
 
 # --- dense products ------------------------------------------------------------------
 
+@FORMULAS.register(Linear)
 def linear_cost(spec: Linear, inputs: Sequence[Shape]) -> Cost:
     """MACs = rows · in · out, rows = ∏ leading axes; params = in·out (+ out bias)."""
     owner = spec.label()
@@ -212,6 +223,7 @@ def broadcast(shapes: Sequence[Shape], owner: str) -> Shape:
     return tuple(result)
 
 
+@FORMULAS.register(Matmul)
 def matmul_cost(spec: Matmul, inputs: Sequence[Shape]) -> Cost:
     """MACs = ∏batch · n · k · m for (…, n, k) @ (…, k, m); 1-d operands as in torch.matmul."""
     if len(inputs) != 2:
@@ -230,6 +242,7 @@ def matmul_cost(spec: Matmul, inputs: Sequence[Shape]) -> Cost:
     return Cost(output, macs, formula=f"{dot(batch) + ' × ' if batch else ''}{n}·{k}·{m} = {group(macs)}")
 
 
+@FORMULAS.register(Attention)
 def attention_cost(spec: Attention, inputs: Sequence[Shape]) -> Cost:
     """MACs = ∏batch · L · S · (E + Ev): q·kᵀ then weights·v; ops: scale and softmax, 4 per score."""
     if len(inputs) != 3:
@@ -253,6 +266,7 @@ def attention_cost(spec: Attention, inputs: Sequence[Shape]) -> Cost:
 
 # --- normalisation, activation, element-wise ----------------------------------------
 
+@FORMULAS.register(Norm)
 def norm_cost(spec: Norm, inputs: Sequence[Shape]) -> Cost:
     """Batch norm at inference folds to x·a + b: 2 ops per element.
 
@@ -291,6 +305,7 @@ def norm_cost(spec: Norm, inputs: Sequence[Shape]) -> Cost:
     return Cost(shape, 0, params, buffers, ops, formula)
 
 
+@FORMULAS.register(Activation)
 def activation_cost(spec: Activation, inputs: Sequence[Shape]) -> Cost:
     """ops = ACTIVATION_OPS[kind] per element; shape unchanged."""
     shape = _one_input(spec.kind, inputs)
@@ -298,6 +313,7 @@ def activation_cost(spec: Activation, inputs: Sequence[Shape]) -> Cost:
     return Cost(shape, ops=ops, formula=formula)
 
 
+@FORMULAS.register(Elementwise)
 def elementwise_cost(spec: Elementwise, inputs: Sequence[Shape]) -> Cost:
     """ops = ops_per_element × output elements, on the broadcast shape of the inputs."""
     if not inputs:
@@ -307,6 +323,7 @@ def elementwise_cost(spec: Elementwise, inputs: Sequence[Shape]) -> Cost:
     return Cost(shape, ops=ops, formula=formula)
 
 
+@FORMULAS.register(Upsample)
 def upsample_cost(spec: Upsample, inputs: Sequence[Shape]) -> Cost:
     """ops = UPSAMPLE_OPS[mode] per output element (interpolation weights)."""
     owner = spec.label()
@@ -324,6 +341,7 @@ def _axis(dim: int, rank: int, owner: str) -> int:
     return dim % rank
 
 
+@FORMULAS.register(Concat)
 def concat_cost(spec: Concat, inputs: Sequence[Shape]) -> Cost:
     """No arithmetic; every axis but ``dim`` must match, the output sums ``dim``."""
     if not inputs:
@@ -340,6 +358,7 @@ def concat_cost(spec: Concat, inputs: Sequence[Shape]) -> Cost:
     return Cost(output, formula="no arithmetic")
 
 
+@FORMULAS.register(Flatten)
 def flatten_cost(spec: Flatten, inputs: Sequence[Shape]) -> Cost:
     """No arithmetic; axes start…end become one."""
     shape = _one_input("flatten", inputs)
@@ -353,6 +372,7 @@ def flatten_cost(spec: Flatten, inputs: Sequence[Shape]) -> Cost:
     return Cost(output, formula="no arithmetic")
 
 
+@FORMULAS.register(Reshape)
 def reshape_cost(spec: Reshape, inputs: Sequence[Shape]) -> Cost:
     """No arithmetic; the element count must be kept."""
     shape = _one_input(spec.kind, inputs)
@@ -361,11 +381,13 @@ def reshape_cost(spec: Reshape, inputs: Sequence[Shape]) -> Cost:
     return Cost(tuple(spec.shape), formula="no arithmetic")
 
 
+@FORMULAS.register(Dropout)
 def dropout_cost(spec: Dropout, inputs: Sequence[Shape]) -> Cost:
     """Identity at inference: no arithmetic."""
     return Cost(_one_input("dropout", inputs), formula="identity at inference")
 
 
+@FORMULAS.register(Embedding)
 def embedding_cost(spec: Embedding, inputs: Sequence[Shape]) -> Cost:
     """A lookup: V·D parameters, no arithmetic."""
     shape = _one_input("embedding", inputs)
@@ -373,6 +395,7 @@ def embedding_cost(spec: Embedding, inputs: Sequence[Shape]) -> Cost:
                 formula="lookup, no arithmetic")
 
 
+@FORMULAS.register(Reduce)
 def reduce_cost(spec: Reduce, inputs: Sequence[Shape]) -> Cost:
     """ops: sum, amax, amin: (n − 1) per output, n = elements reduced into it; mean: n per output."""
     shape = _one_input(spec.kind, inputs)
@@ -385,6 +408,7 @@ def reduce_cost(spec: Reduce, inputs: Sequence[Shape]) -> Cost:
     return Cost(output, ops=ops, formula=f"ops: {outputs:,} outputs × {each:,} = {group(ops)}")
 
 
+@FORMULAS.register(Pad)
 def pad_cost(spec: Pad, inputs: Sequence[Shape]) -> Cost:
     """No arithmetic; axis −1−i grows by pads[2i] + pads[2i+1] (negative pads crop)."""
     shape = _one_input("pad", inputs)
@@ -399,6 +423,7 @@ def pad_cost(spec: Pad, inputs: Sequence[Shape]) -> Cost:
     return Cost(tuple(output), formula="no arithmetic")
 
 
+@FORMULAS.register(Held)
 def held_cost(spec: Held, inputs: Sequence[Shape]) -> Cost:
     """Parameters a module holds but never uses: counted in params/buffers; no input, no arithmetic."""
     if inputs:
@@ -417,20 +442,24 @@ def recurrent_cell_ops(mode: str) -> int:
     return ACTIVATION_OPS[mode.split("_")[1]]
 
 
+def recurrent_batch_steps(spec: Recurrent, shape: Shape) -> tuple[int, int]:
+    """(N, T) of a recurrent input: (N, T, I) with batch_first, else (T, N, I); (T, I) unbatched."""
+    if len(shape) not in (2, 3) or shape[-1] != spec.input_size:
+        raise SpecError(f"{spec.label()}: expects (N, T, {spec.input_size}) or (T, N, {spec.input_size}), "
+                        f"got {shape_text(shape)}")
+    if len(shape) == 2:
+        return 1, shape[0]
+    return (shape[0], shape[1]) if spec.batch_first else (shape[1], shape[0])
+
+
+@FORMULAS.register(Recurrent)
 def recurrent_cost(spec: Recurrent, inputs: Sequence[Shape]) -> Cost:
     """Per step, layer and direction: MACs = G·H·(I_l + R) + P·H, R = P or H (the recurrent input),
     I_0 = input size, I_l = D·R after the first layer (D directions); G gates (4 LSTM, 3 GRU, 1 RNN).
     Total = N·T·Σ_l D·(per step). params per layer and direction: G·H·(I_l + R) + 2·G·H (bias) + P·H.
     ops per step: G·H (input and hidden sums) + 2·G·H (biases) + H·cell ops (recurrent_cell_ops)."""
-    owner = spec.label()
-    shape = _one_input(owner, inputs)
-    if len(shape) not in (2, 3) or shape[-1] != spec.input_size:
-        raise SpecError(f"{owner}: expects (N, T, {spec.input_size}) or (T, N, {spec.input_size}), "
-                        f"got {shape_text(shape)}")
-    if len(shape) == 2:
-        batch, steps = 1, shape[0]
-    else:
-        batch, steps = (shape[0], shape[1]) if spec.batch_first else (shape[1], shape[0])
+    shape = _one_input(spec.label(), inputs)
+    batch, steps = recurrent_batch_steps(spec, shape)
     g, h, p = RECURRENT_GATES[spec.mode], spec.hidden_size, spec.proj_size
     r = p or h
     d = 2 if spec.bidirectional else 1
@@ -451,32 +480,6 @@ def recurrent_cost(spec: Recurrent, inputs: Sequence[Shape]) -> Cost:
     return Cost(output, macs, params, 0, ops, formula)
 
 
-FormulaFn = Callable[[Spec, Sequence[Shape]], Cost]
-
-#: Spec type → its formula. Read-only: a new layer type is a new entry here.
-FORMULAS: Mapping[type, FormulaFn] = MappingProxyType({
-    Conv: conv_cost,
-    Pool: pool_cost,
-    AdaptivePool: adaptive_pool_cost,
-    Linear: linear_cost,
-    Matmul: matmul_cost,
-    Attention: attention_cost,
-    Norm: norm_cost,
-    Activation: activation_cost,
-    Elementwise: elementwise_cost,
-    Upsample: upsample_cost,
-    Concat: concat_cost,
-    Flatten: flatten_cost,
-    Reshape: reshape_cost,
-    Dropout: dropout_cost,
-    Embedding: embedding_cost,
-    Reduce: reduce_cost,
-    Pad: pad_cost,
-    Held: held_cost,
-    Recurrent: recurrent_cost,
-})
-
-
 def cost_of(spec: Spec, inputs: Sequence[Shape]) -> Cost:
     """The cost of ``spec`` applied to inputs of the given shapes (batch axis first).
 
@@ -491,11 +494,7 @@ def cost_of(spec: Spec, inputs: Sequence[Shape]) -> Cost:
 
 
 def _cost(spec: Spec, inputs: tuple[Shape, ...]) -> Cost:
-    try:
-        fn = FORMULAS[type(spec)]
-    except KeyError:
-        raise SpecError(f"no formula for {type(spec).__name__}") from None
-    return fn(spec, inputs)
+    return FORMULAS[type(spec)](spec, inputs)
 
 
 _remembered_cost = functools.lru_cache(maxsize=8192)(_cost)

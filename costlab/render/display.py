@@ -1,95 +1,27 @@
-"""Numbers and tables for people: SI-scaled counts, binary-scaled bytes, tables that fit a width.
+"""Tables for people: tables that fit a width, prose wrapped at it, HTML tables.
 
-The terminal table shows a count with three significant digits and an SI prefix
-(4,089,184,256 → ``4.09 G``) and a size in bytes with a binary prefix (102,450,000 B →
-``97.7 MiB``); CSV, JSON, Markdown and ``--exact`` keep exact integers. A table for the
-terminal keeps its columns in order of importance until it fits the width: the least
-important columns are left out first (and named under the table), then a column marked
-shrinkable is shortened with ``…``. Rows never wrap.
+A table for the terminal keeps its columns in order of importance until it fits the width: the least
+important columns are left out first (and named under the table), then a column marked shrinkable is
+shortened with ``…``. Rows never wrap. The numbers in the cells come from the one formatter,
+:mod:`costlab.render.numbers` (SI-scaled counts, binary-scaled bytes; exact in CSV, JSON, Markdown
+and with ``--exact``).
 """
 
 from __future__ import annotations
 
 import re
 import textwrap
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Sequence
 
-_ONE, _TENTH, _HUNDREDTH = Decimal(1), Decimal("0.1"), Decimal("0.01")
+from .formats import Format
 
 #: The space inside '3.50 M' or '97.5 MiB': wrapping never breaks a number from its unit.
 _NUMBER_UNIT = re.compile(r"(?<=\d) (?=(?:[kMGTPE]|[KMGTPE]iB|B)\b)")
 _NBSP = "\u00a0"
 
-#: SI prefixes of counts, 10³ apart.
-SI_PREFIXES = ("", "k", "M", "G", "T", "P", "E")
-#: IEC prefixes of sizes in bytes, 2¹⁰ apart.
-BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
-SIGNIFICANT = 3
 ELLIPSIS = "…"
 #: Two spaces between the columns of a terminal table (tabulate's "simple" format).
 GAP = 2
-
-
-def _mantissa(value: Decimal) -> Decimal:
-    """``value`` (≥ 0) rounded half up to three significant digits: 1.23, 12.3, 123 (9.995 → 10.0)."""
-    for floor, step in ((100, _ONE), (10, _TENTH), (0, _HUNDREDTH)):
-        if value >= floor:
-            rounded = value.quantize(step, ROUND_HALF_UP)
-            if floor and rounded >= floor * 10:  # 99.95 → 100.0: one digit fewer after the point
-                return rounded.quantize(_ONE, ROUND_HALF_UP)
-            if not floor and rounded >= 10:
-                return rounded.quantize(_TENTH, ROUND_HALF_UP)
-            return rounded
-    raise AssertionError(value)  # pragma: no cover
-
-
-def _scaled(value: float, base: int, units: Sequence[str], small: str) -> str:
-    """``value`` with the largest unit it reaches, its mantissa rounded half up to three
-    significant digits; a mantissa that rounds to 1000 or more moves up one unit (999.95 k → 1.00 M)."""
-    sign = "-" if value < 0 else ""
-    magnitude = Decimal(abs(value)) if isinstance(value, int) else Decimal(repr(abs(float(value))))
-    if magnitude < base and magnitude == magnitude.to_integral_value():
-        return f"{sign}{int(magnitude)}{small}"
-    whole = magnitude
-    step = 0
-    while magnitude >= base and step < len(units) - 1:
-        magnitude /= base
-        step += 1
-    if magnitude >= base:  # past the largest prefix: three significant digits in scientific notation
-        return f"{sign}{whole:.2E}{small}"
-    rounded = _mantissa(magnitude)
-    if rounded >= 1000 and step < len(units) - 1:  # 999.95 → 1000: the next unit up
-        step += 1
-        rounded = _mantissa(magnitude / base)
-    return f"{sign}{rounded} {units[step]}".rstrip() if step else f"{sign}{rounded}{small}"
-
-
-def si(value: float) -> str:
-    """A count for people: 0 → '0', 999 → '999', 1,234 → '1.23 k', 25,557,032 → '25.6 M',
-    4,089,184,256 → '4.09 G', 999,950 → '1.00 M'; negative counts keep their sign."""
-    return _scaled(value, 1000, SI_PREFIXES, "")
-
-
-def binary_bytes(value: float) -> str:
-    """A size for people: 512 → '512 B', 2048 → '2.00 KiB', 102,228,128 → '97.5 MiB'
-    (powers of 1024; three significant digits, as :func:`si`)."""
-    return _scaled(value, 1024, BINARY_UNITS, " B")
-
-
-def exact(value: float) -> str:
-    """Exact count with thousands separators (a float keeps one decimal)."""
-    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
-
-
-def number(value: float, exact_numbers: bool) -> str:
-    """A count in a terminal table: SI-scaled, or exact with ``--exact``."""
-    return exact(value) if exact_numbers else si(value)
-
-
-def size(value: int, exact_numbers: bool) -> str:
-    """Bytes in a terminal table: binary-scaled, or exact bytes with ``--exact``."""
-    return f"{value:,} B" if exact_numbers else binary_bytes(value)
 
 
 class Column:
@@ -168,14 +100,14 @@ def fit(columns: Sequence[Column], width: int | None) -> tuple[list[Column], lis
     return kept, sorted(dropped, key=headers.index)
 
 
-def render(columns: Sequence[Column], fmt: str = "table") -> str:
+def render(columns: Sequence[Column], fmt: str = Format.TABLE) -> str:
     """Columns as GitHub Markdown ('md', through tabulate), HTML, or a plain terminal grid: headers,
     a rule of dashes, the rows, two spaces between columns, each as wide as its widest cell or
     header (tabulate's 'simple' layout without its header padding; drawn here, so that a terminal
     table needs no tabulate import)."""
-    if fmt == "html":
+    if fmt == Format.HTML:
         return html_table(columns)
-    if fmt == "md":
+    if fmt == Format.MD:
         from tabulate import tabulate
 
         rows = [list(cells) for cells in zip(*(c.cells for c in columns))] if columns else []
@@ -205,9 +137,9 @@ def html_table(columns: Sequence[Column]) -> str:
             f"<tbody>{body}</tbody></table>")
 
 
-def fitted(columns: Sequence[Column], width: int | None, fmt: str = "table") -> tuple[str, list[str]]:
+def fitted(columns: Sequence[Column], width: int | None, fmt: str = Format.TABLE) -> tuple[str, list[str]]:
     """The table fitted to ``width`` (Markdown always keeps every column) and the headers left out."""
-    if fmt in ("md", "html"):
+    if fmt in (Format.MD, Format.HTML):
         return render(columns, fmt), []
     kept, dropped = fit(columns, width)
     return render(kept, fmt), dropped

@@ -13,11 +13,14 @@ import json
 from typing import Any, Iterable, Sequence
 
 from ..core.analysis import RENDERING, Analysis, Comparison
-from .display import Column, binary_bytes, fitted, left_out_note, si, wrap
-from ..core.features import FEATURES, FLOPS_PER_MAC, Feature, Heading, count, exact_number, in_unit, unit_label
+from ..core.features import FEATURES, FLOPS_PER_MAC, in_unit, unit_label
 from ..core.graph import DTYPE_BYTES
-
-FORMATS = ("table", "md", "csv", "json")
+from .display import left_out_note
+from .features import Presenter, presenter
+from .features.latency import threads_text
+from .formats import Format
+from .numbers import Style, count, number
+from .view import Heading, View
 
 CONVENTION_MACS = ("MACs: multiply-accumulates of conv, linear and matmul layers, 1 per multiply-add; "
                    "bias adds, norms, activations, pools and element-wise ops are counted apart as ops.")
@@ -44,57 +47,18 @@ def ratio_text(ratio: float | None, first: bool) -> str:
     if ratio == 1:
         return "the same"
     if ratio >= 1:
-        return f"{ratio:.2f}× fewer"
-    return f"{1 / ratio:.2f}× more" if ratio > 0 else "n/a"
+        return f"{number(ratio, Style.TIMES)} fewer"
+    return f"{number(1 / ratio, Style.TIMES)} more" if ratio > 0 else "n/a"
 
 
 def grid(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, numeric: Sequence[bool]) -> str:
     """A table of pre-formatted cells: 'md' gives GitHub Markdown, anything else a plain terminal grid."""
     from tabulate import tabulate  # imported only when a table is drawn (not for JSON or CSV)
 
-    tablefmt = "github" if fmt == "md" else "simple"
+    tablefmt = "github" if fmt == Format.MD else "simple"
     align = ["right" if n else "left" for n in numeric]
     return tabulate(list(rows), headers=list(headers), tablefmt=tablefmt, colalign=align,
                     disable_numparse=True)
-
-
-class View:
-    """How a report is drawn: its format, the terminal width a table must fit (None: every
-    column, as ``--wide``) and whether counts stay exact (``--exact``; always in Markdown)."""
-
-    __slots__ = ("fmt", "width", "exact")
-
-    def __init__(self, fmt: str = "table", width: int | None = None, exact: bool = False) -> None:
-        self.fmt = fmt
-        self.width = width if fmt == "table" else None
-        self.exact = exact or fmt not in ("table", "html")
-
-    def count(self, value: float) -> str:
-        """A count: SI-scaled in the terminal table ('4.09 G'), exact otherwise ('4,089,184,256')."""
-        return exact_number(value) if self.exact else si(value)
-
-    def bytes(self, value: int) -> str:
-        """A size: binary-scaled in the terminal table ('97.5 MiB'), exact bytes otherwise."""
-        return f"{value:,} B" if self.exact else binary_bytes(value)
-
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool],
-              keeps: Sequence[int | None] | None = None, shrinks: Sequence[str | None] | None = None,
-              min_widths: Sequence[int] | None = None) -> tuple[str, list[str]]:
-        """The table fitted to the width (columns of lowest ``keep`` left out first, then
-        ``shrink`` columns cut with '…' down to their ``min_widths``), and the headers left out."""
-        columns = [Column(header, [str(row[index]) for row in rows], numeric[index],
-                          keeps[index] if keeps else None, shrinks[index] if shrinks else None,
-                          min_widths[index] if min_widths else 8)
-                   for index, header in enumerate(headers)]
-        return fitted(columns, self.width, self.fmt)
-
-    def prose(self, lines: Sequence[str]) -> list[str]:
-        """Lines of text wrapped at the width (the terminal table only)."""
-        return wrap(lines, self.width)
-
-    def left_out(self, dropped: Sequence[str]) -> list[str]:
-        """The line naming the columns a fitted table left out (none when it left none out)."""
-        return self.prose(left_out_note(dropped, self.width))
 
 
 def weight_bytes(a: Analysis) -> int:
@@ -118,27 +82,32 @@ def csv_text(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 # --- the features (--freeze, --memory, --convention, --check, --latency) ----------------------
 
-def feature_groups(targets: Sequence[Analysis]) -> list[tuple[str, type[Feature], list[Feature | None]]]:
-    """Each feature any of ``targets`` carries, in the order of FEATURES: its name, its class and
+def feature_groups(targets: Sequence[Analysis]) -> list[tuple[str, Presenter, list[Any]]]:
+    """Each feature any of ``targets`` carries, in the order of FEATURES: its name, its presenter and
     one per target (None where a target has none)."""
     found = []
     for name in FEATURES:
         group = [t.feature(name) for t in targets]
-        present = [f for f in group if f is not None]
-        if present:
-            found.append((name, type(present[0]), group))
+        if any(f is not None for f in group):
+            found.append((name, presenter(name), group))
     return found
 
 
-def _titles(columns: Sequence[tuple[Any, Sequence[Heading]]]) -> list[str]:
-    return [h.title for _, headings in columns for h in headings]
+def presented(a: Analysis) -> list[tuple[Any, Presenter]]:
+    """Each feature ``a`` carries, in the order of FEATURES, with its presenter."""
+    return [(feature, presenter(feature.name)) for feature in a.features]
 
 
-def _feature_cells(feature: Feature | None, headings: Sequence[Heading], row: Any, members: Sequence[Any],
+def _titles(columns: Sequence[tuple[Any, Presenter, Sequence[Heading]]]) -> list[str]:
+    return [h.title for _, _, headings in columns for h in headings]
+
+
+def _feature_cells(shown: Presenter, feature: Any, headings: Sequence[Heading], row: Any, members: Sequence[Any],
                    unit: str, view: "View | None") -> list[Any]:
     if not headings:
         return []
-    return feature.layer_cells(headings, row, members, unit, view) if feature is not None else [""] * len(headings)
+    return (shown.layer_cells(feature, headings, row, members, unit, view) if feature is not None
+            else [""] * len(headings))
 
 
 # --- comparison ----------------------------------------------------------------------
@@ -177,24 +146,24 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
     rows: list[list[str]] = []
     total = a.macs
     itemsize = DTYPE_BYTES[a.dtype]
-    columns = [(f, type(f).layer_columns([f], unit, view)) for f in a.features]
+    columns = [(f, shown, shown.layer_columns([f], unit, view)) for f, shown in presented(a)]
     for row, members in a.folded(depth):
         cells = [row.name, row.type, row.op, shape(row.output[1:]), n(in_unit(row.macs, unit)),
                  n(row.params), n(row.ops)]
         if share:
             cells.append(f"{100 * row.macs / total:.1f} %" if total else "–")
-        for feature, headings in columns:
-            cells += _feature_cells(feature, headings, row, members, unit, view)
+        for feature, shown, headings in columns:
+            cells += _feature_cells(shown, feature, headings, row, members, unit, view)
         cells += [view.bytes(row.params * itemsize), view.bytes(row.activations * itemsize)]
         cells.append(formula_in_unit(row.formula, unit))
         rows.append(cells)
     footer = ["total", "", "", shape(a.output), n(in_unit(a.macs, unit)), n(a.params),
               n(a.ops)] + (["100.0 %" if total else "–"] if share else [])
-    for feature, headings in columns:
-        footer += feature.total_cells(headings, unit, view) if headings else []
+    for feature, shown, headings in columns:
+        footer += shown.total_cells(feature, headings, unit, view) if headings else []
     footer += [view.bytes(weight_bytes(a)), view.bytes(activation_bytes(a))]
     rows.append(footer + [""])
-    added = [h for _, headings in columns for h in headings]
+    added = [h for _, _, headings in columns for h in headings]
     headers = ["layer", "type", "op", "output", unit_label(unit), "params", "ops"]
     headers += (["share"] if share else [])
     headers += [h.title for h in added]
@@ -238,8 +207,8 @@ def _notes(a: Analysis, unit: str) -> list[str]:
         notes.append(_training_only_note(a, unit))
     if a.unsupported:
         notes.append(_unsupported_note(a))
-    for feature in a.features:
-        notes += feature.table_notes(unit)
+    for feature, shown in presented(a):
+        notes += shown.table_notes(feature, unit)
     return notes
 
 
@@ -250,11 +219,11 @@ def _comparison_table(c: Comparison, view: View) -> tuple[str, list[str]]:
     same = _same_input(c)
     raw_rows = comparison_summary_rows(c)
     show_terms = any(raw[5] for raw in raw_rows)
-    summaries = [(kind, headings, cells) for kind, headings, cells in
-                 ((kind, *kind.side_by_side(group, c.unit, view)) for _, kind, group in feature_groups(c.targets))
+    summaries = [(shown, headings, cells) for shown, headings, cells in
+                 ((shown, *shown.side_by_side(group, c.unit, view)) for _, shown, group in feature_groups(c.targets))
                  if headings]
-    counted = [(headings, cells) for kind, headings, cells in summaries if not kind.from_run]
-    ran = [(headings, cells) for kind, headings, cells in summaries if kind.from_run]
+    counted = [(headings, cells) for shown, headings, cells in summaries if not shown.from_run]
+    ran = [(headings, cells) for shown, headings, cells in summaries if shown.from_run]
     before = [h for headings, _ in counted for h in headings]
     after = [h for headings, _ in ran for h in headings]
     headers = (["target"] + ([] if same else ["input"]) + ["output", unit_label(c.unit)]
@@ -284,7 +253,7 @@ def _comparison_heading(c: Comparison) -> str:
             else f"inputs per target, {first.dtype}")
 
 
-def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False,
+def comparison_text(c: Comparison, fmt: str = Format.TABLE, per_layer: bool = False,
                     view: View | None = None) -> str:
     """The side-by-side table (``fmt`` = table or md), with per-layer tables when asked.
 
@@ -293,7 +262,7 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False,
     view = view or View(fmt)
     heading = _comparison_heading(c)
     parts = []
-    if fmt == "md":
+    if fmt == Format.MD:
         parts.append(f"## costlab compare ({heading})")
     else:
         parts.append(f"costlab compare: {heading}")
@@ -304,14 +273,14 @@ def comparison_text(c: Comparison, fmt: str = "table", per_layer: bool = False,
         for note in _notes(t, c.unit):
             notes.append(f"{t.name}: {note}")
     parts += view.prose(notes)
-    for _, kind, _ in feature_groups(c.targets):
-        parts += kind.report_section(c.targets, c.unit, view)
+    for _, shown, _ in feature_groups(c.targets):
+        parts += shown.report_section(c.targets, c.unit, view)
     for t in c.targets:
         if per_layer:
-            title = f"### {t.name}" if fmt == "md" else f"{t.name}"
+            title = f"### {t.name}" if fmt == Format.MD else f"{t.name}"
             parts += ["", title, "", _layer_table(t, fmt, c.unit, view=view)]
-        for feature in t.features:
-            parts += feature.section(t, c.unit, view, compact=not per_layer)
+        for feature, shown in presented(t):
+            parts += shown.section(feature, t, c.unit, view, compact=not per_layer)
     return "\n".join(parts) + "\n"
 
 
@@ -321,9 +290,9 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
     unit = unit_label(c.unit).lower()
     groups = feature_groups(c.targets)
     if per_layer:
-        columns = [(name, kind.layer_columns(group, c.unit, None), kind.from_run) for name, kind, group in groups]
-        counted = [(name, headings) for name, headings, from_run in columns if not from_run]
-        ran = [(name, headings) for name, headings, from_run in columns if from_run]
+        columns = [(name, shown, shown.layer_columns(group, c.unit, None)) for name, shown, group in groups]
+        counted = [(name, shown, headings) for name, shown, headings in columns if not shown.from_run]
+        ran = [(name, shown, headings) for name, shown, headings in columns if shown.from_run]
         headers = (["target", "layer", "type", "op", "output", unit, "params", "ops", "activations"]
                    + _titles(counted) + ["formula"] + _titles(ran))
         rows = []
@@ -331,11 +300,11 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
             for row, members in t.folded(None):
                 cells = [t.name, row.name, row.type, row.op, shape(row.output[1:]), in_unit(row.macs, c.unit),
                          row.params, row.ops, row.activations]
-                for name, headings in counted:
-                    cells += _feature_cells(t.feature(name), headings, row, members, c.unit, None)
+                for name, shown, headings in counted:
+                    cells += _feature_cells(shown, t.feature(name), headings, row, members, c.unit, None)
                 cells.append(formula_in_unit(row.formula, c.unit))
-                for name, headings in ran:
-                    cells += _feature_cells(t.feature(name), headings, row, members, c.unit, None)
+                for name, shown, headings in ran:
+                    cells += _feature_cells(shown, t.feature(name), headings, row, members, c.unit, None)
                 rows.append(cells)
         return csv_text(headers, rows)
     headers = ["target", "input", "batch", "output", unit, "sum_of_layers", "params", "ops",
@@ -345,8 +314,8 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
             for r in comparison_summary_rows(c)]
     headers += ["weight_bytes", "activation_bytes"]
     rows = [row + [weight_bytes(t), activation_bytes(t)] for row, t in zip(rows, c.targets)]
-    for _, kind, group in groups:
-        headings, cells = kind.side_by_side(group, c.unit, None)
+    for _, shown, group in groups:
+        headings, cells = shown.side_by_side(group, c.unit, None)
         if headings:
             headers += [h.title for h in headings]
             rows = [row + more for row, more in zip(rows, cells)]
@@ -358,13 +327,13 @@ def comparison_csv(c: Comparison, per_layer: bool = False) -> str:
 def analysis_summary(a: Analysis) -> str:
     """'resnet50: 3×224×224 → 1000, 4.09 G MACs, 25.6 M params, 39.1 M ops, 177 layers'."""
     return (f"{a.name}: {shape(a.input)} → {shape(a.output)}" + (f" (batch {a.batch})" if a.batch != 1 else "")
-            + f", {si(a.macs)} MACs, {si(a.params)} params, {si(a.ops)} ops, {len(a.layers)} layers")
+            + f", {number(a.macs)} MACs, {number(a.params)} params, {number(a.ops)} ops, {len(a.layers)} layers")
 
 
 def comparison_summary(c: Comparison) -> str:
     """'resnet50 4.09 G MACs, mobilenet-v2 301 M (13.60× fewer)'."""
-    parts = [f"{c.targets[0].name} {si(in_unit(c.targets[0].macs, c.unit))} {unit_label(c.unit)}"]
-    parts += [f"{t.name} {si(in_unit(t.macs, c.unit))} ({ratio_text(r, False)})"
+    parts = [f"{c.targets[0].name} {number(in_unit(c.targets[0].macs, c.unit))} {unit_label(c.unit)}"]
+    parts += [f"{t.name} {number(in_unit(t.macs, c.unit))} ({ratio_text(r, False)})"
               for t, r in zip(c.targets[1:], c.ratios[1:])]
     return ", ".join(parts)
 
@@ -378,38 +347,38 @@ def _html_paragraphs(lines: Sequence[str]) -> list[str]:
 def analysis_html(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
     """An HTML view for notebooks: the summary, the per-layer table (every column, SI-scaled
     counts, exact ones on hover) and the notes."""
-    view = View("html")
+    view = View(Format.HTML)
     return "\n".join(["<div>"] + _html_paragraphs([analysis_summary(a)])
-                     + [_layer_table(a, "html", unit, depth, share=True, view=view)]
+                     + [_layer_table(a, Format.HTML, unit, depth, share=True, view=view)]
                      + _html_paragraphs([convention(unit)] + _notes(a, unit)) + ["</div>"])
 
 
 def comparison_html(c: Comparison) -> str:
     """An HTML view for notebooks: the side-by-side table (every column) and the notes."""
-    table, _ = _comparison_table(c, View("html"))
+    table, _ = _comparison_table(c, View(Format.HTML))
     notes = [convention(c.unit)] + [f"{t.name}: {note}" for t in c.targets for note in _notes(t, c.unit)]
     return "\n".join(["<div>"] + _html_paragraphs([f"costlab compare: {_comparison_heading(c)}"]) + [table]
                      + _html_paragraphs(notes) + ["</div>"])
 
 
-def render_comparison(c: Comparison, fmt: str = "table", per_layer: bool = False,
+def render_comparison(c: Comparison, fmt: str = Format.TABLE, per_layer: bool = False,
                       width: int | None = None, exact: bool = False) -> str:
-    """``costlab compare`` output in one of FORMATS; the terminal table fits ``width`` columns
+    """``costlab compare`` output in one of the formats (costlab.render.formats.Format); the terminal table fits ``width`` columns
     (None: every column) with SI-scaled counts unless ``exact``."""
-    if fmt == "json":
+    if fmt == Format.JSON:
         return json.dumps(c.to_dict(), indent=2) + "\n"
-    if fmt == "csv":
+    if fmt == Format.CSV:
         return comparison_csv(c, per_layer)
     return comparison_text(c, fmt, per_layer, View(fmt, width, exact))
 
 
 def comparison_markdown(c: Comparison, per_layer: bool = False) -> str:
-    return comparison_text(c, "md", per_layer)
+    return comparison_text(c, Format.MD, per_layer)
 
 
 # --- one analysis --------------------------------------------------------------------
 
-def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, unit: str = "macs",
+def analysis_text(a: Analysis, fmt: str = Format.TABLE, depth: int | None = None, unit: str = "macs",
                   view: View | None = None) -> str:
     """``costlab analyze`` output: a per-layer table (folded to ``depth``) with shares and a total."""
     view = view or View(fmt)
@@ -417,17 +386,17 @@ def analysis_text(a: Analysis, fmt: str = "table", depth: int | None = None, uni
     head = (f"{a.name}: input {shape(a.input)}, batch {a.batch}, {a.dtype} → output {shape(a.output)}; "
             f"{n(in_unit(a.macs, unit))} {unit_label(unit)}, {n(a.params)} params, "
             f"{n(a.ops)} ops")
-    for feature in a.features:
-        extra = feature.headline(unit, view)
+    for feature, shown in presented(a):
+        extra = shown.headline(feature, unit, view)
         head += f"; {extra}" if extra else ""
-    parts = ([f"## {head}"] if fmt == "md" else view.prose([head]))
+    parts = ([f"## {head}"] if fmt == Format.MD else view.prose([head]))
     parts += ["", _layer_table(a, fmt, unit, depth, share=True, view=view)]
     parts += view.prose(([] if view.width is not None and "Not shown at" in parts[-1] else [""])
                         + [convention(unit)] + _notes(a, unit))
-    for feature in a.features:
-        parts += feature.section(a, unit, view, compact=False)
-    for feature in a.features:
-        parts += type(feature).report_section([a], unit, view)
+    for feature, shown in presented(a):
+        parts += shown.section(feature, a, unit, view, compact=False)
+    for _, shown in presented(a):
+        parts += shown.report_section([a], unit, view)
     return "\n".join(parts) + "\n"
 
 
@@ -435,9 +404,9 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
     """One row per per-layer row (folded to ``depth``); each feature adds its columns (those of a run
     after the formula)."""
     unit_name = unit_label(unit).lower()
-    columns = [(f, type(f).layer_columns([f], unit, None)) for f in a.features]
-    counted = [(f, headings) for f, headings in columns if not f.from_run]
-    ran = [(f, headings) for f, headings in columns if f.from_run]
+    columns = [(f, shown, shown.layer_columns([f], unit, None)) for f, shown in presented(a)]
+    counted = [(f, shown, headings) for f, shown, headings in columns if not shown.from_run]
+    ran = [(f, shown, headings) for f, shown, headings in columns if shown.from_run]
     headers = (["layer", "type", "op", "output", unit_name, "params", "ops", "activations", "weight_bytes",
                 "activation_bytes"] + _titles(counted) + ["formula"] + _titles(ran))
     rows = []
@@ -445,41 +414,41 @@ def analysis_csv(a: Analysis, depth: int | None = None, unit: str = "macs") -> s
         row: list[Any] = [r.name, r.type, r.op, shape(r.output[1:]), in_unit(r.macs, unit), r.params,
                           r.ops, r.activations, r.params * DTYPE_BYTES[a.dtype],
                           r.activations * DTYPE_BYTES[a.dtype]]
-        for feature, headings in counted:
-            row += _feature_cells(feature, headings, r, members, unit, None)
+        for feature, shown, headings in counted:
+            row += _feature_cells(shown, feature, headings, r, members, unit, None)
         row.append(formula_in_unit(r.formula, unit))
-        for feature, headings in ran:
-            row += _feature_cells(feature, headings, r, members, unit, None)
+        for feature, shown, headings in ran:
+            row += _feature_cells(shown, feature, headings, r, members, unit, None)
         rows.append(row)
     return csv_text(headers, rows)
 
 
-def render_analysis(a: Analysis, fmt: str = "table", depth: int | None = None, unit: str = "macs",
+def render_analysis(a: Analysis, fmt: str = Format.TABLE, depth: int | None = None, unit: str = "macs",
                     width: int | None = None, exact: bool = False) -> str:
-    """``costlab analyze`` output in one of FORMATS (JSON is the compare object with one target);
+    """``costlab analyze`` output in one of the formats (JSON is the compare object with one target);
     the terminal table fits ``width`` with SI-scaled counts unless ``exact``."""
-    if fmt == "json":
+    if fmt == Format.JSON:
         return json.dumps(Comparison((a,), unit).to_dict(), indent=2) + "\n"
-    if fmt == "csv":
+    if fmt == Format.CSV:
         return analysis_csv(a, depth, unit)
     return analysis_text(a, fmt, depth, unit, View(fmt, width, exact))
 
 
 def analysis_markdown(a: Analysis, depth: int | None = None, unit: str = "macs") -> str:
-    return analysis_text(a, "md", depth, unit)
+    return analysis_text(a, Format.MD, depth, unit)
 
 
 
-def preset_list(analyses: Sequence[Analysis], summaries: Sequence[str], fmt: str = "table",
+def preset_list(analyses: Sequence[Analysis], summaries: Sequence[str], fmt: str = Format.TABLE,
                 width: int | None = None, exact: bool = False) -> str:
     """``costlab list``: one line per preset with its default input, params and MACs."""
     headers = ["preset", "input", "params", "MACs", "description"]
     raw = [[a.name, shape(a.input), a.params, a.macs, summary] for a, summary in zip(analyses, summaries)]
-    if fmt == "json":
+    if fmt == Format.JSON:
         return json.dumps([dict(zip(["name", "input", "params", "macs", "description"],
                                     [a.name, list(a.input), a.params, a.macs, s]))
                            for a, s in zip(analyses, summaries)], indent=2) + "\n"
-    if fmt == "csv":
+    if fmt == Format.CSV:
         return csv_text(["preset", "input", "params", "macs", "description"], raw)
     view = View(fmt, width, exact)
     rows = [[name, inp, view.count(params), view.count(macs), summary] for name, inp, params, macs, summary in raw]
@@ -492,18 +461,16 @@ def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 
 
-def render_peaks(peaks: Any, path: str | None, fmt: str = "table") -> str:
+def render_peaks(peaks: Any, path: str | None, fmt: str = Format.TABLE) -> str:
     """``costlab calibrate``: the measured peaks (a dict of roofline.Peaks), their ridge and the cache
     file (None: a contended calibration, not cached)."""
-    if fmt == "json":
+    if fmt == Format.JSON:
         return json.dumps({**peaks, "cache": path}, indent=2) + "\n"
     keys = ["device", "device_name", "threads", "dtype", "gflops", "gbps", "ridge", "matmul_size",
             "copy_bytes", "cache_gbps", "cache_bytes", "run_share", "contended", "host", "torch_version",
             "measured_at"]
-    if fmt == "csv":
+    if fmt == Format.CSV:
         return csv_text(keys + ["cache"], [[_csv_value(peaks.get(k)) for k in keys] + [path or ""]])
-    from ..analyses.latency import threads_text  # not on `costlab compare`'s path
-
     threads = f", {threads_text(peaks['threads'])}" if peaks["device"] == "cpu" else ""
     rows = [
         ["peak arithmetic", f"{peaks['gflops']:.1f} GFLOP/s",
@@ -525,7 +492,7 @@ def render_peaks(peaks: Any, path: str | None, fmt: str = "table") -> str:
     else:
         cached = f"Cached in {path} ({peaks['measured_at']}).{conditions}"
     title = f"{peaks['device']} ({peaks['device_name']}{threads}) on {peaks['host']}, torch {peaks['torch_version']}"
-    parts = [f"## Roofline peaks: {title}" if fmt == "md" else f"Roofline peaks: {title}", "",
+    parts = [f"## Roofline peaks: {title}" if fmt == Format.MD else f"Roofline peaks: {title}", "",
              grid(["", "measured", "how"], rows, fmt, [False, True, False]), "", cached]
     return "\n".join(parts) + "\n"
 

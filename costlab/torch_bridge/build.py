@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import operator
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -20,8 +21,10 @@ from torch.nn import functional as F
 
 from ..core.analysis import Analysis, Layer
 from ..core.errors import CostlabError, SpecError
-from ..core.specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise,
-                     Embedding, Flatten, Linear, Matmul, Norm, Pool, Reshape, Shape, Spec, Upsample)
+from ..core.registry import SpecRegistry
+from ..core.specs import (ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, AdaptivePool, Activation, Attention, Concat,
+                          Conv, Dropout, Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool,
+                          Recurrent, Reduce, Reshape, Shape, Spec, Upsample)
 
 def _activation(kind: str) -> nn.Module:
     """The torch.nn module of an activation kind, made as the catalog says (costlab.core.specs.ACTIVATIONS)."""
@@ -42,65 +45,153 @@ _ELEMENTWISE: dict[str, Callable[..., Any]] = {kind: getattr(operator, a.operato
                                                for kind, a in ARITHMETIC.items()}  # from the catalog
 
 
-def module_for(spec: Spec, inputs: Sequence[Shape]) -> nn.Module | None:
-    """The ``nn.Module`` that computes ``spec`` on inputs of these shapes, or None for a function."""
+@dataclass(frozen=True)
+class Builder:
+    """How the builder computes a spec: an ``nn.Module`` made from the spec and its input shapes
+    (``module``), or a function of the spec (``function``: the specs that are functions in PyTorch)."""
+
+    module: Callable[[Any, Sequence[Shape]], nn.Module] | None = None
+    function: Callable[[Any], Callable[..., torch.Tensor]] | None = None
+
+
+#: Spec type → its :class:`Builder`, or a NotApplicable entry saying why none is built.
+BUILDERS: SpecRegistry[Builder] = SpecRegistry("builder")
+
+
+def _module(*types: type) -> Callable[[Callable[[Any, Sequence[Shape]], nn.Module]], Any]:
+    """Register the decorated ``(spec, input shapes) → nn.Module`` as the builder of ``types``."""
+    def decorate(make: Callable[[Any, Sequence[Shape]], nn.Module]) -> Any:
+        BUILDERS.register(*types)(Builder(module=make))
+        return make
+    return decorate
+
+
+def _function(*types: type) -> Callable[[Callable[[Any], Callable[..., torch.Tensor]]], Any]:
+    """Register the decorated ``spec → function`` as the builder of ``types``."""
+    def decorate(make: Callable[[Any], Callable[..., torch.Tensor]]) -> Any:
+        BUILDERS.register(*types)(Builder(function=make))
+        return make
+    return decorate
+
+
+@_module(Conv)
+def _conv(spec: Conv, inputs: Sequence[Shape]) -> nn.Module:
+    cls = getattr(nn, CONVS[spec.kind].modules[spec.ndim - 1])
+    kwargs: dict[str, Any] = dict(stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
+                                  groups=spec.groups, bias=spec.bias)
+    if spec.transposed:
+        kwargs["output_padding"] = spec.output_padding
+    return cls(inputs[0][1], spec.out_channels, spec.kernel, **kwargs)
+
+
+@_module(Linear)
+def _linear(spec: Linear, inputs: Sequence[Shape]) -> nn.Module:
+    return nn.Linear(inputs[0][-1], spec.out_features, bias=spec.bias)
+
+
+@_module(Norm)
+def _norm(spec: Norm, inputs: Sequence[Shape]) -> nn.Module:
     shape = inputs[0]
-    if isinstance(spec, Conv):
-        cls = getattr(nn, CONVS[spec.kind].modules[spec.ndim - 1])
-        kwargs: dict[str, Any] = dict(stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
-                                      groups=spec.groups, bias=spec.bias)
-        if spec.transposed:
-            kwargs["output_padding"] = spec.output_padding
-        return cls(shape[1], spec.out_channels, spec.kernel, **kwargs)
-    if isinstance(spec, Linear):
-        return nn.Linear(shape[-1], spec.out_features, bias=spec.bias)
-    if isinstance(spec, Norm):
-        cls = _norm_class(spec.kind, len(shape))
-        if spec.kind == "layer":
-            return cls(spec.normalized_shape or shape[-1:], elementwise_affine=spec.affine)
-        if spec.kind == "group":
-            return cls(spec.num_groups, shape[1], affine=spec.affine)
-        return cls(shape[1], affine=spec.affine, track_running_stats=spec.track_running_stats)
-    if isinstance(spec, Activation):
-        return _activation(spec.kind)
-    if isinstance(spec, Pool):
-        cls = getattr(nn, POOLS[spec.kind].modules[len(spec.kernel) - 1])
-        if spec.mode == "max":
-            return cls(spec.kernel, spec.stride, spec.padding, spec.dilation, ceil_mode=spec.ceil_mode)
-        return cls(spec.kernel, spec.stride, spec.padding, ceil_mode=spec.ceil_mode,
-                   count_include_pad=spec.count_include_pad)
-    if isinstance(spec, AdaptivePool):
-        ndim = len(spec.output_size)
-        size = spec.output_size[0] if ndim == 1 else spec.output_size
-        return getattr(nn, POOLS[spec.kind].modules[ndim - 1])(size)
-    if isinstance(spec, Dropout):
-        return nn.Dropout(spec.p)
-    if isinstance(spec, Flatten):
-        return nn.Flatten(spec.start_dim, spec.end_dim)
-    if isinstance(spec, Embedding):
-        return nn.Embedding(spec.num_embeddings, spec.embedding_dim)
-    if isinstance(spec, Upsample):
-        return nn.Upsample(size=spec.size, mode=spec.mode)
-    return None
+    cls = _norm_class(spec.kind, len(shape))
+    if spec.kind == "layer":
+        return cls(spec.normalized_shape or shape[-1:], elementwise_affine=spec.affine)
+    if spec.kind == "group":
+        return cls(spec.num_groups, shape[1], affine=spec.affine)
+    return cls(shape[1], affine=spec.affine, track_running_stats=spec.track_running_stats)
+
+
+@_module(Activation)
+def _activation_module(spec: Activation, inputs: Sequence[Shape]) -> nn.Module:
+    return _activation(spec.kind)
+
+
+@_module(Pool)
+def _pool(spec: Pool, inputs: Sequence[Shape]) -> nn.Module:
+    cls = getattr(nn, POOLS[spec.kind].modules[len(spec.kernel) - 1])
+    if spec.mode == "max":
+        return cls(spec.kernel, spec.stride, spec.padding, spec.dilation, ceil_mode=spec.ceil_mode)
+    return cls(spec.kernel, spec.stride, spec.padding, ceil_mode=spec.ceil_mode,
+               count_include_pad=spec.count_include_pad)
+
+
+@_module(AdaptivePool)
+def _adaptive_pool(spec: AdaptivePool, inputs: Sequence[Shape]) -> nn.Module:
+    ndim = len(spec.output_size)
+    size = spec.output_size[0] if ndim == 1 else spec.output_size
+    return getattr(nn, POOLS[spec.kind].modules[ndim - 1])(size)
+
+
+@_module(Dropout)
+def _dropout(spec: Dropout, inputs: Sequence[Shape]) -> nn.Module:
+    return nn.Dropout(spec.p)
+
+
+@_module(Flatten)
+def _flatten(spec: Flatten, inputs: Sequence[Shape]) -> nn.Module:
+    return nn.Flatten(spec.start_dim, spec.end_dim)
+
+
+@_module(Embedding)
+def _embedding(spec: Embedding, inputs: Sequence[Shape]) -> nn.Module:
+    return nn.Embedding(spec.num_embeddings, spec.embedding_dim)
+
+
+@_module(Upsample)
+def _upsample(spec: Upsample, inputs: Sequence[Shape]) -> nn.Module:
+    return nn.Upsample(size=spec.size, mode=spec.mode)
+
+
+@_function(Elementwise)
+def _elementwise(spec: Elementwise) -> Callable[..., torch.Tensor]:
+    if spec.kind not in _ELEMENTWISE:
+        raise SpecError(f"cannot build element-wise {spec.kind!r}")
+    return _ELEMENTWISE[spec.kind]
+
+
+@_function(Concat)
+def _concat(spec: Concat) -> Callable[..., torch.Tensor]:
+    dim = spec.dim
+    return lambda *xs: torch.cat(xs, dim)
+
+
+@_function(Matmul)
+def _matmul(spec: Matmul) -> Callable[..., torch.Tensor]:
+    return lambda a, b: torch.matmul(a, b)  # looked up at call time, as a model's forward does
+
+
+@_function(Attention)
+def _attention(spec: Attention) -> Callable[..., torch.Tensor]:
+    return lambda q, k, v: F.scaled_dot_product_attention(q, k, v)
+
+
+@_function(Reshape)
+def _reshape(spec: Reshape) -> Callable[..., torch.Tensor]:
+    shape = spec.shape
+    return lambda x: x.reshape(shape)
+
+
+BUILDERS.not_applicable(Reduce, "a reduction is only ever traced; the latency engine runs it as "
+                                "torch.<kind> (costlab.torch_bridge.latency)")
+BUILDERS.not_applicable(Pad, "a pad is only ever traced; the latency engine runs it as F.pad "
+                             "(costlab.torch_bridge.latency)")
+BUILDERS.not_applicable(Held, "parameters a forward pass never uses run nothing")
+BUILDERS.not_applicable(Recurrent, "an LSTM/GRU/RNN is only ever traced (its module returns the output "
+                                   "and the state); the user's own module runs it")
+
+
+def module_for(spec: Spec, inputs: Sequence[Shape]) -> nn.Module | None:
+    """The ``nn.Module`` that computes ``spec`` on inputs of these shapes, or None for a function
+    (and for a spec the builder does not build: :func:`function_for` says why)."""
+    builder = BUILDERS.get(type(spec))
+    return builder.module(spec, inputs) if builder is not None and builder.module is not None else None
 
 
 def function_for(spec: Spec) -> Callable[..., torch.Tensor]:
     """The function that computes a spec that is not a module in PyTorch."""
-    if isinstance(spec, Elementwise):
-        if spec.kind not in _ELEMENTWISE:
-            raise SpecError(f"cannot build element-wise {spec.kind!r}")
-        return _ELEMENTWISE[spec.kind]
-    if isinstance(spec, Concat):
-        dim = spec.dim
-        return lambda *xs: torch.cat(xs, dim)
-    if isinstance(spec, Matmul):  # looked up at call time, as a model's forward does
-        return lambda a, b: torch.matmul(a, b)
-    if isinstance(spec, Attention):
-        return lambda q, k, v: F.scaled_dot_product_attention(q, k, v)
-    if isinstance(spec, Reshape):
-        shape = spec.shape
-        return lambda x: x.reshape(shape)
-    raise SpecError(f"cannot build {type(spec).__name__}")
+    builder = BUILDERS[type(spec)]
+    if builder.function is None:
+        raise SpecError(f"{type(spec).__name__} is built as a module, not a function")
+    return builder.function(spec)
 
 
 class _Step:

@@ -340,6 +340,21 @@ def call_module(recorder: Recorder, path: str, module: nn.Module, args: tuple, k
     return value
 
 
+def parametrizations(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(tensor name, its ParametrizationList) of a module parametrized by ``torch.nn.utils.parametrize``:
+    each rebuilds its tensor from the original on every access (``module.weight`` runs it)."""
+    found = module.__dict__.get("_modules", {}).get("parametrizations")
+    return list(found.items()) if isinstance(found, nn.ModuleDict) else []
+
+
+def list_parametrization(recorder: Recorder, path: str, tensor: str, chain: nn.Module, why: str) -> None:
+    """List a parametrization whose arithmetic is not priced (the counts are then a lower bound)."""
+    recorder.unsupported.append(Unsupported(
+        f"{path}.parametrizations.{tensor}" if path else f"parametrizations.{tensor}",
+        " → ".join(type(step).__name__ for step in chain),
+        f"the parametrization rebuilds {tensor} on every access; {why}"))
+
+
 def _apply(recorder: Recorder, call: Call, start: int, rule: Any, *arguments: Any) -> Any:
     """``rule(call, *arguments)``: a RuleError rolls its layers back (Unpriced); a SpecError is the
     input not fitting the module — the user's error — named after the layer."""

@@ -36,6 +36,7 @@ from ..core.errors import SpecError, TargetError
 from ..core.specs import ACTIVATIONS, ARITHMETIC, Elementwise
 from .aten import ATEN_RULES, FREE_OPS, _Free
 from .recorder import (HOOK_ATTRIBUTES, TOP_LEVEL, Call, Recorder, Unpriced, call_function, call_module,
+                       list_parametrization, parametrizations,
                        function_site, leaves, map_leaves, module_site, one_line, own_tensors, type_name)
 from .rules import (CREATION_FUNCTIONS, CREATION_METHODS, RuleError, TensorValue, function_rule,
                     leaf_modules, module_rule, op_name, tensor_method_name)
@@ -340,6 +341,8 @@ def _hooks(state: RunState, root: nn.Module) -> list[Any]:
             start = len(recorder.layers)
             try:
                 value = call_module(recorder, path, m, vargs, vkwargs)
+                for tensor, chain in parametrizations(m):  # ran inside the leaf, unseen
+                    list_parametrization(recorder, path, tensor, chain, "the meta and CPU runs do not price it")
             except (Unpriced, SpecError) as unpriced:  # the module ran: its rule is what fails
                 recorder.rollback(start)
                 recorder.unsupported.append(Unsupported(path or TOP_LEVEL, type_name(m), str(unpriced)))

@@ -65,7 +65,7 @@ from ..core.errors import CostlabError, TargetError
 from ..core.graph import Net
 from ..core.inputs import InputError, Inputs, TensorSpec, describe, headline, tensor_leaves
 from .recorder import (TOP_LEVEL, Recorder, Unpriced, call_function, call_module, detached, function_site,
-                       has_unknown, is_value_leaf, module_site, one_line)
+                       has_unknown, is_value_leaf, list_parametrization, module_site, one_line, parametrizations)
 from .rules import (CREATION_FUNCTIONS, CREATION_METHODS, PYTHON_FUNCTIONS, PYTHON_MODULES, TensorValue,
                     Unknown, is_leaf, op_name)
 from .run import meta_copy, price_alone, real_copy, run_module
@@ -529,6 +529,7 @@ def _fx_call(root: nn.Module, recorder: Recorder, node: fx.Node, args: tuple, kw
     if node.op == "call_module":
         path = str(node.target)
         module = recorder.modules.get(path) or root.get_submodule(path)
+        _price_parametrizations(recorder, path, module)
         try:
             return call_module(recorder, path, module, args, kwargs)
         except Unpriced as unpriced:
@@ -556,6 +557,20 @@ def _fx_call(root: nn.Module, recorder: Recorder, node: fx.Node, args: tuple, kw
 
 
 _FOLLOWS_UNSUPPORTED = "its input follows an unsupported op"
+
+
+def _price_parametrizations(recorder: Recorder, path: str, module: nn.Module) -> None:
+    """A module parametrized by ``torch.nn.utils.parametrize`` runs each parametrization's forward
+    on every access of the tensor (once per call of its forward, which reads it once): each is priced
+    alone at the aten level, as layers ``<path>.parametrizations.<tensor>.<op>`` ahead of the
+    module's own; one that cannot be priced is listed."""
+    for tensor, chain in parametrizations(module):
+        name = f"{path}.parametrizations.{tensor}" if path else f"parametrizations.{tensor}"
+        try:
+            price_alone(recorder, chain, (), {}, owner=path, base=name, own=True, site=module_site(chain),
+                        module=chain, module_path=name)
+        except Unpriced as unpriced:
+            list_parametrization(recorder, path, tensor, chain, unpriced.reason)
 
 
 def _alone(recorder: Recorder, run: Callable[..., Any] | None, args: tuple, kwargs: dict, *, owner: str,

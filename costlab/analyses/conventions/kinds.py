@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any, Callable, Literal, Mapping
 from ...core.errors import CostlabError
+from ...core.registry import RegistryError, SpecRegistry
 from ...core.specs import ACTIVATIONS, ARITHMETIC, CONVS, NORMS, POOLS, UPSAMPLE_OPS, REDUCTIONS, AdaptivePool, Activation, Attention, Concat, Conv, Dropout, Elementwise, Embedding, Flatten, Held, Linear, Matmul, Norm, Pad, Pool, Recurrent, Reduce, Reshape, Upsample
 from typing import TYPE_CHECKING
 
@@ -26,28 +27,28 @@ _ELEMENTWISE_KINDS = MappingProxyType({kind: kind for kind in ARITHMETIC})  # fr
 ARITHMETIC_KINDS = tuple(ARITHMETIC)
 
 
-#: Spec type → its layer kind (a function of the spec, for the types with variants).
-KIND_OF: Mapping[type, Callable[[Any], str]] = MappingProxyType({
-    Conv: lambda s: s.kind,
-    Linear: lambda s: "linear",
-    Matmul: lambda s: "matmul",
-    Attention: lambda s: "attention",
-    Norm: lambda s: f"{s.kind}-norm",
-    Activation: lambda s: s.kind,
-    Pool: lambda s: f"{s.kind}-pool",
-    AdaptivePool: lambda s: f"{s.kind}-pool",
-    Elementwise: lambda s: _ELEMENTWISE_KINDS.get(s.kind, "elementwise"),
-    Upsample: lambda s: f"upsample-{s.mode}",
-    Concat: lambda s: "concat",
-    Flatten: lambda s: "flatten",
-    Reshape: lambda s: "reshape",
-    Dropout: lambda s: "dropout",
-    Embedding: lambda s: "embedding",
-    Reduce: lambda s: f"reduce-{s.kind}",
-    Pad: lambda s: "pad",
-    Held: lambda s: "held",
-    Recurrent: lambda s: "recurrent",
-})
+#: Spec type → its layer kind (a function of the spec, for the types with variants); one
+#: ``KIND_OF.register`` per spec type, a duplicate refused.
+KIND_OF: SpecRegistry[Callable[[Any], str]] = SpecRegistry("convention kind")
+KIND_OF.register(Conv)(lambda s: s.kind)
+KIND_OF.register(Linear)(lambda s: "linear")
+KIND_OF.register(Matmul)(lambda s: "matmul")
+KIND_OF.register(Attention)(lambda s: "attention")
+KIND_OF.register(Norm)(lambda s: f"{s.kind}-norm")
+KIND_OF.register(Activation)(lambda s: s.kind)
+KIND_OF.register(Pool)(lambda s: f"{s.kind}-pool")
+KIND_OF.register(AdaptivePool)(lambda s: f"{s.kind}-pool")
+KIND_OF.register(Elementwise)(lambda s: _ELEMENTWISE_KINDS.get(s.kind, "elementwise"))
+KIND_OF.register(Upsample)(lambda s: f"upsample-{s.mode}")
+KIND_OF.register(Concat)(lambda s: "concat")
+KIND_OF.register(Flatten)(lambda s: "flatten")
+KIND_OF.register(Reshape)(lambda s: "reshape")
+KIND_OF.register(Dropout)(lambda s: "dropout")
+KIND_OF.register(Embedding)(lambda s: "embedding")
+KIND_OF.register(Reduce)(lambda s: f"reduce-{s.kind}")
+KIND_OF.register(Pad)(lambda s: "pad")
+KIND_OF.register(Held)(lambda s: "held")
+KIND_OF.register(Recurrent)(lambda s: "recurrent")
 
 
 ACTIVATION_KINDS = tuple(ACTIVATIONS)  # from the catalog
@@ -83,8 +84,8 @@ def layer_kind(layer: Layer) -> str:
     """The kind of a layer that the conventions' tables are keyed by (e.g. ``conv``, ``relu6``)."""
     try:
         return KIND_OF[type(layer.spec)](layer.spec)
-    except KeyError:
-        raise ConventionError(f"no convention rule for {type(layer.spec).__name__}") from None
+    except RegistryError as error:
+        raise ConventionError(str(error)) from None
 
 
 #: The function costlab's builder (torch_bridge/build.py) calls for the specs that are not

@@ -5,14 +5,18 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Mapping
 
+from ...core.tools import CONVENTION_TOOLS
 from . import fvcore, ptflops, pytorch, thop, torchinfo, torchprofile, torchvision
 from .kinds import ConventionError
 from .language import Convention
 
-#: Convention name → its rules. The first five are the ``--convention`` targets of the issue;
-#: torchprofile and torch (PyTorch's own counter) complete the peers of benchmarks/peers.py.
-CONVENTIONS: Mapping[str, Convention] = MappingProxyType({c.name: c for c in (
-    tool.convention() for tool in (fvcore, ptflops, thop, torchinfo, torchvision, torchprofile, pytorch))})
+#: The module of this package that states each tool's rules.
+_MODULES = MappingProxyType({"fvcore": fvcore, "ptflops": ptflops, "thop": thop, "torchinfo": torchinfo,
+                             "torchvision": torchvision, "torchprofile": torchprofile, "torch": pytorch})
+
+#: Convention name → its rules, in the order of core.tools.CONVENTION_TOOLS.
+CONVENTIONS: Mapping[str, Convention] = MappingProxyType({name: _MODULES[name].convention()
+                                                          for name in CONVENTION_TOOLS})
 
 
 def find_convention(name: str) -> Convention:

@@ -8,10 +8,12 @@ from .registry import CONVENTIONS
 
 
 def check_tables() -> list[str]:
-    """Problems with the tables (a kind without rule, a MAC layer kind or a composite's part without
+    """Problems with the tables (a tool whose module states another's rules, a kind without rule, a MAC layer kind or a composite's part without
     one primary term, a composite missing a part)."""
     problems = []
-    for convention in CONVENTIONS.values():
+    for name, convention in CONVENTIONS.items():
+        if convention.name != name:
+            problems.append(f"{name}: its module states the rules of {convention.name}")
         for kind in LAYER_KINDS:
             terms = convention.modules.get(kind)
             if terms is None:
