@@ -19,18 +19,7 @@ import costlab
 from costlab.app.cli import main
 from costlab.core.errors import CostlabError
 from costlab.torch_bridge.trace import trace_module
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def assert_one_error_line(code: int, err: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert err.startswith("costlab: error: ") and err.endswith("\n") and err.count("\n") == 1, repr(err[:300])
+from test_hardening import assert_one_error_line, run
 
 
 # --- hf: targets name a config that exists ----------------------------------------------------

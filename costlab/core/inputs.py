@@ -92,7 +92,9 @@ def tensor_leaves(value: Any) -> list[tuple[str, Any]]:
 
 
 def _is_tensor(value: Any) -> bool:
-    return type(value).__module__.startswith("torch") and hasattr(value, "shape") and hasattr(value, "dtype")
+    """A torch tensor (told by its type: a nested tensor's ``shape`` raises when read)."""
+    kind = type(value)
+    return kind.__module__.startswith("torch") and hasattr(kind, "shape") and hasattr(kind, "dtype")
 
 
 def headline(inputs: Inputs) -> tuple[Shape, int]:

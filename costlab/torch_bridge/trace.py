@@ -674,20 +674,10 @@ def refuse_untraceable(module: nn.Module, label: str) -> None:
 
 def _refuse_nested(inputs: Inputs) -> None:
     """A nested (jagged) tensor among the inputs, refused: it has no one shape to trace."""
-    def visit(item: Any, path: str) -> None:
-        if isinstance(item, torch.Tensor):
-            if item.is_nested:
-                raise InputError(f"inputs: argument {path or 0} is a nested tensor, which has no one shape "
-                                 "to trace; give a padded tensor")
-        elif isinstance(item, (list, tuple)):
-            for index, sub in enumerate(item):
-                visit(sub, f"{path}.{index}" if path else str(index))
-        elif isinstance(item, dict):
-            for key, sub in item.items():
-                visit(sub, f"{path}.{key}" if path else str(key))
-
-    visit(list(inputs.args), "")
-    visit(dict(inputs.kwargs), "")
+    for path, leaf in tensor_leaves(inputs):
+        if isinstance(leaf, torch.Tensor) and leaf.is_nested:
+            raise InputError(f"inputs: argument {path} is a nested tensor, which has no one shape to trace; "
+                             "give a padded tensor")
 
 
 def _trace_module(module: nn.Module, input: Sequence[int] | None, batch: int, dtype: str, name: str | None,
