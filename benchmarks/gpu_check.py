@@ -10,9 +10,15 @@ Parts, in order (each timed; the whole is meant to take well under 3 minutes):
    the card at batch 1, and both cases again at batch 32 (where a GPU is busy enough to approach its roofline);
 4. whole-model latency of ResNet-50 and MobileNet v2 at batch 1 and 32, and ResNet-50 per layer at batch 32
    (skipped when the time budget is spent);
-5. memory: costlab's predicted inference and Adam training-step peaks (foreach Adam, CUDA's default)
-   against ``torch.cuda.max_memory_allocated`` for ResNet-50 and MobileNet v2 at batch 1 and 32 (the
-   dry run measures batch 1 with MemTracker on the CPU instead).
+5. memory: costlab's predicted inference and Adam training-step peaks — the layer graph's liveness
+   (foreach Adam, CUDA's default) and the built module's forward followed on the meta device — against
+   ``torch.cuda.max_memory_allocated`` of that module's own forward for ResNet-50 and MobileNet v2 at
+   batch 1 and 32 (the dry run measures batch 1 with MemTracker on the CPU instead);
+6. ``--predict cuda``: a kernel calibration of the card (``costlab calibrate --device cuda``'s, within
+   ``--predict-budget-s``), then ``benchmarks/bench_latency_prediction.py``'s models predicted and
+   measured on the card at batch 1 and 8: the share within ±10 % and ±25 %, the median error, the rank
+   correlation (``--predict-models N`` takes the first N; the dry run: 4 models at batch 1, a 10 s
+   calibration). Its figures go to ``gpu-check.md``, every point to ``latency-prediction-cuda.json``.
 
 It writes to DIR (default: $OUT when that is set, else reports/gpu/), every file naming the card:
 ``gpu-check.md`` (summary), ``gpu-check.json`` (everything, the JSON contract per comparison),
@@ -84,13 +90,18 @@ def counts_table(rows: list[dict[str, Any]]) -> str:
                     headers=headers, tablefmt="github", disable_numparse=True)
 
 
-MEMORY_HEADERS = ["model@batch", "inference predicted", "measured", "ratio", "training predicted (Adam)",
+MEMORY_HEADERS = ["model@batch", "prediction", "inference predicted", "measured", "ratio", "training predicted (Adam)",
                   "measured", "ratio"]
 
 
 def memory_part(device: str, batches: tuple[int, ...]) -> list[list[str]]:
-    """Predicted against measured peaks: max_memory_allocated on CUDA, MemTracker on the CPU."""
+    """Predicted against measured peaks of each preset's built module, called as a plain module(x):
+    max_memory_allocated on CUDA, MemTracker on the CPU. Two predictions: the layer graph's liveness
+    (foreach Adam on CUDA), and the module's forward followed on the meta device (CPU kernels and the
+    single-tensor Adam: on a card a lower bound by the foreach temporaries and workspaces)."""
     from costlab.analyses.memory import memory
+    from costlab.torch_bridge.build import build_module, example_input
+    from costlab.torch_bridge.lifetimes import follow_memory
     from costlab.torch_bridge.memory import measure_analysis, measure_cuda_allocated
 
     rows = []
@@ -98,17 +109,57 @@ def memory_part(device: str, batches: tuple[int, ...]) -> list[list[str]]:
         for batch in batches:
             analysis = analyze_target(Request.of(name, batch=batch))
             if device == "cuda":
-                predicted = memory(analysis, "adam", implementation="foreach")
+                liveness = memory(analysis, "adam", implementation="foreach")
                 measured = measure_cuda_allocated(analysis, "adam")
             else:
-                predicted = memory(analysis, "adam")
+                liveness = memory(analysis, "adam")
                 measured = measure_analysis(analysis, "adam")
-            rows.append([f"{name}@{batch}", f"{predicted.inference_peak:,}", f"{measured.inference_peak:,}",
-                         f"{predicted.inference_peak / measured.inference_peak:.3f}",
-                         f"{predicted.training_peak:,}", f"{measured.training_peak:,}",
-                         f"{predicted.training_peak / measured.training_peak:.3f}"])
-            log("  " + "  ".join(rows[-1]))
+            followed = follow_memory(build_module(analysis, device="meta"),
+                                     (example_input(analysis, device="meta"),), {}, "adam")
+            for label, inference, training in (("liveness", liveness.inference_peak, liveness.training_peak),
+                                               ("followed", followed.inference_peak, followed.training_peak)):
+                rows.append([f"{name}@{batch}", label, f"{inference:,}", f"{measured.inference_peak:,}",
+                             f"{inference / measured.inference_peak:.3f}", f"{training:,}",
+                             f"{measured.training_peak:,}", f"{training / measured.training_peak:.3f}"])
+                log("  " + "  ".join(rows[-1]))
     return rows
+
+
+def predict_part(device: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Part 6: calibrate the kernel families on ``device``, then predict and measure the hit-rate
+    benchmark's models there (benchmarks/bench_latency_prediction.py's functions)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_latency_prediction as bench
+    from costlab.torch_bridge.calibration import measure_calibration
+
+    dry = device == "cpu"
+    budget = args.predict_budget_s or (10.0 if dry else 60.0)
+    calibration = measure_calibration(device, None, "float32", budget)
+    specs = bench.model_specs(quick=dry)
+    limit = args.predict_models or (4 if dry else None)
+    specs = specs[:limit] if limit else specs
+    batches = (1,) if dry else (1, 8)
+    points, failed = [], []
+    threads = torch.get_num_threads()
+    for name, kind, make, shape in specs:
+        try:
+            made = make()
+            for batch in batches:
+                point = bench.measure_point(name, made, shape, batch, calibration, threads, 0.2, device)
+                point["kind"] = kind
+                points.append(point)
+        except Exception as error:  # reported, never hidden
+            failed.append((name, f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"))
+    result = {"calibration": calibration.identity(), "budget_s": budget, "points": points, "failed": failed,
+              "figures": [bench.figures(points, "costlab"), bench.figures(points, "torch_benchmark")]}
+    (out / f"latency-prediction-{device}.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    lines = [f"Calibration: {len(calibration.samples)} layers of {len(calibration.models)} kernel families in "
+             f"{calibration.seconds:.0f} s; {len({p['model'] for p in points})} models at batch "
+             f"{', '.join(map(str, batches))}."]
+    lines += [f"- {line}" for line in bench.summary_lines(result)]
+    if failed:
+        lines.append("Not measured: " + "; ".join(f"{m} ({e})" for m, e in failed))
+    return {"text": "\n".join(lines), "figures": result["figures"]}
 
 
 def default_output_dir() -> Path:
@@ -120,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, default=None)
     parser.add_argument("--budget-s", type=float, default=150.0,
                         help="skip the optional last part once this many seconds have passed")
+    parser.add_argument("--predict-budget-s", type=float, default=None,
+                        help="part 6: the kernel calibration's budget (default 60 on a card, 10 in the dry run)")
+    parser.add_argument("--predict-models", type=int, default=None,
+                        help="part 6: only the first N models (default all on a card, 4 in the dry run)")
     parser.add_argument("--cpu-dry-run", action="store_true",
                         help="run every part on the CPU instead (batches 1 and 2) to try the script "
                              "where there is no GPU; its files say so and hold no GPU figure")
@@ -193,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     memory_rows = memory_part(device, batches if device == "cuda" else batches[:1])  # MemTracker on CPU is slow
     t = lap("memory", t)
 
+    log(f"part 6: --predict {device}: a kernel calibration, then predicted against measured")
+    prediction = predict_part(device, args, out)
+    t = lap("prediction", t)
+
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     versions = (f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}; "
                 f"{peaks.notes or 'TF32 not applicable'}")
@@ -229,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
          "workspaces included); predicted for the foreach Adam and 1-byte dropout masks."
          if device == "cuda" else "CPU dry run: measured by MemTracker on the CPU."), "",
         tabulate(memory_rows, headers=MEMORY_HEADERS, tablefmt="github", disable_numparse=True),
+        "", f"## Predicted latency (`--predict {device}`): whole models against measured", "",
+        prediction["text"],
         "", "Per-part time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ".",
     ]
     (out / "gpu-check.md").write_text("\n".join(summary) + "\n", encoding="utf-8")
@@ -236,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
                "peaks": peaks.to_dict(), "timings_s": timings,
                "cases": {k: c.to_dict() for k, c in reports.items()},
                "models": {k: a.to_dict() for k, a in models.items()},
-               "memory": [dict(zip(MEMORY_HEADERS, row)) for row in memory_rows]}
+               "memory": [dict(zip(MEMORY_HEADERS, row)) for row in memory_rows],
+               "prediction": prediction["figures"]}
     (out / "gpu-check.json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     print("\n".join(summary))
     log(f"wrote {out}/gpu-check.md, gpu-check.json and the two latency-*-{device}.md reports")

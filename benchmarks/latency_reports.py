@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
             peaks = calibrate(args.device, args.threads)[0]
         else:
             peaks = peaks_for(args.device, args.threads, "float32")
+        from costlab.torch_bridge.calibration import cached_calibration
+
+        calibration = cached_calibration(args.device, args.threads, "float32")  # the predicted ratio, if cached
         total = sum(case_measurement_count(LATENCY_CASES[name]) for name in args.cases)
         with tqdm(total=total, desc=f"latency reports on {args.device}", file=sys.stderr, leave=False) as bar:
             def advance(label: str) -> None:
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                 bar.update(1)
             texts = {report_filename(LATENCY_CASES[name], args.device):
                      latency_report(name, args.device, args.threads, peaks=peaks, progress=advance,
-                                    command=command, min_cpu_share=args.min_cpu_share, attempts=args.attempts)
+                                    command=command, min_cpu_share=args.min_cpu_share, attempts=args.attempts,
+                                    calibration=calibration)
                      for name in args.cases}
     except CostlabError as error:
         print(f"latency_reports: error: {error}", file=sys.stderr)

@@ -47,7 +47,8 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
             name: str | None = None, freeze: Any = None, convention: str | None = None,
             inputs: Any = None, seq: int | None = None, check: Any = None, memory: bool = False,
             optimizer: str | None = None, latency: str | None = None, threads: int | None = None,
-            **options: Any) -> Analysis:
+            head: str | None = None, generate: int | None = None, predict: str | None = None,
+            calibration: Any = None, **options: Any) -> Analysis:
     """Cost of one target: a preset name, a layer-stack expression, a spec file,
     ``"package.module:callable"``, ``"hf:PATH"`` or an ``nn.Module``. ``options`` go to the preset
     or callable.
@@ -66,7 +67,17 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     default adam) adds the bytes held at inference and in a training step (``analysis.memory``);
     ``latency`` ('cpu' or 'cuda') measures the target and each of its layers there, with their
     roofline (``analysis.latency``, ``layer.latency``; ``threads``: CPU threads, default torch's),
-    as ``--latency`` does: the peaks are the cached ones, else measured first."""
+    as ``--latency`` does: the peaks are the cached ones, else measured first.
+
+    ``hf:`` targets: ``head`` (none, causal-lm, masked-lm, seq2seq-lm, …) chooses the model built
+    (default: the one the config names, else its causal LM); ``generate=N`` prices
+    ``generate(max_new_tokens=N)`` on ``seq`` prompt tokens (``analysis.generation``: prefill, each
+    decode step, the KV cache's bytes). ``predict`` ('cpu' or
+    'cuda') predicts the latency of the target and each layer from the counts, running nothing
+    (``analysis.prediction``), as ``--predict`` does: from ``calibration`` (a
+    ``costlab.analyses.prediction.Calibration``, such as ``costlab calibrate`` or
+    ``costlab.torch_bridge.calibration.measure_calibration`` makes) or else this machine's cached one;
+    with ``latency`` too, the prediction carries its error against the measurement."""
     from .app.pipeline import price
     from .app.request import Request, Steps
 
@@ -74,8 +85,19 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     if convention is not None and not isinstance(convention, str):
         raise CostlabError(f"convention must be a tool name ({', '.join(CONVENTION_TOOLS)}), "
                            f"got {type(convention).__name__}")
-    if threads is not None and latency is None:
-        raise CostlabError("threads= needs latency=")
+    if threads is not None and latency is None and predict is None:
+        raise CostlabError("threads= needs latency= or predict=")
+    if calibration is not None and predict is None:
+        raise CostlabError("calibration= needs predict=")
+    prediction = None
+    if predict is not None:
+        from .app.pipeline import prediction_step
+        if predict not in ("cpu", "cuda"):
+            raise CostlabError(f"predict must be 'cpu' or 'cuda', got {predict!r}")
+        if latency is not None and latency != predict:
+            raise CostlabError(f"predict={predict!r} and latency={latency!r}: a prediction is compared with a "
+                               "measurement on the same device")
+        prediction = prediction_step(predict, threads, calibration)
     measure = None
     if latency is not None:
         from .app.pipeline import latency_step
@@ -88,14 +110,17 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
                             options=options, name=name,
                             steps=Steps(freeze=freeze, check=checks, convention=convention,
                                         memory=(optimizer or "adam") if memory or optimizer is not None else None,
-                                        measure=measure)))
+                                        measure=measure, predict=prediction),
+                            head=head, generate=generate))
 
 
 def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
             dtype: str = "float32", unit: str = "macs", freeze: Any = None,
             convention: str | None = None, memory: bool = False, optimizer: str | None = None,
+            predict: str | None = None, calibration: Any = None, threads: int | None = None,
             **options: Any) -> Comparison:
-    """Several targets side by side; ``ratios`` are MACs of the first over MACs of each."""
+    """Several targets side by side; ``ratios`` are MACs of the first over MACs of each. ``predict``,
+    ``calibration`` and ``threads``: each target's predicted latency, as :func:`analyze`."""
     if isinstance(targets, str):
         raise CostlabError("compare() takes a list of targets")
     if unit not in ("macs", "flops"):
@@ -103,7 +128,8 @@ def compare(targets: Sequence[Any], input: Shape | None = None, batch: int = 1,
     if not targets:
         raise CostlabError("compare() needs at least one target")
     return Comparison(tuple(analyze(t, input, batch, dtype, freeze=freeze, convention=convention,
-                                    memory=memory, optimizer=optimizer, **options)
+                                    memory=memory, optimizer=optimizer, predict=predict,
+                                    calibration=calibration, threads=threads, **options)
                             for t in targets), unit)
 
 

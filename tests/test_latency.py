@@ -268,7 +268,7 @@ def test_calibrate_measures_and_caches(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setitem(roofline.MATMUL_SIZE, "cpu", 128)     # small, for a fast test
     monkeypatch.setitem(roofline.COPY_BYTES, "cpu", 2**20)
     monkeypatch.setitem(roofline.CALIBRATION_TIMING, "min_run_share", 0.0)  # cached even on a busy machine
-    code, out, err = run("calibrate", "--format", "json", "--threads", "1", "--quiet")
+    code, out, err = run("calibrate", "--format", "json", "--threads", "1", "--quiet", "--budget", "1")
     assert (code, err) == (0, "")
     data = json.loads(out)
     path = tmp_path / "costlab" / "peaks.json"
@@ -276,7 +276,7 @@ def test_calibrate_measures_and_caches(tmp_path: Path, monkeypatch: pytest.Monke
     assert data["gflops"] > 0 and data["gbps"] > 0 and data["ridge"] == pytest.approx(data["gflops"] / data["gbps"])
     cached = roofline.cached_peaks("cpu", 1, "float32", path)
     assert cached is not None and cached.gflops == data["gflops"]
-    code, out, _ = run("calibrate", "--threads", "1", "--quiet")
+    code, out, _ = run("calibrate", "--threads", "1", "--quiet", "--budget", "1")
     assert code == 0 and "GFLOP/s" in out and "ridge point" in out and str(path) in out
 
 

@@ -98,12 +98,12 @@ def test_a_contended_calibration_is_used_but_not_cached(tmp_path: Path, monkeypa
     assert path is None and peaks.contended and peaks.run_share == pytest.approx(0.3)
     assert not (tmp_path / roofline.CACHE_FILE).exists()
     out, err = io.StringIO(), io.StringIO()
-    assert main(["calibrate", "--threads", "1", "--quiet"], stdout=out, stderr=err) == 0
+    assert main(["calibrate", "--threads", "1", "--quiet", "--budget", "1"], stdout=out, stderr=err) == 0
     assert "Not cached: other work held the CPU" in out.getvalue()
     assert not (tmp_path / roofline.CACHE_FILE).exists()
     fake_scheduler(monkeypatch, [0.99] * 100)                # quiet again: measured and cached
     out = io.StringIO()
-    assert main(["calibrate", "--threads", "1", "--quiet", "--format", "json"], stdout=out, stderr=err) == 0
+    assert main(["calibrate", "--threads", "1", "--quiet", "--format", "json", "--budget", "1"], stdout=out, stderr=err) == 0
     data = json.loads(out.getvalue())
     assert data["cache"] == str(tmp_path / roofline.CACHE_FILE) and data["contended"] is False
     assert roofline.cached_peaks("cpu", 1, "float32", tmp_path / roofline.CACHE_FILE).run_share == pytest.approx(0.99)

@@ -1,5 +1,7 @@
 """The memory model held against PyTorch: what autograd saves (saved_tensors_hooks) and what
-MemTracker measures for presets and traced nets, inference and training step, within ±10 %.
+MemTracker measures on each model's own forward: presets on their built module called as a plain
+``module(x)`` (within ±10 % for the layer graph's liveness), traced nets by following their forward on
+the meta device (within ±3 %, never under by more than 3 %), inference and training step.
 
 Every preset is measured at batch 1 and 8 at its default input (marked ``measures``: CI runs it with
 ``--measured``). The CI set is the presets that fit the CI budget on a 2-core machine;
@@ -34,6 +36,11 @@ ALL = os.environ.get("COSTLAB_MEMORY_ALL") == "1"
 
 def _within(predicted: int, measured: int) -> bool:
     return abs(predicted - measured) <= TOLERANCE * measured
+
+
+def _close(predicted: int, measured: int) -> bool:
+    """The module prediction's goal: within ±3 % (so never under by more than 3 %)."""
+    return abs(predicted - measured) <= 0.03 * measured
 
 
 def _check_preset(name: str, batch: int) -> None:
@@ -123,15 +130,52 @@ class InPlace(nn.Module):
 def test_traced_nets_match_memtracker(factory, shape, batch: int) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     module = factory()
-    a = costlab.analyze(module, input=shape, batch=batch)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    a = costlab.analyze(module, input=shape, batch=batch, memory=True)
     inplace = inplace_layers(module, a)
     assert bool(inplace) == (factory is InPlace)
-    predicted = memory(a, "adam", inplace=inplace)
-    before = {k: v.clone() for k, v in module.state_dict().items()}
+    predicted = a.memory
+    assert any("followed in the module's own forward" in n for n in predicted.notes)
     measured = measure_memory(module, torch.randn((batch,) + shape), "adam")
     assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())  # the user's module is untouched
-    assert _within(predicted.inference_peak, measured.inference_peak), (predicted, measured)
-    assert _within(predicted.training_peak, measured.training_peak), (predicted, measured)
+    assert _close(predicted.inference_peak, measured.inference_peak), (predicted.inference_peak, measured)
+    assert _close(predicted.training_peak, measured.training_peak), (predicted.training_peak, measured)
+
+
+class HeldIdentity(nn.Module):
+    """An inverted residual whose Python code keeps its argument (``identity``) alive across the block
+    and whose activations run in place: what the layer graph's liveness alone cannot see."""
+
+    def __init__(self, skip: bool) -> None:
+        super().__init__()
+        self.skip = skip
+        self.expand = nn.Sequential(nn.Conv2d(8, 48, 1, bias=False), nn.BatchNorm2d(48), nn.ReLU6(inplace=True))
+        self.depthwise = nn.Sequential(nn.Conv2d(48, 48, 3, padding=1, groups=48, bias=False), nn.BatchNorm2d(48),
+                                       nn.ReLU6(inplace=True))
+        self.project = nn.Sequential(nn.Conv2d(48, 8, 1, bias=False), nn.BatchNorm2d(8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.project(self.depthwise(self.expand(x)))
+        return out + identity if self.skip else out
+
+
+@pytest.mark.parametrize("skip", [True, False])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("batch", [1, 8])
+def test_a_followed_forward_matches_memtracker_exactly(skip: bool, optimizer: str, batch: int) -> None:
+    """Following the forward on meta tensors sees what MemTracker sees on real ones: the same bytes."""
+    from costlab.torch_bridge.lifetimes import follow_memory
+
+    module = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), HeldIdentity(skip), HeldIdentity(skip),
+                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    x = torch.randn(batch, 3, 20, 20)
+    followed = follow_memory(module, (x,), {}, optimizer)
+    measured = measure_memory(module, x, optimizer)
+    assert followed.training_peak == measured.training_peak
+    # the meta and CPU kernels of one op may differ by a few hundred bytes (seen: 512 B on resnet18; not traced)
+    assert abs(followed.inference_peak - measured.inference_peak) <= 1024
+    assert not any(p.is_meta for p in module.parameters())
 
 
 def test_analyze_reads_in_place_flags_from_the_module() -> None:
@@ -235,5 +279,5 @@ def test_cli_memory_on_a_module_target() -> None:
     assert code == 0, err.getvalue()
     target = json.loads(out.getvalue())["targets"][0]
     measured = measure_memory(nets.tiny(), torch.randn(2, 3, 16, 16), "adam")
-    assert _within(target["memory"]["inference_peak"], measured.inference_peak)
-    assert _within(target["memory"]["training_peak"], measured.training_peak)
+    assert _close(target["memory"]["inference_peak"], measured.inference_peak)
+    assert _close(target["memory"]["training_peak"], measured.training_peak)

@@ -13,7 +13,7 @@ models built with ``pretrained=False``, and transformers models built from confi
   hooks and the given input tensors are as they were, with no fx object left in any attribute;
 - every op the engine lists as unsupported is named in the test output (a ``UnsupportedOpWarning``
   in pytest's warnings summary, and printed), and the test fails if one of them performs
-  multiplications (:data:`costlab.torch_bridge.aten.MAC_OPS`, or a torch module or function that
+  multiplications (:data:`costlab.core.analysis.MAC_OPS`, or a torch module or function that
   multiplies).
 
 Each group skips where its package is absent (CI installs none of them). To run it, in an
@@ -43,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import costlab  # noqa: E402
 from costlab.app.cli import main  # noqa: E402
-from costlab.torch_bridge.aten import MAC_OPS  # noqa: E402
+from costlab.core.analysis import MAC_OPS  # noqa: E402
 
 
 def _optional(name: str) -> Any:
@@ -294,6 +294,11 @@ HF_FED = {"bert-base": {"input_ids"}, "gpt2": {"input_ids"}, "t5-small": {"input
           "llama-gqa": {"input_ids"}, "vit-base": {"pixel_values"},
           "whisper-tiny": {"input_features", "decoder_input_ids"}, "clip-vit-b32": {"input_ids", "pixel_values"}}
 HF_MODELS = list(HF_FED)
+#: the class hf: builds from a config that names none: the causal LM where the type has one, the
+#: sequence-to-sequence LM of an encoder–decoder, else the bare model
+HF_BUILT = {"bert-base": "BertLMHeadModel", "gpt2": "GPT2LMHeadModel", "t5-small": "T5ForConditionalGeneration",
+            "llama-gqa": "LlamaForCausalLM", "vit-base": "ViTModel",
+            "whisper-tiny": "WhisperForConditionalGeneration", "clip-vit-b32": "CLIPModel"}
 
 
 def _inputs_as_described(described: list[dict[str, Any]]) -> dict[str, Any]:
@@ -320,8 +325,9 @@ def test_transformers_model(name: str, tmp_path: Path) -> None:
     assert from_config.engine, f"{name}: the hf: analysis names no engine"
     report_unsupported(f"hf:{name}", from_config)
 
+    assert from_config.model is not None and from_config.model.cls == HF_BUILT[name], from_config.model
     torch.manual_seed(0)
-    model = transformers.AutoModel.from_config(config)
+    model = getattr(transformers, HF_BUILT[name])(config)
     inputs = _inputs_as_described(list(from_config.inputs))
     assert set(inputs) == HF_FED[name], f"{name}: hf: fed {sorted(inputs)}, expected {sorted(HF_FED[name])}"
     module = check_model(f"transformers {name}", model, inputs)
@@ -358,7 +364,7 @@ def test_cli_on_a_transformers_config(tmp_path: Path) -> None:
     assert entry["engine"] in ("fx", "meta", "cpu"), entry.get("engine")
     assert {"name": "input_ids", "dtype": "int64", "shape": [1, 128]} in entry["inputs"]
 
-    model = transformers.AutoModel.from_config(config).eval()
+    model = transformers.BertLMHeadModel(config).eval()  # no 'architectures': BERT's causal LM
     ids = torch.zeros(1, 128, dtype=torch.int64)
     assert entry["params"] == sum(p.numel() for p in model.parameters())
     assert entry["macs"] == reference_macs(model, (), {"input_ids": ids})

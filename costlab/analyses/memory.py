@@ -20,8 +20,9 @@ out of place.
     inference peak = max over i of live(i)
 
 A storage is alive from the layer that writes it until the last layer that reads it (or
-one of its views) has run; the network's inputs (the caller holds them) and its output
-stay alive to the end. Concatenation and the skip of a residual block keep their inputs
+one of its views) has run, or until the outermost block (a dotted name prefix: a module)
+that takes it as an argument has returned, since the block's caller holds its arguments
+until then; the network's inputs (the caller holds them) and its output stay alive to the end. Concatenation and the skip of a residual block keep their inputs
 alive by this rule alone. For a chain this is weights + inputs + the largest pair of
 adjacent activations.
 
@@ -328,11 +329,26 @@ def _grad_is_view(layer: "Layer") -> bool:
 # --- the model ---------------------------------------------------------------------------------
 
 def _lifetimes(layers: Sequence["Layer"]) -> dict[str, int]:
+    """The index of the last layer during which each tensor is held: its last reader, or the end of the
+    outermost block (a dotted name prefix) that takes it from outside, whose caller holds its
+    arguments until it returns."""
     last: dict[str, int] = {}
+    block_end: dict[str, int] = {}
+    for index, layer in enumerate(layers):
+        parts = layer.name.split(".")
+        for depth in range(1, len(parts)):
+            block_end[".".join(parts[:depth])] = index
     for index, layer in enumerate(layers):
         last.setdefault(layer.name, index)
+        parts = layer.name.split(".")
         for name in layer.inputs:
-            last[name] = index
+            end = index
+            for depth in range(1, len(parts)):
+                block = ".".join(parts[:depth])
+                if not name.startswith(block + "."):  # the block takes it from outside
+                    end = max(end, block_end[block])
+                    break
+            last[name] = max(last.get(name, index), end)
     if layers:
         last[layers[-1].name] = len(layers)  # the output is returned: alive to the end
     return last

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Sequence, TextIO
 from ..core.analysis import Analysis, Comparison
 from ..core.errors import CostlabError
 from ..core.sizes import parse_size, size_problem
-from ..core.tools import CONVENTION_TOOLS as CONVENTION_NAMES, PEER_TOOLS as CHECK_NAMES
+from ..core.tools import CONVENTION_TOOLS as CONVENTION_NAMES, HEADS, PEER_TOOLS as CHECK_NAMES
 from ..render.formats import CLI_FORMAT_NAMES, Format
 from ..render.report import render_analysis, render_comparison
 from .request import Request, Steps, is_hf, seq_among
@@ -123,10 +123,17 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                              "and list:SHAPE for a list of --batch tensors; repeatable, in the forward's order")
     parser.add_argument("--seq", type=_positive_int, metavar="N",
                         help="tokens per sample of an hf: text model (default 128)")
+    parser.add_argument("--generate", type=_positive_int, metavar="N",
+                        help="hf: language models: price generate(max_new_tokens=N) on --seq prompt tokens — "
+                             "the prefill, each decode step with its KV cache, the cache's bytes")
+    parser.add_argument("--head", choices=list(HEADS), metavar="KIND",
+                        help="hf: the model to build: " + ", ".join(HEADS) + " (default: the class the config "
+                             "names, else the causal LM, else the bare model)")
     parser.add_argument("--batch", type=_positive_int, default=1, metavar="N", help="batch size (default 1)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16",
                                                                "float64", "int8"],
-                        help="element type for the bytes column (default float32)")
+                        help="element type for the bytes column, and of an hf: model's weights and cache "
+                             "with --generate (default float32)")
     parser.add_argument("--kwarg", action="append", default=[], metavar="K=V",
                         help="option for presets and package.module:callable targets (repeatable)")
     parser.add_argument("--unit", choices=["macs", "flops"], default="macs",
@@ -142,7 +149,8 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                              "comma-separated), each beside what its own rules "
                              "predict: per layer for fvcore and torch, in total for the others (imports torch)")
     parser.add_argument("--strict", action="store_true",
-                        help="with --check: exit 1 when a difference is not explained by a named convention")
+                        help="exit 1 when a count misses an op that multiplies (its MACs a lower bound) or, "
+                             "with --check, when a difference is not explained by a named convention")
     add_latency_options(parser)
     add_output_options(parser)
 
@@ -152,9 +160,33 @@ def add_latency_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency", choices=["cpu", "cuda"], metavar="cpu|cuda",
                         help="build the real modules and measure the latency of each target and layer "
                              "on this device, with the roofline bound of each layer")
+    parser.add_argument("--predict", choices=["cpu", "cuda"], metavar="cpu|cuda",
+                        help="predict the latency of each target and layer on this device from the counts and "
+                             "this machine's kernel calibration (costlab calibrate), running nothing; with "
+                             "--latency, measured, predicted and their error side by side")
     parser.add_argument("--threads", type=_thread_count, metavar="N",
-                        help="CPU threads while measuring (torch.set_num_threads; default: torch's)")
+                        help="CPU threads while measuring, and the calibration --predict reads "
+                             "(torch.set_num_threads; default: torch's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+
+
+def prediction_device(args: argparse.Namespace) -> str | None:
+    """The device latency is predicted for: --predict's, else --latency's when this machine has a
+    kernel calibration for it (measured beside predicted), else None."""
+    predict, latency = getattr(args, "predict", None), getattr(args, "latency", None)
+    if predict and latency and predict != latency:
+        raise UsageError(f"--predict {predict} and --latency {latency}: a prediction is compared with a "
+                         "measurement on the same device")
+    if predict:
+        return predict
+    if latency:
+        from ..torch_bridge.calibration import cached_calibration
+        from ..torch_bridge.timing import check_device
+
+        check_device(latency)
+        if cached_calibration(latency, args.threads, args.dtype) is not None:
+            return latency
+    return None
 
 
 def parse_checks(text: str) -> tuple[str, ...]:
@@ -197,15 +229,20 @@ def requests_from_args(args: argparse.Namespace, targets: Sequence[str],
                          "counted only)")
     options = parse_options(args.kwarg)
     checks = parse_checks(args.check) if getattr(args, "check", None) is not None else ()
-    if getattr(args, "strict", False) and not checks:
-        raise UsageError("--strict needs --check")
     if getattr(args, "optimizer", None) and not getattr(args, "memory", False):
         raise UsageError("--optimizer needs --memory")
     memory = (args.optimizer or "adam") if getattr(args, "memory", False) else None
+    predict_on = prediction_device(args)
+    predict = None
+    if predict_on is not None:
+        from .pipeline import prediction_step
+
+        predict = prediction_step(predict_on, args.threads)
     steps = Steps(freeze=getattr(args, "freeze", None), check=checks, convention=getattr(args, "convention", None),
-                  memory=memory, timed=timed)
+                  memory=memory, timed=timed, predict=predict)
     return [Request.of(target, shape, inputs=inputs, batch=args.batch, dtype=args.dtype, seq=seq, options=options,
-                       steps=steps) for target, seq in zip(targets, seq_among(targets, args.seq))]
+                       steps=steps, head=getattr(args, "head", None), generate=getattr(args, "generate", None))
+            for target, seq in zip(targets, seq_among(targets, args.seq))]
 
 
 def _targets(args: argparse.Namespace, targets: Sequence[str],
@@ -220,10 +257,11 @@ def _targets(args: argparse.Namespace, targets: Sequence[str],
 
 
 def _exit_code(args: argparse.Namespace, analyses: Sequence[Analysis]) -> int:
-    """1 under --strict when a check found an unexplained difference, else 0."""
+    """1 under --strict when a check found an unexplained difference or a count misses an op that
+    multiplies (its MACs a lower bound), else 0."""
     if not getattr(args, "strict", False):
         return 0
-    return int(any(a.checks.unexplained() for a in analyses if a.checks))
+    return int(any((a.checks and a.checks.unexplained()) or not a.complete for a in analyses))
 
 
 def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tuple[Any, Callable[[str], None]]:
@@ -273,7 +311,9 @@ def _measure_latency(args: argparse.Namespace, analyses: list[Analysis], modules
     with _latency_session(args, args.dtype, sum(measurement_count(a, per_layer) for a in analyses)) \
             as (peaks, advance):
         settings = LatencySettings(device=args.latency, threads=args.threads, per_layer=per_layer)
-        return [measure_latency(a, settings, module=module, peaks=peaks, progress=advance)
+        from .pipeline import with_measured_prediction
+
+        return [with_measured_prediction(measure_latency(a, settings, module=module, peaks=peaks, progress=advance))
                 for a, module in zip(analyses, modules)]
 
 
@@ -360,8 +400,11 @@ def run_sweep(args: argparse.Namespace) -> tuple[str, int]:
     param = parse_param(args.param)
     session = (_latency_session(args, args.dtype, len(param.values) * len(args.targets)) if args.latency
                else nullcontext(None))
+    predict_on = prediction_device(args)
     with session as timing:
         measures = (_latency_measure(args, *timing),) if timing is not None else ()
+        if predict_on is not None:
+            measures = (_prediction_measure(args, predict_on),) + measures
         shape, typed = split_inputs(args.input, args.batch)
         if typed is not None:
             raise UsageError("sweep takes one --input CxHxW")
@@ -389,6 +432,22 @@ def _latency_measure(args: argparse.Namespace, peaks: Any, advance: Callable[[st
 
     return Measure(f"latency on {args.latency}", ("latency_ms", "latency_iqr_ms", "latency_noisy"), timed,
                    plot_column="latency_ms", axis_label=f"latency on {args.latency} (ms)")
+
+
+def _prediction_measure(args: argparse.Namespace, device: str) -> Any:
+    """sweep --predict: a Measure predicting each point's latency (ms) from the kernel calibration."""
+    from .pipeline import prediction_step
+    from .sweep import Measure
+
+    step = prediction_step(device, args.threads)
+
+    def predicted(analysis: Analysis, module: Any) -> dict[str, Any]:
+        prediction = step(analysis).prediction
+        assert prediction is not None
+        return {"predicted_latency_ms": prediction.total_ms}
+
+    return Measure(f"predicted latency on {device}", ("predicted_latency_ms",), predicted,
+                   plot_column="predicted_latency_ms", axis_label=f"predicted latency on {device} (ms)")
 
 
 def run_list(args: argparse.Namespace) -> tuple[str, int]:
@@ -482,10 +541,14 @@ def _latency_reports(args: argparse.Namespace, directory: str) -> dict[str, str]
         check_writable(os.path.join(directory, filename), "--output-dir")
     total = sum(case_measurement_count(case) for case in LATENCY_CASES.values()) + AUGMENTATION_MEASUREMENTS
     command = f"costlab report --latency {args.latency}" + (f" --threads {args.threads}" if args.threads else "")
+    from ..torch_bridge.calibration import cached_calibration
+
+    calibration = cached_calibration(args.latency, args.threads, "float32")  # the predicted ratio, when there is one
     with _latency_session(args, "float32", total) as (peaks, advance):
         texts = {report_filename(case, args.latency):
                  latency_report(name, args.latency, args.threads, peaks=peaks, progress=advance, command=command,
-                                min_cpu_share=LATENCY_MIN_CPU_SHARE, attempts=LATENCY_ATTEMPTS)
+                                min_cpu_share=LATENCY_MIN_CPU_SHARE, attempts=LATENCY_ATTEMPTS,
+                                calibration=calibration)
                  for name, case in LATENCY_CASES.items()}
         texts[augmentation_file] = augmentation_latency_markdown(
             measure_augmentations(args.latency, args.threads, progress=advance), command=command)
@@ -515,23 +578,48 @@ def _calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=_thread_count, metavar="N",
                         help="CPU threads (default: torch's); the peaks are cached per thread count")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"],
-                        help="element type of the matrix product (default float32)")
+                        help="element type of the matrix product and the kernels (default float32)")
+    parser.add_argument("--budget", type=_seconds, metavar="SECONDS",
+                        help="seconds for the whole calibration, peaks included (default "
+                             f"{CALIBRATION_BUDGET_S:.0f}); the kernel families are sampled in turn, so a short "
+                             "budget samples each more thinly")
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     add_output_options(parser)
 
 
+#: costlab.torch_bridge.calibration.DEFAULT_BUDGET_S, named here so that the parser imports nothing
+#: (tests/test_prediction.py holds the two equal).
+CALIBRATION_BUDGET_S = 150.0
+
+
+def _seconds(text: str) -> float:
+    """--budget: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def run_calibrate(args: argparse.Namespace) -> tuple[str, int]:
+    """The peaks, then the kernel families for the rest of the budget; both cached unless contended."""
     from ..render.report import render_peaks
-    from ..torch_bridge.roofline import CALIBRATION_STEPS, calibrate
+    from ..torch_bridge.calibration import calibrate_kernels
     from ..torch_bridge.timing import check_device
 
     check_device(args.device, "--device")  # before the bar: an error is the only line on stderr
-    bar, advance = _progress_bar(args, CALIBRATION_STEPS, f"calibrating {args.device}")
+    budget = args.budget if args.budget is not None else CALIBRATION_BUDGET_S
+    bar, advance = _progress_bar(args, 0, f"calibrating {args.device} ({budget:.0f} s)")
+    bar.total = None
     try:
-        peaks, path = calibrate(args.device, args.threads, args.dtype, progress=advance)
+        calibration, peaks_path, path = calibrate_kernels(args.device, args.threads, args.dtype, budget,
+                                                          progress=advance)
     finally:
         bar.close()
-    return render_peaks(peaks.to_dict(), str(path) if path is not None else None, args.format), 0
+    return render_peaks(calibration.peaks.to_dict(), str(peaks_path) if peaks_path is not None else None, args.format,
+                        calibration=calibration, calibration_path=str(path) if path is not None else None), 0
 
 
 def _help_arguments(parser: argparse.ArgumentParser) -> None:
@@ -558,7 +646,8 @@ COMMANDS: tuple[Command, ...] = (
             _claims_arguments, run_claims),
     Command("sweep", "vary one parameter (a placeholder, a preset option, input, batch, freeze) and "
             "tabulate the cost; CSV by default, --plot for a PNG", _sweep_arguments, run_sweep),
-    Command("calibrate", "measure this machine's peak GFLOP/s and GB/s for the roofline and cache them",
+    Command("calibrate", "measure this machine's peak GFLOP/s and GB/s for the roofline and time sampled layers "
+            "of every kernel family for --predict (at most --budget seconds), and cache them",
             _calibrate_arguments, run_calibrate),
     Command("help", "the expression grammar with examples (costlab help expressions)", _help_arguments, run_help),
 )

@@ -68,27 +68,36 @@ def case_measurement_count(case: LatencyCase) -> int:
 
 
 def measure_case(case: LatencyCase, device: str = "cpu", threads: int | None = None, batch: int = 1,
-                 peaks: Any = None, progress: Progress | None = None, timing: Any = None) -> Comparison:
+                 peaks: Any = None, progress: Progress | None = None, timing: Any = None,
+                 calibration: Any = None) -> Comparison:
     """Both targets of the case, counted and timed (target and layers) in one run.
 
     ``peaks``: a :class:`~.roofline.Peaks` (default: cached, else calibrated); ``timing``: a
-    :class:`~.timing.TimingSettings` (default: the standard care).
+    :class:`~.timing.TimingSettings` (default: the standard care); ``calibration``: a kernel
+    calibration (:class:`costlab.analyses.prediction.Calibration`) to predict each target and layer
+    from before measuring it (None: no prediction).
     """
     from ..torch_bridge.latency import LatencySettings, measure_all
+    from .pipeline import prediction_step, with_measured_prediction
+
     analyses = [analyze_target(Request.of(t, case.input, batch=batch)) for t in case.targets]
+    if calibration is not None:
+        predict = prediction_step(device, threads, calibration)
+        analyses = [predict(a) for a in analyses]
     settings = (LatencySettings(device=device, threads=threads) if timing is None else
                 LatencySettings(device=device, threads=threads, timing=timing, target_timing=None))
-    return Comparison(tuple(measure_all(analyses, settings, peaks=peaks, progress=progress)))
+    return Comparison(tuple(with_measured_prediction(a)
+                            for a in measure_all(analyses, settings, peaks=peaks, progress=progress)))
 
 
 def measure_case_settled(case: LatencyCase, device: str = "cpu", threads: int | None = None, batch: int = 1,
                          peaks: Any = None, progress: Progress | None = None, timing: Any = None,
-                         min_cpu_share: float = 0.0, attempts: int = 1) -> Comparison:
+                         min_cpu_share: float = 0.0, attempts: int = 1, calibration: Any = None) -> Comparison:
     """:func:`measure_case`, measured again (up to ``attempts`` times in all) while a target's CPU share
     is below ``min_cpu_share`` — other work held the cores; a CostlabError if it never settles."""
     shares: list[float] = []
     for _ in range(max(1, attempts)):
-        comparison = measure_case(case, device, threads, batch, peaks, progress, timing)
+        comparison = measure_case(case, device, threads, batch, peaks, progress, timing, calibration)
         shares = [t.latency.cpu_share for t in comparison.targets  # type: ignore[union-attr]
                   if t.latency.cpu_share is not None]  # type: ignore[union-attr]
         if all(share >= min_cpu_share for share in shares):
@@ -104,17 +113,19 @@ def report_filename(case: LatencyCase, device: str) -> str:
 
 def latency_report(name: str, device: str = "cpu", threads: int | None = None, batch: int = 1,
                    peaks: Any = None, progress: Progress | None = None, command: str = "",
-                   timing: Any = None, min_cpu_share: float = 0.0, attempts: int = 1) -> str:
+                   timing: Any = None, min_cpu_share: float = 0.0, attempts: int = 1,
+                   calibration: Any = None) -> str:
     """Measure the canonical case ``name`` (inception or separable) and render its Markdown report.
 
     This is what ``costlab report --latency`` writes to ``reports/`` + :func:`report_filename`.
-    ``min_cpu_share`` and ``attempts``: see :func:`measure_case_settled`.
+    ``min_cpu_share`` and ``attempts``: see :func:`measure_case_settled`; ``calibration``: the kernel
+    calibration whose predictions stand beside the measurements (None: none).
     """
     if name not in LATENCY_CASES:
         raise CostlabError(f"no latency report {name!r} (known: {', '.join(LATENCY_CASES)})")
     case = LATENCY_CASES[name]
     comparison = measure_case_settled(case, device, threads, batch, peaks, progress, timing, min_cpu_share,
-                                      attempts)
+                                      attempts, calibration)
     return case_markdown(case, comparison, command)
 
 
@@ -243,6 +254,29 @@ def _explanation(base: Analysis, cheap: Analysis) -> list[str]:
     return lines
 
 
+def _signed(fraction: float | None) -> str:
+    return "–" if fraction is None else f"{100 * fraction:+.0f} %"
+
+
+def _prediction_lines(base: Analysis, cheap: Analysis, mac_ratio: float | None, predicted_ratio: float | None,
+                      measured: float | None) -> list[str]:
+    """The kernel-calibrated prediction's ratio against the measured one, and the calibration it used."""
+    if predicted_ratio is None or base.prediction is None:
+        return ["No kernel calibration of this machine was cached when this was measured: run "
+                "`costlab calibrate`, then regenerate, for the predicted ratio (docs/cost-model.md, "
+                "\"Predicted latency\")."]
+    gap = predicted_ratio / measured - 1 if measured else None
+    verdict = ("within" if gap is not None and abs(gap) <= AGREEMENT else "outside")
+    return [
+        f"Predicted from the counts and the {base.prediction.described} (each layer by its kernel family's "
+        f"fitted model; nothing about these two designs was timed to make it): {number(predicted_ratio, Style.TIMES)}, "
+        f"against {number(measured, Style.TIMES)} measured and {number(mac_ratio, Style.TIMES)} by MACs — {_signed(gap)}, {verdict} the "
+        f"{100 * AGREEMENT:.0f} % the issue asks for. The per-call cost, the depthwise and pointwise kernels' "
+        "lower efficiency and the small layers' poorer use of the cores are what the fitted families hold "
+        "and the MACs and the roofline do not (docs/cost-model.md).",
+    ]
+
+
 def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") -> str:
     """The Markdown report of a measured comparison of ``case`` (baseline first)."""
     base, cheap = comparison.targets
@@ -266,8 +300,12 @@ def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") 
             number(t.latency.sum_of_layers, Style.MS),  # type: ignore[union-attr,arg-type]
             _percent(t.latency.cpu_share),  # type: ignore[union-attr]
         ])
+    predictions = [t.prediction for t in (base, cheap)]
+    predicted_ratio = (_ratio(predictions[0].total_ms, predictions[1].total_ms)  # type: ignore[union-attr]
+                       if all(p is not None for p in predictions) else None)
     layer_rows = []
     for t in (base, cheap):
+        by_layer = t.prediction.by_layer if t.prediction is not None else {}
         for layer in t.layers:
             roof, latency = layer.roofline, layer.latency
             assert roof is not None and latency is not None
@@ -276,7 +314,23 @@ def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") 
                 count(layer.bytes), f"{roof.intensity:.1f}", roof.bound,
                 number(roof.predicted_ms, Style.MS), latency_text(latency),
                 f"{roof.achieved_gflops or 0:.1f}", _percent(roof.fraction),
-            ])
+            ] + ([number(by_layer[layer.name], Style.MS), _signed(by_layer[layer.name] / latency.median - 1)]
+                 if predicted_ratio is not None and layer.name in by_layer else
+                 ["–", "–"] if predicted_ratio is not None else []))
+    summary_headers = ["target", "MACs", "MAC ratio", "latency ms (median ± IQR)", "latency ratio", "roofline ms",
+                       "roofline ratio", "of roofline", "sum of layers ms", "CPU share"]
+    summary_right = [False, True, False, True, False, True, False, True, True, True]
+    layer_headers = ["target", "layer", "type", "MACs", "FLOPs", "bytes", "FLOP/B", "bound", "roofline ms",
+                     "measured ms ± IQR", "GFLOP/s", "of roofline"]
+    layer_right = [False, False, False, True, True, True, True, False, True, True, True, True]
+    if predicted_ratio is not None:
+        for index, (row, p) in enumerate(zip(summary_rows, predictions)):
+            row += [number(p.total_ms, Style.MS), "baseline" if index == 0 else f"{number(predicted_ratio, Style.TIMES)} faster",  # type: ignore[union-attr]
+                    _signed(p.error)]  # type: ignore[union-attr]
+        summary_headers += ["predicted ms", "predicted ratio", "prediction error"]
+        summary_right += [True, False, True]
+        layer_headers += ["predicted ms", "prediction error"]
+        layer_right += [True, True]
     parts = [
         f"# Latency: {case.title}", "",
         case.question, "",
@@ -284,20 +338,22 @@ def case_markdown(case: LatencyCase, comparison: Comparison, command: str = "") 
     ]
     if command:
         parts += ["", f"Regenerate with `{command}`."]
+    headline = (f"**MAC ratio {number(mac_ratio, Style.TIMES)}, measured latency ratio {number(measured, Style.TIMES)}** (both from this "
+                f"run); the roofline predicts {number(predicted, Style.TIMES)}.")
+    if predicted_ratio is not None:
+        headline = (f"**MAC ratio {number(mac_ratio, Style.TIMES)}, predicted ratio {number(predicted_ratio, Style.TIMES)}, measured latency "
+                    f"ratio {number(measured, Style.TIMES)}** (all from this run); the roofline predicts {number(predicted, Style.TIMES)}.")
     parts += [
         "", "## MACs beside measured latency (one run)", "",
-        f"**MAC ratio {number(mac_ratio, Style.TIMES)}, measured latency ratio {number(measured, Style.TIMES)}** (both from this "
-        f"run); the roofline predicts {number(predicted, Style.TIMES)}.", "",
-        _table(["target", "MACs", "MAC ratio", "latency ms (median ± IQR)", "latency ratio", "roofline ms",
-                "roofline ratio", "of roofline", "sum of layers ms", "CPU share"],
-               summary_rows, [False, True, False, True, False, True, False, True, True, True]),
+        headline, "",
+        _table(summary_headers, summary_rows, summary_right),
         "", "## Per layer", "",
-        _table(["target", "layer", "type", "MACs", "FLOPs", "bytes", "FLOP/B", "bound", "roofline ms",
-                "measured ms ± IQR", "GFLOP/s", "of roofline"],
-               layer_rows, [False, False, False, True, True, True, True, False, True, True, True, True]),
+        _table(layer_headers, layer_rows, layer_right),
         "", "## What the roofline says", "",
     ]
     parts += _explanation(base, cheap)
+    parts += ["", "## What the calibrated prediction says", ""] + _prediction_lines(
+        base, cheap, mac_ratio, predicted_ratio, measured)
     latency = base.latency
     parts += [
         "", "## How this was measured", "",

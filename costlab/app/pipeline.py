@@ -3,7 +3,8 @@
 ``costlab.analyze`` in Python, the command line and ``costlab sweep`` each make a
 :class:`~costlab.app.request.Request` and hand it to :func:`price`: count the target
 (:func:`costlab.app.targets.analyze_target`), then price a training step (``freeze``), cross-check it against the real tools (``check``), add another tool's profile
-(``convention``), the bytes it holds (``memory``), and measure its latency (``measure``). A
+(``convention``), the bytes it holds (``memory``), predict its latency from a kernel calibration
+(``predict``: nothing runs) and measure it (``measure``; the prediction then carries the error). A
 ``package.module:callable`` target is built once per run: on the meta device when only counts
 (and memory, which reads its modules' in-place flags) are asked for, with real weights on the
 CPU when a check, a latency measurement or its own ``requires_grad`` flags need them — and that
@@ -15,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.analysis import Analysis
-from .request import Measure, Request, Steps, TargetKind
+from .request import Measure, Predict, Request, Steps, TargetKind
 from .targets import analyze_target, module_target
 
-__all__ = ["Measure", "Request", "Steps", "latency_step", "prepare", "price"]
+__all__ = ["Measure", "Predict", "Request", "Steps", "latency_step", "prediction_step", "prepare", "price",
+           "with_measured_prediction"]
 
 
 def latency_step(device: str, threads: int | None = None, per_layer: bool = True) -> Measure:
@@ -32,6 +34,34 @@ def latency_step(device: str, threads: int | None = None, per_layer: bool = True
     return measure
 
 
+def prediction_step(device: str, threads: int | None = None, calibration: Any = None) -> Predict:
+    """The prediction step of ``--predict DEVICE``: each analysis's latency predicted from its layers
+    and ``calibration`` (default: this machine's cached one for ``device``, ``threads`` and the
+    analysis's dtype; a CostlabError saying to run ``costlab calibrate`` when there is none)."""
+    loaded: dict[str, Any] = {}
+
+    def predict(analysis: Analysis) -> Analysis:
+        from ..analyses.prediction import predict as predicted
+
+        found = calibration if calibration is not None else loaded.get(analysis.dtype)
+        if found is None:
+            from ..torch_bridge.calibration import calibration_for
+
+            found = loaded[analysis.dtype] = calibration_for(device, threads, analysis.dtype)
+        return analysis.with_feature(predicted(analysis, found))
+    return predict
+
+
+def with_measured_prediction(analysis: Analysis) -> Analysis:
+    """The analysis with its measured median beside its prediction (the error), when it has both."""
+    from ..analyses.prediction import with_measured
+
+    prediction, latency = analysis.feature("prediction"), analysis.feature("latency")
+    if prediction is None or latency is None:
+        return analysis
+    return analysis.with_feature(with_measured(prediction, latency.median))  # type: ignore[arg-type]
+
+
 def _freeze(value: Any) -> Any:
     from ..analyses.training import parse_freeze
 
@@ -42,7 +72,7 @@ def price(request: Request) -> Analysis:
     """The analysis of one request with every one of its steps applied (see the module docstring)."""
     analysis, module = prepare(request)
     measure = request.steps.measure
-    return measure(analysis, module) if measure is not None else analysis
+    return with_measured_prediction(measure(analysis, module)) if measure is not None else analysis
 
 
 def prepare(request: Request) -> tuple[Analysis, Any]:
@@ -88,13 +118,18 @@ def prepare(request: Request) -> tuple[Analysis, Any]:
 
         analysis = with_convention(analysis, steps.convention)
     if steps.memory:
-        from ..analyses.memory import with_memory
-
-        inplace: tuple[str, ...] = ()
         if module is not None and request.kind.builds_module:
+            from ..torch_bridge.lifetimes import predict_memory
             from ..torch_bridge.memory import inplace_layers
 
-            inplace = inplace_layers(module, analysis)  # a module's own in-place activations
-        analysis = with_memory(analysis, steps.memory, inplace)
+            # a module's peaks follow its own forward (a meta run); its in-place flags for the per-layer view
+            analysis = analysis.with_feature(predict_memory(analysis, module, steps.memory, request.inputs,
+                                                            inplace_layers(module, analysis)))
+        else:
+            from ..analyses.memory import with_memory
+
+            analysis = with_memory(analysis, steps.memory)
+    if steps.predict is not None:
+        analysis = steps.predict(analysis)
     return analysis, module
 

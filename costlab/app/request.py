@@ -8,7 +8,9 @@ them and never re-derive what a target is. Every rule about a request is stated 
 - the target's kind (:func:`target_kind`), in this order: an ``nn.Module`` object, ``hf:PATH``, a
   preset (with options in parentheses), a spec file, ``package.module:callable``, an expression;
 - ``seq`` (``--seq``) sets the tokens of an ``hf:`` model and is refused for any other target, never
-  ignored; among several targets the ``hf:`` ones take it (:func:`seq_among`).
+  ignored; among several targets the ``hf:`` ones take it (:func:`seq_among`);
+- ``head`` (``--head``) and ``generate`` (``--generate``) apply to ``hf:`` targets: refused for any
+  other target, never ignored.
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ def target_kind(target: Any) -> TargetKind:
 
 #: A latency step: (analysis, the real module or None) → the analysis with its latency.
 Measure = Callable[[Analysis, Any], Analysis]
+#: A prediction step: analysis → the analysis with its predicted latency (nothing runs).
+Predict = Callable[[Analysis], Analysis]
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class Steps:
     convention: str | None = None
     memory: str | None = None  # the optimizer of the training step whose bytes to add (--memory)
     measure: Measure | None = None
+    #: the prediction step (--predict): from the counts and a kernel calibration, the target never run
+    predict: Predict | None = None
     #: a latency measurement follows, made by the caller with the module the pipeline's ``prepare``
     #: returns (the CLI times all targets under one progress bar): a module target is built with real weights
     timed: bool = False
@@ -153,21 +159,29 @@ class Request:
     options: Mapping[str, Any] = field(default_factory=lambda: _NO_OPTIONS)
     name: str | None = None
     steps: Steps = Steps()
+    head: str | None = None  # the model an hf: target builds (--head; costlab.analyses.generation.HEADS)
+    generate: int | None = None  # new tokens whose generate() an hf: target prices (--generate)
 
     def __post_init__(self) -> None:
-        if self.seq is not None and self.kind is not TargetKind.HF:
-            shown = repr(self.target) if isinstance(self.target, str) else type(self.target).__name__
+        if self.kind is TargetKind.HF:
+            return
+        shown = repr(self.target) if isinstance(self.target, str) else type(self.target).__name__
+        if self.seq is not None:
             raise TargetError(f"--seq sets the tokens of an hf: model, not of {shown}; give a module's inputs "
                               "with --input")
+        for option, value in (("head", self.head), ("generate", self.generate)):
+            if value is not None:
+                raise TargetError(f"--{option} applies to hf: models, not to {shown}")
 
     @classmethod
     def of(cls, target: Any, input: Shape | None = None, *, inputs: Any = None, batch: int = 1,
            dtype: str = "float32", seq: int | None = None, options: Mapping[str, Any] | None = None,
-           name: str | None = None, steps: Steps = Steps()) -> Request:
+           name: str | None = None, steps: Steps = Steps(), head: str | None = None,
+           generate: int | None = None) -> Request:
         """The request for one target: its kind decided (:func:`target_kind`), its options frozen."""
         kind = target_kind(target)
         return cls(target.strip() if isinstance(target, str) else target, kind, input, inputs, batch, dtype,
-                   seq, MappingProxyType(dict(options or {})), name, steps)
+                   seq, MappingProxyType(dict(options or {})), name, steps, head, generate)
 
     @property
     def text(self) -> str:

@@ -120,7 +120,8 @@ def analyze_target(request: Request) -> Analysis:
             raise TargetError(f"options {', '.join(options)} do not apply to {text}")
         if input is not None and inputs is None:
             raise TargetError(f"{text}: give its inputs as --input NAME=DTYPE:SHAPE (or --seq N)")
-        return analyze_hf(text[len(HF_PREFIX):].strip(), inputs, batch, request.seq, dtype, name)
+        return analyze_hf(text[len(HF_PREFIX):].strip(), inputs, batch, request.seq, dtype, name,
+                          head=request.head, generate=request.generate)
     if inputs is not None and kind is not TargetKind.CALLABLE:
         raise TargetError(f"typed or several inputs (a dtype, a keyword, a list) apply to module targets, "
                           f"not to {text!r}: give one --input CxHxW")

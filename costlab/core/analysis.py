@@ -160,6 +160,35 @@ class Layer:
         return entry
 
 
+#: Every scaled-dot-product-attention kernel by its aten name (the torch bridge prices each).
+ATTENTION_KERNELS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
+                     "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
+                     "_scaled_dot_product_fused_attention_overrideable", "_flash_attention_forward",
+                     "_efficient_attention_forward")
+
+#: The ops (aten, torch, functional and Tensor names alike) that perform multiply-accumulates: one
+#: of them left unpriced makes a count a lower bound.
+MAC_OPS: frozenset[str] = frozenset({
+    "mm", "bmm", "matmul", "mv", "dot", "vdot", "addmm", "baddbmm", "addbmm", "addmv", "addr", "outer",
+    "convolution", "_convolution", "conv2d", "conv1d", "conv3d", "linear", "einsum", "tensordot",
+    "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell",
+    *ATTENTION_KERNELS, "_scaled_dot_product_attention_math", "scaled_dot_product_attention",
+    "bilinear", "_trilinear", "conv_tbc", "cudnn_convolution", "mkldnn_convolution", "_grouped_mm", "grouped_mm",
+    "__matmul__", "__rmatmul__", "imatmul", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "multi_head_attention_forward",
+})
+
+#: torch.nn modules whose own computation multiplies (an unsupported entry 'nn.<Class>').
+MAC_MODULES = frozenset({
+    "linear", "bilinear", "lazylinear", "conv1d", "conv2d", "conv3d", "convtranspose1d", "convtranspose2d",
+    "convtranspose3d", "lazyconv1d", "lazyconv2d", "lazyconv3d", "multiheadattention", "lstm", "gru", "rnn",
+    "lstmcell", "grucell", "rnncell", "transformer", "transformerencoderlayer", "transformerdecoderlayer",
+    "transformerencoder", "transformerdecoder"})
+
+#: Prefixes of ops costlab knows by name (aten.mm, torch.einsum, F.linear, Tensor.matmul, operator.matmul).
+_KNOWN_OP_PREFIXES = ("aten.", "torch.", "F.", "Tensor.", "operator.", "math.", "builtins.")
+
+
 @dataclass(frozen=True)
 class Unsupported:
     """Something a trace met and could not price: listed, never counted as zero."""
@@ -168,8 +197,20 @@ class Unsupported:
     op: str
     reason: str
 
-    def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "op": self.op, "reason": self.reason}
+    @property
+    def multiplies(self) -> bool:
+        """Whether this op may multiply-accumulate, so that the count missing it is a lower bound:
+        a known op in MAC_OPS, an nn module in MAC_MODULES, or a module or function costlab does not
+        know at all (it may). Views, sorts, choices (topk, any) and nn.Identity do not."""
+        last = self.op.rsplit(".", 1)[-1]
+        if self.op.startswith("nn."):
+            return last.lower() in MAC_MODULES
+        if self.op.startswith(_KNOWN_OP_PREFIXES):
+            return last.rstrip("_") in MAC_OPS or last in MAC_OPS
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "op": self.op, "reason": self.reason, "multiplies": self.multiplies}
 
 
 @dataclass(frozen=True)
@@ -214,6 +255,9 @@ class Analysis:
     inputs: tuple[Mapping[str, Any], ...] = ()
     #: how a traced module was counted: fx, meta or cpu (JSON "engine"); '' for expressions and presets
     engine: str = ""
+    #: module paths whose layers fold into one row of a table by default (an hf: model's embeddings,
+    #: each decoder layer, its norm and head: :meth:`folded` with ``by_module``); () for none
+    rows_at: tuple[str, ...] = ()
     #: what the options added, each a typed result under its own ``name`` (--freeze: training,
     #: --memory: memory, --convention: convention, --check: checks, --latency: latency), in the
     #: order of FEATURES: its JSON and every renderer loop over these through the Feature protocol
@@ -250,7 +294,15 @@ class Analysis:
 
     @property
     def macs(self) -> int:
+        """The MACs of the priced layers: a lower bound where the analysis is not :attr:`complete`."""
         return _total(self.layers, "macs")
+
+    @property
+    def complete(self) -> bool:
+        """False when an op that multiplies (:attr:`Unsupported.multiplies`) was not priced, here or
+        in a generation call: every count of MACs is then a lower bound."""
+        generation = self.generation
+        return not any(u.multiplies for u in self.unsupported) and (generation is None or generation.complete)
 
     @property
     def flops(self) -> int:
@@ -301,13 +353,18 @@ class Analysis:
         """
         return tuple(row for row, _ in self.folded(depth))
 
-    def folded(self, depth: int | None = None) -> tuple[tuple[Row, tuple[Layer, ...]], ...]:
-        """Each per-layer row (:meth:`rows`) with the layers it stands for, grouped by :func:`fold`."""
+    def folded(self, depth: int | None = None, by_module: bool = False) -> tuple[tuple[Row, tuple[Layer, ...]], ...]:
+        """Each per-layer row (:meth:`rows`) with the layers it stands for, grouped by :func:`fold`;
+        with ``by_module`` and no ``depth``, by the shortest of :attr:`rows_at` that holds the layer
+        (a layer under none stays a row of its own)."""
         if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 1):
             raise CostlabError(f"depth must be a positive integer, got {depth!r}")
+        tree = sorted(self.rows_at, key=len) if by_module and depth is None else ()
         groups: dict[str, list[Layer]] = {}
         for layer in self.layers:
-            groups.setdefault(fold(layer.name, depth), []).append(layer)
+            key = next((root for root in tree if layer.name == root or layer.name.startswith(root + ".")),
+                       None) if tree else None
+            groups.setdefault(key or fold(layer.name, depth), []).append(layer)
         rows = []
         for key, members in groups.items():
             if len(members) == 1 and members[0].name == key:
@@ -327,7 +384,8 @@ class Analysis:
         check_unit(unit)
         entry: dict[str, Any] = {
             "name": self.name, "kind": self.kind, "input": list(self.input), "batch": self.batch,
-            "output": list(self.output), "macs": self.macs, "params": self.params, "ops": self.ops,
+            "output": list(self.output), "macs": self.macs, "complete": self.complete, "params": self.params,
+            "ops": self.ops,
             "activations": self.activations, "buffers": self.buffers, "bytes": self.bytes,
             "dtype": self.dtype, "layers": [layer.to_dict(unit) for layer in self.layers],
         }
@@ -389,9 +447,26 @@ class Comparison:
 
     @property
     def ratios(self) -> tuple[float | None, ...]:
-        """first.macs / target.macs for each target (None where a target has no MACs)."""
-        first = self.targets[0].macs
-        return tuple(first / t.macs if t.macs else None for t in self.targets)
+        """first.macs / target.macs for each target: None where a target has no MACs, and where the
+        first or the target is not complete (a lower bound over another number is no ratio; see
+        :attr:`ratio_bounds`)."""
+        first = self.targets[0]
+        return tuple(first.macs / t.macs if t.macs and first.complete and t.complete else None
+                     for t in self.targets)
+
+    @property
+    def ratio_bounds(self) -> tuple[tuple[str, float] | None, ...]:
+        """Where exactly one of the first and a target is incomplete, what its counts still say of
+        first.macs / target.macs: ('<=', r) when the target's MACs are a lower bound, ('>=', r) when
+        the first's are; None where the ratio is exact or nothing is known."""
+        first = self.targets[0]
+        bounds: list[tuple[str, float] | None] = []
+        for t in self.targets:
+            if t is first or first.complete == t.complete or not t.macs:
+                bounds.append(None)
+            else:
+                bounds.append(("<=" if first.complete else ">=", first.macs / t.macs))
+        return tuple(bounds)
 
     @property
     def latency_ratios(self) -> tuple[float | None, ...] | None:
@@ -407,6 +482,8 @@ class Comparison:
         check_unit(self.unit)
         entry: dict[str, Any] = {"unit": self.unit, "targets": [t.to_dict(self.unit) for t in self.targets],
                                  "ratios": list(self.ratios)}
+        if any(self.ratio_bounds):
+            entry["ratio_bounds"] = [None if b is None else {"bound": b[0], "ratio": b[1]} for b in self.ratio_bounds]
         latency_ratios = self.latency_ratios
         if latency_ratios is not None:
             entry["latency_ratios"] = list(latency_ratios)

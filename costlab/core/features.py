@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol, Union
 
 #: The features of an analysis, by their field on Analysis, in the order they render (columns,
 #: notes, sections) and enter the JSON.
-FEATURES = ("training", "memory", "convention", "checks", "latency")
+FEATURES = ("model", "training", "memory", "generation", "convention", "checks", "latency", "prediction")
 
 #: FLOPs per multiply-accumulate (``--unit flops``).
 FLOPS_PER_MAC = 2

@@ -17,3 +17,16 @@ PEER_TOOLS: tuple[str, ...] = ("fvcore", "torch", "ptflops", "thop", "torchinfo"
 #: torchvision's published model table, in the order of the convention report.
 CONVENTION_TOOLS: tuple[str, ...] = ("fvcore", "ptflops", "thop", "torchinfo", "torchvision", "torchprofile",
                                      "torch")
+
+#: transformers' auto classes by the head they build (``--head KIND`` of ``hf:`` targets;
+#: :mod:`costlab.torch_bridge.hf` resolves them).
+HEADS = {
+    "none": "AutoModel",
+    "causal-lm": "AutoModelForCausalLM",
+    "masked-lm": "AutoModelForMaskedLM",
+    "seq2seq-lm": "AutoModelForSeq2SeqLM",
+    "speech-seq2seq": "AutoModelForSpeechSeq2Seq",
+    "classification": "AutoModelForSequenceClassification",
+    "image-classification": "AutoModelForImageClassification",
+    "image-text-to-text": "AutoModelForImageTextToText",
+}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..core.analysis import RENDERING, Analysis, Comparison
 from ..core.features import FEATURES, FLOPS_PER_MAC, in_unit, unit_label
@@ -36,6 +36,35 @@ def convention(unit: str) -> str:
 def shape(dims: Sequence[int]) -> str:
     """(32, 28, 28) → '32×28×28'."""
     return "×".join(str(n) for n in dims) or "scalar"
+
+
+def bound_text(bound: tuple[str, float] | None) -> str:
+    """What a bounded ratio says: ('<=', 3.2) → '≤ 3.20× fewer' (the target's MACs are a lower
+    bound: it may have more), ('<=', 0.72) → '≥ 1.38× more'; ('>=', r) the other way round;
+    None → 'unknown (counts incomplete)'."""
+    if bound is None or bound[1] <= 0:
+        return "unknown (counts incomplete)"
+    kind, ratio = bound
+    at_most = kind == "<="
+    if ratio > 1:
+        return f"{'≤' if at_most else '≥'} {ratio:.2f}× fewer"
+    return f"{'≥' if at_most else '≤'} {1 / ratio:.2f}× more"
+
+
+def macs_text(a: Analysis, value: float, shown: Callable[[float], str]) -> str:
+    """A count of MACs as shown: '≥ 58.9 M' where the analysis is not complete (a lower bound)."""
+    return ("" if a.complete else "≥ ") + shown(value)
+
+
+def incomplete_warning(targets: Sequence[Analysis]) -> list[str]:
+    """One line above a table for each target whose count misses an op that multiplies."""
+    lines = []
+    for t in targets:
+        if not t.complete:
+            missed = sorted({u.op for u in t.unsupported if u.multiplies})
+            lines.append(f"warning: {t.name}: not priced: {', '.join(missed) or 'a generation call'} (multiplies); "
+                         "its MACs are a lower bound (≥); a ratio with it is a bound or unknown")
+    return lines
 
 
 def ratio_text(ratio: float | None, first: bool) -> str:
@@ -128,16 +157,19 @@ def mac_terms(a: Analysis, unit: str, view: "View | None" = None) -> str:
 
 
 def comparison_summary_rows(c: Comparison) -> list[list[Any]]:
-    """Raw rows (numbers as numbers) of the side-by-side table."""
+    """Raw rows (numbers as numbers) of the side-by-side table; the ratio text says where a count
+    is incomplete (:func:`bound_text`)."""
     rows = []
-    for index, (t, ratio) in enumerate(zip(c.targets, c.ratios)):
+    first_complete = c.targets[0].complete
+    for index, (t, ratio, bound) in enumerate(zip(c.targets, c.ratios, c.ratio_bounds)):
+        text = ratio_text(ratio, index == 0) if index == 0 or (t.complete and first_complete) \
+            else bound_text(bound)
         rows.append([t.name, shape(t.input), t.batch, shape(t.output), in_unit(t.macs, c.unit),
-                     mac_terms(t, c.unit), t.params, t.ops, t.activations, ratio,
-                     ratio_text(ratio, index == 0)])
+                     mac_terms(t, c.unit), t.params, t.ops, t.activations, ratio, text])
     return rows
 
 
-def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, share: bool = False,
+def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, share: bool = False, by_module: bool = False,
                  view: View | None = None) -> str:
     """The per-layer table (with a total row): each feature adds its columns; in the terminal
     fitted to ``view.width``, with a line naming the columns left out."""
@@ -147,7 +179,7 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
     total = a.macs
     itemsize = DTYPE_BYTES[a.dtype]
     columns = [(f, shown, shown.layer_columns([f], unit, view)) for f, shown in presented(a)]
-    for row, members in a.folded(depth):
+    for row, members in a.folded(depth, by_module):
         cells = [row.name, row.type, row.op, shape(row.output[1:]), n(in_unit(row.macs, unit)),
                  n(row.params), n(row.ops)]
         if share:
@@ -157,7 +189,7 @@ def _layer_table(a: Analysis, fmt: str, unit: str, depth: int | None = None, sha
         cells += [view.bytes(row.params * itemsize), view.bytes(row.activations * itemsize)]
         cells.append(formula_in_unit(row.formula, unit))
         rows.append(cells)
-    footer = ["total", "", "", shape(a.output), n(in_unit(a.macs, unit)), n(a.params),
+    footer = ["total", "", "", shape(a.output), macs_text(a, in_unit(a.macs, unit), n), n(a.params),
               n(a.ops)] + (["100.0 %" if total else "–"] if share else [])
     for feature, shown, headings in columns:
         footer += shown.total_cells(feature, headings, unit, view) if headings else []
@@ -196,17 +228,25 @@ def _training_only_note(a: Analysis, unit: str) -> str:
             f"{count(a.training_only_params)} params.")
 
 
-def _unsupported_note(a: Analysis) -> str:
-    listed = "; ".join(f"{u.path}: {u.op} ({u.reason})" for u in a.unsupported)
-    return f"Not counted (unsupported): {listed}"
+def _unsupported_notes(a: Analysis) -> list[str]:
+    """The ops not priced: those that multiply (the count is a lower bound) apart from those that
+    do not (named once each: they cost no MAC)."""
+    notes = []
+    multiplying = [u for u in a.unsupported if u.multiplies]
+    if multiplying:
+        listed = "; ".join(f"{u.path}: {u.op} ({u.reason})" for u in multiplying)
+        notes.append(f"Not counted (unsupported, multiplies: MACs are a lower bound): {listed}")
+    free = sorted({u.op for u in a.unsupported if not u.multiplies})
+    if free:
+        notes.append(f"Not priced, no multiplication (no MACs missed; ops not counted): {', '.join(free)}")
+    return notes
 
 
 def _notes(a: Analysis, unit: str) -> list[str]:
     notes = list(a.notes)
     if a.training_only:
         notes.append(_training_only_note(a, unit))
-    if a.unsupported:
-        notes.append(_unsupported_note(a))
+    notes += _unsupported_notes(a)
     for feature, shown in presented(a):
         notes += shown.table_notes(feature, unit)
     return notes
@@ -236,7 +276,7 @@ def _comparison_table(c: Comparison, view: View) -> tuple[str, list[str]]:
     rows = []
     for index, (t, raw) in enumerate(zip(c.targets, raw_rows)):
         name, input_text, batch, output, macs, terms, params, ops, activations, _, ratio = raw
-        rows.append([name] + ([] if same else [f"{input_text} ×{batch}"]) + [output, n(macs)]
+        rows.append([name] + ([] if same else [f"{input_text} ×{batch}"]) + [output, macs_text(t, macs, n)]
                     + ([mac_terms(t, c.unit, view)] if show_terms else [])
                     + [n(params), n(ops), n(activations), view.bytes(weight_bytes(t)),
                        view.bytes(activation_bytes(t))]
@@ -267,6 +307,8 @@ def comparison_text(c: Comparison, fmt: str = Format.TABLE, per_layer: bool = Fa
     else:
         parts.append(f"costlab compare: {heading}")
     table, dropped = _comparison_table(c, view)
+    warnings = incomplete_warning(c.targets)
+    parts += view.prose([""] + warnings) if warnings else []
     parts += ["", table]
     notes = [""] + left_out_note(dropped, view.width) + [convention(c.unit)]
     for t in c.targets:
@@ -332,9 +374,11 @@ def analysis_summary(a: Analysis) -> str:
 
 def comparison_summary(c: Comparison) -> str:
     """'resnet50 4.09 G MACs, mobilenet-v2 301 M (13.60× fewer)'."""
-    parts = [f"{c.targets[0].name} {number(in_unit(c.targets[0].macs, c.unit))} {unit_label(c.unit)}"]
-    parts += [f"{t.name} {number(in_unit(t.macs, c.unit))} ({ratio_text(r, False)})"
-              for t, r in zip(c.targets[1:], c.ratios[1:])]
+    rows = comparison_summary_rows(c)
+    parts = [f"{c.targets[0].name} {macs_text(c.targets[0], in_unit(c.targets[0].macs, c.unit), number)} "
+             f"{unit_label(c.unit)}"]
+    parts += [f"{t.name} {macs_text(t, in_unit(t.macs, c.unit), number)} ({row[-1]})"
+              for t, row in zip(c.targets[1:], rows[1:])]
     return ", ".join(parts)
 
 
@@ -384,15 +428,20 @@ def analysis_text(a: Analysis, fmt: str = Format.TABLE, depth: int | None = None
     view = view or View(fmt)
     n = view.count
     head = (f"{a.name}: input {shape(a.input)}, batch {a.batch}, {a.dtype} → output {shape(a.output)}; "
-            f"{n(in_unit(a.macs, unit))} {unit_label(unit)}, {n(a.params)} params, "
+            f"{macs_text(a, in_unit(a.macs, unit), n)} {unit_label(unit)}, {n(a.params)} params, "
             f"{n(a.ops)} ops")
     for feature, shown in presented(a):
         extra = shown.headline(feature, unit, view)
         head += f"; {extra}" if extra else ""
     parts = ([f"## {head}"] if fmt == Format.MD else view.prose([head]))
-    parts += ["", _layer_table(a, fmt, unit, depth, share=True, view=view)]
+    warnings = incomplete_warning([a])
+    parts += view.prose([""] + warnings) if warnings else []
+    parts += ["", _layer_table(a, fmt, unit, depth, share=True, view=view, by_module=True)]
+    folding = ([f"Rows follow the model's modules ({len(a.folded(None, True))} rows for {len(a.layers)} layers: "
+                "each block's views, products and norms inside it); --depth N or --format json give every op."]
+               if a.rows_at and depth is None else [])
     parts += view.prose(([] if view.width is not None and "Not shown at" in parts[-1] else [""])
-                        + [convention(unit)] + _notes(a, unit))
+                        + [convention(unit)] + folding + _notes(a, unit))
     for feature, shown in presented(a):
         parts += shown.section(feature, a, unit, view, compact=False)
     for _, shown in presented(a):
@@ -461,11 +510,17 @@ def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 
 
-def render_peaks(peaks: Any, path: str | None, fmt: str = Format.TABLE) -> str:
+def render_peaks(peaks: Any, path: str | None, fmt: str = Format.TABLE, calibration: Any = None,
+                 calibration_path: str | None = None) -> str:
     """``costlab calibrate``: the measured peaks (a dict of roofline.Peaks), their ridge and the cache
-    file (None: a contended calibration, not cached)."""
+    file (None: a contended calibration, not cached); with ``calibration`` (a
+    costlab.analyses.prediction.Calibration), its kernel families and their fit after them."""
     if fmt == Format.JSON:
-        return json.dumps({**peaks, "cache": path}, indent=2) + "\n"
+        entry = {**peaks, "cache": path}
+        if calibration is not None:
+            entry["calibration"] = {**calibration.identity(), "budget_s": calibration.budget_s,
+                                    "cache": calibration_path, "families": calibration.fit_summary()}
+        return json.dumps(entry, indent=2) + "\n"
     keys = ["device", "device_name", "threads", "dtype", "gflops", "gbps", "ridge", "matmul_size",
             "copy_bytes", "cache_gbps", "cache_bytes", "run_share", "contended", "host", "torch_version",
             "measured_at"]
@@ -494,7 +549,33 @@ def render_peaks(peaks: Any, path: str | None, fmt: str = Format.TABLE) -> str:
     title = f"{peaks['device']} ({peaks['device_name']}{threads}) on {peaks['host']}, torch {peaks['torch_version']}"
     parts = [f"## Roofline peaks: {title}" if fmt == Format.MD else f"Roofline peaks: {title}", "",
              grid(["", "measured", "how"], rows, fmt, [False, True, False]), "", cached]
+    if calibration is not None:
+        parts += [""] + _calibration_lines(calibration, calibration_path, fmt)
     return "\n".join(parts) + "\n"
+
+
+def _calibration_lines(calibration: Any, path: str | None, fmt: str) -> list[str]:
+    """The kernel families of a calibration: samples, fitted terms, held-out error; where it is cached."""
+    def number(value: Any, digits: str) -> str:
+        return "–" if value is None else format(value, digits)
+
+    rows = [[row["family"], str(row["samples"]), number(row["overhead_us"], ".1f"), number(row["gflops"], ".1f"),
+             number(row["gbps"], ".1f"), number(None if row["median_held_out_error"] is None
+                                                else 100 * row["median_held_out_error"], ".0f")]
+            for row in calibration.fit_summary()]
+    title = (f"Kernel calibration: {len(calibration.samples)} layers of {len(calibration.models)} families timed "
+             f"in {calibration.seconds:.0f} s (budget {calibration.budget_s:.0f} s)")
+    starved = (f" {calibration.starved} of them starved of the CPU in every attempt." if calibration.starved else "")
+    if path is None:
+        cached = (f"Not cached: contended (more than a fifth of the layers starved, or the peaks were).{starved} "
+                  "It was used for nothing else; calibrate again on a quiet machine.")
+    else:
+        cached = f"Cached in {path} ({calibration.measured_at}); --predict reads it.{starved}"
+    table = grid(["family", "layers", "call µs", "GFLOP/s", "GB/s", "held-out error %"], rows, fmt,
+                 [False, True, True, True, True, True])
+    return [f"## {title}" if fmt == Format.MD else title, "", table, "", cached,
+            "Each family: t = call + work / GFLOP/s + bytes / GB/s, corrected by its nearest layers "
+            "(docs/cost-model.md); held-out error: each layer predicted without itself, the median."]
 
 
 # the results' own rendering (Analysis.to_markdown, repr/str, the notebook view) calls these

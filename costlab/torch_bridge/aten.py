@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from ..core.analysis import ATTENTION_KERNELS
 from ..core.specs import (ACTIVATIONS, CONVS, NORMS, PADS, POOLS, REDUCTIONS, UPSAMPLES, AdaptivePool, Activation, Attention, Concat, Conv, Elementwise, Embedding, Linear,
                      Matmul, Norm, Pad, Reduce, Upsample)
 from .rules import (Context, RuleError, TensorValue, adaptive_spec, arg, conv_spec, grouped_query, pool_spec,
@@ -70,6 +71,36 @@ def _baddbmm(ctx: Context, args: tuple, kwargs: dict) -> Any:
     if arg(args, kwargs, 3, "beta", 1) == 0:
         return product
     return ctx.layer(Elementwise("add"), (product, base), sub="add")
+
+
+def _grouped_mm(ctx: Context, args: tuple, kwargs: dict) -> Any:
+    """_grouped_mm(a, b, offs): G products, group g of a's rows (or batch g) times b's matrix g —
+    how transformers runs a mixture of experts. Each row of a meets one K×N matrix, so the MACs
+    are rows · K · N whatever ``offs`` routes where: a (M, K) · b (G, K, N) → M·K·N; a (G, M, K) ·
+    b (G, K, N) → G·M·K·N; a (G, M, K) · b (K, N) → M·K·N. Priced as the product of the same
+    MACs, b's weights on this row. The 2-D × 2-D form (groups along K, a weight gradient) is not
+    priced here."""
+    a, b = tensor_arg(args, kwargs, 0, "self"), tensor_arg(args, kwargs, 1, "mat2")
+    if len(a.shape) == 2 and len(b.shape) == 3:
+        a_shape, b_shape = a.shape, b.shape[1:]
+    elif len(a.shape) == 3 and len(b.shape) == 3:
+        a_shape, b_shape = a.shape, b.shape
+    elif len(a.shape) == 3 and len(b.shape) == 2:
+        a_shape, b_shape = a.shape[1:], b.shape
+    else:
+        raise RuleError(f"_grouped_mm of a {len(a.shape)}-D and a {len(b.shape)}-D tensor")
+    if a_shape[-1] != b_shape[-2]:
+        raise RuleError(f"_grouped_mm of {a.shape} and {b.shape}: inner sizes differ")
+    return ctx.layer(Matmul(), (TensorValue(a_shape, a.producer, a.tensor), TensorValue(b_shape, b.producer, b.tensor)),
+                     sub="grouped_mm", params=[t for t in (b.tensor,) if t is not None])
+
+
+def _elementwise(name: str) -> AtenRule:
+    """An element-wise op torch does not tag pointwise (floor_divide): one op per output element."""
+    def rule(ctx: Context, args: tuple, kwargs: dict) -> Any:
+        operands = [a for a in (*args, *kwargs.values()) if isinstance(a, TensorValue)]
+        return ctx.layer(Elementwise(name), operands, sub=name)
+    return rule
 
 
 def _convolution(ctx: Context, args: tuple, kwargs: dict) -> Any:
@@ -243,23 +274,20 @@ _NORM_RULES: Mapping[str, AtenRule] = {"batch": _batch_norm(1, 3), "layer": _lay
 
 _ACTIVATIONS = {name: kind for kind, a in ACTIVATIONS.items() for name in a.aten}  # from the catalog
 
-_ATTENTION_KERNELS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
-                      "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
-                      "_scaled_dot_product_fused_attention_overrideable", "_flash_attention_forward",
-                      "_efficient_attention_forward")
+_ATTENTION_KERNELS = ATTENTION_KERNELS  # from the core, which names the ops that multiply
 
 
 def _table() -> dict[Any, AtenRule]:
     named: dict[str, AtenRule] = {
         "mm": _matmul, "bmm": _matmul, "matmul": _matmul, "mv": _matmul, "dot": _matmul, "vdot": _matmul,
-        "addmm": _addmm, "baddbmm": _baddbmm,
+        "addmm": _addmm, "baddbmm": _baddbmm, "_grouped_mm": _grouped_mm, "grouped_mm": _grouped_mm,
         **{name: _convolution for c in CONVS.values() for name in c.aten},  # from the catalog
         **{name: _NORM_RULES[kind] for kind, n in NORMS.items() for name in n.aten},  # from the catalog
         **{name: (_adaptive if p.adaptive else _pool)(p.mode, rank)  # from the catalog
            for p in POOLS.values() for rank, names in enumerate(p.aten, 1) for name in names},
         **{kind: _reduce(kind) for kind in REDUCTIONS},  # torch, Tensor and aten share the kind's name
         "linalg_vector_norm": _vector_norm, "cat": _cat, "stack": _stack, "embedding": _embedding, "cumsum": _scan("cumsum"),
-        "cumprod": _scan("cumprod"),
+        "cumprod": _scan("cumprod"), "floor_divide": _elementwise("floor_divide"),
         **{name: _pad(mode) for mode, p in PADS.items() for name in p.aten},  # from the catalog
         **{name: _upsample(mode) for mode, u in UPSAMPLES.items() for name in u.aten},  # from the catalog
         **{name: _activation(kind) for name, kind in _ACTIVATIONS.items()},
@@ -271,14 +299,6 @@ def _table() -> dict[Any, AtenRule]:
 #: aten overload packet → rule.
 ATEN_RULES: Mapping[Any, AtenRule] = _table()
 
-#: The aten ops that perform multiply-accumulates (every one has a rule above).
-MAC_OPS: frozenset[str] = frozenset({
-    "mm", "bmm", "matmul", "mv", "dot", "vdot", "addmm", "baddbmm", "addbmm", "addmv", "addr", "outer",
-    "convolution", "_convolution", "conv2d", "conv1d", "conv3d", "linear", "einsum", "tensordot",
-    "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell",
-    *_ATTENTION_KERNELS, "_scaled_dot_product_attention_math", "scaled_dot_product_attention",
-    "bilinear", "_trilinear", "conv_tbc", "cudnn_convolution", "mkldnn_convolution",
-})
 
 #: Free ops by name: views, copies and casts, indexing and gathers, tensor creation and fills,
 #: and reading metadata. No layer, no arithmetic; their output keeps the producer of their input.
@@ -301,4 +321,6 @@ FREE_OPS: frozenset[str] = frozenset({
     "transpose_copy", "expand_copy", "slice_copy", "select_copy", "_assert_async", "_assert_tensor_metadata",
     "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk", "_unsafe_view",
     "_functional_assert_async", "im2col",
+    # routing a mixture of experts: choosing and ordering, no arithmetic on the values
+    "topk", "sort", "argsort", "histc", "bincount", "searchsorted", "any", "all", "unique", "_unique2",
 })

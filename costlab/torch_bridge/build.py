@@ -215,11 +215,20 @@ class Scope(nn.Module):
         return self.run(inputs)
 
     def run(self, inputs: Sequence[torch.Tensor]) -> Any:
+        """The steps in order; a value's name is dropped after the last step that reads it (as a forward
+        rebinds its locals), so a tensor lives while a step reads it or a caller still holds it."""
         env = dict(zip(self.input_names, inputs))
-        for step in self.steps:
+        del inputs
+        kept = set(self.output_names)
+        last = {name: index for index, step in enumerate(self.steps) for name in step.inputs}
+        for index, step in enumerate(self.steps):
             args = [env[name] for name in step.inputs]
+            for name in dict.fromkeys(step.inputs):
+                if last[name] == index and name not in kept:
+                    del env[name]
             fn = step.function if step.function is not None else getattr(self, step.key)
             result = fn(*args)
+            del args
             if len(step.outputs) == 1:
                 env[step.outputs[0]] = result
             else:

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import inspect
 import os
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..core.analysis import Analysis
+from ..analyses.generation import BuiltModel
+from ..core.tools import HEADS
 from ..core.errors import TargetError
 from ..core.inputs import Inputs, TensorSpec
 from .recorder import one_line
@@ -61,14 +64,55 @@ def load_config(path: str) -> Any:
         raise TargetError(f"hf:{path}: cannot read its config ({one_line(error)})") from None
 
 
-def build_model(config: Any, device: str) -> nn.Module:
-    """``AutoModel.from_config(config)`` on ``device`` ('meta': no weights allocated), in eval mode."""
+#: The heads tried, in order, for a config that names no architecture (``auto``).
+_DEFAULT_HEADS = {True: ("seq2seq-lm", "speech-seq2seq", "none"), False: ("causal-lm", "none")}
+
+
+def _head_class(transformers: Any, config: Any, head: str) -> Any:
+    """The model class ``head`` builds for ``config``, or None where that head has none for its type."""
+    auto = getattr(transformers, HEADS[head])
+    mapping = auto._model_mapping
+    try:
+        return mapping[type(config)]
+    except (KeyError, ValueError):
+        return None
+
+
+def model_class(config: Any, head: str | None = None) -> tuple[Any, str]:
+    """The class ``hf:`` builds and the head it carries: with ``head`` (one of HEADS) that head's
+    class; else the class the config's ``architectures`` names, else — for a config that names
+    none, as one saved from ``GPT2Config()`` — the model users run: the sequence-to-sequence LM of
+    an encoder–decoder, the causal LM of a type that has one, else the bare model."""
     transformers = _transformers()
+    kind = type(config).__name__
+    if head is not None:
+        if head not in HEADS:
+            raise TargetError(f"unknown --head {head!r} (one of {', '.join(HEADS)})")
+        found = _head_class(transformers, config, head)
+        if found is None:
+            raise TargetError(f"{kind}: transformers has no {head} model for it "
+                              f"(--head none builds the bare model)")
+        return found, head
+    for name in getattr(config, "architectures", None) or ():
+        named = getattr(transformers, name, None)
+        if named is not None:
+            return named, "architectures"
+    for candidate in _DEFAULT_HEADS[bool(getattr(config, "is_encoder_decoder", False))]:
+        found = _head_class(transformers, config, candidate)
+        if found is not None:
+            return found, candidate
+    raise TargetError(f"transformers builds no model for {kind}")
+
+
+def build_model(config: Any, device: str, head: str | None = None) -> nn.Module:
+    """The class of :func:`model_class` built from ``config`` on ``device`` ('meta': no weights
+    allocated), in eval mode."""
+    cls, _ = model_class(config, head)
     try:
         with torch.device(device):
-            model = transformers.AutoModel.from_config(config)
+            model = cls._from_config(config)
     except Exception as error:  # noqa: BLE001 - transformers refusing the config
-        raise TargetError(f"cannot build {type(config).__name__}: {one_line(error)}") from None
+        raise TargetError(f"cannot build {cls.__name__} from {type(config).__name__}: {one_line(error)}") from None
     return model.eval()
 
 
@@ -120,11 +164,33 @@ def positions(config: Any) -> dict[str, tuple[str, int]]:
     return limits
 
 
+def module_rows(model: nn.Module) -> tuple[str, ...]:
+    """The modules a table's rows follow: each item of a ModuleList (a decoder layer, an encoder
+    block), and each other child of a module that holds such a list (embeddings, final norm, head)."""
+    holders = {""}
+    for path, module in model.named_modules():
+        if isinstance(module, nn.ModuleList):
+            parts = path.split(".")
+            holders.update(".".join(parts[:i]) for i in range(len(parts) + 1))
+    rows = []
+    for path, module in model.named_modules():
+        if not path:
+            continue
+        parent = path.rpartition(".")[0]
+        if parent in holders and (path not in holders or isinstance(model.get_submodule(parent), nn.ModuleList)):
+            rows.append(path)
+    return tuple(rows)
+
+
 def analyze_hf(path: str, inputs: Inputs | None = None, batch: int = 1, seq: int | None = None,
-               dtype: str = "float32", name: str | None = None) -> Analysis:
-    """The cost of the transformers model that the config at ``path`` describes."""
+               dtype: str = "float32", name: str | None = None, head: str | None = None,
+               generate: int | None = None) -> Analysis:
+    """The cost of the transformers model that the config at ``path`` describes, head included
+    (:func:`model_class`; ``head`` chooses). ``generate``: the prefill and decode calls of
+    ``generate(max_new_tokens=generate)`` on ``seq`` prompt tokens (:mod:`.generation`)."""
     config = load_config(path)
-    model = build_model(config, "meta")
+    cls, why = model_class(config, head)
+    model = build_model(config, "meta", head)
     limits = positions(config)
     if seq is None:  # the default, within the positions the model has (CLIP's text tower: 77, Whisper's decoder)
         seq = min([DEFAULT_SEQ, *(limit for _, limit in limits.values())])
@@ -134,5 +200,20 @@ def analyze_hf(path: str, inputs: Inputs | None = None, batch: int = 1, seq: int
         if shape and shape[-1] > limit:
             raise TargetError(f"hf:{path}: {key} of {shape[-1]} tokens, but the model has {limit} positions "
                               f"({field}); give --seq {limit} or fewer")
-    return trace_module(model, None, dtype=dtype, name=name or f"hf:{path}", inputs=given,
-                        rebuild=lambda: build_model(config, "cpu")).analysis
+    label = name or f"hf:{path}"
+    analysis = trace_module(model, None, dtype=dtype, name=label, inputs=given,
+                            rebuild=lambda: build_model(config, "cpu", head)).analysis
+    analysis = replace(analysis, rows_at=module_rows(model)).with_feature(BuiltModel(cls.__name__, why))
+    if generate is None:
+        return analysis
+    if inputs is not None:
+        raise TargetError(f"{label}: --generate takes its prompt from --seq, not --input")
+    if "input_ids" in limits and seq + generate - 1 > limits["input_ids"][1]:
+        field, limit = limits["input_ids"]
+        raise TargetError(f"{label}: {seq} prompt tokens and {generate} new ones need {seq + generate - 1} "
+                          f"positions, but the model has {limit} ({field})")
+    from .generation import price_generation
+    from .timing import torch_dtype
+
+    return analysis.with_feature(price_generation(model.to(torch_dtype(dtype)), config, batch, seq, generate,
+                                                  dtype, label))

@@ -1,4 +1,4 @@
-"""Measure what a model holds, with PyTorch's ``MemTracker``, beside costlab's prediction.
+"""Measure what a model holds, with PyTorch's ``MemTracker``, running the model's own forward.
 
 ``torch.distributed._tools.mem_tracker.MemTracker`` is a dispatch mode that follows every
 tensor storage created under it (and those given to ``track_external``) and files each
@@ -9,20 +9,18 @@ memory an op uses inside its kernel without creating a tensor (a convolution's i
 oneDNN workspace, BLAS packing buffers), the allocator's caching and fragmentation, and
 Python objects.
 
-The measured run is the one :mod:`costlab.analyses.memory` prices:
+The measured run is the module's own forward, as a user runs it:
 
 - inference: ``torch.no_grad()``, eval mode, one forward on a random input;
-- training step: train mode, ``zero_grad(set_to_none=True)``, ``loss = model(x).sum()``,
-  ``loss.backward()``, ``optimizer.step()``, run twice so that the second step runs with the
-  optimizer state already there (the steady state); frozen layers' parameters have
-  ``requires_grad=False`` and stay out of the optimizer.
+- training step (:func:`training_steps`): train mode,
+  ``zero_grad(set_to_none=True)``, ``loss = <first floating output>.sum()``, ``loss.backward()``,
+  ``optimizer.step()``, run twice so that the second step runs with the optimizer state already
+  there (the steady state); frozen layers' parameters have ``requires_grad=False`` and stay out of
+  the optimizer.
 
-A preset or expression runs layer by layer from its analysis (:func:`run_layers`, each
-tensor dropped after its last use, as the prediction assumes) on the modules
-:func:`~costlab.torch_bridge.build.build_module` builds: the built module's own forward keeps
-a block's tensors until the block returns. A traced module runs its own ``forward``, so its
-Python code decides how long a tensor lives (a block's argument stays alive until the block
-returns even when the graph no longer needs it; costlab does not see that).
+A preset or expression is measured on the module :func:`~costlab.torch_bridge.build.build_module`
+builds, called as a plain ``module(x)`` (where a torchvision or timm module of the same architecture
+exists, the benchmarks measure that instead). No runner frees tensors the way a prediction assumes.
 
 The module is a copy when it is the user's (its flags, gradients and parameters are left
 as they were).
@@ -33,10 +31,11 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from typing import Any, Collection, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_flatten
 
 from ..core.analysis import Analysis
 from ..core.errors import CostlabError
@@ -69,6 +68,37 @@ def make_optimizer(parameters: Iterable[nn.Parameter], optimizer: str) -> torch.
     if optimizer == "adamw":
         return torch.optim.AdamW(params, lr=_LR)
     return torch.optim.Adam(params, lr=_LR)
+
+
+def first_floating(output: Any) -> torch.Tensor:
+    """The tensor a training step sums into its loss: the first floating-point tensor of the output
+    (a ModelOutput's first field: logits or the last hidden state)."""
+    values = output.to_tuple() if hasattr(output, "to_tuple") else output
+    for leaf in tree_flatten(values)[0]:
+        if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
+            return leaf
+    raise CostlabError("the module's output has no floating-point tensor to sum into a loss")
+
+
+def training_steps(module: nn.Module, args: tuple, kwargs: dict, optimizer: torch.optim.Optimizer | None,
+                   steps: int, between: Callable[[str], None] = lambda phase: None) -> None:
+    """``steps`` training steps of ``module`` (train mode): zero_grad(set_to_none=True), loss = the first
+    floating output's sum, backward, optimizer step; then zero_grad. ``between(phase)`` is called as each
+    phase begins ('forward', 'backward', 'step'). Without an optimizer (everything frozen): forwards only."""
+    for _ in range(steps):
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+        between("forward")
+        loss = first_floating(module(*args, **kwargs)).sum()
+        between("backward")
+        if optimizer is not None and loss.requires_grad:
+            loss.backward()
+        del loss
+        between("step")
+        if optimizer is not None:
+            optimizer.step()
+    if optimizer is not None:
+        optimizer.zero_grad(set_to_none=True)
 
 
 def _layer_module_path(layer_name: str, paths: Collection[str]) -> str | None:
@@ -109,38 +139,6 @@ def _total(snapshot: dict[Any, dict[str, int]], device: torch.device) -> tuple[i
     return 0, {}
 
 
-class LayerRunner(nn.Module):
-    """Runs an analysis' layers one by one on a built module's leaves, dropping each tensor after
-    its last use (the liveness :mod:`costlab.analyses.memory` prices)."""
-
-    def __init__(self, built: nn.Module, analysis: Analysis) -> None:
-        super().__init__()
-        from .build import function_for
-
-        self.built = built
-        modules = dict(built.named_modules())
-        self.layers = [layer for layer in analysis.layers if layer.inputs]
-        self.calls = [modules[layer.name] if layer.name in modules and layer.name else function_for(layer.spec)
-                      for layer in self.layers]
-        last: dict[str, int] = {}
-        for index, layer in enumerate(self.layers):
-            for name in layer.inputs:
-                last[name] = index
-        output = self.layers[-1].name
-        self.release = [tuple(dict.fromkeys(n for n in layer.inputs if last[n] == index and n != output))
-                        for index, layer in enumerate(self.layers)]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        env: dict[str, torch.Tensor] = {"input": x}
-        del x  # the caller holds the input
-        for layer, call, release in zip(self.layers, self.calls, self.release):
-            env[layer.name] = call(*[env[name] for name in layer.inputs])
-            for name in release:
-                if name != "input":
-                    del env[name]
-        return env[self.layers[-1].name]
-
-
 class _NoHook:
     """Stands for the gradient hook MemTracker would register on a frozen parameter (it cannot)."""
 
@@ -148,30 +146,41 @@ class _NoHook:
         pass
 
 
-def measure_memory(module: nn.Module, inputs: torch.Tensor, optimizer: str = "adam",
+def _arguments(inputs: Any, kwargs: dict | None) -> tuple[tuple, dict]:
+    return (tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)), dict(kwargs or {})
+
+
+def measure_memory(module: nn.Module, inputs: Any, optimizer: str = "adam",
                    frozen: Iterable[nn.Parameter] = (), steps: int = 2,
-                   copy_module: bool = True) -> MeasuredMemory:
-    """MemTracker's peak of one inference and of ``steps`` training steps of ``module`` on ``inputs``."""
+                   copy_module: bool = True, kwargs: dict | None = None,
+                   inference: bool = True) -> MeasuredMemory:
+    """MemTracker's peak of one inference and of ``steps`` training steps of ``module``'s own forward
+    on ``inputs`` (a tensor or a tuple of positional arguments; ``kwargs`` the keyword ones).
+    ``inference=False`` skips the inference run (its peak is then 0)."""
     from torch.distributed._tools.mem_tracker import MemTracker
 
+    args, kwargs = _arguments(inputs, kwargs)
+    tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
     if copy_module:
         frozen_ids = {id(p) for p in frozen}
         names = [name for name, p in module.named_parameters() if id(p) in frozen_ids]
         module = copy.deepcopy(module)
         parameters = dict(module.named_parameters())
         frozen = [parameters[name] for name in names]
-    device = inputs.device
+    device = tensors[0].device if tensors else torch.device("cpu")
     for parameter in module.parameters():
         parameter.grad = None
         parameter.requires_grad_(True)
 
-    module.eval()
-    tracker = MemTracker()
-    tracker.track_external(module, inputs)
-    with torch.no_grad(), tracker:
-        output = module(inputs)
-        del output
-    inference, inference_parts = _total(tracker.get_tracker_snapshot("peak"), device)
+    inference_peak, inference_parts = 0, {}
+    if inference:
+        module.eval()
+        tracker = MemTracker()
+        tracker.track_external(module, *tensors)
+        with torch.no_grad(), tracker:
+            output = module(*args, **kwargs)
+            del output
+        inference_peak, inference_parts = _total(tracker.get_tracker_snapshot("peak"), device)
 
     module.train()
     for parameter in frozen:
@@ -181,29 +190,20 @@ def measure_memory(module: nn.Module, inputs: torch.Tensor, optimizer: str = "ad
     tracker = MemTracker()
     for parameter in frozen:  # MemTracker hooks every parameter's gradient; a frozen one has none
         tracker._param_to_grad_hook_handles[parameter] = (_NoHook(), _NoHook())
-    tracker.track_external(module, opt, inputs)
+    tracker.track_external(module, opt, *tensors)
     with tracker:
-        for _ in range(steps):
-            tracker.reset_mod_stats()  # per-module statistics only; the global peak stays
-            if opt is not None:
-                opt.zero_grad(set_to_none=True)
-            loss = module(inputs).sum()
-            if opt is not None:
-                loss.backward()
-            del loss
-            if opt is not None:
-                opt.step()
-        if opt is not None:
-            opt.zero_grad(set_to_none=True)
+        training_steps(module, args, kwargs, opt, steps,
+                       lambda phase: tracker.reset_mod_stats() if phase == "forward" else None)
     training, training_parts = _total(tracker.get_tracker_snapshot("peak"), device)
-    return MeasuredMemory(inference, training, inference_parts, training_parts, parse_optimizer(optimizer))
+    return MeasuredMemory(inference_peak, training, inference_parts, training_parts, parse_optimizer(optimizer))
 
 
 def measure_analysis(analysis: Analysis, optimizer: str = "adam", module: nn.Module | None = None,
                      inputs: torch.Tensor | None = None, device: str = "cpu",
                      inplace: Collection[str] | None = None) -> MeasuredMemory:
-    """Measure the model ``analysis`` describes: ``module`` when given (a traced module), else the
-    module :func:`~costlab.torch_bridge.build.build_module` builds; a random input of its shape.
+    """Measure the model ``analysis`` describes by its own forward: ``module`` when given (a traced
+    module; a copy is measured), else the module :func:`~costlab.torch_bridge.build.build_module`
+    builds, called as a plain ``module(x)``; a random input of its shape.
 
     ``inplace`` (preset/expression modules only): names of activation layers to run in place,
     matching what the prediction was told.
@@ -212,56 +212,54 @@ def measure_analysis(analysis: Analysis, optimizer: str = "adam", module: nn.Mod
 
     own = module is None
     if module is None:
-        built = build_module(analysis, device=device)
-        modules = dict(built.named_modules())
+        module = build_module(analysis, device=device)
+        modules = dict(module.named_modules())
         for name in inplace or ():
             if name in modules and hasattr(modules[name], "inplace"):
                 modules[name].inplace = True
-        frozen = frozen_parameters(built, analysis)
-        module = LayerRunner(built, analysis)
-    else:
-        frozen = frozen_parameters(module, analysis)
+    frozen = frozen_parameters(module, analysis)
     if inputs is None:
         inputs = example_input(analysis, device=device)
     return measure_memory(module, inputs, optimizer, frozen, copy_module=not own)
 
 
-def measure_cuda_allocated(analysis: Analysis, optimizer: str = "adam", steps: int = 2) -> MeasuredMemory:
-    """The same inference and training steps on CUDA, measured by ``torch.cuda.max_memory_allocated``
-    (minus what was allocated before the model was built). It counts what the caching allocator handed
-    out: every tensor rounded up to 512-byte blocks, and workspaces made as tensors (cuDNN's)."""
+def measure_cuda_allocated(analysis: Analysis, optimizer: str = "adam", steps: int = 2,
+                           module: nn.Module | None = None, inputs: Any = None,
+                           kwargs: dict | None = None) -> MeasuredMemory:
+    """The same inference and training steps on CUDA, of ``module``'s own forward (moved to the card; else
+    the built module of ``analysis``), measured by ``torch.cuda.max_memory_allocated`` minus what was
+    allocated before the model was there. It counts what the caching allocator handed out: every tensor
+    rounded up to 512-byte blocks, and workspaces made as tensors (cuDNN's, cuBLAS's)."""
     from .build import build_module, example_input
-
     if not torch.cuda.is_available():
         raise CostlabError("measuring CUDA memory needs a CUDA device")
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
     before = torch.cuda.memory_allocated()
-    built = build_module(analysis, device="cuda")
-    runner = LayerRunner(built, analysis)
-    frozen = frozen_parameters(built, analysis)
-    inputs = example_input(analysis, device="cuda")
+    if module is None:
+        module = build_module(analysis, device="cuda")
+    else:
+        module = copy.deepcopy(module).to("cuda")
+    frozen = frozen_parameters(module, analysis)
+    if inputs is None:
+        inputs = example_input(analysis, device="cuda")
+    args, kwargs = _arguments(inputs, kwargs)
+    args = tuple(a.to("cuda") if isinstance(a, torch.Tensor) else a for a in args)
+    kwargs = {k: v.to("cuda") if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
     torch.cuda.reset_peak_memory_stats()
-    runner.eval()
+    module.eval()
     with torch.no_grad():
-        output = runner(inputs)
+        output = module(*args, **kwargs)
         del output
     torch.cuda.synchronize()
     inference = torch.cuda.max_memory_allocated() - before
-    runner.train()
+    module.train()
     for parameter in frozen:
         parameter.requires_grad_(False)
-    trainable = [p for p in runner.parameters() if p.requires_grad]
+    trainable = [p for p in module.parameters() if p.requires_grad]
     opt = make_optimizer(trainable, optimizer) if trainable else None
     torch.cuda.reset_peak_memory_stats()
-    for _ in range(steps):
-        if opt is not None:
-            opt.zero_grad(set_to_none=True)
-        loss = runner(inputs).sum()
-        if opt is not None:
-            loss.backward()
-            opt.step()
-        del loss
+    training_steps(module, args, kwargs, opt, steps)
     torch.cuda.synchronize()
     training = torch.cuda.max_memory_allocated() - before
     return MeasuredMemory(inference, training, {}, {}, parse_optimizer(optimizer))

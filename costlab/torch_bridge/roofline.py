@@ -53,15 +53,36 @@ def cache_path(environ: Mapping[str, str] | None = None) -> Path:
     return base / "costlab" / CACHE_FILE
 
 
-def _read_cache(path: Path) -> dict[str, Any]:
-    """The cache's entries by key; a missing, unreadable or foreign file counts as empty (it is a cache)."""
+def read_section(path: Path, version: int, section: str) -> dict[str, Any]:
+    """The ``section`` entries of a cache file written at ``version``; a missing, unreadable or foreign
+    file counts as empty (it is a cache)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("peaks"), dict):
+    if not isinstance(data, dict) or data.get("version") != version or not isinstance(data.get(section), dict):
         return {}
-    return data["peaks"]
+    return data[section]
+
+
+def write_section(path: Path, version: int, section: str, entries: Mapping[str, Any], what: str,
+                  indent: int | None = 2) -> Path:
+    """Write ``{"version": version, section: entries}`` to ``path`` (a temporary file renamed into place)."""
+    text = json.dumps({"version": version, section: entries}, indent=indent, sort_keys=True) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", dir=path.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise CostlabError(f"cannot write the {what} cache {path}: {error.strerror or error}") from None
+    return path
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    """The cache's entries by key."""
+    return read_section(path, CACHE_VERSION, "peaks")
 
 
 def load_peaks(key: str, path: Path | None = None) -> Peaks | None:
@@ -80,16 +101,7 @@ def save_peaks(peaks: Peaks, path: Path | None = None) -> Path:
     path = path or cache_path()
     entries = _read_cache(path)
     entries[peaks.key] = peaks.to_dict()
-    text = json.dumps({"version": CACHE_VERSION, "peaks": entries}, indent=2, sort_keys=True) + "\n"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".peaks-", dir=path.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise CostlabError(f"cannot write the peaks cache {path}: {error.strerror or error}") from None
-    return path
+    return write_section(path, CACHE_VERSION, "peaks", entries, "peaks")
 
 
 # --- measuring the peaks (torch) ------------------------------------------------------------

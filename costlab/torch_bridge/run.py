@@ -187,6 +187,46 @@ def _op_short(target: Any) -> str:
     return op_name(target).rpartition(".")[2] or "call"
 
 
+def _grouped_mm_shape(args: tuple, kwargs: dict) -> tuple[tuple[int, ...], torch.dtype]:
+    """The output of _grouped_mm(a, b, offs): (M, N) for 2-D × 3-D and 3-D × 2-D, (G, M, N) for 3-D × 3-D
+    and for 2-D × 2-D (G groups from offs)."""
+    a, b = args[0], args[1]
+    offs = args[2] if len(args) > 2 else kwargs.get("offs")
+    out_dtype = kwargs.get("out_dtype") or (args[4] if len(args) > 4 else None) or a.dtype
+    if a.dim() == 2 and b.dim() == 3:
+        return (a.shape[0], b.shape[-1]), out_dtype
+    if a.dim() == 3 and b.dim() == 2:
+        return (a.shape[1], b.shape[-1]), out_dtype
+    if a.dim() == 3:
+        return (a.shape[0], a.shape[1], b.shape[-1]), out_dtype
+    return (offs.shape[0], a.shape[0], b.shape[-1]), out_dtype
+
+
+#: Ops whose meta kernel refuses what their CPU kernel takes (torch's _grouped_mm wants bfloat16 on
+#: meta; transformers' experts give it float32): on meta, their output is made from its shape.
+META_SHAPES: dict[Any, Callable[[tuple, dict], tuple[tuple[int, ...], torch.dtype]]] = {
+    packet: _grouped_mm_shape for packet in (getattr(torch.ops.aten, name, None) for name in ("_grouped_mm",))
+    if packet is not None}
+
+
+def _call(func: Any, args: tuple, kwargs: dict) -> Any:
+    try:
+        return func(*args, **kwargs)
+    except RuntimeError:
+        shape_of = META_SHAPES.get(func.overloadpacket)
+        if shape_of is None or not any(isinstance(t, torch.Tensor) and t.is_meta for t in args[:2]):
+            raise
+        shape, dtype = shape_of(args, kwargs)
+        return torch.empty(shape, dtype=dtype, device="meta")
+
+
+class MetaShapes(TorchDispatchMode):
+    """A plain meta run (nothing priced) in which the ops of META_SHAPES run from their shapes."""
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        return _call(func, args, kwargs or {})
+
+
 class AtenRecorder(TorchDispatchMode):
     """Prices the aten ops of open regions (see the module docstring); outside them, only runs."""
 
@@ -196,7 +236,7 @@ class AtenRecorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = _call(func, args, kwargs)
         state = self.state
         if not state.regions or not _has_tensor(out):
             return out

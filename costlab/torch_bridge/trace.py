@@ -48,12 +48,13 @@ too (:func:`values_kept`): a forward that updates one in place (``self.seen += 1
 from __future__ import annotations
 
 import ast
+import copy
 import importlib
 import inspect
 import os
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
@@ -79,12 +80,15 @@ class Trace:
     """An analysis of a module and, for each layer, the module whose call produced it.
 
     ``owners[layer]`` is the leaf module's path for a module's layer and the enclosing module's
-    path for a functional op ('' for the top level); ``method`` is 'fx', 'meta' or 'cpu'.
+    path for a functional op ('' for the top level); ``method`` is 'fx', 'meta' or 'cpu';
+    ``output`` what the forward returned, tensors as their values (a run's cache object as the run
+    left it: :mod:`.generation` decodes from it).
     """
 
     analysis: Analysis
     owners: Mapping[str, str]
     method: str
+    output: Any = field(default=None, compare=False, repr=False)
 
 
 def _is_python_call(target: Any, args: Any) -> bool:
@@ -236,16 +240,58 @@ def bind_inputs(module: nn.Module, inputs: Inputs, label: str) -> dict[str, Any]
         return None
     params = signature.parameters
     named = {p.name for p in params.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    kinds = {p.kind for p in params.values()}
-    only_var = not named and inspect.Parameter.VAR_KEYWORD in kinds
+    takes_any = inspect.Parameter.VAR_KEYWORD in {p.kind for p in params.values()}  # forward(..., **kwargs)
     for key in inputs.kwargs:
-        if key not in named and not only_var:
+        if key not in named and not takes_any:
             raise InputError(f"{label}: {shown} has no parameter {key!r}")
     try:
         bound = signature.bind(*inputs.args, **inputs.kwargs)
     except TypeError as error:
         raise InputError(f"{label}: {error} ({shown})") from None
     return dict(bound.arguments)
+
+
+def holds_tensors(value: Any) -> bool:
+    """Whether ``value`` is an object other than a tensor, list, tuple or dict whose attributes
+    reach a tensor (a transformers cache): a run may change it, so it is copied, never given."""
+    return not isinstance(value, (torch.Tensor, TensorSpec, list, tuple, dict)) and bool(_object_tensors(value))
+
+
+def _object_tensors(value: Any) -> list[torch.Tensor]:
+    """Every tensor reachable from ``value`` through attributes, lists, tuples and dicts (each once)."""
+    found: dict[int, torch.Tensor] = {}
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            found.setdefault(id(item), item)
+            continue
+        if id(item) in seen or isinstance(item, (str, bytes, int, float, bool, type(None), type, nn.Module)):
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        elif hasattr(item, "__dict__") and not callable(item):
+            stack.extend(vars(item).values())
+    return list(found.values())
+
+
+def copy_holder(value: Any, device: str) -> Any:
+    """A deep copy of an object holding tensors (a cache) for a run on ``device``: its tensors as
+    meta tensors ('meta': no data copied) or clones ('cpu'). The caller's object is never given
+    to a run, so its contents stay as they were."""
+    memo: dict[int, Any] = {}
+    for tensor in _object_tensors(value):
+        memo[id(tensor)] = (torch.empty_like(tensor, device="meta") if device == "meta" or tensor.is_meta
+                            else tensor.detach().clone())
+    try:
+        return copy.deepcopy(value, memo)
+    except Exception as error:  # noqa: BLE001 - an object that will not copy is refused, not mutated
+        raise InputError(f"cannot copy the {type(value).__name__} given as an input "
+                         f"(a run would change it): {one_line(error)}") from None
 
 
 def _input_values(inputs: Inputs) -> dict[str, TensorValue]:
@@ -290,6 +336,8 @@ def materialize(inputs: Inputs, device: str, seed: int = 0) -> tuple[tuple, dict
             return type(item)(visit(sub, f"{path}.{i}" if path else str(i)) for i, sub in enumerate(item))
         if isinstance(item, dict):
             return {key: visit(sub, f"{path}.{key}" if path else str(key)) for key, sub in item.items()}
+        if holds_tensors(item):  # a cache: the run gets a copy, the caller's stays as it was
+            return copy_holder(item, device)
         return item
 
     args = tuple(visit(a, str(i)) for i, a in enumerate(inputs.args))
@@ -319,7 +367,7 @@ def _fx_bindings(module: nn.Module, inputs: Inputs, label: str) -> tuple[list[An
                 path = str(index) if index < len(inputs.args) else param.name
                 ordered.append(values[path])
                 continue
-            if tensor_leaves(value):
+            if tensor_leaves(value) or holds_tensors(value):  # fx would run on (and change) a given cache
                 return None
             concrete[param.name] = value
         elif param.default is not param.empty:
@@ -622,7 +670,7 @@ def _finish(recorder: Recorder, output: Any, label: str, inputs: Inputs, classic
                         layers=tuple(recorder.layers), unsupported=tuple(recorder.unsupported),
                         dtype=dtype, kind="module", notes=tuple(extra + recorder.notes),
                         inputs=() if classic else tuple(describe(inputs)), engine=method)
-    return Trace(analysis, dict(recorder.owners), method)
+    return Trace(analysis, dict(recorder.owners), method, output)
 
 
 def _leaf_root(module: nn.Module, values: Sequence[Any], dtype: str) -> tuple[Recorder, Any]:
