@@ -23,11 +23,24 @@ from .core.analysis import Analysis, Comparison, Layer, Row, Unsupported
 from .core.errors import CostlabError, ExpressionError, SpecError, TargetError
 from .core.graph import Net, Value
 from .core.specs import Shape
+from .core.tools import CONVENTION_TOOLS, PEER_TOOLS
 from .core.zoo import PRESETS
 
 __all__ = ["analyze", "compare", "Analysis", "Comparison", "Layer", "Row", "Unsupported", "Net",
            "Value", "PRESETS", "CostlabError", "ExpressionError", "SpecError", "TargetError"]
 __version__ = "0.1.0"
+
+
+def _tool_names(check: Any) -> tuple[str, ...]:
+    """``check=``: a tool name or a list of them (as ``--check``)."""
+    if check is None or check == () or check == []:
+        return ()
+    if isinstance(check, str):
+        return (check,)
+    if isinstance(check, (list, tuple)) and all(isinstance(name, str) for name in check):
+        return tuple(check)
+    raise CostlabError(f"check must be a tool name or a list of tool names ({', '.join(PEER_TOOLS)}), "
+                       f"got {type(check).__name__} {str(check)[:60]}")
 
 
 def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str = "float32",
@@ -68,7 +81,10 @@ def analyze(target: Any, input: Shape | None = None, batch: int = 1, dtype: str 
     from .app.pipeline import price
     from .app.request import Request, Steps
 
-    checks = () if not check else ((check,) if isinstance(check, str) else tuple(check))
+    checks = _tool_names(check)
+    if convention is not None and not isinstance(convention, str):
+        raise CostlabError(f"convention must be a tool name ({', '.join(CONVENTION_TOOLS)}), "
+                           f"got {type(convention).__name__}")
     if threads is not None and latency is None and predict is None:
         raise CostlabError("threads= needs latency= or predict=")
     if calibration is not None and predict is None:

@@ -137,3 +137,117 @@ def test_random_argument_vectors_get_an_answer_or_one_error_line(argv: list[str]
         assert code == 0 or (code == 1 and "--strict" in argv), (code, text[:300])
         assert all(line.startswith("costlab: warning: ") for line in text.splitlines()), text[:300]
         assert out.getvalue() or any(arg.startswith("--output") for arg in argv)
+
+
+# --- issue 22: typed --input into small modules, hf: configs, the API's argument types ----------
+
+FUZZ_NETS = '''
+from torch import nn
+
+
+def linear(n=4):
+    return nn.Linear(int(n), 2)
+
+
+def embedding():
+    return nn.Embedding(10, 4)
+
+
+def half():
+    return nn.Linear(4, 2).half()
+'''
+(WORKSPACE.parent / "costlab_fuzz_nets").mkdir(exist_ok=True)
+(WORKSPACE.parent / "costlab_fuzz_nets" / "fuzz_nets_22.py").write_text(FUZZ_NETS)
+atexit.register(shutil.rmtree, WORKSPACE.parent / "costlab_fuzz_nets", True)
+SMALL = int(os.environ.get("COSTLAB_FUZZ_EXAMPLES_22", "40"))
+#: Each typed-input case traces a module (about a second on a loaded machine): fewer of them.
+TYPED = int(os.environ.get("COSTLAB_FUZZ_EXAMPLES_22", "12"))
+DTYPES = ["float32", "float16", "bfloat16", "float64", "int64", "int32", "uint8", "bool", "complex64", "nope"]
+TYPED_INPUT = st.builds(
+    lambda name, listed, dtype, sizes: f"{name}{'list:' if listed else ''}{dtype}:{'x'.join(sizes)}",
+    st.sampled_from(["", "input=", "x=", "nope="]), st.booleans(), st.sampled_from(DTYPES),
+    st.lists(st.one_of(st.integers(0, 9).map(str), st.sampled_from(["9" * 19, "-1", "", "a"])), min_size=1,
+             max_size=4))
+
+
+def _answer_or_one_line(argv: list[str]) -> None:
+    for leftover in os.listdir(WORKSPACE):
+        os.unlink(WORKSPACE / leftover)
+    OUTPUT.write_text(SENTINEL)
+    before = _snapshot()
+    out, err = io.StringIO(), io.StringIO()
+    code = main([*argv, "--output", str(OUTPUT)], stdout=out, stderr=err)
+    text = err.getvalue()
+    assert "Traceback" not in text
+    if code == 2:
+        assert text.startswith("costlab: error: ") and text.count("\n") == 1, text[:300]
+        assert _snapshot() == before
+    else:
+        assert code == 0, (code, text[:300])
+
+
+@settings(max_examples=TYPED, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["fuzz_nets_22:linear", "fuzz_nets_22:embedding", "fuzz_nets_22:half",
+                        "fuzz_nets_22:linear(n=3)", "fuzz_nets_22:linear(n=()", "fuzz_nets_22:linear(n=-1)"]),
+       st.lists(TYPED_INPUT, min_size=1, max_size=2), st.integers(1, 3))
+def test_typed_inputs_into_modules_get_a_count_or_one_error_line(target: str, inputs: list[str], batch: int) -> None:
+    import sys
+
+    folder = str(WORKSPACE.parent / "costlab_fuzz_nets")
+    sys.path.insert(0, folder)
+    try:
+        _answer_or_one_line(["analyze", target, *[f"--input={i}" for i in inputs], "--batch", str(batch)])
+    finally:
+        sys.path.remove(folder)
+
+
+JSON_VALUE = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2, 10**7), st.text(max_size=4)),
+                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                      max_size=3), max_leaves=8)
+HF_CONFIG = st.one_of(
+    st.fixed_dictionaries({"model_type": st.sampled_from(["gpt2", "bert", "", 5, None, "nope"])},
+                          optional={"n_layer": st.integers(-1, 10**7), "num_hidden_layers": st.integers(-1, 10**7),
+                                    "hidden_size": st.sampled_from([0, -1, 7, "x"]), "extra": JSON_VALUE}),
+    JSON_VALUE, st.sampled_from(["{", "", "[" * 3000, '{"model_type": "gpt2"'])).map(
+        lambda v: v if isinstance(v, str) else __import__("json").dumps(v))
+
+
+@settings(max_examples=SMALL, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(HF_CONFIG)
+def test_hf_configs_that_cannot_be_built_are_one_error_line(config: str) -> None:
+    folder = WORKSPACE.parent / "costlab_fuzz_nets" / "hf_config"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(config)
+    for leftover in os.listdir(WORKSPACE):
+        os.unlink(WORKSPACE / leftover)
+    OUTPUT.write_text(SENTINEL)
+    before = _snapshot()
+    err = io.StringIO()
+    # only configs refused before transformers builds anything are run whole: a valid one would build a model
+    from costlab.app.hf_source import resolve_hf_config
+    from costlab.core.errors import CostlabError
+
+    try:
+        resolve_hf_config(str(folder))
+    except CostlabError:
+        code = main(["compare", f"hf:{folder}", "--output", str(OUTPUT)], stdout=io.StringIO(), stderr=err)
+        assert code == 2 and err.getvalue().count("\n") == 1 and "Traceback" not in err.getvalue()
+        assert _snapshot() == before
+
+
+API_VALUE = st.one_of(st.none(), st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=5),
+                      st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=4)), max_size=3),
+                      st.sampled_from([object(), b"x", (3, 8, 8), {"a": 1}, 2**80]))
+
+
+@settings(max_examples=SMALL, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["check", "convention", "batch", "dtype", "name", "seq", "freeze", "input", "threads"]),
+       API_VALUE)
+def test_api_arguments_of_any_type_give_a_result_or_a_costlab_error(argument: str, value: object) -> None:
+    import costlab
+
+    arguments = {"input": (3, 8, 8), argument: value}
+    try:
+        costlab.analyze("conv1x1:4", **arguments)
+    except costlab.CostlabError as error:
+        assert "\n" not in str(error)

@@ -7,6 +7,8 @@ Exit codes: 0 done; 1 a check found an unexplained disagreement (``--strict``);
 from __future__ import annotations
 
 import argparse
+import errno
+import io
 import os
 import re
 import stat
@@ -491,8 +493,9 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> tuple[str, int]:
-    """Every report is made first (counted, and measured with --latency), then all are written:
-    a run that fails, or is interrupted, writes nothing."""
+    """The directory is made first (so that one that cannot be is refused before any work), then
+    every report (counted, and measured with --latency), then all are written: a run that fails, or
+    is interrupted, writes nothing and removes the directories it made."""
     from .reports import build_reports
 
     directory = args.output_dir
@@ -513,27 +516,50 @@ def run_report(args: argparse.Namespace) -> tuple[str, int]:
     from ..core.extras import install_command
     from .reports import REPORTS
 
-    drawn = plots.plotting_available()
-    with _progress(args, len(REPORTS) + (len(plots.PICTURES) if drawn else 0), "report", "report") as advance:
-        texts: dict[str, str | bytes] = {file.path: file.text for file in build_reports(progress=advance)}
-        if drawn:
-            texts.update(plots.build_pictures(progress=advance))
-    if not os.path.isdir(directory):  # created only once the count reports are made
-        try:
-            os.makedirs(directory)
-        except OSError as error:
-            raise CostlabError(f"cannot write --output-dir {directory}: cannot create it: {error.strerror}") from None
-    if args.latency:
-        texts.update(_latency_reports(args, directory))
-    paths = [os.path.join(directory, name) for name in texts]
-    for path in paths:
-        check_writable(path, "--output-dir")
+    created = _make_directories(directory)  # tried for real before any report is built (/proc/nope)
+    try:
+        drawn = plots.plotting_available()
+        with _progress(args, len(REPORTS) + (len(plots.PICTURES) if drawn else 0), "report", "report") as advance:
+            texts: dict[str, str | bytes] = {file.path: file.text for file in build_reports(progress=advance)}
+            if drawn:
+                texts.update(plots.build_pictures(progress=advance))
+        if args.latency:
+            texts.update(_latency_reports(args, directory))
+        paths = [os.path.join(directory, name) for name in texts]
+        for path in paths:
+            check_writable(path, "--output-dir")
+    except BaseException:
+        for made in reversed(created):  # nothing left on disk by a run that failed
+            try:
+                os.rmdir(made)
+            except OSError:
+                pass
+        raise
     for path, text in zip(paths, texts.values()):
         write_atomically(path, text, "--output-dir")
     default = " (the default; --output-dir DIR writes elsewhere)" if directory == REPORT_DIRECTORY else ""
     undrawn = "" if drawn else f"pictures not redrawn: matplotlib is not installed ({install_command('plot')})\n"
     return (f"costlab report: {len(paths)} files in {os.path.abspath(directory)}{default}\n"
             + "".join(f"wrote {path}\n" for path in paths) + undrawn), 0
+
+
+def _make_directories(directory: str) -> list[str]:
+    """Create ``directory`` and its missing parents; the ones created, outermost first."""
+    missing = []
+    path = os.path.abspath(directory)
+    while not os.path.exists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    created: list[str] = []
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except OSError as error:
+            for made in reversed(created):
+                os.rmdir(made)
+            raise CostlabError(f"cannot write --output-dir {directory}: cannot create it: {error.strerror}") from None
+        created.append(path)
+    return created
 
 
 def _latency_reports(args: argparse.Namespace, directory: str) -> dict[str, str]:
@@ -680,11 +706,17 @@ def _version() -> str:
 
 # --- output --------------------------------------------------------------------------------
 
-def _resolved(path: str) -> str:
+def _resolved(path: str, option: str = "--output") -> str:
     """Where writing ``path`` lands: a symlink's target (followed to the end), else the path itself —
-    also where the target has no name to follow (/dev/stdout on a pipe: /proc/self/fd/1 → 'pipe:[…]')."""
+    also where the target has no name to follow (/dev/stdout on a pipe: /proc/self/fd/1 → 'pipe:[…]').
+    A symlink loop is refused as a shell redirect refuses it (ELOOP)."""
     if not os.path.islink(path):
         return path
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise CostlabError(f"cannot write {option} {path}: {error.strerror}") from None
     real = os.path.realpath(path)
     return real if os.path.exists(real) or not os.path.exists(path) else path
 
@@ -693,7 +725,7 @@ def check_writable(path: str, option: str = "--output") -> None:
     """Fail before any work if ``path`` cannot be written (a symlink is judged by its target)."""
     if not path:
         raise CostlabError(f"{option} needs a path, got ''")
-    target = _resolved(path)
+    target = _resolved(path, option)
     directory = os.path.dirname(os.path.abspath(target))
     if os.path.isdir(target):
         raise CostlabError(f"cannot write {option} {path}: it is a directory")
@@ -719,18 +751,21 @@ def write_atomically(path: str, data: str | bytes, option: str = "--output") -> 
 
     A regular file (or a new path) gets a temporary file beside it renamed into place, with the
     existing file's mode or, for a new file, the mode the umask gives (0666 & ~umask); a symlink
-    is followed and its target written the same way (the link stays); a device or FIFO is
-    opened and written into, never replaced.
+    is followed and its target written the same way (the link stays), a symlink loop refused
+    (ELOOP); a device, a FIFO or a file with several hard links is opened and written into (the
+    same inode, as ``>`` would), never replaced.
     """
     import tempfile  # only when writing a file: `costlab compare` to stdout does without it
 
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    target = _resolved(path)
+    target = _resolved(path, option)
     try:
         existing = os.stat(target)
     except OSError:
         existing = None
-    if existing is not None and not stat.S_ISREG(existing.st_mode):
+    # a device or FIFO is written into; so is a file with other hard links, which a rename would
+    # split from them (its text is whole in memory already, so nothing is left half-written by us)
+    if existing is not None and (not stat.S_ISREG(existing.st_mode) or existing.st_nlink > 1):
         try:
             with open(target, "wb") as stream:
                 stream.write(payload)
@@ -809,6 +844,75 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
+class _UserExit(BaseException):
+    """The target's code called ``os._exit`` (turned into an error; the process goes on). A
+    BaseException, so that no ``except Exception`` of the user's or ours takes it for a failure."""
+
+    def __init__(self, status: object) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _refuse_exit(status: object = 0) -> None:
+    raise _UserExit(status)
+
+
+def _flush_python_stdouts() -> None:
+    for stream in {id(s): s for s in (sys.stdout, sys.__stdout__) if s is not None}.values():
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+@contextmanager
+def _user_code_contained() -> Iterator[None]:
+    """While the target's code runs: file descriptor 1 points at stderr (``os.write(1, …)``,
+    ``print(file=sys.__stdout__)`` and child processes' output stay out of the result, which is
+    written after it is pointed back), and ``os._exit`` raises instead of ending the process."""
+    saved_exit = os._exit
+    os._exit = _refuse_exit  # type: ignore[assignment]
+    try:
+        saved = os.dup(1)
+    except OSError:  # descriptor 1 is closed: nothing of the user's can reach it either
+        saved = None
+    try:
+        if saved is not None:
+            _flush_python_stdouts()
+            try:
+                os.dup2(2, 1)
+            except OSError:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.close(null)
+        yield
+    finally:
+        os._exit = saved_exit  # type: ignore[assignment]
+        if saved is not None:
+            _flush_python_stdouts()  # what the user printed to sys.__stdout__ goes to stderr too
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _write_line(stream: TextIO | None, line: str) -> None:
+    """One line to ``stream`` in any encoding it has (what it cannot encode is escaped); nothing
+    when the stream is closed."""
+    if stream is None:
+        return
+    try:
+        stream.write(line)
+        stream.flush()
+    except UnicodeEncodeError:
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        try:
+            stream.write(line.encode(encoding, "backslashreplace").decode(encoding))
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
     """Run the command line; returns the exit code.
@@ -830,19 +934,41 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
             return 0
         if getattr(args, "output", None) is not None:
             check_writable(args.output)
+        if out is None and getattr(args, "output", None) is None:  # started with stdout closed (>&-)
+            raise CostlabError("cannot write to standard output: it is closed (give --output FILE)")
         args.progress_stream = err  # progress bars go where errors go
-        with warnings.catch_warnings(record=True) as caught, redirect_stdout(err):  # filters as they are
+        with warnings.catch_warnings(record=True) as caught, redirect_stdout(err or io.StringIO()), \
+                _user_code_contained():  # filters as they are
             try:
                 text, code = args.run(args)
             except SystemExit as exit_:  # the user's callable or module called sys.exit
                 raise CostlabError(_exit_message(exit_.code)) from None
+            except _UserExit as exit_:
+                raise CostlabError(f"the target's code called os._exit({exit_.status!r})") from None
             except RecursionError:
                 raise CostlabError("the input is nested too deeply to analyse") from None
+            except (KeyboardInterrupt, CostlabError):
+                raise
+            except BaseException as error:  # noqa: BLE001 - GeneratorExit or the user's own BaseException
+                if isinstance(error, Exception):
+                    raise
+                raise CostlabError(f"the target's code raised {type(error).__name__}"
+                                   f"{': ' + str(error) if str(error) else ''}") from None
         for warning in caught:
-            err.write(f"{PROG}: warning: {_one_line(str(warning.message))}\n")
+            _write_line(err, f"{PROG}: warning: {_one_line(str(warning.message))}\n")
         if getattr(args, "output", None) is not None:
             write_atomically(args.output, text)
         else:
+            encoding = getattr(out, "encoding", None)
+            if encoding:  # refused whole before any of it is written
+                try:
+                    text.encode(encoding)
+                except UnicodeEncodeError as error:
+                    raise CostlabError(f"cannot write to standard output in its encoding {encoding} "
+                                       f"({error.reason} at character {error.start}; set PYTHONIOENCODING=utf-8 "
+                                       "or give --output FILE)") from None
+                except LookupError:
+                    pass
             try:
                 out.write(text)
                 out.flush()
@@ -854,10 +980,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
                 raise CostlabError(f"cannot write to standard output: {error.strerror or error}") from None
         return code
     except CostlabError as error:
-        err.write(f"{PROG}: error: {_one_line(str(error))}\n")
+        _write_line(err, f"{PROG}: error: {_one_line(str(error))}\n")
         return 2
     except KeyboardInterrupt:
-        err.write(f"{PROG}: interrupted\n")
+        _write_line(err, f"{PROG}: interrupted\n")
         return 130
 
 

@@ -120,6 +120,9 @@ def analyze_target(request: Request) -> Analysis:
         return analyze_module(request.target, input, batch=batch, dtype=dtype, name=name, inputs=inputs)
     if kind is TargetKind.HF:
         _require_extra("transformers", text)
+        from .hf_source import resolve_hf_config
+
+        resolve_hf_config(text[len(HF_PREFIX):].strip())  # a config that exists, before transformers guesses
         from ..torch_bridge.hf import analyze_hf
 
         if options:

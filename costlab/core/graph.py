@@ -51,7 +51,7 @@ class Net:
         if not check_size(batch):
             raise SpecError(f"batch must be a positive integer, got {batch!r}")
         batch = int(batch)
-        if dtype not in DTYPE_BYTES:
+        if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
             raise SpecError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPE_BYTES)})")
         self.dtype = dtype
         self.batch = batch

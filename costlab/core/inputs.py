@@ -92,7 +92,9 @@ def tensor_leaves(value: Any) -> list[tuple[str, Any]]:
 
 
 def _is_tensor(value: Any) -> bool:
-    return type(value).__module__.startswith("torch") and hasattr(value, "shape") and hasattr(value, "dtype")
+    """A torch tensor (told by its type: a nested tensor's ``shape`` raises when read)."""
+    kind = type(value)
+    return kind.__module__.startswith("torch") and hasattr(kind, "shape") and hasattr(kind, "dtype")
 
 
 def headline(inputs: Inputs) -> tuple[Shape, int]:
@@ -118,12 +120,21 @@ def describe(inputs: Inputs) -> list[dict[str, Any]]:
     return described
 
 
+#: The most tensors a ``list:`` input holds (one per sample of --batch).
+MAX_LIST_TENSORS = 4096
+#: The most digits of one size of a typed input (a real tensor's size fits in 64 bits).
+MAX_TYPED_DIGITS = 18
+
+
 def _shape(text: str, where: str) -> Shape:
     parts = text.lower().replace("×", "x").split("x")
     sizes = []
     for part in parts:
         part = part.strip()
-        if not (part.isascii() and part.isdigit()) or len(part) > 18:
+        if part.isascii() and part.isdigit() and len(part) > MAX_TYPED_DIGITS:
+            raise InputError(f"bad --input {where!r}: a tensor's size has at most {MAX_TYPED_DIGITS} digits "
+                             f"(one to be made or traced), got {len(part)}")
+        if not (part.isascii() and part.isdigit()):
             raise InputError(f"bad --input {where!r}: sizes must be positive integers, as in 3x224x224")
         sizes.append(int(part))
     if not 1 <= len(sizes) <= 8 or any(n <= 0 for n in sizes):
@@ -155,6 +166,9 @@ def parse_input_spec(text: str, batch: int) -> tuple[str | None, Any]:
                              f"(known: {', '.join(INPUT_DTYPES)})")
     shape = _shape(body, text)
     if is_list:
+        if batch > MAX_LIST_TENSORS:  # refused before any of the list is made
+            raise InputError(f"bad --input {text!r}: a list of --batch {batch} tensors is more than "
+                             f"{MAX_LIST_TENSORS}, the most one forward is traced with")
         return name, [TensorSpec(shape, dtype) for _ in range(batch)]
     return name, TensorSpec((batch,) + shape, dtype)
 

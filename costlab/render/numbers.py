@@ -64,10 +64,13 @@ def _scaled(value: float, base: int, units: Sequence[str], small: str) -> str:
     magnitude = Decimal(abs(value)) if isinstance(value, int) else Decimal(repr(abs(float(value))))
     if magnitude < base and magnitude == magnitude.to_integral_value():
         return f"{sign}{int(magnitude)}{small}"
+    whole = magnitude
     step = 0
     while magnitude >= base and step < len(units) - 1:
         magnitude /= base
         step += 1
+    if magnitude >= base:  # past the largest prefix: three significant digits in scientific notation
+        return f"{sign}{whole:.2E}{small}"
     rounded = _mantissa(magnitude)
     if rounded >= 1000 and step < len(units) - 1:  # 999.95 → 1000: the next unit up
         step += 1

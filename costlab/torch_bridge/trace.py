@@ -41,7 +41,8 @@ analysis' params always equal ``sum(p.numel() for p in module.parameters())``.
 **The user's module is left as it was.** The fx walk runs with the module in eval mode, its
 hooks detached, and every module's attributes (and the contents of its dict, list and set
 attributes, such as caches) restored afterwards, even when the analysis fails; the meta and CPU
-runs use copies.
+runs use copies. On every path the values of its buffers and plain tensor attributes are restored
+too (:func:`values_kept`): a forward that updates one in place (``self.seen += 1``) changes nothing.
 """
 
 from __future__ import annotations
@@ -171,6 +172,33 @@ def preserved(module: nn.Module) -> Iterator[None]:
 
 
 _GONE = object()
+
+
+@contextmanager
+def values_kept(module: nn.Module) -> Iterator[None]:
+    """Every buffer and plain tensor attribute of every submodule holding the same values on exit:
+    a forward that updates one in place (``self.seen += 1``) on any engine path — the fx walk, a
+    meta copy sharing it, a CPU run — leaves the user's tensors as they were. Each (non-meta)
+    tensor is copied on entry and written back, in place, only if its version counter moved."""
+    saved: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
+    for m in module.modules():
+        tensors = [*m._buffers.values(), *(v for k, v in m.__dict__.items()
+                                           if isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter))]
+        for tensor in tensors:
+            if tensor is None or tensor.is_meta or id(tensor) in saved or tensor.is_inference():
+                continue
+            saved[id(tensor)] = (tensor, tensor._version, tensor.detach().clone())
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for tensor, version, before in saved.values():
+                if tensor._version == version:
+                    continue
+                if tensor.shape == before.shape and tensor.dtype == before.dtype:
+                    tensor.copy_(before)
+                else:  # resized in place: give it back its own size and contents
+                    tensor.set_(before)
 
 
 def _copy_of(value: Any) -> Any:
@@ -349,6 +377,103 @@ def _fx_bindings(module: nn.Module, inputs: Inputs, label: str) -> tuple[list[An
             return None
         ordered.append(concrete[param.name])
     return ordered, concrete
+
+
+# --- the first ops: the inputs checked as torch would check them -------------------------------
+
+def _meta_examples(module: nn.Module, inputs: Inputs, label: str) -> dict[str, Any]:
+    """Each bound forward parameter as a meta tensor of the given input's dtype and shape (or the
+    plain value given): what the first ops are tried on."""
+    args, kwargs, _ = materialize(inputs, "meta")
+    bound = bind_inputs(module, Inputs(args, kwargs), label)
+    return bound or {}
+
+
+def _refused(label: str, where: str, error: BaseException, dtypes: bool) -> InputError | None:
+    """The input error when torch refuses a first op on meta for a reason a real run shares (a
+    dtype, a shape, a non-tensor argument); None where meta itself is the obstacle, and for a dtype
+    when ``dtypes`` is False (costlab's own float ``--input`` gives a shape, not a dtype)."""
+    if isinstance(error, (NotImplementedError, CostlabError)):
+        return None
+    text = one_line(error)
+    if not dtypes and ("dtype" in text or "scalar type" in text):
+        return None
+    if "meta" in text.lower() or "data-dependent" in text.lower() or "symbolic" in text.lower():
+        return None
+    return InputError(f"{label}: the forward pass cannot take these inputs: {where} raises {text}")
+
+
+#: Modules that take indices, not values of their weight's dtype.
+_INDEXED = (nn.Embedding, nn.EmbeddingBag)
+
+
+def _dtype_probe(module: nn.Module, args: Sequence[Any]) -> None:
+    """The dtype check that CPU kernels make and meta kernels skip: a module computing with a
+    floating weight takes a first tensor argument of that weight's dtype. Torch's own reason is
+    had from the same kernel family on one-element CPU tensors of those dtypes."""
+    weight = module._parameters.get("weight")
+    tensor = next((a for a in args if isinstance(a, torch.Tensor)), None)
+    if isinstance(module, _INDEXED) or weight is None or tensor is None or not weight.is_floating_point() \
+            or tensor.dtype == weight.dtype:
+        return
+    if isinstance(module, nn.modules.conv._ConvNd):
+        torch.nn.functional.conv1d(torch.zeros(1, 1, 1, dtype=tensor.dtype), torch.zeros(1, 1, 1, dtype=weight.dtype))
+    else:
+        torch.nn.functional.linear(torch.zeros(1, 1, dtype=tensor.dtype), torch.zeros(1, 1, dtype=weight.dtype))
+
+
+def check_first_ops(root: nn.Module, graph: fx.Graph | None, examples: Mapping[str, Any], label: str,
+                    dtypes: bool = True) -> None:
+    """Run, on the meta device, every op of the forward that reads only the inputs and the module's
+    own tensors (the first real ops), as torch would run them: an input of a dtype, device or shape
+    they cannot take (bool into a Linear, float into a half module, float indices into an
+    Embedding, ``x.view(-1, 7)`` of 4 elements, a numpy array) is refused with torch's reason,
+    never priced. ``graph`` None: ``root`` is a leaf module called on the inputs directly.
+    ``dtypes`` False: dtypes are not checked (costlab's float ``--input`` states a shape only)."""
+    if graph is None:
+        run = meta_copy(root)
+        try:
+            with torch.no_grad():
+                if dtypes:
+                    _dtype_probe(root, list(examples.values()))
+                run(**examples)
+        except Exception as error:  # noqa: BLE001 - torch's own refusal, or meta's limits
+            refused = _refused(label, type(root).__name__, error, dtypes)
+            if refused is not None:
+                raise refused from None
+        return
+    env: dict[fx.Node, Any] = {}
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if str(node.target) in examples and isinstance(examples[str(node.target)], torch.Tensor):
+                env[node] = examples[str(node.target)]
+        elif node.op == "get_attr":
+            value = _attribute(root, str(node.target))
+            if isinstance(value, torch.Tensor):
+                env[node] = torch.empty_like(value, device="meta")
+        elif node.op in ("call_module", "call_function", "call_method"):
+            inputs = node.all_input_nodes
+            if not inputs or not all(n in env for n in inputs) or \
+                    not any(n.op == "placeholder" for n in inputs):
+                continue
+            args, kwargs = fx.node.map_arg((node.args, node.kwargs), lambda n: env[n])
+            try:
+                with torch.no_grad():
+                    if node.op == "call_module":
+                        called = root.get_submodule(str(node.target))
+                        if dtypes:
+                            _dtype_probe(called, [*args, *kwargs.values()])
+                        meta_copy(called)(*args, **kwargs)
+                    elif node.op == "call_method":
+                        getattr(args[0], str(node.target))(*args[1:], **kwargs)
+                    else:
+                        node.target(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - torch's own refusal, or meta's limits
+                where = str(node.target) if node.op == "call_module" else op_name(node.target) \
+                    if node.op == "call_function" else f"Tensor.{node.target}"
+                refused = _refused(label, where, error, dtypes)
+                if refused is not None:
+                    raise refused from None
 
 
 # --- the fx path --------------------------------------------------------------------------
@@ -577,6 +702,36 @@ def trace_module(module: nn.Module, input: Sequence[int] | None = None, batch: i
     """
     if not isinstance(module, nn.Module):
         raise TargetError(f"expected an nn.Module, got {type(module).__name__}")
+    refuse_untraceable(module, name or type(module).__name__)
+    with values_kept(module):
+        return _trace_module(module, input, batch, dtype, name, method, inputs, rebuild)
+
+
+def refuse_untraceable(module: nn.Module, label: str) -> None:
+    """A module no engine path can run as the user would, refused in one line: a TorchScript
+    module (its forward is compiled, its submodules wrapped) and a lazy module not yet initialised
+    (its parameters have no shape until a first real call)."""
+    if isinstance(module, torch.jit.ScriptModule):
+        raise TargetError(f"{label}: a torch.jit scripted module cannot be analysed (its forward is compiled); "
+                          "give the nn.Module before torch.jit.script")
+    lazy = next((n for n, p in module.named_parameters() if isinstance(p, nn.parameter.UninitializedParameter)),
+                None)
+    if lazy is not None:
+        raise TargetError(f"{label}: parameter {lazy} of a lazy module is not initialised; call the module once "
+                          "on a real input first")
+
+
+def _refuse_nested(inputs: Inputs) -> None:
+    """A nested (jagged) tensor among the inputs, refused: it has no one shape to trace."""
+    for path, leaf in tensor_leaves(inputs):
+        if isinstance(leaf, torch.Tensor) and leaf.is_nested:
+            raise InputError(f"inputs: argument {path} is a nested tensor, which has no one shape to trace; "
+                             "give a padded tensor")
+
+
+def _trace_module(module: nn.Module, input: Sequence[int] | None, batch: int, dtype: str, name: str | None,
+                  method: str, inputs: Any, rebuild: Callable[[], nn.Module] | None) -> Trace:
+    """:func:`trace_module` with the user's tensor values guarded by the caller."""
     if method not in ("auto", "fx", "meta", "cpu"):
         raise CostlabError(f"unknown trace method {method!r} (auto, fx, meta or cpu)")
     label = name or type(module).__name__
@@ -589,17 +744,20 @@ def trace_module(module: nn.Module, input: Sequence[int] | None = None, batch: i
     else:
         Net((1,), 1, dtype)  # validates the dtype
         inputs = as_inputs(inputs)
+        _refuse_nested(inputs)
     notes: list[str] = []
     bindings = _fx_bindings(module, inputs, label) if method in ("auto", "fx") else None
     if bindings is None and method == "fx":
         raise TargetError(f"{label}: torch.fx cannot take these inputs (tensors inside lists or dicts)")
     if bindings is not None:
         values, concrete = bindings
+        examples = _meta_examples(module, inputs, label)
         with preserved(module):
             if is_leaf(module):
                 recorder, output = _leaf_root(module, values, dtype)
+                check_first_ops(module, None, examples, label, dtypes=not classic)
                 return _finish(recorder, output, label, inputs, classic, dtype, "fx", notes)
-            traced = _fx_trace(module, concrete, values, dtype, label, method, notes)
+            traced = _fx_trace(module, concrete, values, dtype, label, method, notes, examples, classic)
         lost = _lost_shapes(traced[0]) if traced is not None and method == "auto" else None
         if lost is not None:  # a data-dependent op (nonzero, …): only a run knows what follows it
             notes.append(f"the fx walk lost the shapes after {lost} (its output depends on the data); "
@@ -628,7 +786,7 @@ def trace_module(module: nn.Module, input: Sequence[int] | None = None, batch: i
 
 
 def _fx_trace(module: nn.Module, concrete: dict[str, Any], values: Sequence[Any], dtype: str, label: str,
-              method: str, notes: list[str]) -> tuple[Recorder, Any] | None:
+              method: str, notes: list[str], examples: Mapping[str, Any], classic: bool) -> tuple[Recorder, Any] | None:
     """The fx walk, or None (with a note) where fx cannot trace or walk the module."""
     try:
         graph = _LeafTracer().trace(module, concrete_args=concrete or None)
@@ -641,7 +799,10 @@ def _fx_trace(module: nn.Module, concrete: dict[str, Any], values: Sequence[Any]
         return None
     recorder = Recorder(module, dtype)
     try:
-        return recorder, _fx_walk(module, graph, recorder, values)
+        output = _fx_walk(module, graph, recorder, values)
+        # what the rules let through (a dtype, a reshape, a non-tensor) is checked as torch would
+        check_first_ops(module, graph, examples, label, dtypes=not classic)
+        return recorder, output
     except CostlabError:
         raise
     except Exception as error:  # noqa: BLE001 - Python in the graph failing on shapes alone
